@@ -1,0 +1,41 @@
+// Command-line parsing on node:util parseArgs (built into Node 20), with the one-line usage errors
+// and value checks every command shares.
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { UsageError } from './errors'
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+export function parseCommand<O extends Options>(command: string, args: string[], options: O, allowPositionals = true) {
+  try {
+    return parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals, strict: true })
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '')
+    throw new UsageError(`kheadersfs ${command}: ${msg}; see "kheadersfs ${command} --help"`)
+  }
+}
+
+/** An integer option in [min, max]. */
+export function intOption(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: give a whole number from ${min} to ${max}`)
+  }
+  return Number(value)
+}
+
+/** A byte size with an optional binary suffix: 1048576, 1024K, 1M, 1MiB. */
+export function sizeOption(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined
+  const m = /^(\d+)\s*([KMG]?)(?:i?B)?$/i.exec(value)
+  const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN
+  if (!m || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: give a size from ${min} to ${max} bytes (suffixes K, M, G allowed)`)
+  }
+  return n
+}
+
+export function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: choose one of ${allowed.join(', ')}`)
+  return value as T
+}

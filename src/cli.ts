@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// argv → command. The only place that prints errors and sets the exit code: every failure a user can
+// cause arrives here as a KheadersError with a one-line message and its documented exit code.
+import { oneOf } from './args'
+import { info } from './commands/info'
+import { pack } from './commands/pack'
+import { verify } from './commands/verify'
+import type { Command, Context } from './context'
+import { ExitCode, KheadersError, UsageError } from './errors'
+import { createLogger, LEVELS, type Level } from './log'
+import { version } from './version'
+
+export const COMMANDS: Record<string, Command> = { pack, info, verify }
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length))
+  return [
+    'Usage: kheadersfs COMMAND [options]',
+    '',
+    'Kernel headers and config for the running kernel, served from memory over FUSE.',
+    '',
+    ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
+    '',
+    'Global options: --log-level LEVEL (fatal, error, warn, info, debug, trace, silent; or $KHEADERSFS_LOG_LEVEL),',
+    '                --version, --help. "kheadersfs COMMAND --help" shows a command\'s options.',
+  ].join('\n')
+}
+
+/** Pull --log-level out of argv wherever it appears, so every command accepts it. */
+function takeLogLevel(argv: string[], env: NodeJS.ProcessEnv): { level: Level; rest: string[] } {
+  const rest: string[] = []
+  let value: string | undefined = env.KHEADERSFS_LOG_LEVEL || undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--log-level') {
+      if (i + 1 >= argv.length) throw new UsageError('Cannot use --log-level without a value: give one of ' + LEVELS.join(', '))
+      value = argv[++i]
+    } else if (a.startsWith('--log-level=')) value = a.slice('--log-level='.length)
+    else rest.push(a)
+  }
+  return { level: oneOf(value, '--log-level', LEVELS) ?? 'info', rest }
+}
+
+export async function main(argv: string[], base: Omit<Context, 'log'>): Promise<number> {
+  const { level, rest } = takeLogLevel(argv, base.env)
+  const [name, ...args] = rest
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    base.stdout.write(usage() + '\n')
+    return name === undefined ? ExitCode.usage : 0
+  }
+  if (name === '--version' || name === '-V') {
+    base.stdout.write(`kheadersfs ${version()}\n`)
+    return 0
+  }
+  const command = COMMANDS[name]
+  if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
+  const ctx: Context = { ...base, log: createLogger({ level, destination: 2 }) }
+  return command.run(args, ctx)
+}
+
+/** Print a failure as one line and map it to its exit code; unexpected errors say they are bugs. */
+export function report(e: unknown, stderr: Context['stderr']): number {
+  if (KheadersError.is(e)) {
+    stderr.write(`kheadersfs: ${e.message}\n`)
+    return e.exitCode
+  }
+  const err = e as Error
+  stderr.write(`kheadersfs: internal error: ${err?.stack ?? String(e)}\nPlease report this with the command line you ran.\n`)
+  return ExitCode.failure
+}
+
+if (require.main === module) {
+  const ctx = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }
+  main(process.argv.slice(2), ctx).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (e: unknown) => {
+      process.exitCode = report(e, process.stderr)
+    },
+  )
+}

@@ -1,0 +1,110 @@
+// kheadersfs pack: kernel build tree → image file (build host side).
+import os from 'node:os'
+import { intOption, oneOf, parseCommand, sizeOption } from '../args'
+import type { Command } from '../context'
+import { InterruptedError, UsageError } from '../errors'
+import { bytes, count } from '../format-bytes'
+import { PROFILES } from '../image/format'
+import { packImage } from '../pack/pack'
+import { packProgress, type PackProgress } from '../progress'
+
+export const DEFAULTS = { preset: 6, blockSize: 1 << 20, profile: 'module-build' } as const
+
+export const pack: Command = {
+  summary: 'pack a kernel build tree into an image (headers archive, config, manifest)',
+  usage: `Usage: kheadersfs pack --kernel DIR [options]
+
+Pack a kernel build tree into one reproducible image file: kheaders.tar.xz (headers, and for module
+builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
+
+  --kernel DIR        kernel build tree: an in-tree build, an O= build directory, or
+                      /usr/src/linux-headers-<release> (Debian's split tree is followed)
+  --source DIR        kernel source tree, when it cannot be found from DIR
+  --profile P         module-build (default): everything "make -C tree M=dir modules" needs;
+                      headers: only *.h under include/ and arch/<arch>/include/, like CONFIG_IKHEADERS
+  --config FILE       .config or config.gz to use instead of DIR/.config (e.g. /proc/config.gz)
+  --release R         kernel release to record instead of UTS_RELEASE from the tree
+  -o, --output IMAGE  where to write (default: ./kheaders-<release>.img)
+  --xz-preset N       xz preset 1-9 (default ${DEFAULTS.preset})
+  --block-size N      xz block size in bytes, K/M suffixes allowed (default 1M); fixed, so the
+                      output does not depend on --threads and each block decodes on its own
+  --threads N         compression threads, 0 = one per core (default 0); never changes the bytes
+  -h, --help          show this help
+
+The archive's mtimes are SOURCE_DATE_EPOCH if set, else the kernel's own build timestamp.
+Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/modules/$(uname -r)/kheaders.img`,
+
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand('pack', args, {
+      kernel: { type: 'string' },
+      source: { type: 'string' },
+      profile: { type: 'string' },
+      config: { type: 'string' },
+      release: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      'xz-preset': { type: 'string' },
+      'block-size': { type: 'string' },
+      threads: { type: 'string' },
+    })
+    if (values.help) {
+      ctx.stdout.write(pack.usage + '\n')
+      return 0
+    }
+    if (positionals.length > 0) throw new UsageError(`kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`)
+    if (values.kernel === undefined) throw new UsageError('kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r))')
+    for (const [flag, v] of Object.entries(values)) {
+      if (v === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
+    }
+    const opts = {
+      kernel: values.kernel,
+      source: values.source,
+      profile: oneOf(values.profile, '--profile', PROFILES) ?? DEFAULTS.profile,
+      config: values.config,
+      release: values.release,
+      output: values.output,
+      preset: intOption(values['xz-preset'], '--xz-preset', 1, 9) ?? DEFAULTS.preset,
+      blockSize: sizeOption(values['block-size'], '--block-size', 64 << 10, 1 << 30) ?? DEFAULTS.blockSize,
+      threads: intOption(values.threads, '--threads', 0, 256) ?? 0,
+      cwd: ctx.cwd,
+      env: ctx.env,
+    }
+
+    // Ctrl-C: stop reading, write nothing. The image is only ever renamed into place whole.
+    const abort = new AbortController()
+    const onSignal = (): void => abort.abort(new InterruptedError('kheadersfs pack: interrupted; no image was written'))
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    let progress: PackProgress | undefined
+    const started = process.hrtime.bigint()
+    try {
+      const result = await packImage(opts, {
+        signal: abort.signal,
+        onSelected: (s) => {
+          for (const k of s.skipped) ctx.log.warn({ path: k.path, reason: k.reason }, `skipped ${k.path}: ${k.reason}`)
+          ctx.log.info(
+            { release: s.tree.release, arch: s.tree.arch, layout: s.tree.layout, objtree: s.tree.objtree, srctree: s.tree.srctree, files: s.files, epochSource: s.tree.epochSource, threads: opts.threads || os.availableParallelism() },
+            'kernel tree',
+          )
+          progress = packProgress(ctx, s.files)
+        },
+        onProgress: (p) => progress?.update(p),
+      })
+      progress?.stop()
+      const m = result.manifest
+      const secs = Number(process.hrtime.bigint() - started) / 1e9
+      for (const t of result.staleTempsRemoved) ctx.log.warn({ path: t }, 'removed a temp file left by an interrupted pack')
+      ctx.stdout.write(
+        `packed ${count(m.counts.files)} files (${bytes(m.bytes.raw)} raw, ${bytes(m.bytes.stripped)} stripped) for ${m.release} ${m.arch} ${m.profile} ` +
+          `into ${result.output}: ${bytes(result.imageBytes)} (kheaders.tar.xz ${bytes(m.payloads['kheaders.tar.xz'].size)}, config.gz ${bytes(m.payloads['config.gz'].size)}) in ${secs.toFixed(1)} s\n`,
+      )
+      return 0
+    } catch (e) {
+      progress?.stop()
+      if (abort.signal.aborted) throw abort.signal.reason
+      throw e
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+  },
+}

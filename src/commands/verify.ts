@@ -1,0 +1,32 @@
+// kheadersfs verify IMAGE: prove an image is whole and self-consistent; exit 0 only if every check holds.
+import { parseCommand } from '../args'
+import type { Command } from '../context'
+import { ImageFormatError, UsageError } from '../errors'
+import { readImage } from '../image/read'
+import { verifyImage } from '../image/verify'
+
+export const verify: Command = {
+  summary: 'check an image: container, sha256s, full xz decode, tar listing, gzip',
+  usage: `Usage: kheadersfs verify IMAGE
+
+Check every part of an image: the container, each sha256, a full decode of kheaders.tar.xz, its tar
+listing against the manifest (names, types, sizes, modes, links, offsets) and config.gz.
+Exits 0 only if all hold; otherwise names what is wrong and exits 4.`,
+
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand('verify', args, {})
+    if (values.help) {
+      ctx.stdout.write(verify.usage + '\n')
+      return 0
+    }
+    if (positionals.length !== 1) throw new UsageError('kheadersfs verify: give exactly one IMAGE; see "kheadersfs verify --help"')
+    const file = positionals[0]
+    const image = await readImage(file)
+    const checks = await verifyImage(image)
+    for (const c of checks) ctx.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}\n`)
+    const bad = checks.find((c) => !c.ok)
+    if (bad) throw new ImageFormatError(`Cannot use image ${file}: ${bad.detail}; repack it with "kheadersfs pack"`)
+    ctx.stdout.write(`${file}: verified\n`)
+    return 0
+  },
+}

@@ -1,0 +1,22 @@
+// What a command may touch of the outside world, injected so tests can run commands in-process.
+import type { Logger } from './log'
+
+export interface Output {
+  write(s: string): unknown
+  isTTY?: boolean
+}
+
+export interface Context {
+  stdout: Output
+  stderr: Output
+  env: NodeJS.ProcessEnv
+  cwd: string
+  log: Logger
+}
+
+export type Command = {
+  /** One line for `kheadersfs --help`. */
+  summary: string
+  usage: string
+  run(args: string[], ctx: Context): Promise<number>
+}

@@ -1,0 +1,127 @@
+// Every on-disk constant of the image format, and the manifest's shape. docs/image-format.md is the
+// human-readable version of this file; change both together.
+//
+// An image is a POSIX ustar archive (readable by any tar) whose members are, in this order:
+//   manifest.json     what the image holds (below)
+//   config.gz         the kernel .config, gzip -9, no name, mtime 0
+//   kheaders.tar.xz   the header archive: sorted, normalized tar, xz with fixed-size blocks
+//   SHA256SUMS        `sha256sum` lines for the three members above (covers the manifest too)
+// Each member is one 512-byte ustar header (type '0', mode 0444, uid/gid 0, no owner names, mtime =
+// manifest.epoch), its data, zero padding to 512; then two zero blocks and nothing else.
+
+export const FORMAT_ID = 'kheadersfs-image'
+/** Readers refuse another major version; minor versions only add fields. */
+export const FORMAT_MAJOR = 1
+export const FORMAT_MINOR = 0
+export const FORMAT_VERSION = `${FORMAT_MAJOR}.${FORMAT_MINOR}`
+
+export const MEMBER = {
+  manifest: 'manifest.json',
+  config: 'config.gz',
+  headers: 'kheaders.tar.xz',
+  sums: 'SHA256SUMS',
+} as const
+export const MEMBER_ORDER = [MEMBER.manifest, MEMBER.config, MEMBER.headers, MEMBER.sums] as const
+export type PayloadName = typeof MEMBER.config | typeof MEMBER.headers
+
+export const BLOCK = 512
+export const MEMBER_MODE = 0o444
+
+/** Upper bounds that reject absurd claims before any allocation. */
+export const LIMITS = {
+  manifestBytes: 64 * 2 ** 20,
+  imageBytes: 4 * 2 ** 30,
+  uncompressedBytes: 16 * 2 ** 30,
+  files: 1_000_000,
+} as const
+
+export const PROFILES = ['module-build', 'headers'] as const
+export type Profile = (typeof PROFILES)[number]
+
+export type FileType = 'file' | 'directory' | 'symlink'
+
+/** One entry of kheaders.tar.xz. `offset` is where its data starts in the uncompressed tar. */
+export interface FileRecord {
+  path: string
+  type: FileType
+  offset: number
+  size: number
+  /** Permission bits (0644, 0755, 0777). */
+  mode: number
+  link?: string
+}
+
+export interface PayloadInfo {
+  size: number
+  sha256: string
+  /** Size after decompression. */
+  uncompressedSize: number
+}
+
+export interface HeadersPayloadInfo extends PayloadInfo {
+  /** xz block size in uncompressed bytes: every block but the last holds exactly this much. */
+  blockSize: number
+  preset: number
+  check: 'crc64'
+}
+
+export interface Manifest {
+  format: typeof FORMAT_ID
+  version: string
+  generator: string
+  release: string
+  arch: string
+  profile: Profile
+  /** ISO 8601 form of `epoch`. */
+  created: string
+  /** Seconds since 1970: the mtime of every archive entry and image member. */
+  epoch: number
+  payloads: {
+    'config.gz': PayloadInfo
+    'kheaders.tar.xz': HeadersPayloadInfo
+  }
+  counts: { files: number; directories: number; symlinks: number }
+  /** Bytes of the archived files as read from the tree, and after comment stripping. */
+  bytes: { raw: number; stripped: number }
+  /** The archive's table of contents, in archive order. */
+  files: FileRecord[]
+}
+
+/**
+ * On disk, `files` is a list of rows to keep the manifest small (thousands of entries):
+ *   [path, type, offset, size, mode]        type "f" file, "d" directory
+ *   [path, "l", offset, 0, mode, target]    symlink
+ */
+export type FileRow = [string, 'f' | 'd', number, number, number] | [string, 'l', number, number, number, string]
+
+const TYPE_CODE = { file: 'f', directory: 'd', symlink: 'l' } as const
+const CODE_TYPE = { f: 'file', d: 'directory', l: 'symlink' } as const
+
+export function toRow(f: FileRecord): FileRow {
+  if (f.type === 'symlink') return [f.path, 'l', f.offset, f.size, f.mode, f.link ?? '']
+  return [f.path, TYPE_CODE[f.type] as 'f' | 'd', f.offset, f.size, f.mode]
+}
+
+export function fromRow(row: unknown, i: number): FileRecord {
+  const bad = (why: string): never => {
+    throw new Error(`files[${i}] ${why}`)
+  }
+  if (!Array.isArray(row) || row.length < 5 || row.length > 6) bad('is not a [path, type, offset, size, mode] row')
+  const [p, code, offset, size, mode, link] = row as unknown[]
+  if (typeof p !== 'string' || p === '' || p.startsWith('/') || p.split('/').some((c) => c === '' || c === '.' || c === '..')) {
+    bad(`has an unsafe path ${JSON.stringify(p)}`)
+  }
+  if (code !== 'f' && code !== 'd' && code !== 'l') bad(`has an unknown type ${JSON.stringify(code)}`)
+  for (const [name, v] of [
+    ['offset', offset],
+    ['size', size],
+    ['mode', mode],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`has a bad ${name} ${JSON.stringify(v)}`)
+  }
+  if ((mode as number) > 0o7777) bad(`has a bad mode ${mode}`)
+  if (code === 'l' ? typeof link !== 'string' || link === '' : link !== undefined) bad('has a bad link target')
+  const rec: FileRecord = { path: p as string, type: CODE_TYPE[code as 'f'], offset: offset as number, size: size as number, mode: mode as number }
+  if (code === 'l') rec.link = link as string
+  return rec
+}

@@ -1,0 +1,143 @@
+// Image bytes → Image. Strict: every header checksum, the member order, the zero padding, SHA256SUMS,
+// the manifest and each payload's size and sha256 must hold, so a truncated, bit-flipped or foreign
+// file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
+import { readFile, stat } from 'node:fs/promises'
+import { ImageFormatError, ImageNotFoundError, IoError, reason } from '../errors'
+import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, type Manifest } from './format'
+import { parseManifest } from './manifest'
+import { sha256 } from './write'
+
+export interface Image {
+  manifest: Manifest
+  /** config.gz bytes. */
+  config: Buffer
+  /** kheaders.tar.xz bytes. */
+  headers: Buffer
+  /** Size of the image file. */
+  bytes: number
+}
+
+export interface Member {
+  name: string
+  /** Offset of the member's data in the image. */
+  offset: number
+  data: Buffer
+}
+
+const FIX = 'repack it with "kheadersfs pack" or copy it again'
+
+export async function readImage(file: string): Promise<Image> {
+  let buf: Buffer
+  try {
+    const st = await stat(file)
+    if (!st.isFile()) throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
+    if (st.size > LIMITS.imageBytes) throw new ImageFormatError(`Cannot read image ${file}: ${st.size} bytes is too large for an image; ${FIX}`)
+    buf = await readFile(file)
+  } catch (e) {
+    if (e instanceof ImageFormatError) throw e
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ImageNotFoundError(`Cannot read image ${file}: no such file; pass the path of an image made by "kheadersfs pack"`)
+    throw new IoError(`Cannot read image ${file}: ${reason(e)}`, e)
+  }
+  return parseImage(buf, file)
+}
+
+export function parseImage(buf: Buffer, name: string): Image {
+  const fail = (why: string, cause?: unknown): never => {
+    throw new ImageFormatError(`Cannot use image ${name}: ${why}; ${FIX}`, cause)
+  }
+  const members = readContainer(buf, fail)
+  const byName = new Map(members.map((m) => [m.name, m.data]))
+  const sums = parseSums(byName.get(MEMBER.sums)!, fail)
+  for (const n of [MEMBER.manifest, MEMBER.config, MEMBER.headers]) {
+    if (sums.get(n) !== sha256(byName.get(n)!)) fail(`${n} does not match its SHA256SUMS line (corrupted)`)
+  }
+  let manifest: Manifest
+  try {
+    manifest = parseManifest(byName.get(MEMBER.manifest)!)
+  } catch (e) {
+    return fail((e as Error).message, e)
+  }
+  const config = byName.get(MEMBER.config)!
+  const headers = byName.get(MEMBER.headers)!
+  for (const [n, data] of [
+    [MEMBER.config, config],
+    [MEMBER.headers, headers],
+  ] as const) {
+    const info = manifest.payloads[n]
+    if (info.size !== data.length) fail(`${n} is ${data.length} bytes but the manifest says ${info.size}`)
+    if (info.sha256 !== sums.get(n)) fail(`${n} does not match the sha256 in the manifest`)
+  }
+  return { manifest, config, headers, bytes: buf.length }
+}
+
+/** Walk the ustar container; the layout is fixed by format.ts, so anything else is an error. */
+export function readContainer(buf: Buffer, fail: (why: string) => never): Member[] {
+  const members: Member[] = []
+  let off = 0
+  for (;;) {
+    if (off + BLOCK > buf.length) fail(`truncated at byte ${buf.length} (expected ${MEMBER_ORDER.length} members and an end marker)`)
+    const h = buf.subarray(off, off + BLOCK)
+    if (isZero(h)) break
+    const expected = MEMBER_ORDER[members.length]
+    const stored = octal(h, 148, 8)
+    if (stored !== checksum(h)) fail(`tar header at byte ${off} has a bad checksum (corrupted or not an image)`)
+    if (h.toString('latin1', 257, 262) !== 'ustar') fail(`tar header at byte ${off} is not ustar (not an image)`)
+    const memberName = cstr(h, 0, 100)
+    if (cstr(h, 345, 155) !== '') fail(`member at byte ${off} has a path prefix (not an image)`)
+    if (h[156] !== 0x30 && h[156] !== 0) fail(`member ${memberName} is not a regular file`)
+    if (expected === undefined) fail(`unexpected member ${JSON.stringify(memberName)} after ${MEMBER.sums}`)
+    if (memberName !== expected) {
+      fail(members.some((m) => m.name === memberName) ? `duplicate member ${memberName}` : `member ${members.length + 1} is ${JSON.stringify(memberName)}, expected ${expected}`)
+    }
+    const size = octal(h, 124, 12)
+    if (size === undefined) fail(`member ${memberName} has a bad size field`)
+    const start = off + BLOCK
+    const end = start + size!
+    if (end > buf.length) fail(`truncated: ${memberName} needs ${size} bytes, only ${buf.length - start} present`)
+    const padEnd = start + Math.ceil(size! / BLOCK) * BLOCK
+    if (padEnd > buf.length || !isZero(buf.subarray(end, padEnd))) fail(`padding after ${memberName} is missing or not zero`)
+    members.push({ name: memberName, offset: start, data: buf.subarray(start, end) })
+    off = padEnd
+  }
+  if (members.length < MEMBER_ORDER.length) fail(`missing member ${MEMBER_ORDER[members.length]}`)
+  if (buf.length < off + 2 * BLOCK) fail('truncated end-of-archive marker')
+  if (!isZero(buf.subarray(off)) || buf.length % BLOCK !== 0) fail('data after the end-of-archive marker')
+  return members
+}
+
+function parseSums(data: Buffer, fail: (why: string) => never): Map<string, string> {
+  const sums = new Map<string, string>()
+  const lines = data.toString('latin1').split('\n')
+  if (lines.pop() !== '') fail(`${MEMBER.sums} does not end with a newline`)
+  for (const line of lines) {
+    const m = /^([0-9a-f]{64}) {2}(\S+)$/.exec(line)
+    if (!m || sums.has(m[2])) fail(`${MEMBER.sums} has a bad line ${JSON.stringify(line.slice(0, 80))}`)
+    sums.set(m![2], m![1])
+  }
+  const want = [MEMBER.manifest, MEMBER.config, MEMBER.headers]
+  if (sums.size !== want.length || want.some((n) => !sums.has(n))) fail(`${MEMBER.sums} does not list exactly ${want.join(', ')}`)
+  return sums
+}
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false
+  return true
+}
+
+function cstr(b: Buffer, off: number, len: number): string {
+  const end = b.indexOf(0, off)
+  return b.toString('utf8', off, end === -1 || end > off + len ? off + len : end)
+}
+
+function octal(b: Buffer, off: number, len: number): number | undefined {
+  const s = b.toString('latin1', off, off + len).replace(/[\0 ]+$/, '').replace(/^ +/, '')
+  if (!/^[0-7]{1,12}$/.test(s)) return undefined
+  return parseInt(s, 8)
+}
+
+/** The ustar checksum: byte sum of the header with the checksum field read as spaces. */
+function checksum(h: Buffer): number {
+  let sum = 0
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]
+  return sum
+}

@@ -1,0 +1,242 @@
+// Find out what kind of kernel build tree we were given and what it was built for: the object tree,
+// the source tree behind it, the release `uname -r` will report, the architecture directory, the
+// .config and the build's own timestamp. Handles in-tree builds, O= builds and Debian's split
+// linux-headers packages (docs/design.md, "Kernel trees").
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { KernelTreeError, UsageError, reason } from '../errors'
+
+export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split'
+
+export interface KernelTree {
+  /** Build tree (objtree): generated headers, .config, Module.symvers. Wins over srctree. */
+  objtree: string
+  /** Source tree; equal to objtree for an in-tree build. */
+  srctree: string
+  layout: TreeLayout
+  /** UTS_RELEASE: what `uname -r` and module vermagic report. */
+  release: string
+  /** SRCARCH: the arch/ directory name (x86 for x86_64). */
+  arch: string
+  /** The kernel configuration as text (from --config, plain or gzip, or objtree/.config). */
+  config: Buffer | undefined
+  configPath: string | undefined
+  /** Seconds since the epoch used for every mtime in the archive and the manifest. */
+  epoch: number
+  epochSource: 'SOURCE_DATE_EPOCH' | 'kernel build timestamp' | 'none'
+}
+
+export interface TreeOptions {
+  kernel: string
+  source?: string
+  release?: string
+  config?: string
+  env: NodeJS.ProcessEnv
+}
+
+export function detectKernelTree(opts: TreeOptions): KernelTree {
+  const objtree = realDir(opts.kernel, '--kernel')
+  const { srctree, layout } = findSrctree(objtree, opts.source)
+  for (const [dir, what] of [
+    [objtree, 'build tree'],
+    [srctree, 'source tree'],
+  ] as const) {
+    if (!existsSync(path.join(dir, 'Makefile')) || !isDir(path.join(dir, 'include'))) {
+      throw new KernelTreeError(
+        `Cannot pack ${dir}: not a kernel ${what} (no Makefile and include/); pass --kernel the directory you ran make in (or /usr/src/linux-headers-$(uname -r))`,
+      )
+    }
+  }
+  if (!isDir(path.join(srctree, 'include', 'linux')) && !isDir(path.join(objtree, 'include', 'linux'))) {
+    throw new KernelTreeError(`Cannot pack ${objtree}: no include/linux/ in it or its source tree ${srctree}; pass --source the kernel source tree`)
+  }
+  const release = opts.release ?? readRelease(objtree)
+  if (!/^[A-Za-z0-9._+~-]{1,64}$/.test(release)) {
+    throw new UsageError(`Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`)
+  }
+  const arch = readArch(objtree, srctree)
+  const { config, configPath } = readConfig(objtree, opts.config)
+  const { epoch, epochSource } = buildEpoch(objtree, opts.env)
+  return { objtree, srctree, layout, release, arch, config, configPath, epoch, epochSource }
+}
+
+function realDir(p: string, flag: string): string {
+  let real: string
+  try {
+    real = realpathSync(p)
+  } catch (e) {
+    throw new KernelTreeError(`Cannot read kernel tree ${p}: ${reason(e)}; pass ${flag} an existing kernel build directory`, e)
+  }
+  if (!isDir(real)) throw new KernelTreeError(`Cannot pack ${p}: not a directory; pass ${flag} a kernel build directory`)
+  return real
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The source tree: --source; else the `source` link an O= build leaves in its objtree; else the
+ * tree an objtree Makefile stub includes by absolute path (O= builds and Debian's linux-headers-<rel>,
+ * whose one-line Makefile includes linux-headers-<ver>-common/Makefile); else the objtree itself.
+ */
+function findSrctree(objtree: string, source: string | undefined): { srctree: string; layout: TreeLayout } {
+  if (source !== undefined) {
+    const srctree = realDir(source, '--source')
+    return { srctree, layout: srctree === objtree ? 'in-tree' : 'out-of-tree' }
+  }
+  const link = path.join(objtree, 'source')
+  try {
+    if (lstatSync(link).isSymbolicLink()) {
+      const target = realpathSync(link)
+      if (target !== objtree && isDir(target)) return { srctree: target, layout: 'out-of-tree' }
+    }
+  } catch {
+    // no source link: not an O= build
+  }
+  const stub = makefileStubTarget(path.join(objtree, 'Makefile'))
+  if (stub !== undefined && isDir(path.dirname(stub))) {
+    const srctree = realpathSync(path.dirname(stub))
+    if (srctree !== objtree) return { srctree, layout: 'split' }
+  }
+  return { srctree: objtree, layout: 'in-tree' }
+}
+
+/**
+ * If a Makefile only includes another Makefile by absolute path (plus comments and blank lines),
+ * return that path. Such a stub is what O= builds and Debian's split packages leave in the objtree;
+ * an extracted archive must carry the real Makefile instead.
+ */
+export function makefileStubTarget(makefile: string): string | undefined {
+  let text: string
+  try {
+    const st = statSync(makefile)
+    if (!st.isFile() || st.size > 4096) return undefined
+    text = readFileSync(makefile, 'utf8')
+  } catch {
+    return undefined
+  }
+  let target: string | undefined
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    const m = /^-?include\s+(\/\S+\/Makefile)$/.exec(line)
+    if (!m || target !== undefined) return undefined
+    target = m[1]
+  }
+  return target
+}
+
+function readRelease(objtree: string): string {
+  const uts = path.join(objtree, 'include/generated/utsrelease.h')
+  try {
+    const m = /#define\s+UTS_RELEASE\s+"([^"]+)"/.exec(readFileSync(uts, 'utf8'))
+    if (m) return m[1]
+  } catch {
+    // fall through to kernel.release
+  }
+  try {
+    const rel = readFileSync(path.join(objtree, 'include/config/kernel.release'), 'utf8').trim()
+    if (rel) return rel
+  } catch {
+    // fall through
+  }
+  throw new KernelTreeError(
+    `Cannot find the kernel release in ${objtree}: no include/generated/utsrelease.h; run "make modules_prepare" in the tree or pass --release`,
+  )
+}
+
+/** SRCARCH: the one arch/<dir> holding generated headers, else the arch whose CONFIG_<ARCH>=y is set. */
+function readArch(objtree: string, srctree: string): string {
+  const candidates = (dir: string): string[] => {
+    try {
+      return readdirSync(path.join(dir, 'arch')).filter((a) => isDir(path.join(dir, 'arch', a, 'include', 'generated')))
+    } catch {
+      return []
+    }
+  }
+  const generated = candidates(objtree)
+  if (generated.length === 1) return generated[0]
+  const autoconf = path.join(objtree, 'include/generated/autoconf.h')
+  try {
+    const text = readFileSync(autoconf, 'utf8')
+    for (const a of isDir(path.join(srctree, 'arch')) ? readdirSync(path.join(srctree, 'arch')) : []) {
+      if (new RegExp(`^#define CONFIG_${a.toUpperCase()} 1$`, 'm').test(text)) return a
+    }
+  } catch {
+    // fall through
+  }
+  throw new KernelTreeError(
+    `Cannot find the architecture of ${objtree}: ${generated.length > 1 ? `several arch/*/include/generated (${generated.join(', ')})` : 'no arch/<arch>/include/generated'}; run "make modules_prepare" in the tree`,
+  )
+}
+
+/** --config may be a .config or a config.gz (e.g. the running kernel's /proc/config.gz). */
+function readConfig(objtree: string, given: string | undefined): { config: Buffer | undefined; configPath: string | undefined } {
+  const file = given ?? path.join(objtree, '.config')
+  let data: Buffer
+  try {
+    data = readFileSync(file)
+  } catch (e) {
+    if (given === undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') return { config: undefined, configPath: undefined }
+    throw new KernelTreeError(`Cannot read config ${file}: ${reason(e)}; pass --config a kernel .config or config.gz`, e)
+  }
+  if (data[0] === 0x1f && data[1] === 0x8b) {
+    try {
+      data = gunzipSync(data)
+    } catch (e) {
+      throw new KernelTreeError(`Cannot read config ${file}: not a valid gzip file (${reason(e)}); pass --config a kernel .config or config.gz`, e)
+    }
+  }
+  if (!/^CONFIG_[A-Z0-9_]+=/m.test(data.toString('latin1'))) {
+    throw new KernelTreeError(`Cannot use config ${file}: no CONFIG_ lines in it; pass --config a kernel .config or config.gz`)
+  }
+  return { config: data, configPath: file }
+}
+
+/**
+ * The archive's single mtime: SOURCE_DATE_EPOCH if set, else the time the kernel itself records for
+ * its build (UTS_VERSION in include/generated/utsversion.h or compile.h), else 0. Never the wall clock
+ * and never the input files' mtimes, so the same tree packs to the same bytes anywhere.
+ */
+export function buildEpoch(objtree: string, env: NodeJS.ProcessEnv): { epoch: number; epochSource: KernelTree['epochSource'] } {
+  const sde = env.SOURCE_DATE_EPOCH
+  if (sde !== undefined && sde !== '') {
+    if (!/^\d{1,12}$/.test(sde)) throw new UsageError(`Cannot use SOURCE_DATE_EPOCH="${sde}": it must be a whole number of seconds since 1970`)
+    return { epoch: Number(sde), epochSource: 'SOURCE_DATE_EPOCH' }
+  }
+  for (const f of ['include/generated/utsversion.h', 'include/generated/compile.h']) {
+    let text: string
+    try {
+      text = readFileSync(path.join(objtree, f), 'utf8')
+    } catch {
+      continue
+    }
+    const m = /#define\s+UTS_VERSION\s+"([^"]*)"/.exec(text)
+    const t = m ? parseUtsVersionDate(m[1]) : undefined
+    if (t !== undefined) return { epoch: t, epochSource: 'kernel build timestamp' }
+  }
+  return { epoch: 0, epochSource: 'none' }
+}
+
+/**
+ * Dates found in UTS_VERSION: upstream's `date` output ("#1 SMP PREEMPT_DYNAMIC Sun Nov 16 10:17:00
+ * UTC 2025", or KBUILD_BUILD_TIMESTAMP verbatim) and Debian's "(2026-11-16)". Returns epoch seconds.
+ */
+export function parseUtsVersionDate(uts: string): number | undefined {
+  const iso = /\((\d{4})-(\d{2})-(\d{2})\)\s*$/.exec(uts)
+  if (iso) return Date.UTC(Number(iso[1]), Number(iso[2]) - 1, Number(iso[3])) / 1000
+  const d = /([A-Z][a-z]{2} [A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2})(?: (\S+))? (\d{4})\s*$/.exec(uts)
+  if (d) {
+    // A zone name other than UTC/GMT cannot be resolved portably; read the clock time as UTC.
+    const zone = d[2] && /^(UTC|GMT|[+-]\d{4})$/.test(d[2]) ? d[2] : 'UTC'
+    const t = Date.parse(`${d[1]} ${d[3]} ${zone}`)
+    if (Number.isFinite(t)) return Math.floor(t / 1000)
+  }
+  return undefined
+}

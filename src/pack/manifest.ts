@@ -1,0 +1,41 @@
+// Kernel tree facts + archive → Manifest (image/format.ts describes every field).
+import { FORMAT_ID, FORMAT_VERSION, type Manifest, type Profile } from '../image/format'
+import { sha256 } from '../image/write'
+import { generator } from '../version'
+import type { Archive } from './headers-txz'
+import type { KernelTree } from './kernel-tree'
+import { CHECK, type XzOptions } from './xz'
+
+export function buildManifest(
+  tree: KernelTree,
+  profile: Profile,
+  archive: Archive,
+  config: { gz: Buffer; raw: Buffer },
+  xz: XzOptions,
+): Manifest {
+  const count = (type: string): number => archive.files.filter((f) => f.type === type).length
+  return {
+    format: FORMAT_ID,
+    version: FORMAT_VERSION,
+    generator: generator(),
+    release: tree.release,
+    arch: tree.arch,
+    profile,
+    created: new Date(tree.epoch * 1000).toISOString(),
+    epoch: tree.epoch,
+    payloads: {
+      'config.gz': { size: config.gz.length, sha256: sha256(config.gz), uncompressedSize: config.raw.length },
+      'kheaders.tar.xz': {
+        size: archive.txz.length,
+        sha256: sha256(archive.txz),
+        uncompressedSize: archive.tarSize,
+        blockSize: xz.blockSize,
+        preset: xz.preset,
+        check: CHECK.name,
+      },
+    },
+    counts: { files: count('file'), directories: count('directory'), symlinks: count('symlink') },
+    bytes: { raw: archive.rawBytes, stripped: archive.strippedBytes },
+    files: archive.files,
+  }
+}

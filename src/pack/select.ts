@@ -1,0 +1,282 @@
+// Which files go into the archive. The kernel tree is seen as one merged tree: the object tree laid
+// over the source tree (objtree wins, as in gen_kheaders.sh's second cpio pass). A profile picks paths
+// from it. Nothing is read here except directory listings and lstat; contents are read by the archiver.
+import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats } from 'node:fs'
+import path from 'node:path'
+import { KernelTreeError, reason } from '../errors'
+import type { Profile } from '../image/format'
+import { makefileStubTarget, type KernelTree } from './kernel-tree'
+
+export interface SourceEntry {
+  /** Relative path in the archive, '/'-separated, no trailing slash. */
+  path: string
+  type: 'file' | 'directory' | 'symlink'
+  /** Normalized permission bits: 0644/0755 files, 0755 dirs, 0777 links. */
+  mode: number
+  /** Absolute path to read the content from (files). */
+  source?: string
+  /** Content given directly (the .config from --config). */
+  data?: Buffer
+  linkname?: string
+  /** Size seen by lstat; the archiver uses the size it actually reads. */
+  size: number
+  /** C header: comments are stripped. */
+  strip: boolean
+}
+
+export interface Skipped {
+  path: string
+  reason: string
+}
+
+export interface Selection {
+  entries: SourceEntry[]
+  skipped: Skipped[]
+}
+
+/** A node of the merged tree: a file, kept link, or directory with the real dirs that back it. */
+type Node =
+  | { kind: 'file'; real: string; st: Stats }
+  | { kind: 'symlink'; target: string }
+  | { kind: 'dir'; layers: string[] }
+
+const JUNK = /^\..*\.(cmd|d|tmp)$|\.o$|\.mod\.c$|^\.tmp/
+const CONTROL = /[\x00-\x1f\x7f]/
+
+export function selectFiles(tree: KernelTree, profile: Profile): Selection {
+  const merged = new MergedTree(tree)
+  const arch = `arch/${tree.arch}`
+  const picked = new Map<string, SourceEntry>()
+  const add = (e: SourceEntry): void => {
+    picked.set(e.path, e)
+  }
+  const isHeader = (rel: string): boolean => rel.endsWith('.h')
+
+  if (profile === 'headers') {
+    // gen_kheaders.sh: `find include/ arch/$SRCARCH/include/ -name "*.h"` in srctree, then objtree.
+    for (const root of ['include', `${arch}/include`]) {
+      merged.walk(root, (rel, node) => {
+        if (!isHeader(rel)) return
+        add(toEntry(rel, node, true))
+      })
+    }
+  } else {
+    // What `make -C tree M=dir modules` reads (cf. the kernel's scripts/package/install-extmod-build).
+    for (const root of ['include', `${arch}/include`]) {
+      merged.walk(
+        root,
+        (rel, node) => add(toEntry(rel, node, isHeader(rel))),
+        (dir) => dir !== 'include/config',
+      )
+    }
+    for (const f of ['include/config/auto.conf', 'include/config/kernel.release']) merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
+    merged.walk('scripts', (rel, node) => add(toEntry(rel, node, isHeader(rel))))
+    merged.walk(arch, (rel, node) => {
+      const base = path.posix.basename(rel)
+      const top = path.posix.dirname(rel) === arch
+      if ((top && base.startsWith('Makefile')) || base === 'module.lds' || base === 'Kbuild.platforms' || base === 'Platform') {
+        add(toEntry(rel, node, false))
+      }
+    }, (dir) => !dir.startsWith(`${arch}/include`))
+    for (const f of ['Makefile', 'Module.symvers', '.kernelvariables', 'tools/objtool/objtool']) {
+      merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
+    }
+    if (tree.config !== undefined) {
+      add({ path: '.config', type: 'file', mode: 0o644, data: tree.config, size: tree.config.length, strip: false })
+    }
+    const missing = [
+      ['.config', 'pass --config FILE (a .config or /proc/config.gz)'],
+      ['include/config/auto.conf', 'run "make modules_prepare" in the tree'],
+      ['Module.symvers', 'run "make modules" in the tree (or pass --profile headers)'],
+      ['Makefile', 'the top-level kernel Makefile must be in the tree'],
+      ['scripts/Makefile.build', 'the scripts/ directory of the build must be in the tree'],
+    ].filter(([p]) => !picked.has(p))
+    if (missing.length > 0) {
+      const [p, fix] = missing[0]
+      throw new KernelTreeError(`Cannot pack ${tree.objtree} for module builds: ${p} is missing; ${fix}`)
+    }
+  }
+
+  if (picked.size === 0) {
+    throw new KernelTreeError(`Cannot pack ${tree.objtree}: no headers found under include/ or ${arch}/include/; pass --kernel a kernel build tree`)
+  }
+  // Parent directories of everything picked, as cpio -pd creates them.
+  for (const rel of [...picked.keys()]) {
+    for (let d = path.posix.dirname(rel); d !== '.'; d = path.posix.dirname(d)) {
+      if (picked.has(d)) break
+      picked.set(d, { path: d, type: 'directory', mode: 0o755, size: 0, strip: false })
+    }
+  }
+  const entries = [...picked.values()].sort((a, b) => compareTarPaths(a.path, b.path))
+  return { entries, skipped: merged.skipped }
+}
+
+function toEntry(rel: string, node: Node, strip: boolean): SourceEntry {
+  if (node.kind === 'symlink') return { path: rel, type: 'symlink', mode: 0o777, linkname: node.target, size: 0, strip: false }
+  if (node.kind === 'dir') return { path: rel, type: 'directory', mode: 0o755, size: 0, strip: false }
+  let real = node.real
+  let st = node.st
+  // A Makefile that only includes another tree's Makefile by absolute path is replaced by that file.
+  if (path.posix.basename(rel) === 'Makefile') {
+    const stub = makefileStubTarget(real)
+    if (stub !== undefined) {
+      try {
+        real = realpathSync(stub)
+        st = lstatSync(real)
+      } catch (e) {
+        throw new KernelTreeError(`Cannot read ${stub}, which ${rel} includes: ${reason(e)}; install the source tree it names or pass --source`, e)
+      }
+    }
+  }
+  const exec = (st.mode & 0o111) !== 0
+  return { path: rel, type: 'file', mode: exec ? 0o755 : 0o644, source: real, size: st.size, strip }
+}
+
+/**
+ * Sort as GNU tar --sort=name does: directory by directory, names compared bytewise, so a
+ * directory's entries are contiguous and follow it.
+ */
+export function compareTarPaths(a: string, b: string): number {
+  const pa = a.split('/')
+  const pb = b.split('/')
+  const n = Math.min(pa.length, pb.length)
+  for (let i = 0; i < n; i++) {
+    if (pa[i] !== pb[i]) return Buffer.compare(Buffer.from(pa[i]), Buffer.from(pb[i]))
+  }
+  return pa.length - pb.length
+}
+
+/** objtree over srctree, following the split-tree links at the top (Debian's scripts, tools). */
+class MergedTree {
+  readonly skipped: Skipped[] = []
+  private readonly roots: string[]
+  private readonly allowed: string[]
+
+  constructor(tree: KernelTree) {
+    this.roots = tree.objtree === tree.srctree ? [tree.objtree] : [tree.objtree, tree.srctree]
+    this.allowed = [...this.roots]
+  }
+
+  /** Resolve a relative path to a node, or undefined when absent or skipped. */
+  private resolve(rel: string): Node | undefined {
+    let node: Node | undefined = { kind: 'dir', layers: this.roots }
+    let at = ''
+    for (const name of rel.split('/')) {
+      if (node === undefined || node.kind !== 'dir') return undefined
+      at = at === '' ? name : `${at}/${name}`
+      node = this.child(at, node.layers, name)
+    }
+    return node
+  }
+
+  pick(rel: string, visit: (rel: string, node: Node) => void): void {
+    const node = this.resolve(rel)
+    if (node !== undefined && node.kind !== 'dir') visit(rel, node)
+  }
+
+  /** Depth-first over a subtree: visit non-directories; descend into dirs for which `enter` is true. */
+  walk(rel: string, visit: (rel: string, node: Node) => void, enter: (dir: string) => boolean = () => true): void {
+    const node = this.resolve(rel)
+    if (node === undefined) return
+    if (node.kind !== 'dir') return visit(rel, node)
+    const names = new Set<string>()
+    for (const layer of node.layers) {
+      for (const raw of readdirSync(layer, { encoding: 'buffer' })) {
+        const name = raw.toString('utf8')
+        // A name that is not valid UTF-8 or holds control characters cannot round-trip through the
+        // manifest (JSON) and breaks Makefiles; skip it by name rather than archive a mangled copy.
+        if (!Buffer.from(name, 'utf8').equals(raw) || CONTROL.test(name)) {
+          this.skip(`${rel}/${JSON.stringify(raw.toString('latin1')).slice(1, -1)}`, 'name is not printable UTF-8')
+        } else if (!JUNK.test(name)) {
+          names.add(name)
+        }
+      }
+    }
+    for (const name of [...names].sort()) {
+      const childRel = `${rel}/${name}`
+      const child = this.child(childRel, node.layers, name)
+      if (child === undefined) continue
+      if (child.kind === 'dir') {
+        if (enter(childRel)) this.walk(childRel, visit, enter)
+      } else {
+        visit(childRel, child)
+      }
+    }
+  }
+
+  private child(rel: string, layers: string[], name: string): Node | undefined {
+    const dirs: string[] = []
+    let first: Node | undefined
+    for (const layer of layers) {
+      const p = path.join(layer, name)
+      let st: Stats
+      try {
+        st = lstatSync(p)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') continue
+        throw new KernelTreeError(`Cannot read ${p}: ${reason(e)}; make the kernel tree readable`, e)
+      }
+      let node: Node | undefined
+      if (st.isSymbolicLink()) node = this.link(rel, p)
+      else if (st.isDirectory()) node = { kind: 'dir', layers: [p] }
+      else if (st.isFile()) node = { kind: 'file', real: p, st }
+      else {
+        this.skip(rel, `${kindOf(st)}, not a regular file`)
+        node = undefined
+      }
+      if (node === undefined) continue
+      if (first === undefined) first = node
+      if (node.kind === 'dir') dirs.push(...node.layers)
+      if (first.kind !== 'dir') break // a file or link in a higher layer hides everything below
+    }
+    if (first?.kind === 'dir') return { kind: 'dir', layers: [...new Set(dirs)] }
+    return first
+  }
+
+  /**
+   * A link that stays inside the merged tree is archived as a link. One that leaves it is followed
+   * only where the kernel's own layout puts such links: the top-level links of a split tree (Debian's
+   * scripts and tools → /usr/lib/linux-kbuild-*) and links into the object or source tree.
+   */
+  private link(rel: string, p: string): Node | undefined {
+    const target = readlinkSync(p)
+    if (!path.isAbsolute(target)) {
+      const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target))
+      if (resolved !== '..' && !resolved.startsWith('../')) return { kind: 'symlink', target }
+    }
+    let real: string
+    try {
+      real = realpathSync(p)
+    } catch {
+      this.skip(rel, `symlink to ${target}, which does not exist`)
+      return undefined
+    }
+    const topLevel = !rel.includes('/')
+    const inside = this.allowed.some((root) => real === root || real.startsWith(root + path.sep))
+    if (!topLevel && !inside) {
+      this.skip(rel, `symlink to ${target}, outside the kernel tree`)
+      return undefined
+    }
+    const st = lstatSync(real)
+    if (st.isDirectory()) {
+      if (topLevel && !inside) this.allowed.push(real)
+      return { kind: 'dir', layers: [real] }
+    }
+    if (st.isFile()) return { kind: 'file', real, st }
+    this.skip(rel, `symlink to a ${kindOf(st)}`)
+    return undefined
+  }
+
+  private skip(rel: string, why: string): void {
+    this.skipped.push({ path: rel, reason: why })
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'FIFO'
+  if (st.isSocket()) return 'socket'
+  if (st.isBlockDevice()) return 'block device'
+  if (st.isCharacterDevice()) return 'character device'
+  if (st.isDirectory()) return 'directory'
+  return 'special file'
+}

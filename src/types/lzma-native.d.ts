@@ -1,0 +1,24 @@
+// The subset of lzma-native 8 (no bundled types) that kheadersfs uses.
+declare module 'lzma-native' {
+  import type { Transform } from 'node:stream'
+  interface StreamOptions {
+    preset?: number
+    check?: number
+    threads?: number
+    blockSize?: number
+    memlimit?: number
+    flags?: number
+    synchronous?: boolean
+    filters?: Array<{ id: number | string; options?: Record<string, number> }>
+  }
+  export function createStream(coder: 'easyEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): Transform
+  export function createCompressor(options?: StreamOptions): Transform
+  export function createDecompressor(options?: StreamOptions): Transform
+  export const CHECK_CRC32: number
+  export const CHECK_CRC64: number
+  export const CHECK_NONE: number
+  export const CHECK_SHA256: number
+  export const FILTER_LZMA2: number | string
+  export const PRESET_EXTREME: number
+  export const version: string
+}

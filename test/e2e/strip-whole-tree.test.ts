@@ -1,0 +1,196 @@
+// The whole real Debian kernel header tree through stripComments, with GCC as the judge: every *.h
+// preprocessed by gcc (original vs stripped) must give the same tokens on the same lines, the same
+// macro definitions (-dD) and the same diagnostics, and keep its line count.
+//
+// Why not `gcc -E -fpreprocessed`: that mode does no line splicing and ignores directives, so it
+// misreads `/\<nl>*`, `// ...\<nl>` and `#include <a//b.h>` and would flag the space + backslash-newline
+// replacement itself. A full `gcc -E` is the real lexer; includes are satisfied by empty stubs (names
+// found with -M -MG) so each header is preprocessed alone and gcc never stops on a missing file.
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { stripComments } from '../../src/pack/strip-comments'
+import { tmpDir } from '../helpers/tmp'
+
+const run = promisify(execFile)
+const BATCH = 300
+const MAX_BUFFER = 1 << 30
+
+function commonTree(): string | undefined {
+  const base = '/usr/src'
+  if (!existsSync(base)) return undefined
+  const dirs = readdirSync(base).filter((d) => /^linux-headers-.+-common$/.test(d)).sort()
+  return dirs.length > 0 ? path.join(base, dirs[dirs.length - 1]) : undefined
+}
+
+function headers(dir: string, rel = ''): string[] {
+  const found: string[] = []
+  for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const r = rel === '' ? e.name : `${rel}/${e.name}`
+    if (e.isDirectory()) found.push(...headers(dir, r))
+    else if (e.isFile() && e.name.endsWith('.h')) found.push(r)
+  }
+  return found
+}
+
+const lineCount = (b: Buffer): number => {
+  let c = 0
+  for (let k = b.indexOf(10); k >= 0; k = b.indexOf(10, k + 1)) c++
+  return c
+}
+
+/** gcc in `cwd`; exit status 1 (#error in a header) is fine as long as nothing was fatal. */
+async function gcc(cwd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run('gcc', args, { cwd, maxBuffer: MAX_BUFFER })
+  } catch (e) {
+    const err = e as { stdout?: unknown; stderr?: unknown }
+    if (typeof err.stdout !== 'string' || typeof err.stderr !== 'string' || /fatal error/.test(err.stderr)) throw e
+    return { stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+/** Run jobs with at most `limit` in flight. */
+async function pool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const results: T[] = new Array(jobs.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const k = next++
+      results[k] = await jobs[k]()
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker))
+  return results
+}
+
+const normalize = (text: string): string[] => text.split('\n').map((l) => l.replace(/[ \t]+/g, ' ').trim())
+
+/** gcc -E output of a batch split per input file; the builtin/command-line prologue is dropped. */
+function splitOutput(stdout: string, names: string[]): Map<string, string> {
+  const parts = new Map<string, string>()
+  const starts = names.map((name) => {
+    const at = stdout.indexOf(`# 0 "${name}"\n`)
+    if (at < 0) throw new Error(`no output for ${name}`)
+    return at
+  })
+  names.forEach((name, k) => {
+    const chunk = stdout.slice(starts[k], k + 1 < names.length ? starts[k + 1] : stdout.length)
+    const body = chunk.indexOf(`\n# 1 "${name}"\n`)
+    parts.set(name, body < 0 ? chunk : chunk.slice(body + 1))
+  })
+  return parts
+}
+
+/** Diagnostics per file, without columns (removing a comment legitimately moves later tokens left). */
+function splitDiagnostics(stderr: string): Map<string, string[]> {
+  const byFile = new Map<string, string[]>()
+  let current = ''
+  for (const line of stderr.split('\n')) {
+    const m = /^(h\d+\.h):(\d+):\d+: (.*)$/.exec(line)
+    if (m !== null) current = m[1]
+    const list = byFile.get(current) ?? []
+    list.push(m !== null ? `${m[2]}: ${m[3]}` : line)
+    byFile.set(current, list)
+  }
+  return byFile
+}
+
+const tree = commonTree()
+if (tree === undefined) {
+  t.test('whole Debian header tree', { skip: 'no /usr/src/linux-headers-*-common directory (install a Debian linux-headers package)' }, async () => undefined)
+} else {
+  t.test(`every *.h of ${tree}: gcc sees the same tokens on the same lines after stripping`, async (t) => {
+    const files = headers(tree).sort()
+    t.ok(files.length > 1000, `${files.length} headers found`)
+    const raw = files.map((f) => readFileSync(path.join(tree, f)))
+
+    const t0 = process.hrtime.bigint()
+    const stripped = raw.map((b) => stripComments(b))
+    const stripMs = Number(process.hrtime.bigint() - t0) / 1e6
+
+    const rawBytes = raw.reduce((a, b) => a + b.length, 0)
+    const strippedBytes = stripped.reduce((a, b) => a + b.length, 0)
+    t.comment(`${files.length} files, raw ${rawBytes} bytes, stripped ${strippedBytes} bytes (${((100 * strippedBytes) / rawBytes).toFixed(1)}%), strip time ${stripMs.toFixed(0)} ms`)
+    t.ok(strippedBytes < rawBytes, 'stripped tree is smaller')
+    t.ok(stripMs < 1000, `whole tree strips in under 1 s (${stripMs.toFixed(0)} ms)`)
+    const unchanged = stripped.filter((b, k) => b === raw[k]).length
+    t.comment(`${unchanged} files had nothing to strip (returned as the same Buffer)`)
+
+    const lineDiffs = files.filter((_, k) => lineCount(raw[k]) !== lineCount(stripped[k]))
+    t.same(lineDiffs, [], 'every file keeps its line count')
+
+    // Flat copies with neutral names: line markers and __FILE__ are identical on both sides, and no
+    // #include "..." can find a sibling, only a stub.
+    const w = tmpDir(t, 'kheadersfs-strip-tree-')
+    const origDir = path.join(w, 'orig')
+    const stripDir = path.join(w, 'strip')
+    const stubInc = path.join(w, 'stubs', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'inc') // deep: "../../x.h" stays inside
+    for (const d of [origDir, stripDir, stubInc]) mkdirSync(d, { recursive: true })
+    const names = files.map((_, k) => `h${k}.h`)
+    names.forEach((name, k) => {
+      writeFileSync(path.join(origDir, name), raw[k])
+      writeFileSync(path.join(stripDir, name), stripped[k])
+    })
+    const batches: string[][] = []
+    for (let k = 0; k < names.length; k += BATCH) batches.push(names.slice(k, k + BATCH))
+    const jobs = os.availableParallelism()
+    const gccArgs = ['-x', 'c', '-nostdinc', '-I', stubInc, '-fdiagnostics-plain-output']
+
+    // 1. Every header name any file includes becomes an empty stub.
+    const t1 = Date.now()
+    const deps = await pool(
+      batches.map((b) => async () => (await gcc(origDir, [...gccArgs, '-M', '-MG', ...b])).stdout),
+      jobs,
+    )
+    const stubRoot = path.join(w, 'stubs')
+    let stubs = 0
+    for (const d of deps) {
+      for (const word of d.replace(/\\\n/g, ' ').split(/\s+/)) {
+        if (word === '' || word.endsWith(':') || /^h\d+\.h$/.test(word) || path.isAbsolute(word)) continue
+        const stub = path.resolve(stubInc, word)
+        if (!stub.startsWith(stubRoot + path.sep) || existsSync(stub)) continue
+        mkdirSync(path.dirname(stub), { recursive: true })
+        writeFileSync(stub, '')
+        stubs++
+      }
+    }
+    t.comment(`${stubs} include stubs (${Date.now() - t1} ms)`)
+
+    // 2. gcc -E -dD on both sides.
+    const t2 = Date.now()
+    const preprocess = (cwd: string, b: string[]) => () => gcc(cwd, [...gccArgs, '-E', '-dD', ...b])
+    const results = await pool(
+      batches.flatMap((b) => [preprocess(origDir, b), preprocess(stripDir, b)]),
+      jobs,
+    )
+    t.comment(`gcc -E -dD on ${2 * names.length} files: ${Date.now() - t2} ms`)
+
+    const differing: string[] = []
+    const diagDiffering: string[] = []
+    let errorFiles = 0
+    batches.forEach((b, k) => {
+      const [o, s] = [results[2 * k], results[2 * k + 1]]
+      const [oOut, sOut] = [splitOutput(o.stdout, b), splitOutput(s.stdout, b)]
+      const [oDiag, sDiag] = [splitDiagnostics(o.stderr), splitDiagnostics(s.stderr)]
+      for (const name of b) {
+        const a = normalize(oOut.get(name)!)
+        const c = normalize(sOut.get(name)!)
+        const i = a.findIndex((line, j) => line !== c[j])
+        if (i >= 0 || a.length !== c.length) {
+          const j = i >= 0 ? i : Math.min(a.length, c.length)
+          differing.push(`${files[Number(name.slice(1, -2))]} (output line ${j + 1}: ${JSON.stringify(a[j])} vs ${JSON.stringify(c[j])})`)
+        }
+        const da = (oDiag.get(name) ?? []).join('\n')
+        if (da !== (sDiag.get(name) ?? []).join('\n')) diagDiffering.push(files[Number(name.slice(1, -2))])
+        if (/: error: /.test(da)) errorFiles++
+      }
+    })
+    t.comment(`${errorFiles} headers hit #error or other errors when preprocessed alone (same on both sides)`)
+    t.same(differing.slice(0, 10), [], `gcc -E -dD output identical for all ${names.length} files (${differing.length} differ)`)
+    t.same(diagDiffering.slice(0, 10), [], `gcc diagnostics identical for all files (${diagDiffering.length} differ)`)
+  })
+}

@@ -1,0 +1,35 @@
+// Run the built CLI as a user would and capture {code, stdout, stderr} (corepack's runCli pattern).
+import { spawn, type SpawnOptions } from 'node:child_process'
+import path from 'node:path'
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..')
+export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js')
+
+export interface Result {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export function runCli(args: string[], opts: SpawnOptions & { input?: string } = {}): Promise<Result> {
+  return run(process.execPath, [CLI, ...args], opts)
+}
+
+export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: string } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts, env: { ...process.env, ...opts.env } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+    child.stdin!.end(opts.input ?? '')
+  })
+}
+
+/** Lines a user sees on stderr, without pino's JSON log lines. */
+export function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'))
+}

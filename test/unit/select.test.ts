@@ -1,0 +1,137 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import os from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { detectKernelTree } from '../../src/pack/kernel-tree'
+import { compareTarPaths, selectFiles } from '../../src/pack/select'
+import { tmpDir } from '../helpers/tmp'
+import { tinyTree } from '../helpers/tiny-tree'
+
+const env = {}
+const paths = (dir: string, profile: 'headers' | 'module-build') => selectFiles(detectKernelTree({ kernel: dir, env }), profile).entries.map((e) => e.path)
+
+t.test('headers profile: every *.h under include/ and arch/<arch>/include/, parents included', async (t) => {
+  const dir = tinyTree(tmpDir(t))
+  t.same(paths(dir, 'headers'), [
+    'arch',
+    'arch/x86',
+    'arch/x86/include',
+    'arch/x86/include/asm',
+    'arch/x86/include/asm/page.h',
+    'arch/x86/include/generated',
+    'arch/x86/include/generated/asm',
+    'arch/x86/include/generated/asm/unistd.h',
+    'include',
+    'include/generated',
+    'include/generated/autoconf.h',
+    'include/generated/utsrelease.h',
+    'include/generated/utsversion.h',
+    'include/linux',
+    'include/linux/kernel.h',
+    'include/linux/types.h',
+  ])
+})
+
+t.test('module-build profile: headers + Makefiles, config, scripts (no junk), symvers; no other arch, no stamps', async (t) => {
+  const dir = tinyTree(tmpDir(t))
+  const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
+  const p = sel.entries.map((e) => e.path)
+  for (const want of ['.config', 'Makefile', 'Module.symvers', 'arch/x86/Makefile', 'arch/x86/Makefile_32.cpu', 'include/config/auto.conf', 'include/config/kernel.release', 'scripts/Makefile.build', 'scripts/basic/fixdep']) {
+    t.ok(p.includes(want), `has ${want}`)
+  }
+  for (const not of ['include/config/MODULES', 'arch/arm64/include/asm/page.h', 'arch/x86/kernel/setup.c', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o', 'Documentation/index.rst']) {
+    t.notOk(p.includes(not), `has no ${not}`)
+  }
+  const fixdep = sel.entries.find((e) => e.path === 'scripts/basic/fixdep')!
+  t.equal(fixdep.mode, 0o755, 'executables keep +x (as 0755)')
+  t.equal(sel.entries.find((e) => e.path === 'Makefile')!.mode, 0o644)
+  t.ok(sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.strip, 'headers are stripped')
+  t.notOk(sel.entries.find((e) => e.path === 'Makefile')!.strip)
+})
+
+t.test('module-build names the missing piece and the fix', async (t) => {
+  for (const [omit, re] of [
+    ['.config', /\.config is missing; pass --config/],
+    ['include/config/auto.conf', /auto\.conf is missing; run "make modules_prepare"/],
+    ['Module.symvers', /Module\.symvers is missing; run "make modules"/],
+    ['scripts/Makefile.build', /scripts\/Makefile\.build is missing/],
+  ] as const) {
+    const dir = tinyTree(tmpDir(t), { omit: [omit] })
+    t.throws(() => selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build'), { exitCode: 7, message: re }, omit)
+  }
+})
+
+t.test('objtree wins over srctree; a stub Makefile is replaced by the real one', async (t) => {
+  const base = tmpDir(t)
+  const src = tinyTree(path.join(base, 'src'), { extra: { 'include/linux/kernel.h': '/* src */\n' } })
+  const obj = path.join(base, 'obj')
+  mkdirSync(path.join(obj, 'include/linux'), { recursive: true })
+  mkdirSync(path.join(obj, 'include/generated'), { recursive: true })
+  mkdirSync(path.join(obj, 'arch/x86/include/generated'), { recursive: true })
+  writeFileSync(path.join(obj, 'include/generated/utsrelease.h'), '#define UTS_RELEASE "6.9.0-obj"\n')
+  writeFileSync(path.join(obj, 'include/linux/kernel.h'), '/* obj wins */\n')
+  writeFileSync(path.join(obj, 'Makefile'), `include ${src}/Makefile\n`)
+  const sel = selectFiles(detectKernelTree({ kernel: obj, env, config: path.join(src, '.config') }), 'module-build')
+  t.equal(sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.source, path.join(obj, 'include/linux/kernel.h'))
+  t.equal(sel.entries.find((e) => e.path === 'Makefile')!.source, path.join(src, 'Makefile'))
+})
+
+t.test('symlinks: inside the tree kept, top-level split links followed, others skipped by name', async (t) => {
+  const base = tmpDir(t)
+  const dir = tinyTree(path.join(base, 'tree'), { omit: ['scripts/Makefile.build', 'scripts/basic/fixdep', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o'] })
+  rmSync(path.join(dir, 'scripts'), { recursive: true, force: true })
+  // Debian-style: scripts/ lives elsewhere and the tree links to it at the top.
+  const kbuild = path.join(base, 'kbuild', 'scripts')
+  mkdirSync(path.join(kbuild, 'basic'), { recursive: true })
+  writeFileSync(path.join(kbuild, 'Makefile.build'), '# build\n')
+  symlinkSync(kbuild, path.join(dir, 'scripts'))
+  symlinkSync('kernel.h', path.join(dir, 'include/linux/alias.h'))
+  symlinkSync('../../../outside.h', path.join(dir, 'include/linux/escape.h'))
+  writeFileSync(path.join(base, 'outside.h'), 'secret\n')
+  symlinkSync('/etc/passwd', path.join(dir, 'include/linux/abs.h'))
+  symlinkSync('missing-target', path.join(dir, 'include/linux/dangling.h'))
+  symlinkSync('/nonexistent/x.h', path.join(dir, 'include/linux/dangling-abs.h'))
+  const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
+  const by = new Map(sel.entries.map((e) => [e.path, e]))
+  t.match(by.get('include/linux/alias.h'), { type: 'symlink', linkname: 'kernel.h' })
+  t.match(by.get('include/linux/dangling.h'), { type: 'symlink', linkname: 'missing-target' }, 'in-tree links are kept even if dangling, as cpio does')
+  t.match(by.get('scripts/Makefile.build'), { type: 'file', source: path.join(kbuild, 'Makefile.build') })
+  t.notOk(by.has('include/linux/escape.h'))
+  t.notOk(by.has('include/linux/abs.h'))
+  t.same(
+    sel.skipped.map((s) => s.path).sort(),
+    ['include/linux/abs.h', 'include/linux/dangling-abs.h', 'include/linux/escape.h'],
+  )
+  t.match(sel.skipped.find((s) => s.path === 'include/linux/abs.h'), { reason: /outside the kernel tree/ })
+})
+
+t.test('FIFOs, device nodes, sockets and unprintable names are skipped by name', async (t) => {
+  const dir = tinyTree(tmpDir(t))
+  execFileSync('mkfifo', [path.join(dir, 'include/linux/fifo.h')])
+  execFileSync('mknod', [path.join(dir, 'include/linux/null.h'), 'c', '1', '3'])
+  writeFileSync(path.join(dir, 'include/linux/new\nline.h'), '')
+  writeFileSync(Buffer.concat([Buffer.from(path.join(dir, 'include/linux/bad')), Buffer.from([0xff, 0x2e, 0x68])]), '')
+  const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'headers')
+  const skipped = new Map(sel.skipped.map((s) => [s.path, s.reason]))
+  t.match(skipped.get('include/linux/fifo.h'), /FIFO/)
+  t.match(skipped.get('include/linux/null.h'), /character device/)
+  t.match(skipped.get('include/linux/new\\nline.h'), /not printable UTF-8/)
+  t.equal([...skipped.keys()].filter((k) => k.startsWith('include/linux/bad')).length, 1)
+  t.notOk(sel.entries.some((e) => /fifo|null|line|bad/.test(e.path)))
+})
+
+t.test('compareTarPaths sorts directory by directory, like GNU tar --sort=name', async (t) => {
+  const list = ['include/acpi-x.h', 'include/acpi/b.h', 'include', 'include/acpi', 'include/Z.h', 'include/acpi/a.h']
+  t.same([...list].sort(compareTarPaths), ['include', 'include/Z.h', 'include/acpi', 'include/acpi/a.h', 'include/acpi/b.h', 'include/acpi-x.h'])
+  // Same order as GNU tar's own --sort=name on a real directory.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kh-sort-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  for (const f of list.filter((f) => f.endsWith('.h'))) {
+    mkdirSync(path.join(dir, path.dirname(f)), { recursive: true })
+    writeFileSync(path.join(dir, f), '')
+  }
+  const gnu = execFileSync('tar', ['--sort=name', '-cf', '-', '-C', dir, 'include'])
+  const names = execFileSync('tar', ['-tf', '-'], { input: gnu }).toString().trim().split('\n').map((s) => s.replace(/\/$/, ''))
+  t.same([...names].sort(compareTarPaths), names)
+})
