@@ -3,14 +3,17 @@
 // cause arrives here as a KheadersError with a one-line message and its documented exit code.
 import { oneOf } from './args'
 import { info } from './commands/info'
+import { mount } from './commands/mount'
 import { pack } from './commands/pack'
+import { status } from './commands/status'
+import { umount } from './commands/umount'
 import { verify } from './commands/verify'
 import type { Command, Context } from './context'
 import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
 import { version } from './version'
 
-export const COMMANDS: Record<string, Command> = { pack, info, verify }
+export const COMMANDS: Record<string, Command> = { pack, info, verify, mount, umount, status }
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length))
@@ -41,7 +44,7 @@ function takeLogLevel(argv: string[], env: NodeJS.ProcessEnv): { level: Level; r
   return { level: oneOf(value, '--log-level', LEVELS) ?? 'info', rest }
 }
 
-export async function main(argv: string[], base: Omit<Context, 'log'>): Promise<number> {
+export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel'>): Promise<number> {
   const { level, rest } = takeLogLevel(argv, base.env)
   const [name, ...args] = rest
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -54,7 +57,7 @@ export async function main(argv: string[], base: Omit<Context, 'log'>): Promise<
   }
   const command = COMMANDS[name]
   if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
-  const ctx: Context = { ...base, log: createLogger({ level, destination: 2 }) }
+  const ctx: Context = { ...base, log: createLogger({ level, destination: 2 }), logLevel: level }
   return command.run(args, ctx)
 }
 
@@ -71,12 +74,10 @@ export function report(e: unknown, stderr: Context['stderr']): number {
 
 if (require.main === module) {
   const ctx = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }
+  // Exit explicitly: a daemon's FUSE thread and helpers would otherwise keep the event loop alive
+  // after its mount is gone. stdout/stderr writes are synchronous for files, pipes and TTYs on Linux.
   main(process.argv.slice(2), ctx).then(
-    (code) => {
-      process.exitCode = code
-    },
-    (e: unknown) => {
-      process.exitCode = report(e, process.stderr)
-    },
+    (code) => process.exit(code),
+    (e: unknown) => process.exit(report(e, process.stderr)),
   )
 }

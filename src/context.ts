@@ -1,5 +1,5 @@
 // What a command may touch of the outside world, injected so tests can run commands in-process.
-import type { Logger } from './log'
+import type { Level, Logger } from './log'
 
 export interface Output {
   write(s: string): unknown
@@ -12,6 +12,7 @@ export interface Context {
   env: NodeJS.ProcessEnv
   cwd: string
   log: Logger
+  logLevel: Level
 }
 
 export type Command = {

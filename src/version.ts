@@ -12,3 +12,6 @@ export function version(): string {
 export function generator(): string {
   return `kheadersfs ${version()}`
 }
+
+/** The CLI entry point, for starting the daemon with the same code that is running now. */
+export const CLI_PATH = path.join(__dirname, 'cli.js')

@@ -8,7 +8,7 @@ import { KernelTreeError, reason } from '../errors'
 import type { FileRecord } from '../image/format'
 import type { SourceEntry } from './select'
 import { stripComments } from './strip-comments'
-import { xzStream, type XzOptions } from './xz'
+import { xzBuffer, type XzOptions } from './xz'
 
 export interface ArchiveProgress {
   filesDone: number
@@ -44,9 +44,12 @@ export async function buildArchive(
   }
   const progress: ArchiveProgress = { filesDone: 0, filesTotal: entries.length, tarBytes: 0, xzBytes: 0 }
   const report = (): void => opts.onProgress?.(progress)
-  const compressed = xzStream(pack as unknown as NodeJS.ReadableStream as never, opts, (n) => {
-    progress.xzBytes = n
-    report()
+  // The uncompressed tar is held in memory (tens of MB) and compressed in one go (see xz.ts).
+  const chunks: Buffer[] = []
+  const tarDone = new Promise<Buffer>((resolve, reject) => {
+    pack.on('data', (c: unknown) => chunks.push(c as Buffer))
+    pack.on('end', () => resolve(Buffer.concat(chunks)))
+    pack.on('error', reject)
   })
 
   const mtime = new Date(opts.epoch * 1000)
@@ -108,13 +111,17 @@ export async function buildArchive(
     pack.finalize()
   } catch (err) {
     pack.destroy(err as Error)
-    await compressed.catch(() => undefined)
     throw err
   } finally {
     // Reads still in flight after an error must not surface as unhandled rejections.
     for (const p of reads.values()) p.catch(() => undefined)
   }
-  const txz = await compressed
+  const tar = await tarDone
+  opts.signal?.throwIfAborted()
+  const txz = await xzBuffer(tar, opts, (n) => {
+    progress.xzBytes = n
+    report()
+  })
   return { txz, tarSize: pushed, files, rawBytes, strippedBytes }
 }
 

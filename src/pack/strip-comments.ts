@@ -6,7 +6,8 @@
 // A removed comment becomes one space plus one backslash-newline per line break it spanned. C splices
 // lines before it removes comments, so a comment inside a multi-line #define keeps the directive going
 // (bare newlines would end it: "stray '##' in program" in every module build), and the physical line
-// count is unchanged, so __LINE__ and diagnostics match the original header.
+// count is unchanged, so __LINE__ and diagnostics match the original header. The rare comment whose
+// replacement would still change what GCC does or warns about is kept (see the rules at the removal).
 //
 // One pass over the bytes; unchanged runs are copied in bulk into a lazily allocated output buffer.
 
@@ -253,6 +254,13 @@ function afterBackslash(s: Buffer, i: number): boolean {
   return k >= 0 && s[k] === BACKSLASH
 }
 
+/** Is the last line break in s[i, end) a CR (not followed by LF)? */
+function lastLineBreakIsCR(s: Buffer, i: number, end: number): boolean {
+  let k = end - 1
+  while (k >= i && s[k] !== LF && s[k] !== CR) k--
+  return k >= i && s[k] === CR
+}
+
 /** Remove C comments, keeping SPDX comments, every line break and every token the preprocessor sees. */
 export function stripComments(src: Buffer): Buffer {
   const s = src
@@ -329,12 +337,23 @@ export function stripComments(src: Buffer): Buffer {
         for (let k = s.indexOf(LF, i); k >= 0 && k < end; k = s.indexOf(LF, k + 1)) lines++
         let crs = 0
         if (anyCR) for (let k = i; k < end; k++) if (s[k] === CR) crs++
-        // "\ /* x */<newline>" would become "\  <newline>", which GCC splices: keep such a comment.
-        if (lines === 0 && crs === 0 && afterBackslash(s, i)) {
+        const breaks = lines + crs // upper bound (CRLF counts twice); 0 exactly when on one line
+        // Keep the comment where its replacement would change what GCC does or says:
+        // - "\ /* x */<newline>" would become "\  <newline>", a new splice;
+        // - GCC does not warn about "*/\ <newline>" (backslash, space, newline), but would without the comment;
+        // - a backslash-newline onto a last line that has no newline draws a warning (and moves the
+        //   line GCC reports a directive's errors at): keep a multi-line block comment there;
+        // - a lone CR as the comment's last line break would join the LF after the comment into one CRLF.
+        if (
+          (breaks === 0 && afterBackslash(s, i)) ||
+          (s[end] === BACKSLASH && isHSpace(s[end + 1]) && spliceLen(s, end) > 0) ||
+          (breaks > 0 && d === STAR && s.indexOf(LF, end) < 0 && (crs === 0 || s.indexOf(CR, end) < 0)) ||
+          (crs > 0 && s[end] === LF && lastLineBreakIsCR(s, i, end))
+        ) {
           i = end
           break
         }
-        const need = i - copied + 1 + 3 * (lines + crs)
+        const need = i - copied + 1 + 3 * breaks
         if (out === undefined) out = Buffer.allocUnsafe(Math.max(n, need) + 64)
         else if (o + need > out.length) {
           const grown = Buffer.allocUnsafe(Math.max(2 * out.length, o + need))

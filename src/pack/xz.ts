@@ -2,7 +2,6 @@
 // independent of the thread count (blocks are cut at the same offsets) and makes every block
 // decodable on its own, which lets a reader seek without decoding the whole archive.
 import lzma from 'lzma-native'
-import type { Readable } from 'node:stream'
 
 export interface XzOptions {
   preset: number
@@ -14,14 +13,19 @@ export interface XzOptions {
 
 export const CHECK = { name: 'crc64', id: lzma.CHECK_CRC64 } as const
 
-/** Compress a stream; `onOutput` sees the compressed byte count grow. */
-export async function xzStream(input: Readable, opts: XzOptions, onOutput?: (bytes: number) => void): Promise<Buffer> {
+/**
+ * Compress a whole buffer; `onOutput` sees the compressed byte count grow. The input is handed over
+ * in one write: fed in small stream chunks, lzma-native's multithreaded encoder was measured to run
+ * its blocks one after another (9.9 s instead of 5.0 s for 32 MB on 2 cores).
+ */
+export async function xzBuffer(input: Buffer, opts: XzOptions, onOutput?: (bytes: number) => void): Promise<Buffer> {
   const enc = lzma.createCompressor({
     // lzma-native treats preset 0 as "unset" (PRESET_DEFAULT); xz -0 is never worth it here anyway.
     preset: opts.preset,
     check: CHECK.id,
     threads: opts.threads,
     blockSize: opts.blockSize,
+    bufsize: 1 << 20,
   })
   const chunks: Buffer[] = []
   let out = 0
@@ -33,11 +37,7 @@ export async function xzStream(input: Readable, opts: XzOptions, onOutput?: (byt
     })
     enc.once('end', () => resolve(Buffer.concat(chunks, out)))
     enc.once('error', reject)
-    input.once('error', (e) => {
-      enc.destroy(e)
-      reject(e)
-    })
   })
-  input.pipe(enc)
+  enc.end(input)
   return done
 }

@@ -9,6 +9,7 @@ declare module 'lzma-native' {
     memlimit?: number
     flags?: number
     synchronous?: boolean
+    bufsize?: number
     filters?: Array<{ id: number | string; options?: Record<string, number> }>
   }
   export function createStream(coder: 'easyEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): Transform

@@ -4,8 +4,8 @@
 //
 // Why not `gcc -E -fpreprocessed`: that mode does no line splicing and ignores directives, so it
 // misreads `/\<nl>*`, `// ...\<nl>` and `#include <a//b.h>` and would flag the space + backslash-newline
-// replacement itself. A full `gcc -E` is the real lexer; includes are satisfied by empty stubs (names
-// found with -M -MG) so each header is preprocessed alone and gcc never stops on a missing file.
+// replacement itself. A full `gcc -E` is the real lexer; includes are satisfied by empty stubs, so each
+// header is preprocessed alone (no CONFIG_*, no __KERNEL__) and gcc never stops at a missing file.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -42,13 +42,13 @@ const lineCount = (b: Buffer): number => {
   return c
 }
 
-/** gcc in `cwd`; exit status 1 (#error in a header) is fine as long as nothing was fatal. */
+/** gcc in `cwd`; a failing exit status (#error in a header, a missing include) still gives the output. */
 async function gcc(cwd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   try {
     return await run('gcc', args, { cwd, maxBuffer: MAX_BUFFER })
   } catch (e) {
     const err = e as { stdout?: unknown; stderr?: unknown }
-    if (typeof err.stdout !== 'string' || typeof err.stderr !== 'string' || /fatal error/.test(err.stderr)) throw e
+    if (typeof err.stdout !== 'string' || typeof err.stderr !== 'string' || err.stderr === '') throw e
     return { stdout: err.stdout, stderr: err.stderr }
   }
 }
@@ -72,9 +72,11 @@ const normalize = (text: string): string[] => text.split('\n').map((l) => l.repl
 /** gcc -E output of a batch split per input file; the builtin/command-line prologue is dropped. */
 function splitOutput(stdout: string, names: string[]): Map<string, string> {
   const parts = new Map<string, string>()
+  let from = 0
   const starts = names.map((name) => {
-    const at = stdout.indexOf(`# 0 "${name}"\n`)
+    const at = stdout.indexOf(`# 0 "${name}"\n`, from)
     if (at < 0) throw new Error(`no output for ${name}`)
+    from = at + 1
     return at
   })
   names.forEach((name, k) => {
@@ -135,45 +137,65 @@ if (tree === undefined) {
       writeFileSync(path.join(origDir, name), raw[k])
       writeFileSync(path.join(stripDir, name), stripped[k])
     })
+    // Files with nothing stripped are the same bytes: gcc has nothing to compare there.
+    const checked = names.filter((_, k) => stripped[k] !== raw[k])
     const batches: string[][] = []
-    for (let k = 0; k < names.length; k += BATCH) batches.push(names.slice(k, k + BATCH))
-    const jobs = os.availableParallelism()
+    for (let k = 0; k < checked.length; k += BATCH) batches.push(checked.slice(k, k + BATCH))
     const gccArgs = ['-x', 'c', '-nostdinc', '-I', stubInc, '-fdiagnostics-plain-output']
 
-    // 1. Every header name any file includes becomes an empty stub.
-    const t1 = Date.now()
-    const deps = await pool(
-      batches.map((b) => async () => (await gcc(origDir, [...gccArgs, '-M', '-MG', ...b])).stdout),
-      jobs,
-    )
+    // 1. Include stubs: every name in an #include line or __has_include (a plain regex over the
+    // originals; a stub too many is harmless), then gcc -M -MG for computed includes (#include MACRO).
     const stubRoot = path.join(w, 'stubs')
-    let stubs = 0
-    for (const d of deps) {
-      for (const word of d.replace(/\\\n/g, ' ').split(/\s+/)) {
-        if (word === '' || word.endsWith(':') || /^h\d+\.h$/.test(word) || path.isAbsolute(word)) continue
-        const stub = path.resolve(stubInc, word)
-        if (!stub.startsWith(stubRoot + path.sep) || existsSync(stub)) continue
-        mkdirSync(path.dirname(stub), { recursive: true })
-        writeFileSync(stub, '')
-        stubs++
-      }
+    let stubGen = 0
+    const addStub = (name: string): void => {
+      const stub = path.resolve(stubInc, name)
+      if (path.isAbsolute(name) || !stub.startsWith(stubRoot + path.sep) || existsSync(stub)) return
+      mkdirSync(path.dirname(stub), { recursive: true })
+      writeFileSync(stub, '')
+      stubGen++
     }
-    t.comment(`${stubs} include stubs (${Date.now() - t1} ms)`)
+    const INCLUDE = /^[ \t]*#[ \t]*(?:include|include_next|import)[ \t]*[<"]([^>"\r\n]+)[>"]|__has_include(?:_next)?[ \t]*\([ \t]*[<"]([^>"\r\n]+)[>"]/gm
+    const computed: string[] = []
+    raw.forEach((b, k) => {
+      const text = b.toString('latin1')
+      for (const m of text.matchAll(INCLUDE)) addStub(m[1] ?? m[2])
+      if (/^[ \t]*#[ \t]*(?:include|include_next|import)[ \t]*[^<"\s]/m.test(text)) computed.push(names[k])
+    })
+    const stubsFromDeps = async (files: string[]): Promise<void> => {
+      const deps = (await gcc(origDir, [...gccArgs, '-M', '-MG', ...files])).stdout
+      for (const word of deps.replace(/\\\n/g, ' ').split(/\s+/)) if (word !== '' && !word.endsWith(':') && !/^h\d+\.h$/.test(word)) addStub(word)
+    }
+    if (computed.length > 0) await stubsFromDeps(computed)
+    t.comment(`${stubGen} include stubs (${computed.length} files with computed includes)`)
 
-    // 2. gcc -E -dD on both sides.
+    // 2. gcc -E -dD on both sides of each batch. A missing include (gcc stops there) gets its stub from
+    // gcc -M -MG and the pair runs again; so does a pair that ran while stubs were being added.
     const t2 = Date.now()
-    const preprocess = (cwd: string, b: string[]) => () => gcc(cwd, [...gccArgs, '-E', '-dD', ...b])
+    const preprocess = (cwd: string, b: string[]) => gcc(cwd, [...gccArgs, '-E', '-dD', ...b])
+    const fatal = (r: { stderr: string }): boolean => /fatal error/.test(r.stderr)
     const results = await pool(
-      batches.flatMap((b) => [preprocess(origDir, b), preprocess(stripDir, b)]),
-      jobs,
+      batches.map((b) => async () => {
+        for (let round = 0; ; round++) {
+          const gen = stubGen
+          const o = await preprocess(origDir, b)
+          const s = await preprocess(stripDir, b)
+          if (fatal(o) || fatal(s)) {
+            if (round === 5) throw new Error(`gcc stopped with a fatal error:\n${o.stderr}\n${s.stderr}`)
+            await stubsFromDeps(b)
+            continue
+          }
+          if (gen === stubGen) return [o, s]
+        }
+      }),
+      os.availableParallelism(),
     )
-    t.comment(`gcc -E -dD on ${2 * names.length} files: ${Date.now() - t2} ms`)
+    t.comment(`gcc -E -dD on ${checked.length} files x 2: ${Date.now() - t2} ms`)
 
     const differing: string[] = []
     const diagDiffering: string[] = []
     let errorFiles = 0
     batches.forEach((b, k) => {
-      const [o, s] = [results[2 * k], results[2 * k + 1]]
+      const [o, s] = results[k]
       const [oOut, sOut] = [splitOutput(o.stdout, b), splitOutput(s.stdout, b)]
       const [oDiag, sDiag] = [splitDiagnostics(o.stderr), splitDiagnostics(s.stderr)]
       for (const name of b) {
@@ -190,7 +212,7 @@ if (tree === undefined) {
       }
     })
     t.comment(`${errorFiles} headers hit #error or other errors when preprocessed alone (same on both sides)`)
-    t.same(differing.slice(0, 10), [], `gcc -E -dD output identical for all ${names.length} files (${differing.length} differ)`)
+    t.same(differing.slice(0, 10), [], `gcc -E -dD output identical for all ${checked.length} stripped files (${differing.length} differ)`)
     t.same(diagDiffering.slice(0, 10), [], `gcc diagnostics identical for all files (${diagDiffering.length} differ)`)
   })
 }

@@ -1,0 +1,94 @@
+// kheadersfs mount: like modprobe kheaders. Find the image for the running kernel, start the daemon,
+// return once the files are readable.
+import path from 'node:path'
+import { parseCommand } from '../args'
+import type { Command } from '../context'
+import { UsageError } from '../errors'
+import { locateImage, runningRelease } from '../image/locate'
+import { runDaemon } from '../serve/daemon'
+import { parseMountOptions } from '../serve/mount-options'
+import { findMount, health, unmount } from '../serve/mounts'
+import { startDetached, READY_FD } from '../serve/spawn'
+import { logPath, readState, removeState } from '../serve/state'
+import { CLI_PATH } from '../version'
+
+export const mount: Command = {
+  summary: 'load an image and serve kheaders.txz and config.gz at MOUNTPOINT (like modprobe kheaders)',
+  usage: `Usage: kheadersfs mount [--image IMAGE] [--release R] [--force] [-o OPTS] [-f] MOUNTPOINT
+
+Find the image for the running kernel, load it into memory and serve read-only:
+  MOUNTPOINT/kheaders.txz      the header archive (also as kheaders.tar.xz)
+  MOUNTPOINT/config.gz         the kernel configuration
+Returns once the files are readable. Unload with "umount MOUNTPOINT" or "kheadersfs umount".
+
+  --image IMAGE     use this image instead of searching for one
+  --release R       look for the image of release R instead of $(uname -r)
+  --force           load an image built for another release (like modprobe -f)
+  -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty,
+                    log_level=LEVEL; generic mount options (ro, nodev, nofail, ...) are accepted
+                    and ignored: the mount is always ro,nosuid,nodev
+  -f, --foreground  stay in the foreground and log to stderr (for systemd and debugging)
+
+Images are searched in: --image, $KHEADERSFS_IMAGE, /lib/modules/$(uname -r)/kheaders.img,
+/usr/lib/kheadersfs/$(uname -r).img.`,
+
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand('mount', args, {
+      image: { type: 'string' },
+      release: { type: 'string' },
+      force: { type: 'boolean' },
+      options: { type: 'string', short: 'o', multiple: true },
+      foreground: { type: 'boolean', short: 'f' },
+      'ready-fd': { type: 'string' },
+      'log-file': { type: 'string' },
+    })
+    if (values.help) {
+      ctx.stdout.write(mount.usage + '\n')
+      return 0
+    }
+    if (positionals.length !== 1) throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
+    for (const flag of ['image', 'release'] as const) {
+      if (values[flag] === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
+    }
+    const o = parseMountOptions(values.options ?? [])
+    const mountpoint = path.resolve(ctx.cwd, positionals[0])
+    const release = values.release ?? o.release ?? runningRelease()
+    const force = values.force === true || o.force
+    const explicit = values.image ?? o.image
+
+    const existing = findMount(mountpoint)
+    if (existing !== undefined) {
+      if ((await health(mountpoint)) === 'live') {
+        const s = readState(ctx.env, mountpoint)
+        ctx.stdout.write(`kheadersfs: ${mountpoint} is already loaded${s ? ` (pid ${s.pid}, image ${s.image}, release ${s.release})` : ''}\n`)
+        return 0
+      }
+      // A daemon was killed and left "Transport endpoint is not connected": clear it and go on.
+      const r = unmount(mountpoint, true)
+      removeState(ctx.env, mountpoint)
+      ctx.log.warn({ mountpoint, result: r }, 'cleaned up a stale mount left by a dead daemon')
+    }
+
+    const image = path.resolve(ctx.cwd, locateImage({ explicit, release, env: ctx.env }).path)
+    const readyFd = values['ready-fd'] === undefined ? undefined : Number(values['ready-fd'])
+    if (values.foreground) {
+      return runDaemon({
+        mountpoint,
+        image,
+        release,
+        force,
+        nonempty: o.nonempty,
+        readyFd,
+        logFile: values['log-file'] ?? null,
+        env: ctx.env,
+        log: o.logLevel ? ctx.log.child({}, { level: o.logLevel }) : ctx.log,
+      })
+    }
+    const logFile = logPath(ctx.env, mountpoint)
+    // The daemon's command line names what it serves, so `ps` shows it (as sshfs's does).
+    const argv = [CLI_PATH, 'mount', '--foreground', '--image', image, '--release', release, ...(force ? ['--force'] : [])]
+    argv.push(...(o.nonempty ? ['-o', 'nonempty'] : []), '--ready-fd', String(READY_FD), '--log-file', logFile, '--log-level', o.logLevel ?? ctx.logLevel, mountpoint)
+    await startDetached(argv, { logFile, env: ctx.env })
+    return 0
+  },
+}

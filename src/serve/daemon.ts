@@ -1,0 +1,129 @@
+// The daemon (`kheadersfs mount -f`, or the detached child of `kheadersfs mount`): read and verify the
+// image once, keep it in memory, mount, tell the parent it is ready, serve until the mount goes.
+//
+// Lifecycle, decided rather than defaulted (docs/design.md):
+// - ready is signalled only after a stat through the mount succeeds, so the parent returns when the
+//   files are readable;
+// - an external umount/fusermount -u ends the session: the daemon exits 0 and its memory is freed;
+// - SIGTERM/SIGINT detach lazily (like `umount -l`) and exit 0 once no file is open any more, which
+//   is what `systemctl stop` needs and never tears a file away from a reader;
+// - a failure before ready leaves no mount behind and reaches the parent as one line.
+import { writeSync, closeSync } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import path from 'node:path'
+import { ExitCode, ImageFormatError, KheadersError, MountpointError } from '../errors'
+import { readImage } from '../image/read'
+import type { Logger } from '../log'
+import { version } from '../version'
+import { createOps, mountFuse, type Mounted } from './ops'
+import { checkFuse, checkMountpoint } from './preflight'
+import { watchSession } from './session'
+import { removeState, writeState } from './state'
+import { buildTree, FLAT_FILES } from './tree'
+
+export interface DaemonOptions {
+  mountpoint: string
+  image: string
+  /** The release the image must be for (uname -r, or --release). */
+  release: string
+  force: boolean
+  nonempty: boolean
+  /** Descriptor of the readiness pipe from a parent `kheadersfs mount`. */
+  readyFd?: number
+  logFile: string | null
+  env: NodeJS.ProcessEnv
+  log: Logger
+}
+
+/** Messages on the readiness pipe: one JSON line. */
+export type ReadyMessage = { ready: true; pid: number } | { ready: false; message: string; exitCode: number }
+
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const log = opts.log.child({ component: 'daemon', mountpoint: opts.mountpoint })
+  const tell = (msg: ReadyMessage): void => {
+    if (opts.readyFd === undefined) return
+    try {
+      writeSync(opts.readyFd, JSON.stringify(msg) + '\n')
+      closeSync(opts.readyFd)
+    } catch {
+      // the parent is gone; nothing to tell
+    }
+    opts.readyFd = undefined
+  }
+
+  let mounted: Mounted | undefined
+  let watch: ReturnType<typeof watchSession> | undefined
+  const t0 = performance.now()
+  try {
+    checkFuse(opts.env)
+    checkMountpoint(opts.mountpoint, { nonempty: opts.nonempty })
+    const image = await readImage(opts.image)
+    const loadMs = performance.now() - t0
+    const m = image.manifest
+    if (m.release !== opts.release && !opts.force) {
+      throw new ImageFormatError(
+        `Cannot load image ${opts.image}: it is for kernel ${m.release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
+      )
+    }
+    const tree = buildTree(image)
+    log.info({ image: opts.image, release: m.release, profile: m.profile, imageBytes: image.bytes, loadMs: round(loadMs) }, 'image loaded')
+
+    watch = watchSession(opts.mountpoint)
+    const t1 = performance.now()
+    try {
+      mounted = await mountFuse(opts.mountpoint, createOps(tree, log), { allowOther: process.getuid?.() === 0, nonempty: opts.nonempty, log })
+    } catch (e) {
+      throw new MountpointError(`Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`)
+    }
+    // Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it.
+    await stat(path.join(opts.mountpoint, FLAT_FILES[2]))
+    const mountMs = performance.now() - t1
+    const started = Date.now()
+    writeState(opts.env, {
+      pid: process.pid,
+      mountpoint: opts.mountpoint,
+      image: path.resolve(opts.image),
+      release: m.release,
+      profile: m.profile,
+      imageBytes: image.bytes,
+      started,
+      logFile: opts.logFile,
+      version: version(),
+    })
+    log.info({ imageBytes: image.bytes, servedBytes: tree.bytes, loadMs: round(loadMs), mountMs: round(mountMs), totalMs: round(performance.now() - t0) }, 'mounted')
+    tell({ ready: true, pid: process.pid })
+
+    return await new Promise<number>((resolve) => {
+      let stopping = false
+      const finish = (): void => {
+        removeState(opts.env, opts.mountpoint, process.pid)
+        log.info({ uptimeS: round((Date.now() - started) / 1000), rssBytes: process.memoryUsage().rss }, 'unmounted; exiting')
+        resolve(0)
+      }
+      watch!.arm(finish)
+      const onSignal = (sig: NodeJS.Signals): void => {
+        if (stopping) return
+        stopping = true
+        log.info({ signal: sig }, 'detaching (lazy); exiting when no file is open')
+        mounted!.detach().then(
+          () => watch!.check(),
+          (e: Error) => log.error({ err: e.message }, 'lazy unmount failed'),
+        )
+      }
+      process.on('SIGTERM', onSignal)
+      process.on('SIGINT', onSignal)
+      process.on('SIGHUP', onSignal)
+    })
+  } catch (e) {
+    watch?.stop()
+    if (mounted !== undefined) await mounted.detach().catch(() => undefined)
+    const err = KheadersError.is(e) ? e : undefined
+    log.error({ err: err ? err.message : (e as Error).stack }, 'failed to start')
+    tell({ ready: false, message: err ? err.message : `internal error: ${(e as Error).message}`, exitCode: err ? err.exitCode : ExitCode.failure })
+    throw e
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10
+}

@@ -1,0 +1,65 @@
+// `-o` options, from the command line or from mount(8)/fstab through mount.fuse. Generic mount
+// options are tolerated (mount.fuse passes dev, suid, nofail ... through), FUSE ones are taken, and
+// kheadersfs's own are parsed; anything else is refused by name.
+import { LEVELS, type Level } from '../log'
+import { UsageError } from '../errors'
+
+export interface MountOpts {
+  image?: string
+  release?: string
+  force: boolean
+  nonempty: boolean
+  logLevel?: Level
+}
+
+/** Accepted and ignored: the daemon always mounts ro,nosuid,nodev whatever these say. */
+const GENERIC = new Set([
+  'defaults', 'ro', 'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
+  'strictatime', 'nostrictatime', 'diratime', 'nodiratime', 'lazytime', 'nolazytime', 'sync', 'async', 'dirsync', 'auto',
+  'noauto', 'user', 'nouser', 'users', 'owner', 'group', 'nofail', '_netdev', 'silent', 'loud', 'mand', 'nomand',
+  'iversion', 'noiversion',
+  // FUSE options kheadersfs sets itself
+  'allow_other', 'allow_root', 'default_permissions', 'kernel_cache', 'auto_unmount',
+])
+/** Prefixes of options meant for other programs (systemd, mount helpers). */
+const FOREIGN = /^(x-|comment=|fsname=|subtype=|context=|fscontext=|defcontext=|rootcontext=|uid=|gid=)/
+
+export function parseMountOptions(lists: string[]): MountOpts {
+  const o: MountOpts = { force: false, nonempty: false }
+  for (const list of lists) {
+    for (const raw of list.split(',')) {
+      const opt = raw.trim()
+      if (opt === '' || GENERIC.has(opt) || FOREIGN.test(opt)) continue
+      const eq = opt.indexOf('=')
+      const key = eq < 0 ? opt : opt.slice(0, eq)
+      const value = eq < 0 ? undefined : opt.slice(eq + 1)
+      const need = (): string => {
+        if (value === undefined || value === '') throw new UsageError(`Cannot use mount option "${opt}": it needs a value (${key}=...)`)
+        return value
+      }
+      switch (key) {
+        case 'force':
+          o.force = true
+          break
+        case 'nonempty':
+          o.nonempty = true
+          break
+        case 'image':
+          o.image = need()
+          break
+        case 'release':
+          o.release = need()
+          break
+        case 'log_level': {
+          const v = need()
+          if (!(LEVELS as readonly string[]).includes(v)) throw new UsageError(`Cannot use mount option "${opt}": choose one of ${LEVELS.join(', ')}`)
+          o.logLevel = v as Level
+          break
+        }
+        default:
+          throw new UsageError(`Cannot use mount option "${opt}": not a kheadersfs or generic mount option; see "kheadersfs mount --help"`)
+      }
+    }
+  }
+  return o
+}

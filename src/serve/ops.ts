@@ -1,0 +1,147 @@
+// The FUSE adapter: the only file that imports fuse-native. Each handler looks a node up in the
+// immutable tree and answers; every write-family operation answers EROFS on purpose (fuse-native
+// would answer EPERM for an op it does not know), and statfs says read-only.
+import type FuseType from 'fuse-native'
+import type { Ops, Stat } from 'fuse-native'
+import { FsError, FuseUnavailableError, reason } from '../errors'
+import type { Logger } from '../log'
+import { EROFS, guard } from './errno'
+import { lookup, readInto, type Node, type Tree } from './tree'
+
+const ST_RDONLY = 1
+
+/** Operations that would change something: all answer EROFS. */
+export const WRITE_OPS = [
+  'write',
+  'create',
+  'mknod',
+  'mkdir',
+  'unlink',
+  'rmdir',
+  'rename',
+  'link',
+  'symlink',
+  'truncate',
+  'ftruncate',
+  'chmod',
+  'chown',
+  'utimens',
+  'setxattr',
+  'removexattr',
+] as const
+
+export function createOps(tree: Tree, log: Logger): Ops {
+  const stat = (node: Node): Stat => ({
+    mode: node.mode,
+    uid: 0,
+    gid: 0,
+    size: node.kind === 'file' ? node.size : 0,
+    nlink: node.kind === 'dir' ? 2 : 1,
+    blksize: 4096,
+    blocks: node.kind === 'file' ? Math.ceil(node.size / 512) : 0,
+    atime: tree.mtime,
+    mtime: tree.mtime,
+    ctime: tree.mtime,
+  })
+  const ok = (cb: (...r: any[]) => void, value: unknown): void => cb(0, value)
+  const ops: Ops = {
+    getattr: guard(log, 'getattr', (path: string) => stat(lookup(tree, path)), ok),
+    fgetattr: guard(log, 'fgetattr', (path: string, _fd: number) => stat(lookup(tree, path)), ok),
+    readdir: guard(
+      log,
+      'readdir',
+      (path: string) => {
+        const node = lookup(tree, path)
+        if (node.kind !== 'dir') throw new FsError('ENOTDIR', path)
+        return node.entries
+      },
+      ok,
+    ),
+    read: guard(log, 'read', (path: string, _fd: number, buf: Buffer, len: number, pos: number) => readInto(lookup(tree, path), buf, len, pos), (cb, n) => cb(n)),
+    statfs: guard(
+      log,
+      'statfs',
+      (_path: string) => ({
+        bsize: 4096,
+        frsize: 4096,
+        blocks: Math.ceil(tree.bytes / 4096),
+        bfree: 0,
+        bavail: 0,
+        files: tree.nodes.size,
+        ffree: 0,
+        favail: 0,
+        fsid: 0,
+        flag: ST_RDONLY,
+        namemax: 255,
+      }),
+      ok,
+    ),
+  }
+  for (const op of WRITE_OPS) {
+    ops[op] = (...args: unknown[]) => {
+      const cb = args[args.length - 1] as (code: number, ...rest: unknown[]) => void
+      // setxattr's callback also carries fuse-native's buffer back; the code is what matters.
+      cb(EROFS)
+    }
+  }
+  return ops
+}
+
+export interface MountOptions {
+  allowOther: boolean
+  nonempty: boolean
+  log: Logger
+}
+
+export interface Mounted {
+  /** Lazy unmount (fusermount -uz): the mount goes now, open files keep reading until closed. */
+  detach(): Promise<void>
+}
+
+/** Load fuse-native (fails clearly when libfuse2 is missing) and mount `ops` read-only at `mountpoint`. */
+export function mountFuse(mountpoint: string, ops: Ops, opts: MountOptions): Promise<Mounted> {
+  const Fuse = loadFuse()
+  // fuse-native's option list is fixed; further -o options ride on fsname, which it joins verbatim
+  // ("-ofsname=kheadersfs,ro,...": pinned fuse-native 2.2.6, see ARCHITECTURE.md §6).
+  const extra = ['ro', 'nosuid', 'nodev', 'noatime', ...(opts.nonempty ? ['nonempty'] : [])]
+  const fuse = new Fuse(mountpoint, ops, {
+    fsname: ['kheadersfs', ...extra].join(','),
+    subtype: 'kheadersfs',
+    allowOther: opts.allowOther,
+    defaultPermissions: true,
+    // The content never changes while mounted: let the kernel cache data and attributes.
+    kernelCache: true,
+    attrTimeout: 3600,
+    entryTimeout: 3600,
+    // If the daemon dies, libfuse's fusermount helper removes the mount instead of leaving it stale.
+    autoUnmount: true,
+  })
+  return new Promise((resolve, reject) => {
+    try {
+      fuse.mount((err) => {
+        if (err) return reject(err)
+        resolve({
+          detach: () =>
+            new Promise<void>((res, rej) => {
+              Fuse.unmount(mountpoint, (e) => (e ? rej(e) : res()))
+            }),
+        })
+      })
+    } catch (e) {
+      reject(e)
+    }
+  })
+}
+
+let loaded: typeof FuseType | undefined
+
+export function loadFuse(): typeof FuseType {
+  if (loaded !== undefined) return loaded
+  try {
+    loaded = (require('fuse-native') as { default?: typeof FuseType } & typeof FuseType)
+    loaded = (loaded as { default?: typeof FuseType }).default ?? loaded
+    return loaded
+  } catch (e) {
+    throw new FuseUnavailableError(`Cannot load FUSE support: ${reason(e)}; install libfuse2 and fuse (apt-get install libfuse2 fuse)`, e)
+  }
+}

@@ -1,0 +1,61 @@
+// The parent side of `kheadersfs mount`: start the daemon detached with a readiness pipe as its fd 3
+// and wait for one line on it (libfuse's README.daemonize, squashfuse's notify_mount_ready). Returns
+// only when the files are readable; otherwise relays the daemon's error and exit code.
+import { spawn } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
+import { ExitCode, KheadersError } from '../errors'
+import type { ReadyMessage } from './daemon'
+import { ensureRunDir } from './state'
+
+export const READY_FD = 3
+
+export class DaemonFailed extends KheadersError {}
+
+export async function startDetached(argv: string[], opts: { logFile: string; env: NodeJS.ProcessEnv }): Promise<{ pid: number }> {
+  ensureRunDir(opts.env)
+  const logFd = openSync(opts.logFile, 'a', 0o600)
+  const child = spawn(process.execPath, argv, {
+    detached: true, // own session: survives the terminal and the caller
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: opts.env,
+    cwd: '/', // never keep the caller's directory busy
+  })
+  closeSync(logFd)
+  const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    let settled = false
+    const settle = (fn: () => void): void => {
+      if (settled) return
+      settled = true
+      fn()
+    }
+    pipe.on('data', (d: Buffer) => {
+      buf += d.toString()
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      let msg: ReadyMessage
+      try {
+        msg = JSON.parse(buf.slice(0, nl)) as ReadyMessage
+      } catch {
+        return settle(() => reject(new DaemonFailed(`The kheadersfs daemon sent a garbled readiness line; see ${opts.logFile}`)))
+      }
+      if (msg.ready) {
+        settle(() => {
+          child.unref()
+          ;(pipe as unknown as { destroy(): void }).destroy()
+          resolve({ pid: msg.pid })
+        })
+      } else {
+        settle(() => reject(new DaemonFailed(msg.message, { exitCode: msg.exitCode as ExitCode })))
+      }
+    })
+    pipe.on('error', () => undefined)
+    child.on('error', (e) => settle(() => reject(new DaemonFailed(`Cannot start the kheadersfs daemon: ${e.message}`))))
+    child.on('exit', (code, signal) =>
+      settle(() =>
+        reject(new DaemonFailed(`The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile}`)),
+      ),
+    )
+  })
+}
