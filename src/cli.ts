@@ -57,7 +57,8 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
   }
   const command = COMMANDS[name]
   if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
-  const ctx: Context = { ...base, log: createLogger({ level, destination: 2 }), logLevel: level }
+  const pretty = base.stderr.isTTY === true && !(name === 'mount' && args.includes('--ready-fd'))
+  const ctx: Context = { ...base, log: createLogger({ level, destination: 2, pretty }), logLevel: level }
   return command.run(args, ctx)
 }
 

@@ -110,6 +110,7 @@ export async function buildArchive(
     }
     pack.finalize()
   } catch (err) {
+    tarDone.catch(() => undefined) // destroying the pack rejects it; the cause is `err`
     pack.destroy(err as Error)
     throw err
   } finally {

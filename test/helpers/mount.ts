@@ -1,0 +1,112 @@
+// Real FUSE mounts for tests, always undone in teardown (also when the test fails): unmount, kill
+// the daemon we started (by pid) if it is still there, remove the directories.
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { runCli, type Result } from './cli'
+
+interface T {
+  teardown(fn: () => unknown): void
+}
+
+export interface TestMount {
+  mnt: string
+  /** Environment that points kheadersfs at this test's own run directory. */
+  env: Record<string, string>
+  runDir: string
+  pid: number
+  result: Result
+}
+
+/** A fresh empty mountpoint and run directory, cleaned up (unmounted first) in teardown. */
+export function mountDirs(t: T): { mnt: string; runDir: string; env: Record<string, string> } {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'kheadersfs-mnt-'))
+  chmodSync(base, 0o755) // other users (runuser -u nobody) must reach the mountpoint
+  const mnt = path.join(base, 'mnt')
+  const runDir = path.join(base, 'run')
+  mkdirSync(mnt)
+  t.teardown(() => {
+    cleanupMount(mnt, runDir)
+    rmSync(base, { recursive: true, force: true })
+  })
+  return { mnt, runDir, env: { KHEADERSFS_RUN_DIR: runDir } }
+}
+
+/** Unmount whatever is at `mnt` and kill daemons whose state lives in `runDir`. */
+export function cleanupMount(mnt: string, runDir: string): void {
+  for (const pid of daemonPids(runDir)) {
+    for (const child of childPids(pid)) kill(child)
+    kill(pid)
+  }
+  for (let i = 0; i < 5 && isMounted(mnt); i++) spawnSync('fusermount', ['-uz', mnt])
+  if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
+}
+
+export function daemonPids(runDir: string): number[] {
+  const out: number[] = []
+  try {
+    for (const f of readdirSync(runDir)) {
+      if (!f.endsWith('.json')) continue
+      try {
+        out.push((JSON.parse(readFileSync(path.join(runDir, f), 'utf8')) as { pid: number }).pid)
+      } catch {
+        // partial file
+      }
+    }
+  } catch {
+    // no run dir
+  }
+  return out
+}
+
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // already gone
+  }
+}
+
+export function isMounted(mnt: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === mnt.replace(/ /g, '\\040'))
+}
+
+/** True while `pid` runs (zombies count as exited: PID 1 may take a moment to reap). */
+export function alive(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return false
+  }
+}
+
+export async function waitGone(pid: number, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (alive(pid)) {
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return true
+}
+
+/** Mount `image` with the CLI (daemonized) at a fresh mountpoint; teardown undoes everything. */
+export async function mountImage(t: T, image: string, extra: string[] = ['--force']): Promise<TestMount> {
+  const { mnt, runDir, env } = mountDirs(t)
+  const result = await runCli(['mount', '--image', image, ...extra, mnt], { env })
+  if (result.code !== 0) throw new Error(`mount failed (${result.code}): ${result.stderr}`)
+  const pid = daemonPids(runDir)[0]
+  return { mnt, env, runDir, pid, result }
+}
