@@ -15,7 +15,7 @@ import { ExitCode, ImageFormatError, KheadersError, MountpointError } from '../e
 import { readImage } from '../image/read'
 import type { Logger } from '../log'
 import { version } from '../version'
-import { createOps, mountFuse, type Mounted } from './ops'
+import { createOps, loadFuse, mountFuse, type Mounted } from './ops'
 import { checkFuse, checkMountpoint } from './preflight'
 import { watchSession } from './session'
 import { removeState, writeState } from './state'
@@ -56,6 +56,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const t0 = performance.now()
   try {
     checkFuse(opts.env)
+    loadFuse()
     checkMountpoint(opts.mountpoint, { nonempty: opts.nonempty })
     const image = await readImage(opts.image)
     const loadMs = performance.now() - t0
@@ -73,6 +74,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     try {
       mounted = await mountFuse(opts.mountpoint, createOps(tree, log), { allowOther: process.getuid?.() === 0, nonempty: opts.nonempty, log })
     } catch (e) {
+      if (KheadersError.is(e)) throw e
       throw new MountpointError(`Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`)
     }
     // Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it.

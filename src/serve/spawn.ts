@@ -25,6 +25,7 @@ export async function startDetached(argv: string[], opts: { logFile: string; env
   return new Promise((resolve, reject) => {
     let buf = ''
     let settled = false
+    let failure: DaemonFailed | undefined
     const settle = (fn: () => void): void => {
       if (settled) return
       settled = true
@@ -47,14 +48,16 @@ export async function startDetached(argv: string[], opts: { logFile: string; env
           resolve({ pid: msg.pid })
         })
       } else {
-        settle(() => reject(new DaemonFailed(msg.message, { exitCode: msg.exitCode as ExitCode })))
+        // Settled by the exit handler: return only once the failed daemon is gone.
+        failure = new DaemonFailed(msg.message, { exitCode: msg.exitCode as ExitCode })
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref()
       }
     })
     pipe.on('error', () => undefined)
     child.on('error', (e) => settle(() => reject(new DaemonFailed(`Cannot start the kheadersfs daemon: ${e.message}`))))
     child.on('exit', (code, signal) =>
       settle(() =>
-        reject(new DaemonFailed(`The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile}`)),
+        reject(failure ?? new DaemonFailed(`The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile}`)),
       ),
     )
   })

@@ -60,12 +60,19 @@ export function daemonPids(runDir: string): number[] {
   return out
 }
 
+/** Children of `pid` forked from any of its threads (libfuse forks its fusermount helper too). */
 export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    return []
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8')
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(p))
+    } catch {
+      // gone
+    }
   }
+  return out
 }
 
 function kill(pid: number): void {
