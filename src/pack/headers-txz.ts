@@ -59,7 +59,11 @@ export async function buildArchive(
   const reads = new Map<number, Promise<Buffer>>()
   const startRead = (i: number): void => {
     const e = entries[i]
-    if (e !== undefined && e.type === 'file' && !reads.has(i)) reads.set(i, e.data ? Promise.resolve(e.data) : readSource(e))
+    if (e === undefined || e.type !== 'file' || reads.has(i)) return
+    const p = e.data ? Promise.resolve(e.data) : readSource(e)
+    // A read ahead may fail before its turn; it is awaited (and its error raised) in order below.
+    p.catch(() => undefined)
+    reads.set(i, p)
   }
   try {
     for (let i = 0; i < Math.min(READ_AHEAD, entries.length); i++) startRead(i)
@@ -113,9 +117,6 @@ export async function buildArchive(
     tarDone.catch(() => undefined) // destroying the pack rejects it; the cause is `err`
     pack.destroy(err as Error)
     throw err
-  } finally {
-    // Reads still in flight after an error must not surface as unhandled rejections.
-    for (const p of reads.values()) p.catch(() => undefined)
   }
   const tar = await tarDone
   opts.signal?.throwIfAborted()
