@@ -28,7 +28,7 @@ export function packProgress(ctx: Context, total: number): PackProgress {
   return {
     update: (p) => {
       const now = Date.now()
-      if (now - last < 1000 && p.filesDone < p.filesTotal) return
+      if (now - last < 1000) return
       last = now
       ctx.log.info({ files: p.filesDone, total: p.filesTotal, tarBytes: p.tarBytes, xzBytes: p.xzBytes }, 'packing')
     },
