@@ -1,7 +1,7 @@
 // The modprobe/rmmod lifecycle with real mounts: ready on return, external umount ends the daemon,
 // "in use" refusal, --lazy, SIGTERM, kill -9 and stale mounts, loading twice, status.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { closeSync, copyFileSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { logPath } from '../../src/serve/state'
@@ -29,6 +29,18 @@ t.test('lifecycle', async (t) => {
     t.ok((rows[0].rssBytes as number) > 10e6, 'RSS reported')
     const text = await runCli(['status'], { env })
     t.match(text.stdout, /^MOUNTPOINT +STATE +PID/)
+  })
+
+  t.test('served from memory: deleting or overwriting the image after mount changes nothing', async (t) => {
+    const copy = path.join(path.dirname(image), 'copy.img')
+    copyFileSync(image, copy)
+    const m = await mountImage(t, copy, [])
+    const before = readFileSync(path.join(m.mnt, 'kheaders.txz'))
+    writeFileSync(copy, Buffer.alloc(before.length, 0x55))
+    t.ok(readFileSync(path.join(m.mnt, 'kheaders.txz')).equals(before), 'overwritten: same bytes')
+    unlinkSync(copy)
+    t.ok(readFileSync(path.join(m.mnt, 'kheaders.tar.xz')).equals(before), 'deleted: same bytes')
+    t.equal(readFileSync(path.join(m.mnt, 'config.gz'))[0], 0x1f)
   })
 
   t.test('external umount ends the daemon (and fusermount -u does too)', async (t) => {
