@@ -3,7 +3,8 @@
 // cause arrives here as a KheadersError with a one-line message and its documented exit code.
 import { oneOf } from './args'
 import { info } from './commands/info'
-import { mount } from './commands/mount'
+import { installHelpers } from './commands/install-helpers'
+import { helperForm, mount } from './commands/mount'
 import { pack } from './commands/pack'
 import { status } from './commands/status'
 import { umount } from './commands/umount'
@@ -13,7 +14,7 @@ import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
 import { version } from './version'
 
-export const COMMANDS: Record<string, Command> = { pack, info, verify, mount, umount, status }
+export const COMMANDS: Record<string, Command> = { pack, info, verify, mount, umount, status, 'install-helpers': installHelpers }
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length))
@@ -55,6 +56,9 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
     base.stdout.write(`kheadersfs ${version()}\n`)
     return 0
   }
+  // mount.fuse runs "kheadersfs SOURCE MOUNTPOINT -o OPTS" (mount -t fuse.kheadersfs, fstab).
+  const asHelper = COMMANDS[name] === undefined ? helperForm(rest) : undefined
+  if (asHelper !== undefined) return main(['--log-level', level, ...asHelper], base)
   const command = COMMANDS[name]
   if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
   const pretty = base.stderr.isTTY === true && !(name === 'mount' && args.includes('--ready-fd'))
@@ -65,7 +69,8 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
 /** Print a failure as one line and map it to its exit code; unexpected errors say they are bugs. */
 export function report(e: unknown, stderr: Context['stderr']): number {
   if (KheadersError.is(e)) {
-    stderr.write(`kheadersfs: ${e.message}\n`)
+    // Usage errors already name the command ("kheadersfs mount: ..."); the rest get the tool's name.
+    stderr.write(e.message.startsWith('kheadersfs') ? `${e.message}\n` : `kheadersfs: ${e.message}\n`)
     return e.exitCode
   }
   const err = e as Error

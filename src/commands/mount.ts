@@ -8,7 +8,7 @@ import { locateImage, runningRelease } from '../image/locate'
 import { runDaemon } from '../serve/daemon'
 import { parseMountOptions } from '../serve/mount-options'
 import { findMount, health, unmount } from '../serve/mounts'
-import { startDetached, READY_FD } from '../serve/spawn'
+import { startDetached, stderrIsJournal, READY_FD } from '../serve/spawn'
 import { logPath, readState, removeState } from '../serve/state'
 import { CLI_PATH } from '../version'
 
@@ -30,7 +30,10 @@ Returns once the files are readable. Unload with "umount MOUNTPOINT" or "kheader
   -f, --foreground  stay in the foreground and log to stderr (for systemd and debugging)
 
 Images are searched in: --image, $KHEADERSFS_IMAGE, /lib/modules/$(uname -r)/kheaders.img,
-/usr/lib/kheadersfs/$(uname -r).img.`,
+/usr/lib/kheadersfs/$(uname -r).img.
+
+mount(8) form (mount -t fuse.kheadersfs, /etc/fstab): kheadersfs SOURCE MOUNTPOINT [-o OPTS]
+is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "kheadersfs") searches.`,
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('mount', args, {
@@ -84,11 +87,46 @@ Images are searched in: --image, $KHEADERSFS_IMAGE, /lib/modules/$(uname -r)/khe
         log: o.logLevel ? ctx.log.child({}, { level: o.logLevel }) : ctx.log,
       })
     }
-    const logFile = logPath(ctx.env, mountpoint)
+    const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, mountpoint)
     // The daemon's command line names what it serves, so `ps` shows it (as sshfs's does).
     const argv = [CLI_PATH, 'mount', '--foreground', '--image', image, '--release', release, ...(force ? ['--force'] : [])]
-    argv.push(...(o.nonempty ? ['-o', 'nonempty'] : []), '--ready-fd', String(READY_FD), '--log-file', logFile, '--log-level', o.logLevel ?? ctx.logLevel, mountpoint)
+    argv.push(...(o.nonempty ? ['-o', 'nonempty'] : []), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))
+    argv.push('--log-level', o.logLevel ?? ctx.logLevel, mountpoint)
     await startDetached(argv, { logFile, env: ctx.env })
     return 0
   },
+}
+
+/** Sources that mean "search for the image", as a device name means nothing to a FUSE filesystem. */
+export const AUTO_SOURCES = ['auto', 'kheadersfs'] as const
+
+/**
+ * The calling form of mount.fuse (and of mount/mount.kheadersfs): `SOURCE MOUNTPOINT [-o OPTS]...`,
+ * as `mount -t fuse.kheadersfs` and fstab lines run it. Returns the equivalent `mount` arguments, or
+ * undefined when `argv` is not in that form (so the CLI reports an unknown command instead).
+ */
+export function helperForm(argv: string[]): string[] | undefined {
+  const positionals: string[] = []
+  const opts: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '-o') {
+      if (i + 1 >= argv.length) throw new UsageError('kheadersfs: -o needs a value (comma-separated mount options)')
+      opts.push(argv[++i])
+    } else if (a.startsWith('-o')) opts.push(a.slice(2))
+    else if (a.startsWith('-')) return undefined
+    else positionals.push(a)
+  }
+  if (positionals.length !== 2) return undefined
+  const [source, mountpoint] = positionals
+  const args = ['mount']
+  if (!(AUTO_SOURCES as readonly string[]).includes(source)) {
+    if (parseMountOptions(opts).image !== undefined) {
+      throw new UsageError(`kheadersfs: the image is given twice (SOURCE ${JSON.stringify(source)} and -o image=); give SOURCE "auto" to use -o image=`)
+    }
+    args.push('--image', source)
+  }
+  for (const o of opts) args.push('-o', o)
+  args.push(mountpoint)
+  return args
 }

@@ -2,7 +2,7 @@
 // and wait for one line on it (libfuse's README.daemonize, squashfuse's notify_mount_ready). Returns
 // only when the files are readable; otherwise relays the daemon's error and exit code.
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, fstatSync, openSync } from 'node:fs'
 import { ExitCode, KheadersError } from '../errors'
 import type { ReadyMessage } from './daemon'
 import { ensureRunDir } from './state'
@@ -11,16 +11,34 @@ export const READY_FD = 3
 
 export class DaemonFailed extends KheadersError {}
 
-export async function startDetached(argv: string[], opts: { logFile: string; env: NodeJS.ProcessEnv }): Promise<{ pid: number }> {
+/**
+ * True when our stderr is systemd's journal (a service started us): systemd sets JOURNAL_STREAM to
+ * the "device:inode" of that stream. The daemon then logs there, so `journalctl -u UNIT` shows it.
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
+  if (!env.JOURNAL_STREAM) return false
+  try {
+    const st = fstatSync(2)
+    return env.JOURNAL_STREAM === `${st.dev}:${st.ino}`
+  } catch {
+    return false
+  }
+}
+
+/** V8 flags for the daemon: a small young generation keeps its idle RSS ~5 MB lower (docs/benchmarks.md). */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1']
+
+/** `logFile` null: the daemon keeps our stderr (the journal). */
+export async function startDetached(argv: string[], opts: { logFile: string | null; env: NodeJS.ProcessEnv }): Promise<{ pid: number }> {
   ensureRunDir(opts.env)
-  const logFd = openSync(opts.logFile, 'a', 0o600)
-  const child = spawn(process.execPath, argv, {
+  const logFd = opts.logFile === null ? 2 : openSync(opts.logFile, 'a', 0o600)
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...argv], {
     detached: true, // own session: survives the terminal and the caller
     stdio: ['ignore', logFd, logFd, 'pipe'],
     env: opts.env,
     cwd: '/', // never keep the caller's directory busy
   })
-  closeSync(logFd)
+  if (logFd !== 2) closeSync(logFd)
   const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream
   return new Promise((resolve, reject) => {
     let buf = ''
@@ -39,7 +57,7 @@ export async function startDetached(argv: string[], opts: { logFile: string; env
       try {
         msg = JSON.parse(buf.slice(0, nl)) as ReadyMessage
       } catch {
-        return settle(() => reject(new DaemonFailed(`The kheadersfs daemon sent a garbled readiness line; see ${opts.logFile}`)))
+        return settle(() => reject(new DaemonFailed(`The kheadersfs daemon sent a garbled readiness line; see ${opts.logFile ?? 'the journal'}`)))
       }
       if (msg.ready) {
         settle(() => {
@@ -57,7 +75,7 @@ export async function startDetached(argv: string[], opts: { logFile: string; env
     child.on('error', (e) => settle(() => reject(new DaemonFailed(`Cannot start the kheadersfs daemon: ${e.message}`))))
     child.on('exit', (code, signal) =>
       settle(() =>
-        reject(failure ?? new DaemonFailed(`The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile}`)),
+        reject(failure ?? new DaemonFailed(`The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile ?? 'the journal'}`)),
       ),
     )
   })

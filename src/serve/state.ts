@@ -1,6 +1,7 @@
 // Per-mount state under the run directory (/run/kheadersfs for root): a JSON file the daemon writes
-// once it serves, for `status` and `umount`, and the daemon's log when it runs detached. Root-only:
-// the directory is 0700 and the files 0600.
+// once it serves, for `status` and `umount`, a plain pid file beside it (systemd's PIDFile= reads
+// /run/kheadersfs/%i.pid: the file name is the systemd-escaped mountpoint, the unit's instance), and
+// the daemon's log when it runs detached. Root-only: the directory is 0700 and the files 0600.
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -25,18 +26,30 @@ export function runDir(env: NodeJS.ProcessEnv): string {
   return path.join(env.XDG_RUNTIME_DIR || os.tmpdir(), `kheadersfs-${uid}`)
 }
 
-/** A file name for a mountpoint, like `systemd-escape --path`: /proc-ext → proc-ext, /a/b → a-b. */
+/**
+ * A file name for a mountpoint, exactly as `systemd-escape --path` makes a unit instance name:
+ * /proc-ext → proc\x2dext, /a b/c → a\x20b-c. UTF-8 bytes are escaped one by one.
+ */
 export function mountId(mountpoint: string): string {
-  const trimmed = mountpoint.replace(/^\/+|\/+$/g, '')
-  if (trimmed === '') return '-'
-  return trimmed
-    .split('/')
-    .map((part) => part.replace(/[^A-Za-z0-9_.:]|^\./g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')))
-    .join('-')
+  const parts = mountpoint.split('/').filter((p) => p !== '')
+  if (parts.length === 0) return '-'
+  const escape = (part: string): string => {
+    let out = ''
+    for (const [i, byte] of Buffer.from(part, 'utf8').entries()) {
+      const c = String.fromCharCode(byte)
+      out += /[A-Za-z0-9_.:]/.test(c) && !(i === 0 && c === '.') ? c : '\\x' + byte.toString(16).padStart(2, '0')
+    }
+    return out
+  }
+  return parts.map(escape).join('-')
 }
 
 export function statePath(env: NodeJS.ProcessEnv, mountpoint: string): string {
   return path.join(runDir(env), `${mountId(mountpoint)}.json`)
+}
+
+export function pidPath(env: NodeJS.ProcessEnv, mountpoint: string): string {
+  return path.join(runDir(env), `${mountId(mountpoint)}.pid`)
 }
 
 export function logPath(env: NodeJS.ProcessEnv, mountpoint: string): string {
@@ -55,6 +68,8 @@ export function writeState(env: NodeJS.ProcessEnv, state: DaemonState): void {
   const tmp = `${file}.${process.pid}`
   writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
   renameSync(tmp, file)
+  writeFileSync(tmp, `${state.pid}\n`, { mode: 0o600 })
+  renameSync(tmp, pidPath(env, state.mountpoint))
 }
 
 export function readState(env: NodeJS.ProcessEnv, mountpoint: string): DaemonState | undefined {
@@ -88,9 +103,11 @@ export function listStates(env: NodeJS.ProcessEnv): DaemonState[] {
 export function removeState(env: NodeJS.ProcessEnv, mountpoint: string, pid?: number): void {
   const s = readState(env, mountpoint)
   if (pid !== undefined && s !== undefined && s.pid !== pid) return
-  try {
-    unlinkSync(statePath(env, mountpoint))
-  } catch {
-    // already gone
+  for (const file of [statePath(env, mountpoint), pidPath(env, mountpoint)]) {
+    try {
+      unlinkSync(file)
+    } catch {
+      // already gone
+    }
   }
 }

@@ -59,6 +59,28 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
     t.ok(gunzipSync(image.config).equals(config))
   })
 
+  t.test('readers a board has: busybox tar, bsdtar and busybox zcat give what GNU tar and zcat give', async (t) => {
+    const txz = path.join(m.mnt, 'kheaders.txz')
+    const extract = (cmd: string, args: string[]): Map<string, string> => {
+      const w = tmpDir(t)
+      execFileSync(cmd, [...args, w], { stdio: ['ignore', 'ignore', 'pipe'] })
+      return treeDigest(w)
+    }
+    const gnu = extract('tar', ['-xf', txz, '-C'])
+    t.equal(gnu.size, image.manifest.files.length, 'GNU tar: every entry of the manifest')
+    for (const [name, cmd, args] of [
+      ['busybox tar -xJf', 'busybox', ['tar', '-xJf', txz, '-C']],
+      ['bsdtar -xf', 'bsdtar', ['-xf', txz, '-C']],
+    ] as const) {
+      const got = extract(cmd, [...args])
+      const diff = [...gnu].filter(([p, d]) => got.get(p) !== d).map(([p]) => p)
+      t.equal(got.size, gnu.size, `${name}: same number of entries`)
+      t.same(diff.slice(0, 5), [], `${name}: same names, types, modes, bytes and link targets`)
+    }
+    const zcat = (cmd: string, args: string[]): Buffer => execFileSync(cmd, [...args, path.join(m.mnt, 'config.gz')], { maxBuffer: 1 << 26 })
+    t.ok(zcat('busybox', ['zcat']).equals(zcat('zcat', [])), 'busybox zcat config.gz == zcat config.gz')
+  })
+
   t.test('stat: exact sizes, 0444 files, 0555 root, image creation time', async (t) => {
     const root = statSync(m.mnt)
     t.equal(root.mode & 0o7777, 0o555)
@@ -145,3 +167,22 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
     t.equal(results.filter((r) => r === want).length, 32)
   })
 })
+
+/** path → "type mode sha256-or-target" for every entry under `dir`: what an extraction produced. */
+function treeDigest(dir: string): Map<string, string> {
+  const out = new Map<string, string>()
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel === '' ? e.name : `${rel}/${e.name}`
+      const full = path.join(dir, r)
+      const mode = (fs.lstatSync(full).mode & 0o7777).toString(8)
+      if (e.isSymbolicLink()) out.set(r, `l ${fs.readlinkSync(full)}`)
+      else if (e.isDirectory()) {
+        out.set(r, `d ${mode}`)
+        walk(r)
+      } else out.set(r, `f ${mode} ${sha(readFileSync(full))}`)
+    }
+  }
+  walk('')
+  return out
+}
