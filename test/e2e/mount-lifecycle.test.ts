@@ -1,10 +1,10 @@
 // The modprobe/rmmod lifecycle with real mounts: ready on return, external umount ends the daemon,
 // "in use" refusal, --lazy, SIGTERM, kill -9 and stale mounts, loading twice, status.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { closeSync, copyFileSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { logPath } from '../../src/serve/state'
+import { logPath, pidPath } from '../../src/serve/state'
 import { runCli } from '../helpers/cli'
 import { tinyImage } from '../helpers/images'
 import { alive, childPids, daemonPids, isMounted, mountDirs, mountImage, waitGone } from '../helpers/mount'
@@ -160,5 +160,25 @@ t.test('lifecycle', async (t) => {
     execFileSync('umount', [mnt])
     t.equal(await exited, 0)
     t.match(err, /"msg":"unmounted; exiting"/)
+  })
+
+  t.test('started by systemd (JOURNAL_STREAM names stderr): the daemon logs there and writes a pid file', async (t) => {
+    const { mnt, env, runDir } = mountDirs(t)
+    const journal = path.join(runDir, '..', 'journal')
+    const fd = openSync(journal, 'w')
+    const st = statSync(journal)
+    const child = spawn(process.execPath, [require.resolve('../../src/cli'), 'mount', '--image', image, mnt], {
+      env: { ...process.env, ...env, JOURNAL_STREAM: `${st.dev}:${st.ino}` },
+      stdio: ['ignore', 'ignore', fd],
+    })
+    closeSync(fd)
+    t.equal(await new Promise<number | null>((r) => child.on('exit', (c) => r(c))), 0)
+    const pid = daemonPids(runDir)[0]
+    t.equal(readFileSync(pidPath(env, mnt), 'utf8'), `${pid}\n`, 'pid file for PIDFile=')
+    t.notOk(existsSync(logPath(env, mnt)), 'no log file: the log is the journal')
+    t.match(readFileSync(journal, 'utf8'), /"msg":"mounted"/, "the daemon's log lines reach the journal stream")
+    execFileSync('umount', [mnt])
+    t.ok(await waitGone(pid))
+    t.notOk(existsSync(pidPath(env, mnt)), 'pid file removed at exit')
   })
 })
