@@ -6,10 +6,11 @@ import type { Command } from '../context'
 import { UsageError } from '../errors'
 import { locateImage, runningRelease } from '../image/locate'
 import { runDaemon } from '../serve/daemon'
-import { parseMountOptions } from '../serve/mount-options'
-import { findMount, health, unmount } from '../serve/mounts'
+import { DEFAULT_CACHE_MB, parseMountOptions } from '../serve/mount-options'
+import { findMount, health } from '../serve/mounts'
+import { cleanStale } from '../serve/stale'
 import { startDetached, stderrIsJournal, READY_FD } from '../serve/spawn'
-import { logPath, readState, removeState } from '../serve/state'
+import { logPath, readState } from '../serve/state'
 import { CLI_PATH } from '../version'
 
 export const mount: Command = {
@@ -19,14 +20,18 @@ export const mount: Command = {
 Find the image for the running kernel, load it into memory and serve read-only:
   MOUNTPOINT/kheaders.txz      the header archive (also as kheaders.tar.xz)
   MOUNTPOINT/config.gz         the kernel configuration
+  MOUNTPOINT/kheaders/         the archive's tree, nothing extracted: make -C MOUNTPOINT/kheaders M=$PWD
 Returns once the files are readable. Unload with "umount MOUNTPOINT" or "kheadersfs umount".
 
   --image IMAGE     use this image instead of searching for one
   --release R       look for the image of release R instead of $(uname -r)
   --force           load an image built for another release (like modprobe -f)
   -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty,
-                    log_level=LEVEL; generic mount options (ro, nodev, nofail, ...) are accepted
-                    and ignored: the mount is always ro,nosuid,nodev
+                    log_level=LEVEL, view=on|off (the kheaders/ directory, default on),
+                    cache_mb=N (decoded-block cache, default ${DEFAULT_CACHE_MB}), link_build (point
+                    /lib/modules/<release>/build and source at kheaders/ while mounted);
+                    generic mount options (ro, nodev, nofail, ...) are accepted and ignored:
+                    the mount is always ro,nosuid,nodev
   -f, --foreground  stay in the foreground and log to stderr (for systemd and debugging)
 
 Images are searched in: --image, $KHEADERSFS_IMAGE, /lib/modules/$(uname -r)/kheaders.img,
@@ -67,8 +72,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
         return 0
       }
       // A daemon was killed and left "Transport endpoint is not connected": clear it and go on.
-      const r = unmount(mountpoint, true)
-      removeState(ctx.env, mountpoint)
+      const r = cleanStale(ctx.env, mountpoint)
       ctx.log.warn({ mountpoint, result: r }, 'cleaned up a stale mount left by a dead daemon')
     }
 
@@ -81,6 +85,9 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
         release,
         force,
         nonempty: o.nonempty,
+        view: o.view,
+        cacheBytes: o.cacheMb * 2 ** 20,
+        linkBuild: o.linkBuild,
         readyFd,
         logFile: values['log-file'] ?? null,
         env: ctx.env,
@@ -90,7 +97,8 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, mountpoint)
     // The daemon's command line names what it serves, so `ps` shows it (as sshfs's does).
     const argv = [CLI_PATH, 'mount', '--foreground', '--image', image, '--release', release, ...(force ? ['--force'] : [])]
-    argv.push(...(o.nonempty ? ['-o', 'nonempty'] : []), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))
+    const daemonOpts = [...(o.nonempty ? ['nonempty'] : []), `view=${o.view ? 'on' : 'off'}`, `cache_mb=${o.cacheMb}`, ...(o.linkBuild ? ['link_build'] : [])]
+    argv.push('-o', daemonOpts.join(','), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))
     argv.push('--log-level', o.logLevel ?? ctx.logLevel, mountpoint)
     await startDetached(argv, { logFile, env: ctx.env })
     return 0

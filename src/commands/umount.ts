@@ -5,7 +5,8 @@ import { parseCommand } from '../args'
 import type { Command } from '../context'
 import { MountBusyError, MountpointError, UsageError } from '../errors'
 import { findMount, health, holders, running, unmount } from '../serve/mounts'
-import { readState, removeState } from '../serve/state'
+import { cleanStale } from '../serve/stale'
+import { readState } from '../serve/state'
 
 /** How long to wait for the daemon to exit after its mount went (it notices within milliseconds). */
 const EXIT_WAIT_MS = 5000
@@ -32,8 +33,7 @@ A stale mount left by a killed daemon is cleaned up.`,
     }
     const state = readState(ctx.env, mountpoint)
     if ((await health(mountpoint)) === 'stale') {
-      unmount(mountpoint, true)
-      removeState(ctx.env, mountpoint)
+      cleanStale(ctx.env, mountpoint)
       ctx.stdout.write(`kheadersfs: cleaned up the stale mount at ${mountpoint} (its daemon had died)\n`)
       return 0
     }

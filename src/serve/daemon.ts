@@ -11,7 +11,7 @@
 import { writeSync, closeSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
-import { ExitCode, ImageFormatError, KheadersError, MountpointError } from '../errors'
+import { ExitCode, ImageFormatError, IoError, KheadersError, MountpointError, reason, UsageError } from '../errors'
 import { readImage } from '../image/read'
 import type { Logger } from '../log'
 import { version } from '../version'
@@ -19,7 +19,8 @@ import { createOps, loadFuse, mountFuse, type Mounted } from './ops'
 import { checkFuse, checkMountpoint } from './preflight'
 import { watchSession } from './session'
 import { removeState, writeState } from './state'
-import { buildTree, FLAT_FILES } from './tree'
+import { buildTree, FLAT_FILES, VIEW_DIR } from './tree'
+import { createBuildLinks, MODULES_DIR, removeBuildLinks, type BuildLinks } from './build-links'
 
 export interface DaemonOptions {
   mountpoint: string
@@ -28,6 +29,11 @@ export interface DaemonOptions {
   release: string
   force: boolean
   nonempty: boolean
+  /** Serve the archive's tree as kheaders/, with a decoded-block cache of `cacheBytes`. */
+  view: boolean
+  cacheBytes: number
+  /** Point /lib/modules/<release>/build and source at the view while mounted. */
+  linkBuild: boolean
   /** Descriptor of the readiness pipe from a parent `kheadersfs mount`. */
   readyFd?: number
   logFile: string | null
@@ -52,6 +58,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
 
   let mounted: Mounted | undefined
+  let links: (BuildLinks & { view: string }) | undefined
+  const counts: Record<string, number> = {}
   let watch: ReturnType<typeof watchSession> | undefined
   const t0 = performance.now()
   try {
@@ -66,13 +74,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         `Cannot load image ${opts.image}: it is for kernel ${m.release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
       )
     }
-    const tree = buildTree(image)
-    log.info({ image: opts.image, release: m.release, profile: m.profile, imageBytes: image.bytes, loadMs: round(loadMs) }, 'image loaded')
+    const tree = buildTree(image, { view: opts.view, cacheBytes: opts.cacheBytes })
+    log.info(
+      { image: opts.image, release: m.release, profile: m.profile, imageBytes: image.bytes, loadMs: round(loadMs), view: opts.view, xzBlocks: tree.archive?.index.blocks.length, cacheBytes: opts.view ? opts.cacheBytes : 0 },
+      'image loaded',
+    )
+    if (opts.linkBuild && !opts.view) throw new UsageError('Cannot use -o link_build with -o view=off: the links point at the kheaders/ view')
 
     watch = watchSession(opts.mountpoint)
     const t1 = performance.now()
     try {
-      mounted = await mountFuse(opts.mountpoint, createOps(tree, log), { allowOther: process.getuid?.() === 0, nonempty: opts.nonempty, log })
+      mounted = await mountFuse(opts.mountpoint, createOps(tree, log, counts), { allowOther: process.getuid?.() === 0, nonempty: opts.nonempty, log })
     } catch (e) {
       if (KheadersError.is(e)) throw e
       throw new MountpointError(`Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`)
@@ -80,6 +92,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     // Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it.
     await stat(path.join(opts.mountpoint, FLAT_FILES[2]))
     const mountMs = performance.now() - t1
+    if (opts.linkBuild) {
+      const view = path.join(opts.mountpoint, VIEW_DIR)
+      try {
+        links = { ...createBuildLinks(m.release, view), view }
+      } catch (e) {
+        throw new IoError(`Cannot link ${MODULES_DIR}/${m.release}/build to ${view}: ${reason(e)}; run as root or mount without -o link_build`, e)
+      }
+      for (const k of links.kept) log.warn({ path: k.path, reason: k.reason }, `left ${k.path} alone: ${k.reason}`)
+      if (links.links.length) log.info({ links: links.links, target: view }, 'linked the kernel build directory to the view')
+    }
     const started = Date.now()
     writeState(opts.env, {
       pid: process.pid,
@@ -91,6 +113,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       started,
       logFile: opts.logFile,
       version: version(),
+      ...(links ? { links: { links: links.links, createdDir: links.createdDir, view: links.view } } : {}),
     })
     log.info({ imageBytes: image.bytes, servedBytes: tree.bytes, loadMs: round(loadMs), mountMs: round(mountMs), totalMs: round(performance.now() - t0) }, 'mounted')
     tell({ ready: true, pid: process.pid })
@@ -98,6 +121,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return await new Promise<number>((resolve) => {
       let stopping = false
       const finish = (): void => {
+        if (links) removeBuildLinks(links, links.view)
         removeState(opts.env, opts.mountpoint, process.pid)
         log.info({ uptimeS: round((Date.now() - started) / 1000), rssBytes: process.memoryUsage().rss }, 'unmounted; exiting')
         resolve(0)
@@ -115,9 +139,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       process.on('SIGTERM', onSignal)
       process.on('SIGINT', onSignal)
       process.on('SIGHUP', onSignal)
+      // Like dd: SIGUSR1 logs what the daemon has done (operations, cache, memory) and goes on.
+      process.on('SIGUSR1', () => log.info({ ops: counts, cache: tree.archive?.stats(), rssBytes: process.memoryUsage().rss, uptimeS: round((Date.now() - started) / 1000) }, 'stats'))
     })
   } catch (e) {
     watch?.stop()
+    if (links) removeBuildLinks(links, links.view)
     if (mounted !== undefined) await mounted.detach().catch(() => undefined)
     const err = KheadersError.is(e) ? e : undefined
     log.error({ err: err ? err.message : (e as Error).stack }, 'failed to start')

@@ -1,6 +1,7 @@
 // The one place where errors become FUSE answers. Every handler is wrapped in guard(): typed errors
 // answer their errno, anything else is a bug, logged and answered EIO, and the callback fires exactly
-// once whatever happens (fuse-native would otherwise answer ETIMEDOUT after 15 s).
+// once whatever happens, also for handlers that answer later (fuse-native would otherwise answer
+// ETIMEDOUT after 15 s).
 import { constants } from 'node:os'
 import { KheadersError } from '../errors'
 import type { Logger } from '../log'
@@ -12,26 +13,32 @@ export function toErrno(e: unknown, log: Logger, op: string, path: string): numb
 }
 
 /**
- * Wrap `fn` so that it answers through `cb` once: with what it returns, or with the errno of what it
- * throws. `reply` turns the result into the callback's arguments.
+ * Wrap `fn` so that it answers through `cb` once: with what it returns (or what its promise resolves
+ * to), or with the errno of what it throws or rejects with. `reply` turns the result into the
+ * callback's arguments. `counts`, when given, counts calls per operation (for the daemon's stats).
  */
 export function guard<A extends unknown[], R>(
   log: Logger,
   op: string,
-  fn: (...args: A) => R,
+  fn: (...args: A) => R | Promise<R>,
   reply: (cb: (...r: any[]) => void, result: R) => void,
+  counts?: Record<string, number>,
 ): (...argsAndCb: [...A, (...r: any[]) => void]) => void {
   return (...argsAndCb) => {
     const cb = argsAndCb[argsAndCb.length - 1] as (...r: any[]) => void
     const args = argsAndCb.slice(0, -1) as A
-    let result: R
+    const path = typeof args[0] === 'string' ? args[0] : ''
+    if (counts !== undefined) counts[op] = (counts[op] ?? 0) + 1
+    const fail = (e: unknown): void => cb(toErrno(e, log, op, path))
+    let result: R | Promise<R>
     try {
       result = fn(...args)
     } catch (e) {
-      cb(toErrno(e, log, op, typeof args[0] === 'string' ? args[0] : ''))
+      fail(e)
       return
     }
-    reply(cb, result)
+    if (result instanceof Promise) result.then((r) => reply(cb, r), fail)
+    else reply(cb, result)
   }
 }
 

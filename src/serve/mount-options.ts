@@ -10,7 +10,17 @@ export interface MountOpts {
   force: boolean
   nonempty: boolean
   logLevel?: Level
+  /** Serve the archive's tree as kheaders/ (view=on|off). */
+  view: boolean
+  /** Bound of the decoded-block cache (cache_mb=N). */
+  cacheMb: number
+  /** Point /lib/modules/<release>/build and source at the view while mounted. */
+  linkBuild: boolean
 }
+
+/** Default bound of the decoded-block cache: measured in docs/design.md ("Block size and cache"). */
+export const DEFAULT_CACHE_MB = 32
+export const MAX_CACHE_MB = 4096
 
 /** Accepted and ignored: the daemon always mounts ro,nosuid,nodev whatever these say. */
 const GENERIC = new Set([
@@ -25,7 +35,7 @@ const GENERIC = new Set([
 const FOREIGN = /^(x-|comment=|fsname=|subtype=|context=|fscontext=|defcontext=|rootcontext=|uid=|gid=)/
 
 export function parseMountOptions(lists: string[]): MountOpts {
-  const o: MountOpts = { force: false, nonempty: false }
+  const o: MountOpts = { force: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false }
   for (const list of lists) {
     for (const raw of list.split(',')) {
       const opt = raw.trim()
@@ -50,6 +60,23 @@ export function parseMountOptions(lists: string[]): MountOpts {
         case 'release':
           o.release = need()
           break
+        case 'link_build':
+          o.linkBuild = true
+          break
+        case 'view': {
+          const v = need()
+          if (v !== 'on' && v !== 'off') throw new UsageError(`Cannot use mount option "${opt}": choose view=on or view=off`)
+          o.view = v === 'on'
+          break
+        }
+        case 'cache_mb': {
+          const v = need()
+          if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > MAX_CACHE_MB) {
+            throw new UsageError(`Cannot use mount option "${opt}": give a whole number of MiB from 1 to ${MAX_CACHE_MB}`)
+          }
+          o.cacheMb = Number(v)
+          break
+        }
         case 'log_level': {
           const v = need()
           if (!(LEVELS as readonly string[]).includes(v)) throw new UsageError(`Cannot use mount option "${opt}": choose one of ${LEVELS.join(', ')}`)

@@ -6,7 +6,7 @@ import type { Ops, Stat } from 'fuse-native'
 import { FsError, FuseUnavailableError, reason } from '../errors'
 import type { Logger } from '../log'
 import { EROFS, guard } from './errno'
-import { lookup, readInto, type Node, type Tree } from './tree'
+import { lookup, readInto, readlink, type Node, type Tree } from './tree'
 
 const ST_RDONLY = 1
 
@@ -30,23 +30,26 @@ export const WRITE_OPS = [
   'removexattr',
 ] as const
 
-export function createOps(tree: Tree, log: Logger): Ops {
+/** `counts` receives the number of calls per operation (reported by the daemon on SIGUSR1). */
+export function createOps(tree: Tree, log: Logger, counts?: Record<string, number>): Ops {
+  const size = (node: Node): number => (node.kind === 'file' ? node.size : node.kind === 'symlink' ? Buffer.byteLength(node.target) : 0)
+  // Everything is owned by root: BCC refuses kernel trees that are not (CVE-2024-2314).
   const stat = (node: Node): Stat => ({
     mode: node.mode,
     uid: 0,
     gid: 0,
-    size: node.kind === 'file' ? node.size : 0,
+    size: size(node),
     nlink: node.kind === 'dir' ? 2 : 1,
     blksize: 4096,
-    blocks: node.kind === 'file' ? Math.ceil(node.size / 512) : 0,
+    blocks: Math.ceil(size(node) / 512),
     atime: tree.mtime,
     mtime: tree.mtime,
     ctime: tree.mtime,
   })
   const ok = (cb: (...r: any[]) => void, value: unknown): void => cb(0, value)
   const ops: Ops = {
-    getattr: guard(log, 'getattr', (path: string) => stat(lookup(tree, path)), ok),
-    fgetattr: guard(log, 'fgetattr', (path: string, _fd: number) => stat(lookup(tree, path)), ok),
+    getattr: guard(log, 'getattr', (path: string) => stat(lookup(tree, path)), ok, counts),
+    fgetattr: guard(log, 'fgetattr', (path: string, _fd: number) => stat(lookup(tree, path)), ok, counts),
     readdir: guard(
       log,
       'readdir',
@@ -56,8 +59,10 @@ export function createOps(tree: Tree, log: Logger): Ops {
         return node.entries
       },
       ok,
+      counts,
     ),
-    read: guard(log, 'read', (path: string, _fd: number, buf: Buffer, len: number, pos: number) => readInto(lookup(tree, path), buf, len, pos), (cb, n) => cb(n)),
+    read: guard(log, 'read', (path: string, _fd: number, buf: Buffer, len: number, pos: number) => readInto(tree, lookup(tree, path), buf, len, pos), (cb, n) => cb(n), counts),
+    readlink: guard(log, 'readlink', (path: string) => readlink(lookup(tree, path)), ok, counts),
     statfs: guard(
       log,
       'statfs',
@@ -75,6 +80,7 @@ export function createOps(tree: Tree, log: Logger): Ops {
         namemax: 255,
       }),
       ok,
+      counts,
     ),
   }
   for (const op of WRITE_OPS) {
@@ -103,7 +109,9 @@ export function mountFuse(mountpoint: string, ops: Ops, opts: MountOptions): Pro
   const Fuse = loadFuse()
   // fuse-native's option list is fixed; further -o options ride on fsname, which it joins verbatim
   // ("-ofsname=kheadersfs,ro,...": pinned fuse-native 2.2.6, see ARCHITECTURE.md §6).
-  const extra = ['ro', 'nosuid', 'nodev', 'noatime', ...(opts.nonempty ? ['nonempty'] : [])]
+  // negative_timeout: the kernel remembers names that do not exist, so the many include paths gcc
+  // probes in vain reach the daemon once per name, not once per compiler run.
+  const extra = ['ro', 'nosuid', 'nodev', 'noatime', 'negative_timeout=3600', ...(opts.nonempty ? ['nonempty'] : [])]
   const fuse = new Fuse(mountpoint, ops, {
     fsname: ['kheadersfs', ...extra].join(','),
     subtype: 'kheadersfs',

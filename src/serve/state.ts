@@ -17,6 +17,8 @@ export interface DaemonState {
   started: number
   logFile: string | null
   version: string
+  /** Build links made by -o link_build (removed at unload, or by the next mount/umount if killed). */
+  links?: { links: string[]; createdDir?: string; view: string }
 }
 
 export function runDir(env: NodeJS.ProcessEnv): string {

@@ -12,7 +12,11 @@ declare module 'lzma-native' {
     bufsize?: number
     filters?: Array<{ id: number | string; options?: Record<string, number> }>
   }
-  export function createStream(coder: 'easyEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): Transform
+  interface LzmaStream extends Transform {
+    /** Input bytes the coder consumed so far; stays at the end of the data once the coder has finished. */
+    totalIn(): number
+  }
+  export function createStream(coder: 'easyEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): LzmaStream
   export function createCompressor(options?: StreamOptions): Transform
   export function createDecompressor(options?: StreamOptions): Transform
   export const CHECK_CRC32: number

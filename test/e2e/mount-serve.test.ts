@@ -85,7 +85,7 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
     const root = statSync(m.mnt)
     t.equal(root.mode & 0o7777, 0o555)
     t.ok(root.isDirectory())
-    t.same(readdirSync(m.mnt), ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'])
+    t.same(readdirSync(m.mnt), ['config.gz', 'kheaders', 'kheaders.tar.xz', 'kheaders.txz'])
     for (const [name, data] of [
       ['kheaders.txz', image.headers],
       ['kheaders.tar.xz', image.headers],

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { helperForm } from '../../src/commands/mount'
-import { parseMountOptions } from '../../src/serve/mount-options'
+import { DEFAULT_CACHE_MB, parseMountOptions } from '../../src/serve/mount-options'
 import { mountId } from '../../src/serve/state'
 
 t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, others refused', async (t) => {
@@ -13,8 +13,16 @@ t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, oth
     image: '/a',
     release: '6.1.0-1-amd64',
     logLevel: 'debug',
+    view: true,
+    cacheMb: DEFAULT_CACHE_MB,
+    linkBuild: false,
   })
-  t.same(parseMountOptions(['defaults,x-systemd.automount,_netdev,noauto,user,comment=x,,']), { force: false, nonempty: false })
+  t.same(parseMountOptions(['defaults,x-systemd.automount,_netdev,noauto,user,comment=x,,']), { force: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false })
+  t.match(parseMountOptions(['view=off,cache_mb=4,link_build']), { view: false, cacheMb: 4, linkBuild: true })
+  t.throws(() => parseMountOptions(['view=maybe']), /"view=maybe": choose view=on or view=off/)
+  for (const bad of ['cache_mb=0', 'cache_mb=-1', 'cache_mb=1.5', 'cache_mb=99999', 'cache_mb=']) {
+    t.throws(() => parseMountOptions([bad]), /Cannot use mount option "cache_mb=[^"]*": (give a whole number of MiB from 1 to 4096|it needs a value)/, bad)
+  }
   t.throws(() => parseMountOptions(['ro,bogus']), /Cannot use mount option "bogus": not a kheadersfs or generic mount option/)
   t.throws(() => parseMountOptions(['image=']), /"image=": it needs a value/)
   t.throws(() => parseMountOptions(['log_level=loud']), /"log_level=loud": choose one of/)

@@ -1,0 +1,93 @@
+// Decoded xz blocks, kept in a least-recently-used cache bounded in bytes. Concurrent reads of one
+// block share a single decode, and at most `concurrency` decodes run at once, so the memory in use is
+// at most the bound plus `concurrency` blocks in flight, however much is read.
+
+export interface CacheStats {
+  /** Bytes of decoded blocks held now, and the bound. */
+  bytes: number
+  boundBytes: number
+  blocks: number
+  hits: number
+  misses: number
+  /** Blocks decoded so far (a block evicted and read again is decoded again). */
+  decodes: number
+  evictions: number
+}
+
+export class BlockCache {
+  private readonly entries = new Map<number, Buffer>() // insertion order = LRU order
+  private readonly pending = new Map<number, Promise<Buffer>>()
+  private readonly queue: Array<() => void> = []
+  private running = 0
+  private bytes = 0
+  private readonly counts = { hits: 0, misses: 0, decodes: 0, evictions: 0 }
+
+  constructor(
+    private readonly boundBytes: number,
+    private readonly decode: (block: number) => Promise<Buffer>,
+    private readonly concurrency = 2,
+  ) {}
+
+  get(block: number): Promise<Buffer> {
+    const hit = this.entries.get(block)
+    if (hit !== undefined) {
+      this.counts.hits++
+      this.entries.delete(block)
+      this.entries.set(block, hit)
+      return Promise.resolve(hit)
+    }
+    const inFlight = this.pending.get(block)
+    if (inFlight !== undefined) {
+      this.counts.hits++
+      return inFlight
+    }
+    this.counts.misses++
+    const p = this.limited(() => this.decode(block)).then(
+      (data) => {
+        this.pending.delete(block)
+        this.counts.decodes++
+        this.insert(block, data)
+        return data
+      },
+      (e: unknown) => {
+        this.pending.delete(block)
+        throw e
+      },
+    )
+    this.pending.set(block, p)
+    return p
+  }
+
+  stats(): CacheStats {
+    return { bytes: this.bytes, boundBytes: this.boundBytes, blocks: this.entries.size, ...this.counts }
+  }
+
+  private insert(block: number, data: Buffer): void {
+    // A block larger than the whole bound is served but not kept.
+    if (data.length > this.boundBytes) return
+    while (this.bytes + data.length > this.boundBytes) {
+      const [oldest, old] = this.entries.entries().next().value as [number, Buffer]
+      this.entries.delete(oldest)
+      this.bytes -= old.length
+      this.counts.evictions++
+    }
+    this.entries.set(block, data)
+    this.bytes += data.length
+  }
+
+  private limited<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = (): void => {
+        this.running++
+        fn()
+          .then(resolve, reject)
+          .finally(() => {
+            this.running--
+            this.queue.shift()?.()
+          })
+      }
+      if (this.running < this.concurrency) start()
+      else this.queue.push(start)
+    })
+  }
+}
