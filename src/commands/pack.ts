@@ -8,7 +8,7 @@ import { PROFILES } from '../image/format'
 import { packImage } from '../pack/pack'
 import { packProgress, type PackProgress } from '../progress'
 
-export const DEFAULTS = { preset: 6, blockSize: 1 << 20, profile: 'module-build' } as const
+export const DEFAULTS = { preset: 6, blockSize: 2 << 20, profile: 'module-build' } as const
 
 export const pack: Command = {
   summary: 'pack a kernel build tree into an image (headers archive, config, manifest)',
@@ -26,7 +26,7 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
   --release R         kernel release to record instead of UTS_RELEASE from the tree
   -o, --output IMAGE  where to write (default: ./kheaders-<release>.img)
   --xz-preset N       xz preset 1-9 (default ${DEFAULTS.preset})
-  --block-size N      xz block size in bytes, K/M suffixes allowed (default 1M); fixed, so the
+  --block-size N      xz block size in bytes, K/M suffixes allowed (default 2M); fixed, so the
                       output does not depend on --threads and each block decodes on its own
   --threads N         compression threads, 0 = one per core (default 0); never changes the bytes
   -h, --help          show this help

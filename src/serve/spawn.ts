@@ -25,8 +25,16 @@ export function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
   }
 }
 
-/** V8 flags for the daemon: a small young generation keeps its idle RSS ~5 MB lower (docs/benchmarks.md). */
+/** V8 flags for the daemon: a small young generation keeps its idle RSS ~5 MB lower (docs/design.md). */
 export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1']
+
+/**
+ * glibc raises its mmap threshold after the first freed large block, after which the xz decoders'
+ * 64 KiB output chunks and the 1 MiB decoded blocks fragment the heap: 33 MB of block cache then cost
+ * 64 MB of RSS. A fixed threshold at the chunk size keeps them in their own mappings, returned to the
+ * system when freed: the same cache costs 37 MB (docs/design.md, "Memory").
+ */
+export const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
 
 /** `logFile` null: the daemon keeps our stderr (the journal). */
 export async function startDetached(argv: string[], opts: { logFile: string | null; env: NodeJS.ProcessEnv }): Promise<{ pid: number }> {
@@ -35,7 +43,7 @@ export async function startDetached(argv: string[], opts: { logFile: string | nu
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...argv], {
     detached: true, // own session: survives the terminal and the caller
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: opts.env,
+    env: { ...DAEMON_ENV, ...opts.env },
     cwd: '/', // never keep the caller's directory busy
   })
   if (logFd !== 2) closeSync(logFd)

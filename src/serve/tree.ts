@@ -71,6 +71,7 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
   if (!opts.view) return tree
 
   root.entries.push(VIEW_DIR)
+  root.entries.sort()
   const top = `/${VIEW_DIR}`
   nodes.set(top, { kind: 'dir', mode: DIR_MODE, entries: [] })
   const dirOf = (p: string): DirNode => {
