@@ -11,7 +11,7 @@
 import { writeSync, closeSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
-import { ExitCode, ImageFormatError, IoError, KheadersError, MountpointError, reason, UsageError } from '../errors'
+import { ExitCode, ImageFormatError, IoError, KheadersError, MountpointError, reason } from '../errors'
 import { readImage } from '../image/read'
 import type { Logger } from '../log'
 import { version } from '../version'
@@ -79,7 +79,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       { image: opts.image, release: m.release, profile: m.profile, imageBytes: image.bytes, loadMs: round(loadMs), view: opts.view, xzBlocks: tree.archive?.index.blocks.length, cacheBytes: opts.view ? opts.cacheBytes : 0 },
       'image loaded',
     )
-    if (opts.linkBuild && !opts.view) throw new UsageError('Cannot use -o link_build with -o view=off: the links point at the kheaders/ view')
 
     watch = watchSession(opts.mountpoint)
     const t1 = performance.now()

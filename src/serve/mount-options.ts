@@ -88,5 +88,6 @@ export function parseMountOptions(lists: string[]): MountOpts {
       }
     }
   }
+  if (o.linkBuild && !o.view) throw new UsageError('Cannot use mount option "link_build" with view=off: the links point at the kheaders/ view')
   return o
 }

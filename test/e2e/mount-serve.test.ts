@@ -12,6 +12,7 @@ import { parseImage } from '../../src/image/read'
 import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { mountImage } from '../helpers/mount'
 import { tmpDir } from '../helpers/tmp'
+import { treeDigest } from '../helpers/tree-digest'
 
 const tree = debianTree()
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -168,21 +169,3 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
   })
 })
 
-/** path → "type mode sha256-or-target" for every entry under `dir`: what an extraction produced. */
-function treeDigest(dir: string): Map<string, string> {
-  const out = new Map<string, string>()
-  const walk = (rel: string): void => {
-    for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-      const r = rel === '' ? e.name : `${rel}/${e.name}`
-      const full = path.join(dir, r)
-      const mode = (fs.lstatSync(full).mode & 0o7777).toString(8)
-      if (e.isSymbolicLink()) out.set(r, `l ${fs.readlinkSync(full)}`)
-      else if (e.isDirectory()) {
-        out.set(r, `d ${mode}`)
-        walk(r)
-      } else out.set(r, `f ${mode} ${sha(readFileSync(full))}`)
-    }
-  }
-  walk('')
-  return out
-}

@@ -117,3 +117,26 @@ export async function mountImage(t: T, image: string, extra: string[] = ['--forc
   const pid = daemonPids(runDir)[0]
   return { mnt, env, runDir, pid, result }
 }
+
+/** The daemon's figures: SIGUSR1 makes it log one "stats" line (ops per operation, block cache). */
+export interface DaemonStats {
+  ops: Record<string, number>
+  cache?: { bytes: number; boundBytes: number; blocks: number; hits: number; misses: number; decodes: number; evictions: number }
+  rssBytes: number
+}
+
+export async function daemonStats(m: { pid: number; runDir: string }): Promise<DaemonStats> {
+  const log = readdirSync(m.runDir).find((f) => f.endsWith('.log'))
+  if (log === undefined) throw new Error(`no daemon log in ${m.runDir}`)
+  const file = path.join(m.runDir, log)
+  const count = (): string[] => readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"msg":"stats"'))
+  const before = count().length
+  process.kill(m.pid, 'SIGUSR1')
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const lines = count()
+    if (lines.length > before) return JSON.parse(lines[lines.length - 1]) as DaemonStats
+    if (Date.now() > deadline) throw new Error('the daemon logged no stats after SIGUSR1')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
