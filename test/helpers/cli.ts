@@ -25,6 +25,9 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
     child.on('error', reject)
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+    // A child that exits before reading its stdin makes this write fail with EPIPE: its exit status
+    // and output are what matter, so the error must not mask them.
+    child.stdin!.on('error', () => undefined)
     child.stdin!.end(opts.input ?? '')
   })
 }
