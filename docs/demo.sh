@@ -56,10 +56,18 @@ make -s -C "$work/headers" M="$work/hello" modules
 echo "built $(ls "$work/hello/hello.ko")"
 echo "vermagic: $(modinfo -F vermagic "$work/hello/hello.ko")"
 
-say "4. the config, like /proc/config.gz"
+say "4. beyond the kernel: build straight from $mnt/kheaders, nothing extracted"
+ls "$mnt/kheaders"
+rm -rf "$work/hello2" && mkdir -p "$work/hello2"
+cp "$root/test/fixtures/hello/hello.c" "$root/test/fixtures/hello/Makefile" "$work/hello2/"
+t0=$(date +%s%N)
+make -s -C "$mnt/kheaders" M="$work/hello2" modules
+echo "built $(ls "$work/hello2/hello.ko") from the mount in $(( ($(date +%s%N) - t0) / 1000000 )) ms; vermagic: $(modinfo -F vermagic "$work/hello2/hello.ko")"
+
+say "5. the config, like /proc/config.gz"
 zcat "$mnt/config.gz" | head -n 8 || true # head closes the pipe early
 
-say "5. umount: like rmmod kheaders"
+say "6. umount: like rmmod kheaders"
 pid=$(kheadersfs status --json | node -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")).find(m=>m.mountpoint==="'"$mnt"'"); console.log(r ? r.pid : "")')
 umount "$mnt"
 for _ in $(seq 100); do grep -qs '^State:.*[RSD]' "/proc/$pid/status" || break; sleep 0.01; done
