@@ -68,6 +68,16 @@ export const ImageFormatError = named(
   'ImageFormatError',
 )
 
+/** An image another user could have written, refused when root loads it (see image/read.ts). */
+export const UntrustedImageError = named(
+  class UntrustedImageError extends KheadersError {
+    constructor(message: string) {
+      super(message, { exitCode: ExitCode.badImage, errno: constants.errno.EPERM })
+    }
+  },
+  'UntrustedImageError',
+)
+
 export const KernelTreeError = named(
   class KernelTreeError extends KheadersError {
     constructor(message: string, cause?: unknown) {

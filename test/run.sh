@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp /tmp/kheadersfs-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
-dirs=(dist/test/unit dist/test/e2e)
+dirs=(dist/test/unit dist/test/e2e dist/test/stress)
 if [ $# -gt 0 ]; then dirs=("$@"); fi
 npx --no-install tap --reporter=tap --disable-coverage --timeout=1800 --jobs=1 "${dirs[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

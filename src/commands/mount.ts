@@ -15,7 +15,7 @@ import { CLI_PATH } from '../version'
 
 export const mount: Command = {
   summary: 'load an image and serve kheaders.txz and config.gz at MOUNTPOINT (like modprobe kheaders)',
-  usage: `Usage: kheadersfs mount [--image IMAGE] [--release R] [--force] [-o OPTS] [-f] MOUNTPOINT
+  usage: `Usage: kheadersfs mount [--image IMAGE] [--release R] [--force] [--allow-untrusted-image] [-o OPTS] [-f] MOUNTPOINT
 
 Find the image for the running kernel, load it into memory and serve read-only:
   MOUNTPOINT/kheaders.txz      the header archive (also as kheaders.tar.xz)
@@ -26,8 +26,11 @@ Returns once the files are readable. Unload with "umount MOUNTPOINT" or "kheader
   --image IMAGE     use this image instead of searching for one
   --release R       look for the image of release R instead of $(uname -r)
   --force           load an image built for another release (like modprobe -f)
+  --allow-untrusted-image
+                    as root, load an image that is not root-owned or that others can write
+                    (refused by default: every module build would trust its headers)
   -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty,
-                    log_level=LEVEL, view=on|off (the kheaders/ directory, default on),
+                    log_level=LEVEL, allow_untrusted_image, view=on|off (the kheaders/ directory, default on),
                     cache_mb=N (decoded-block cache, default ${DEFAULT_CACHE_MB}), link_build (point
                     /lib/modules/<release>/build and source at kheaders/ while mounted);
                     generic mount options (ro, nodev, nofail, ...) are accepted and ignored:
@@ -45,6 +48,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
       image: { type: 'string' },
       release: { type: 'string' },
       force: { type: 'boolean' },
+      'allow-untrusted-image': { type: 'boolean' },
       options: { type: 'string', short: 'o', multiple: true },
       foreground: { type: 'boolean', short: 'f' },
       'ready-fd': { type: 'string' },
@@ -62,6 +66,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     const mountpoint = path.resolve(ctx.cwd, positionals[0])
     const release = values.release ?? o.release ?? runningRelease()
     const force = values.force === true || o.force
+    const allowUntrusted = values['allow-untrusted-image'] === true || o.allowUntrusted
     const explicit = values.image ?? o.image
 
     const existing = findMount(mountpoint)
@@ -84,6 +89,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
         image,
         release,
         force,
+        allowUntrusted,
         nonempty: o.nonempty,
         view: o.view,
         cacheBytes: o.cacheMb * 2 ** 20,
@@ -96,7 +102,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     }
     const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, mountpoint)
     // The daemon's command line names what it serves, so `ps` shows it (as sshfs's does).
-    const argv = [CLI_PATH, 'mount', '--foreground', '--image', image, '--release', release, ...(force ? ['--force'] : [])]
+    const argv = [CLI_PATH, 'mount', '--foreground', '--image', image, '--release', release, ...(force ? ['--force'] : []), ...(allowUntrusted ? ['--allow-untrusted-image'] : [])]
     const daemonOpts = [...(o.nonempty ? ['nonempty'] : []), `view=${o.view ? 'on' : 'off'}`, `cache_mb=${o.cacheMb}`, ...(o.linkBuild ? ['link_build'] : [])]
     argv.push('-o', daemonOpts.join(','), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))
     argv.push('--log-level', o.logLevel ?? ctx.logLevel, mountpoint)

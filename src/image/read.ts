@@ -1,8 +1,9 @@
 // Image bytes → Image. Strict: every header checksum, the member order, the zero padding, SHA256SUMS,
 // the manifest and each payload's size and sha256 must hold, so a truncated, bit-flipped or foreign
 // file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
-import { readFile, stat } from 'node:fs/promises'
-import { ImageFormatError, ImageNotFoundError, IoError, reason } from '../errors'
+import type { Stats } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
 import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, type Manifest } from './format'
 import { parseManifest } from './manifest'
 import { sha256 } from './write'
@@ -26,19 +27,50 @@ export interface Member {
 
 const FIX = 'repack it with "kheadersfs pack" or copy it again'
 
-export async function readImage(file: string): Promise<Image> {
+export interface ReadOptions {
+  /**
+   * Refuse a file that another user could have written (not owned by root, or writable by group or
+   * others): when root loads an image, every module build on the machine trusts its headers.
+   */
+  trustedOnly?: boolean
+}
+
+export async function readImage(file: string, opts: ReadOptions = {}): Promise<Image> {
   let buf: Buffer
+  let fh: FileHandle | undefined
   try {
-    const st = await stat(file)
+    // Check and read through one descriptor, so the file cannot be swapped in between.
+    fh = await open(file, 'r')
+    const st = await fh.stat()
     if (!st.isFile()) throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
+    if (opts.trustedOnly) checkTrusted(file, st)
     if (st.size > LIMITS.imageBytes) throw new ImageFormatError(`Cannot read image ${file}: ${st.size} bytes is too large for an image; ${FIX}`)
-    buf = await readFile(file)
+    buf = await fh.readFile()
   } catch (e) {
-    if (e instanceof ImageFormatError) throw e
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ImageNotFoundError(`Cannot read image ${file}: no such file; pass the path of an image made by "kheadersfs pack"`)
+    if (KheadersError.is(e)) throw e
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new ImageNotFoundError(`Cannot read image ${file}: no such file; pass the path of an image made by "kheadersfs pack"`)
+    if (code === 'EISDIR') throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
     throw new IoError(`Cannot read image ${file}: ${reason(e)}`, e)
+  } finally {
+    await fh?.close()
   }
   return parseImage(buf, file)
+}
+
+function checkTrusted(file: string, st: Stats): void {
+  const why =
+    st.uid !== 0
+      ? `it is owned by uid ${st.uid}, not root`
+      : st.mode & 0o002
+        ? `anyone can write it (mode ${(st.mode & 0o7777).toString(8)})`
+        : st.mode & 0o020 && st.gid !== 0
+          ? `group ${st.gid} can write it (mode ${(st.mode & 0o7777).toString(8)})`
+          : undefined
+  if (why === undefined) return
+  throw new UntrustedImageError(
+    `Cannot load image ${file}: ${why}, and every module build would trust its headers; make it root's and not writable by others (chown root:root, chmod go-w), or pass --allow-untrusted-image`,
+  )
 }
 
 export function parseImage(buf: Buffer, name: string): Image {

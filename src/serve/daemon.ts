@@ -28,6 +28,8 @@ export interface DaemonOptions {
   /** The release the image must be for (uname -r, or --release). */
   release: string
   force: boolean
+  /** Load an image that is not root-owned or that others can write, even as root. */
+  allowUntrusted: boolean
   nonempty: boolean
   /** Serve the archive's tree as kheaders/, with a decoded-block cache of `cacheBytes`. */
   view: boolean
@@ -66,7 +68,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     checkFuse(opts.env)
     loadFuse()
     checkMountpoint(opts.mountpoint, { nonempty: opts.nonempty })
-    const image = await readImage(opts.image)
+    const image = await readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
     const loadMs = performance.now() - t0
     const m = image.manifest
     if (m.release !== opts.release && !opts.force) {

@@ -8,6 +8,7 @@ export interface MountOpts {
   image?: string
   release?: string
   force: boolean
+  allowUntrusted: boolean
   nonempty: boolean
   logLevel?: Level
   /** Serve the archive's tree as kheaders/ (view=on|off). */
@@ -35,7 +36,7 @@ const GENERIC = new Set([
 const FOREIGN = /^(x-|comment=|fsname=|subtype=|context=|fscontext=|defcontext=|rootcontext=|uid=|gid=)/
 
 export function parseMountOptions(lists: string[]): MountOpts {
-  const o: MountOpts = { force: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false }
+  const o: MountOpts = { force: false, allowUntrusted: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false }
   for (const list of lists) {
     for (const raw of list.split(',')) {
       const opt = raw.trim()
@@ -59,6 +60,9 @@ export function parseMountOptions(lists: string[]): MountOpts {
           break
         case 'release':
           o.release = need()
+          break
+        case 'allow_untrusted_image':
+          o.allowUntrusted = true
           break
         case 'link_build':
           o.linkBuild = true

@@ -2,7 +2,7 @@
 // once it serves, for `status` and `umount`, a plain pid file beside it (systemd's PIDFile= reads
 // /run/kheadersfs/%i.pid: the file name is the systemd-escaped mountpoint, the unit's instance), and
 // the daemon's log when it runs detached. Root-only: the directory is 0700 and the files 0600.
-import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -61,6 +61,9 @@ export function logPath(env: NodeJS.ProcessEnv, mountpoint: string): string {
 export function ensureRunDir(env: NodeJS.ProcessEnv): string {
   const dir = runDir(env)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
+  // State names images and mountpoints, logs name paths: ours alone, also if someone made the
+  // directory before us with other permissions.
+  chmodSync(dir, 0o700)
   return dir
 }
 

@@ -9,6 +9,7 @@ import { mountId } from '../../src/serve/state'
 t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, others refused', async (t) => {
   t.same(parseMountOptions(['ro,dev,suid,nofail,force', 'image=/a', 'release=6.1.0-1-amd64,log_level=debug,nonempty']), {
     force: true,
+    allowUntrusted: false,
     nonempty: true,
     image: '/a',
     release: '6.1.0-1-amd64',
@@ -17,8 +18,9 @@ t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, oth
     cacheMb: DEFAULT_CACHE_MB,
     linkBuild: false,
   })
-  t.same(parseMountOptions(['defaults,x-systemd.automount,_netdev,noauto,user,comment=x,,']), { force: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false })
-  t.match(parseMountOptions(['view=off,cache_mb=4,link_build']), { view: false, cacheMb: 4, linkBuild: true })
+  t.same(parseMountOptions(['defaults,x-systemd.automount,_netdev,noauto,user,comment=x,,']), { force: false, allowUntrusted: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false })
+  t.match(parseMountOptions(['view=off,cache_mb=4,allow_untrusted_image']), { view: false, cacheMb: 4, allowUntrusted: true })
+  t.match(parseMountOptions(['cache_mb=8,link_build']), { cacheMb: 8, linkBuild: true })
   t.throws(() => parseMountOptions(['view=maybe']), /"view=maybe": choose view=on or view=off/)
   for (const bad of ['cache_mb=0', 'cache_mb=-1', 'cache_mb=1.5', 'cache_mb=99999', 'cache_mb=']) {
     t.throws(() => parseMountOptions([bad]), /Cannot use mount option "cache_mb=[^"]*": (give a whole number of MiB from 1 to 4096|it needs a value)/, bad)
