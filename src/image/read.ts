@@ -4,6 +4,7 @@
 import type { Stats } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
+import { parseXzIndex, type XzIndex } from '../xz/index'
 import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, type Manifest } from './format'
 import { parseManifest } from './manifest'
 import { sha256 } from './write'
@@ -16,6 +17,8 @@ export interface Image {
   headers: Buffer
   /** Size of the image file. */
   bytes: number
+  /** The block table of kheaders.tar.xz, read from its xz index (not decoded). */
+  xzIndex: XzIndex
 }
 
 export interface Member {
@@ -75,7 +78,8 @@ function checkTrusted(file: string, st: Stats): void {
 
 export function parseImage(buf: Buffer, name: string): Image {
   const fail = (why: string, cause?: unknown): never => {
-    throw new ImageFormatError(`Cannot use image ${name}: ${why}; ${FIX}`, cause)
+    // A reason that already names its fix ("...; upgrade kheadersfs") needs no second one.
+    throw new ImageFormatError(`Cannot use image ${name}: ${why}${why.includes('; ') ? '' : `; ${FIX}`}`, cause)
   }
   const members = readContainer(buf, fail)
   const byName = new Map(members.map((m) => [m.name, m.data]))
@@ -99,7 +103,20 @@ export function parseImage(buf: Buffer, name: string): Image {
     if (info.size !== data.length) fail(`${n} is ${data.length} bytes but the manifest says ${info.size}`)
     if (info.sha256 !== sums.get(n)) fail(`${n} does not match the sha256 in the manifest`)
   }
-  return { manifest, config, headers, bytes: buf.length }
+  let xzIndex: XzIndex
+  try {
+    xzIndex = parseXzIndex(headers)
+  } catch (e) {
+    return fail(`${MEMBER.headers} is not a usable .xz file (${(e as Error).message})`, e)
+  }
+  // The view trusts the manifest's offsets inside the tar the index describes: they must agree.
+  const info = manifest.payloads['kheaders.tar.xz']
+  if (xzIndex.uncompressedSize !== info.uncompressedSize) {
+    fail(`${MEMBER.headers} holds ${xzIndex.uncompressedSize} bytes of tar, the manifest says ${info.uncompressedSize}`)
+  }
+  const uneven = xzIndex.blocks.findIndex((b, i) => i < xzIndex.blocks.length - 1 && b.uncompressedSize !== info.blockSize)
+  if (uneven >= 0) fail(`${MEMBER.headers} block ${uneven} holds ${xzIndex.blocks[uneven].uncompressedSize} bytes, not the manifest's block size ${info.blockSize}`)
+  return { manifest, config, headers, bytes: buf.length, xzIndex }
 }
 
 /** Walk the ustar container; the layout is fixed by format.ts, so anything else is an error. */

@@ -41,6 +41,8 @@ type Node =
   | { kind: 'dir'; layers: string[] }
 
 const JUNK = /^\..*\.(cmd|d|tmp)$|\.o$|\.mod\.c$|^\.tmp/
+/** Larger than any file a kernel build tree needs (objtool ~3 MB, Module.symvers ~2 MB): skipped. */
+export const MAX_FILE_BYTES = 64 * 2 ** 20
 const CONTROL = /[\x00-\x1f\x7f]/
 
 export function selectFiles(tree: KernelTree, profile: Profile): Selection {
@@ -175,10 +177,17 @@ class MergedTree {
   }
 
   /** Depth-first over a subtree: visit non-directories; descend into dirs for which `enter` is true. */
-  walk(rel: string, visit: (rel: string, node: Node) => void, enter: (dir: string) => boolean = () => true): void {
+  walk(rel: string, visit: (rel: string, node: Node) => void, enter: (dir: string) => boolean = () => true, above: ReadonlySet<string> = new Set()): void {
     const node = this.resolve(rel)
     if (node === undefined) return
     if (node.kind !== 'dir') return visit(rel, node)
+    // A followed link back to a directory being walked would make the walk endless.
+    const here = node.layers.map((l) => realpathSync(l))
+    if (here.some((l) => above.has(l))) {
+      this.skip(rel, 'symlink loop: it leads back to a directory that contains it')
+      return
+    }
+    const path_ = new Set([...above, ...here])
     const names = new Set<string>()
     for (const layer of node.layers) {
       for (const raw of readdirSync(layer, { encoding: 'buffer' })) {
@@ -197,7 +206,7 @@ class MergedTree {
       const child = this.child(childRel, node.layers, name)
       if (child === undefined) continue
       if (child.kind === 'dir') {
-        if (enter(childRel)) this.walk(childRel, visit, enter)
+        if (enter(childRel)) this.walk(childRel, visit, enter, path_)
       } else {
         visit(childRel, child)
       }
@@ -219,7 +228,7 @@ class MergedTree {
       let node: Node | undefined
       if (st.isSymbolicLink()) node = this.link(rel, p)
       else if (st.isDirectory()) node = { kind: 'dir', layers: [p] }
-      else if (st.isFile()) node = { kind: 'file', real: p, st }
+      else if (st.isFile()) node = this.file(rel, p, st)
       else {
         this.skip(rel, `${kindOf(st)}, not a regular file`)
         node = undefined
@@ -247,8 +256,9 @@ class MergedTree {
     let real: string
     try {
       real = realpathSync(p)
-    } catch {
-      this.skip(rel, `symlink to ${target}, which does not exist`)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      this.skip(rel, code === 'ELOOP' ? `symlink to ${target}: a symlink loop` : `symlink to ${target}, which does not exist`)
       return undefined
     }
     const topLevel = !rel.includes('/')
@@ -262,8 +272,14 @@ class MergedTree {
       if (topLevel && !inside) this.allowed.push(real)
       return { kind: 'dir', layers: [real] }
     }
-    if (st.isFile()) return { kind: 'file', real, st }
+    if (st.isFile()) return this.file(rel, real, st)
     this.skip(rel, `symlink to a ${kindOf(st)}`)
+    return undefined
+  }
+
+  private file(rel: string, real: string, st: Stats): Node | undefined {
+    if (st.size <= MAX_FILE_BYTES) return { kind: 'file', real, st }
+    this.skip(rel, `${(st.size / 2 ** 20).toFixed(0)} MiB, larger than any file a kernel build needs (${MAX_FILE_BYTES / 2 ** 20} MiB)`)
     return undefined
   }
 

@@ -3,15 +3,16 @@
 // the byte-bounded block cache. This is what lets the kheaders/ view serve any file without ever
 // decompressing the whole archive.
 import { decodeBlock } from '../xz/block'
-import { findBlocks, parseXzIndex, type XzIndex } from '../xz/index'
+import { findBlocks, type XzIndex } from '../xz/index'
 import { BlockCache, type CacheStats } from './block-cache'
 
 export class ArchiveReader {
   readonly index: XzIndex
   private readonly cache: BlockCache
 
-  constructor(xz: Buffer, cacheBytes: number, concurrency = 2) {
-    this.index = parseXzIndex(xz)
+  /** `index` is the block table of `xz` (Image.xzIndex, read when the image was checked). */
+  constructor(xz: Buffer, index: XzIndex, cacheBytes: number, concurrency = 2) {
+    this.index = index
     this.cache = new BlockCache(cacheBytes, (i) => decodeBlock(xz, this.index.blocks[i]), concurrency)
   }
 

@@ -98,7 +98,7 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
       tree.bytes += f.size
     }
   }
-  tree.archive = new ArchiveReader(image.headers, opts.cacheBytes)
+  tree.archive = new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes)
   return tree
 }
 

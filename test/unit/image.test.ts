@@ -8,7 +8,8 @@ import { parseImage } from '../../src/image/read'
 import { buildImage, removeStaleTemps, sha256, tempPathFor, writeFileAtomic } from '../../src/image/write'
 import { tmpDir } from '../helpers/tmp'
 
-const headers = Buffer.from('pretend xz bytes')
+// A real .xz of 4096 bytes (what the manifest below says the tar holds), one block.
+const headers = execFileSync('xz', ['-c', '--check=crc64'], { input: Buffer.alloc(4096) })
 const config = Buffer.from('pretend gzip bytes')
 const manifest = (over: Partial<Manifest> = {}): Manifest => ({
   format: FORMAT_ID,

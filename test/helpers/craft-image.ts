@@ -1,0 +1,47 @@
+// Hand-made images for hostile-input tests: any members in any order, with SHA256SUMS recomputed so
+// that the checks behind the checksums (manifest fields, xz index, member layout) are what is tested.
+import { createHash } from 'node:crypto'
+import tarStream from 'tar-stream'
+import { parseImage, readContainer } from '../../src/image/read'
+
+export type Member = [name: string, data: Buffer]
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+/** The members of a valid image, for altering one of them. */
+export function membersOf(image: Buffer): { manifest: Record<string, any>; config: Buffer; headers: Buffer } {
+  const img = parseImage(image, 'valid.img')
+  const raw = readContainer(image, (why) => {
+    throw new Error(why)
+  })[0].data
+  return { manifest: JSON.parse(raw.toString('utf8')) as Record<string, any>, config: img.config, headers: img.headers }
+}
+
+/** SHA256SUMS for `members` (every member but the sums), as the packer writes it. */
+export function sums(members: Member[]): Buffer {
+  return Buffer.from(members.map(([n, d]) => `${sha(d)}  ${n}\n`).join(''))
+}
+
+/** A ustar archive of exactly these members, in order (add SHA256SUMS yourself, or use image()). */
+export function tarOf(members: Member[]): Promise<Buffer> {
+  const pack = tarStream.pack()
+  const chunks: Buffer[] = []
+  const done = new Promise<Buffer>((resolve, reject) => {
+    pack.on('data', (c: unknown) => chunks.push(c as Buffer))
+    pack.on('end', () => resolve(Buffer.concat(chunks)))
+    pack.on('error', reject)
+  })
+  for (const [name, data] of members) pack.entry({ name, mode: 0o444, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) }, data)
+  pack.finalize()
+  return done
+}
+
+/** An image from a manifest object and payloads, with consistent SHA256SUMS. */
+export function image(manifest: Record<string, any>, config: Buffer, headers: Buffer): Promise<Buffer> {
+  const members: Member[] = [
+    ['manifest.json', Buffer.from(JSON.stringify(manifest))],
+    ['config.gz', config],
+    ['kheaders.tar.xz', headers],
+  ]
+  return tarOf([...members, ['SHA256SUMS', sums(members)]])
+}
