@@ -9,7 +9,14 @@ export function parseCommand<O extends Options>(command: string, args: string[],
   try {
     return parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals, strict: true })
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '')
+    const first = (e as Error).message.split('\n')[0]
+    // parseArgs will not take "-1" as a value ("argument is ambiguous"): say what to write instead.
+    const ambiguous = /^Option '(-[^']*)' argument is ambiguous/.exec(first)
+    if (ambiguous) {
+      const flag = ambiguous[1].split(',').pop()!.trim().split(' ')[0]
+      throw new UsageError(`kheadersfs ${command}: the value after ${flag} starts with "-"; write ${flag}=VALUE to pass it, or give ${flag} a value`)
+    }
+    const msg = first.replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '')
     throw new UsageError(`kheadersfs ${command}: ${msg}; see "kheadersfs ${command} --help"`)
   }
 }

@@ -44,16 +44,20 @@ export function parseMountOptions(lists: string[]): MountOpts {
       const eq = opt.indexOf('=')
       const key = eq < 0 ? opt : opt.slice(0, eq)
       const value = eq < 0 ? undefined : opt.slice(eq + 1)
+      const flag = (): true => {
+        if (value !== undefined) throw new UsageError(`Cannot use mount option "${opt}": ${key} takes no value; write just ${key}`)
+        return true
+      }
       const need = (): string => {
         if (value === undefined || value === '') throw new UsageError(`Cannot use mount option "${opt}": it needs a value (${key}=...)`)
         return value
       }
       switch (key) {
         case 'force':
-          o.force = true
+          o.force = flag()
           break
         case 'nonempty':
-          o.nonempty = true
+          o.nonempty = flag()
           break
         case 'image':
           o.image = need()
@@ -62,10 +66,10 @@ export function parseMountOptions(lists: string[]): MountOpts {
           o.release = need()
           break
         case 'allow_untrusted_image':
-          o.allowUntrusted = true
+          o.allowUntrusted = flag()
           break
         case 'link_build':
-          o.linkBuild = true
+          o.linkBuild = flag()
           break
         case 'view': {
           const v = need()

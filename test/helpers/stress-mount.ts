@@ -8,7 +8,7 @@
 // Each prints one JSON result line last (and, for hammer and slow, protocol lines before it).
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { constants, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { constants, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { open, readdir, readlink, stat, type FileHandle } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -167,7 +167,7 @@ export function treeMap(dir: string): Record<string, string> {
     for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
       const r = rel === '' ? e.name : `${rel}/${e.name}`
       const full = path.join(dir, r)
-      if (e.isSymbolicLink()) out[r] = `l ${spawnSync('readlink', [full], { encoding: 'utf8' }).stdout.trim()}`
+      if (e.isSymbolicLink()) out[r] = `l ${readlinkSync(full)}`
       else if (e.isDirectory()) {
         out[r] = 'd'
         walk(r)
