@@ -1,6 +1,8 @@
 // Decoded xz blocks, kept in a least-recently-used cache bounded in bytes. Concurrent reads of one
 // block share a single decode, and at most `concurrency` decodes run at once, so the memory in use is
-// at most the bound plus `concurrency` blocks in flight, however much is read.
+// at most the bound plus `concurrency` blocks in flight, however much is read. Evicted blocks and the
+// decoder's output chunks are handed to a Reclaimer, so dead blocks do not pile up awaiting V8.
+import { Reclaimer } from './reclaim'
 
 export interface CacheStats {
   /** Bytes of decoded blocks held now, and the bound. */
@@ -12,6 +14,8 @@ export interface CacheStats {
   /** Blocks decoded so far (a block evicted and read again is decoded again). */
   decodes: number
   evictions: number
+  /** Full garbage collections run to return discarded blocks to the system. */
+  collections: number
 }
 
 export class BlockCache {
@@ -26,6 +30,7 @@ export class BlockCache {
     private readonly boundBytes: number,
     private readonly decode: (block: number) => Promise<Buffer>,
     private readonly concurrency = 2,
+    private readonly reclaimer = new Reclaimer(),
   ) {}
 
   get(block: number): Promise<Buffer> {
@@ -46,6 +51,8 @@ export class BlockCache {
       (data) => {
         this.pending.delete(block)
         this.counts.decodes++
+        // The decoder produced this block as chunks that were then copied together: as much garbage.
+        this.reclaimer.discard(data.length)
         this.insert(block, data)
         return data
       },
@@ -59,17 +66,18 @@ export class BlockCache {
   }
 
   stats(): CacheStats {
-    return { bytes: this.bytes, boundBytes: this.boundBytes, blocks: this.entries.size, ...this.counts }
+    return { bytes: this.bytes, boundBytes: this.boundBytes, blocks: this.entries.size, ...this.counts, collections: this.reclaimer.count }
   }
 
   private insert(block: number, data: Buffer): void {
     // A block larger than the whole bound is served but not kept.
-    if (data.length > this.boundBytes) return
+    if (data.length > this.boundBytes) return this.reclaimer.discard(data.length)
     while (this.bytes + data.length > this.boundBytes) {
       const [oldest, old] = this.entries.entries().next().value as [number, Buffer]
       this.entries.delete(oldest)
       this.bytes -= old.length
       this.counts.evictions++
+      this.reclaimer.discard(old.length)
     }
     this.entries.set(block, data)
     this.bytes += data.length

@@ -6,7 +6,7 @@ import type { Ops, Stat } from 'fuse-native'
 import { FsError, FuseUnavailableError, reason } from '../errors'
 import type { Logger } from '../log'
 import { EROFS, guard } from './errno'
-import { lookup, readInto, readlink, type Node, type Tree } from './tree'
+import { lookup, NAME_MAX, readInto, readlink, type Node, type Tree } from './tree'
 
 const ST_RDONLY = 1
 
@@ -77,7 +77,7 @@ export function createOps(tree: Tree, log: Logger, counts?: Record<string, numbe
         favail: 0,
         fsid: 0,
         flag: ST_RDONLY,
-        namemax: 255,
+        namemax: NAME_MAX,
       }),
       ok,
       counts,

@@ -2,10 +2,10 @@
 // and wait for one line on it (libfuse's README.daemonize, squashfuse's notify_mount_ready). Returns
 // only when the files are readable; otherwise relays the daemon's error and exit code.
 import { spawn } from 'node:child_process'
-import { closeSync, fstatSync, openSync } from 'node:fs'
+import { closeSync, fstatSync } from 'node:fs'
 import { ExitCode, KheadersError } from '../errors'
 import type { ReadyMessage } from './daemon'
-import { ensureRunDir } from './state'
+import { ensureRunDir, openPrivateAppend } from './state'
 
 export const READY_FD = 3
 
@@ -39,7 +39,7 @@ export const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
 /** `logFile` null: the daemon keeps our stderr (the journal). */
 export async function startDetached(argv: string[], opts: { logFile: string | null; env: NodeJS.ProcessEnv }): Promise<{ pid: number }> {
   ensureRunDir(opts.env)
-  const logFd = opts.logFile === null ? 2 : openSync(opts.logFile, 'a', 0o600)
+  const logFd = opts.logFile === null ? 2 : openPrivateAppend(opts.logFile)
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...argv], {
     detached: true, // own session: survives the terminal and the caller
     stdio: ['ignore', logFd, logFd, 'pipe'],

@@ -2,9 +2,10 @@
 // once it serves, for `status` and `umount`, a plain pid file beside it (systemd's PIDFile= reads
 // /run/kheadersfs/%i.pid: the file name is the systemd-escaped mountpoint, the unit's instance), and
 // the daemon's log when it runs detached. Root-only: the directory is 0700 and the files 0600.
-import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { IoError } from '../errors'
 
 export interface DaemonState {
   pid: number
@@ -62,19 +63,51 @@ export function ensureRunDir(env: NodeJS.ProcessEnv): string {
   const dir = runDir(env)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   // State names images and mountpoints, logs name paths: ours alone, also if someone made the
-  // directory before us with other permissions.
+  // directory before us, with other permissions or as another user (who could chmod it back).
+  const st = lstatSync(dir)
+  if (!st.isDirectory()) throw new IoError(`Cannot use run directory ${dir}: it is not a directory (a link?); remove it`)
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
+  if (st.uid !== uid || st.gid !== gid) chownSync(dir, uid, gid)
   chmodSync(dir, 0o700)
   return dir
 }
 
+/**
+ * Open `file` (in the run directory) for appending, as a regular file of ours with mode 0600. An
+ * entry someone else left there before the directory was ours (a link, a FIFO, another user's
+ * file, a hard link) is replaced, never followed or written into.
+ */
+export function openPrivateAppend(file: string): number {
+  const uid = process.getuid?.() ?? 0
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK
+  try {
+    const fd = openSync(file, flags, 0o600)
+    const st = fstatSync(fd)
+    if (st.isFile() && st.uid === uid && st.nlink === 1) {
+      fchmodSync(fd, 0o600)
+      return fd
+    }
+    closeSync(fd)
+  } catch {
+    // a link (ELOOP), a FIFO with no reader (ENXIO), ...: replaced below
+  }
+  rmSync(file, { force: true })
+  return openSync(file, flags | constants.O_EXCL, 0o600)
+}
+
+/** Write `data` to `file` through a fresh temp file and a rename: never through what was there. */
+function writePrivate(file: string, data: string): void {
+  const tmp = `${file}.${process.pid}`
+  rmSync(tmp, { force: true })
+  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
+  renameSync(tmp, file)
+}
+
 export function writeState(env: NodeJS.ProcessEnv, state: DaemonState): void {
   ensureRunDir(env)
-  const file = statePath(env, state.mountpoint)
-  const tmp = `${file}.${process.pid}`
-  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
-  renameSync(tmp, file)
-  writeFileSync(tmp, `${state.pid}\n`, { mode: 0o600 })
-  renameSync(tmp, pidPath(env, state.mountpoint))
+  writePrivate(statePath(env, state.mountpoint), JSON.stringify(state, null, 2) + '\n')
+  writePrivate(pidPath(env, state.mountpoint), `${state.pid}\n`)
 }
 
 export function readState(env: NodeJS.ProcessEnv, mountpoint: string): DaemonState | undefined {

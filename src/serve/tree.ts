@@ -102,14 +102,31 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
   return tree
 }
 
+/** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
+export const NAME_MAX = 255
+
 export function lookup(tree: Tree, path: string): Node {
   const node = tree.nodes.get(path)
   if (node !== undefined) return node
-  // A path below a file is ENOTDIR, as a real filesystem answers.
-  for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
-    if (tree.nodes.get(path.slice(0, i))?.kind === 'file') throw new FsError('ENOTDIR', path)
+  throw new FsError(missing(tree, path), path)
+}
+
+/**
+ * The errno a real filesystem gives for a path that is not there, decided at its first missing
+ * component: ENOTDIR below a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
+ */
+function missing(tree: Tree, path: string): 'ENOENT' | 'ENOTDIR' | 'ENAMETOOLONG' {
+  let parent: Node | undefined = tree.nodes.get('/')
+  for (let at = 0; at < path.length; ) {
+    const next = path.indexOf('/', at + 1)
+    const end = next === -1 ? path.length : next
+    if (parent?.kind !== 'dir') return 'ENOTDIR'
+    if (Buffer.byteLength(path.slice(at + 1, end)) > NAME_MAX) return 'ENAMETOOLONG'
+    parent = tree.nodes.get(path.slice(0, end))
+    if (parent === undefined) return 'ENOENT'
+    at = end
   }
-  throw new FsError('ENOENT', path)
+  return 'ENOENT'
 }
 
 /**

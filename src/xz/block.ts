@@ -92,7 +92,7 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   let out: Buffer
   let consumed: number
   try {
-    ;({ out, consumed } = await rawDecode(buf.subarray(block.dataOffset, block.dataOffset + block.dataSize), dictSize))
+    ;({ out, consumed } = await rawDecode(buf.subarray(block.dataOffset, block.dataOffset + block.dataSize), dictSize, block.uncompressedSize))
   } catch (e) {
     throw new XzFormatError(`${where}: LZMA2 data: ${(e as Error).message}`, e)
   }
@@ -103,13 +103,19 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   return out
 }
 
-function rawDecode(data: Buffer, dictSize: number): Promise<{ out: Buffer; consumed: number }> {
+function rawDecode(data: Buffer, dictSize: number, outSize: number): Promise<{ out: Buffer; consumed: number }> {
   // Asynchronous (libuv thread pool): the `synchronous` option saved 1-5 ms/MiB but blocks the event loop.
   const dec = lzma.createStream('rawDecoder', { filters: [{ id: lzma.FILTER_LZMA2, options: { dictSize } }] })
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    dec.on('data', (c: Buffer) => chunks.push(c))
-    dec.once('end', () => resolve({ out: Buffer.concat(chunks), consumed: dec.totalIn() }))
+    // The decoder hands over 64 KiB chunks; copying each into the block as it arrives (rather than
+    // concatenating at the end) never holds the block twice.
+    const out = Buffer.allocUnsafe(outSize)
+    let n = 0
+    dec.on('data', (c: Buffer) => {
+      if (n + c.length > outSize) return dec.destroy(new XzFormatError(`decodes to more than the ${outSize} bytes the index says`))
+      n += c.copy(out, n)
+    })
+    dec.once('end', () => resolve({ out: n === outSize ? out : out.subarray(0, n), consumed: dec.totalIn() }))
     dec.once('error', reject)
     dec.end(data)
   })

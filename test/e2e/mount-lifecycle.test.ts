@@ -48,7 +48,7 @@ t.test('lifecycle', async (t) => {
       const m = await mountImage(t, image, [])
       t.ok(alive(m.pid))
       execFileSync(how[0], [...how.slice(1), m.mnt])
-      t.ok(await waitGone(m.pid, 1000), `${how.join(' ')}: daemon ${m.pid} exited within a second`)
+      t.ok(await waitGone(m.pid, 10000), `${how.join(' ')}: daemon ${m.pid} exited`)
       t.notOk(isMounted(m.mnt))
       t.same(daemonPids(m.runDir), [], 'state file removed')
     }
@@ -68,7 +68,7 @@ t.test('lifecycle', async (t) => {
     await new Promise((r) => holder.once('exit', r))
     const ok = await runCli(['umount', m.mnt], { env: m.env })
     t.equal(ok.code, 0, ok.stderr)
-    t.ok(await waitGone(m.pid, 1000))
+    t.ok(await waitGone(m.pid, 10000))
     t.notOk(isMounted(m.mnt))
   })
 
@@ -83,20 +83,21 @@ t.test('lifecycle', async (t) => {
     t.same([...buf], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'the open file still reads (xz magic)')
     t.ok(alive(m.pid), 'daemon serves the remaining reader')
     closeSync(fd)
-    t.ok(await waitGone(m.pid, 2000), 'daemon exits once the last file closes')
+    t.ok(await waitGone(m.pid, 10000), 'daemon exits once the last file closes')
   })
 
   t.test('SIGTERM: detach lazily, exit 0 as soon as no file is open', async (t) => {
     const m = await mountImage(t, image, [])
     const fd = openSync(path.join(m.mnt, 'config.gz'), 'r')
     process.kill(m.pid, 'SIGTERM')
-    const deadline = Date.now() + 2000
+    // A hang detector, not a timing check: the detach takes milliseconds (docs/benchmarks.md).
+    const deadline = Date.now() + 10000
     while (isMounted(m.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     t.notOk(isMounted(m.mnt), 'detached')
     t.ok(alive(m.pid), 'still serving the open file')
     t.equal(readSync(fd, Buffer.alloc(2), 0, 2, 0), 2)
     closeSync(fd)
-    t.ok(await waitGone(m.pid, 2000), 'exited after the file closed')
+    t.ok(await waitGone(m.pid, 10000), 'exited after the file closed')
     const log = readFileSync(logPath(m.env, m.mnt), 'utf8')
     t.match(log, /"msg":"detaching \(lazy\); exiting when no file is open"/)
     t.match(log, /"msg":"unmounted; exiting"/)
@@ -105,7 +106,7 @@ t.test('lifecycle', async (t) => {
   t.test('kill -9: the mount is removed (auto_unmount); with its helper killed too, the next mount and umount clean the stale mount', async (t) => {
     const m = await mountImage(t, image, [])
     process.kill(m.pid, 'SIGKILL')
-    const deadline = Date.now() + 3000
+    const deadline = Date.now() + 10000
     while (isMounted(m.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     t.notOk(isMounted(m.mnt), 'libfuse auto_unmount removed the mount of the killed daemon')
 

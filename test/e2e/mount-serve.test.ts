@@ -118,6 +118,8 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
       ['stat unknown name', () => statSync(path.join(m.mnt, 'nope')), 'ENOENT'],
       ['open unknown name', () => openSync(path.join(m.mnt, 'nope'), 'r'), 'ENOENT'],
       ['path below a file', () => statSync(path.join(f, 'x')), 'ENOTDIR'],
+      ['name of 256 bytes', () => statSync(path.join(m.mnt, 'n'.repeat(256))), 'ENAMETOOLONG'],
+      ['create with a name of 256 bytes', () => openSync(path.join(m.mnt, 'é'.repeat(128)), 'w'), 'ENAMETOOLONG'],
       ['read a directory', () => fs.readFileSync(m.mnt), 'EISDIR'],
       ['open for write', () => openSync(f, 'r+'), 'EROFS'],
       ['create', () => openSync(path.join(m.mnt, 'new'), 'w'), 'EROFS'],

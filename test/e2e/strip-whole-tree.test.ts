@@ -118,7 +118,6 @@ if (tree === undefined) {
     const strippedBytes = stripped.reduce((a, b) => a + b.length, 0)
     t.comment(`${files.length} files, raw ${rawBytes} bytes, stripped ${strippedBytes} bytes (${((100 * strippedBytes) / rawBytes).toFixed(1)}%), strip time ${stripMs.toFixed(0)} ms`)
     t.ok(strippedBytes < rawBytes, 'stripped tree is smaller')
-    t.ok(stripMs < 1000, `whole tree strips in under 1 s (${stripMs.toFixed(0)} ms)`)
     const unchanged = stripped.filter((b, k) => b === raw[k]).length
     t.comment(`${unchanged} files had nothing to strip (returned as the same Buffer)`)
 

@@ -107,6 +107,9 @@ t.test('the kheaders/ view of the Debian module-build image', { skip: tree === u
     t.equal(errno(() => statSync(path.join(view, 'nope'))), 'ENOENT')
     t.equal(errno(() => statSync(path.join(file, 'below'))), 'ENOTDIR')
     t.equal(errno(() => readdirSync(file)), 'ENOTDIR')
+    t.equal(errno(() => statSync(path.join(dir, 'n'.repeat(255)))), 'ENOENT', 'a name of 255 bytes is allowed (and missing)')
+    t.equal(errno(() => statSync(path.join(dir, 'n'.repeat(256)))), 'ENAMETOOLONG', 'a name over NAME_MAX bytes')
+    t.equal(errno(() => statSync(path.join(view, 'nope', 'n'.repeat(256)))), 'ENOENT', 'decided at the first missing component')
     t.equal(errno(() => readFileSync(dir)), 'EISDIR')
     t.equal(errno(() => readlinkSync(file)), 'EINVAL', 'readlink of a non-link')
     const writes: Array<[string, () => unknown]> = [

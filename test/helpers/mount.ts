@@ -100,7 +100,7 @@ export function alive(pid: number): boolean {
   }
 }
 
-export async function waitGone(pid: number, ms = 5000): Promise<boolean> {
+export async function waitGone(pid: number, ms = 10000): Promise<boolean> {
   const deadline = Date.now() + ms
   while (alive(pid)) {
     if (Date.now() > deadline) return false

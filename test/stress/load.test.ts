@@ -11,7 +11,7 @@ import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { tinyImage } from '../helpers/images'
 import { daemonPids, daemonStats, isMounted, mountDirs, mountImage } from '../helpers/mount'
 import { record, size } from '../helpers/stress'
-import { fdCount, imageParts, logErrors, logText, MB, mb, procsMentioning, referenceTree, rss, sha256, startWorker, sumResults, treeMap, waitFor } from '../helpers/stress-mount'
+import { fdCount, heapRss, imageParts, logErrors, logText, MB, mb, procsMentioning, referenceTree, rss, sha256, startWorker, sumResults, treeMap, waitFor } from '../helpers/stress-mount'
 import { tmpDir } from '../helpers/tmp'
 
 const tree = debianTree()
@@ -85,6 +85,7 @@ t.test('concurrent readers walking and reading all of kheaders/ with -o cache_mb
   const files = Object.values(expected).filter((v) => v.startsWith('f ')).length
   const m = await mountImage(t, image, ['--force', '-o', 'cache_mb=4'])
   const rssStart = rss(m.pid)
+  const heapStart = heapRss(m.pid)
 
   // Each reader walks the whole tree (names, types, link targets) and reads every file from its own
   // starting point; 5% of the files again with O_DIRECT, so readers compete for the 4 MiB of cache.
@@ -92,7 +93,7 @@ t.test('concurrent readers walking and reading all of kheaders/ with -o cache_mb
   const concurrency = 2
   const t0 = Date.now()
   const workers = Array.from({ length: procs }, (_, i) =>
-    startWorker('view', { root: path.join(m.mnt, 'kheaders'), expected: expectedFile, passes: 1, concurrency, directFraction: size(0.05, 0.02), seed: i + 1 }),
+    startWorker('view', { root: path.join(m.mnt, 'kheaders'), expected: expectedFile, passes: 1, concurrency, directFraction: 0.05, seed: i + 1 }),
   )
   const all = Promise.all(workers.map((w) => w.result))
   const peak = await peakRss(m.pid, all)
@@ -117,13 +118,25 @@ t.test('concurrent readers walking and reading all of kheaders/ with -o cache_mb
   t.equal(plain, tried, `every reader read all ${files} files`)
   t.ok(stats.cache!.bytes <= stats.cache!.boundBytes, 'the cache stayed within its bound')
   t.ok(stats.cache!.evictions > 0, 'the readers made the cache evict')
-  t.ok(rssEnd <= rssStart + stats.cache!.boundBytes + 16 * MB, `daemon RSS bounded by the cache: ${mb(rssStart)} → ${mb(rssEnd)} (peak ${mb(peak)})`)
+  // kheadersfs(1): "the daemon's memory stays under the image size + this bound + a fixed overhead
+  // (about 20 MB) however much is read". The image and the fixed part are in rssStart already, so
+  // this reading of the bound is generous; "however much is read" makes it a bound on the peak.
+  const bound = rssStart + stats.cache!.boundBytes + 20 * MB
+  record({
+    area: 'Load',
+    name: 'daemon memory under those readers within kheadersfs(1)\'s bound (start + cache_mb + 20 MB)',
+    tried: 1,
+    passed: peak <= bound && rssEnd <= bound ? 1 : 0,
+    detail: `RSS ${mb(rssStart)} at start, ${mb(rssEnd)} at the end, peak ${mb(peak)}, bound ${mb(bound)}; glibc [heap] ${mb(heapStart)} → ${mb(heapRss(m.pid))}`,
+  })
+  t.ok(rssEnd <= bound, `daemon RSS at the end within the documented bound (start + cache bound + 20 MB = ${mb(bound)}): ${mb(rssStart)} → ${mb(rssEnd)}`)
+  t.ok(peak <= bound, `daemon RSS peak within the documented bound (${mb(bound)}): peak ${mb(peak)}`)
 })
 
 t.test('200 mount/umount cycles on one mountpoint leak no mount, process, descriptor or state file', async (t) => {
   const image = await tinyImage(t)
   const { mnt, runDir, env } = mountDirs(t)
-  const cycles = size(200, 30)
+  const cycles = size(200, 20)
   // umount(8), kheadersfs umount and fusermount -u in turn. The next mount does not wait for the old
   // daemon to exit: that race is part of the test.
   const ways: Array<[string, () => Promise<number | null>]> = [
