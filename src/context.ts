@@ -16,8 +16,6 @@ export interface Context {
 }
 
 export type Command = {
-  /** One line for `kheadersfs --help`. */
-  summary: string
   usage: string
   run(args: string[], ctx: Context): Promise<number>
 }

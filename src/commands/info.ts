@@ -6,7 +6,6 @@ import { bytes, count } from '../format-bytes'
 import { readImage, type Image } from '../image/read'
 
 export const info: Command = {
-  summary: 'show what an image holds (release, arch, profile, sizes, sha256), like modinfo',
   usage: `Usage: kheadersfs info [--json] IMAGE
 
 Show an image's kernel release, architecture, profile, creation time, sizes, sha256s and counts.

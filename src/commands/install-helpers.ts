@@ -61,7 +61,6 @@ function isOurs(file: string): boolean {
 }
 
 export const installHelpers: Command = {
-  summary: 'install the CLI, the mount(8) helper and systemd units where the system finds them',
   usage: `Usage: kheadersfs install-helpers [--uninstall] [--destdir DIR] [--bindir DIR] [--helperdir DIR] [--unitdir DIR]
 
 Install what mount(8), /etc/fstab and systemd need (as root):

@@ -5,7 +5,6 @@ import { parseCommand } from '../args'
 import type { Command } from '../context'
 import { UsageError } from '../errors'
 import { locateImage, runningRelease } from '../image/locate'
-import { runDaemon } from '../serve/daemon'
 import { DEFAULT_CACHE_MB, parseMountOptions } from '../serve/mount-options'
 import { findMount, health } from '../serve/mounts'
 import { cleanStale } from '../serve/stale'
@@ -14,7 +13,6 @@ import { logPath, readState } from '../serve/state'
 import { CLI_PATH } from '../version'
 
 export const mount: Command = {
-  summary: 'load an image and serve kheaders.txz and config.gz at MOUNTPOINT (like modprobe kheaders)',
   usage: `Usage: kheadersfs mount [--image IMAGE] [--release R] [--force] [--allow-untrusted-image] [-o OPTS] [-f] MOUNTPOINT
 
 Find the image for the running kernel, load it into memory and serve read-only:
@@ -84,6 +82,8 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     const image = path.resolve(ctx.cwd, locateImage({ explicit, release, env: ctx.env }).path)
     const readyFd = values['ready-fd'] === undefined ? undefined : Number(values['ready-fd'])
     if (values.foreground) {
+      // Loaded here: the command that only starts a daemon needs neither FUSE nor xz.
+      const { runDaemon } = require('../serve/daemon') as typeof import('../serve/daemon')
       return runDaemon({
         mountpoint,
         image,

@@ -11,7 +11,6 @@ import { packProgress, type PackProgress } from '../progress'
 export const DEFAULTS = { preset: 6, blockSize: 2 << 20, profile: 'module-build' } as const
 
 export const pack: Command = {
-  summary: 'pack a kernel build tree into an image (headers archive, config, manifest)',
   usage: `Usage: kheadersfs pack --kernel DIR [options]
 
 Pack a kernel build tree into one reproducible image file: kheaders.tar.xz (headers, and for module

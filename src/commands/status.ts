@@ -54,7 +54,6 @@ function row(mountpoint: string, state: MountStatus['state'], s: ReturnType<type
 }
 
 export const status: Command = {
-  summary: 'list kheadersfs mounts with daemon pid, image, release, memory, open files (like lsmod)',
   usage: `Usage: kheadersfs status [--json]
 
 List every kheadersfs mount on the system: mountpoint, daemon pid, release, profile, image size,

@@ -12,7 +12,6 @@ import { readState } from '../serve/state'
 const EXIT_WAIT_MS = 5000
 
 export const umount: Command = {
-  summary: 'unload a mount: refuse while in use, like rmmod (--lazy: detach now)',
   usage: `Usage: kheadersfs umount [--lazy] MOUNTPOINT
 
 Unmount and end the daemon, freeing its memory. Refuses while a file under MOUNTPOINT is open,

@@ -6,7 +6,6 @@ import { readImage } from '../image/read'
 import { verifyImage } from '../image/verify'
 
 export const verify: Command = {
-  summary: 'check an image: container, sha256s, full xz decode, tar listing, gzip',
   usage: `Usage: kheadersfs verify IMAGE
 
 Check every part of an image: the container, each sha256, a full decode of kheaders.tar.xz, its tar
