@@ -9,6 +9,8 @@
 // Each member is one 512-byte ustar header (type '0', mode 0444, uid/gid 0, no owner names, mtime =
 // manifest.epoch), its data, zero padding to 512; then two zero blocks and nothing else.
 
+import { createHash } from 'node:crypto'
+
 export const FORMAT_ID = 'kheadersfs-image'
 /** Readers refuse another major version; minor versions only add fields. */
 export const FORMAT_MAJOR = 1
@@ -124,4 +126,9 @@ export function fromRow(row: unknown, i: number): FileRecord {
   const rec: FileRecord = { path: p as string, type: CODE_TYPE[code as 'f'], offset: offset as number, size: size as number, mode: mode as number }
   if (code === 'l') rec.link = link as string
   return rec
+}
+
+/** The digest of SHA256SUMS and the manifest: lowercase hex sha256. */
+export function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex')
 }

@@ -5,9 +5,8 @@ import type { Stats } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
 import { parseXzIndex, type XzIndex } from '../xz/index'
-import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, type Manifest } from './format'
+import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, sha256, type Manifest } from './format'
 import { parseManifest } from './manifest'
-import { sha256 } from './write'
 
 export interface Image {
   manifest: Manifest

@@ -1,15 +1,10 @@
 // Payloads → image bytes → file. The file appears whole or not at all: bytes go to a temp file beside
 // the target (same filesystem, so rename is atomic), are fsynced, then renamed over the target.
-import { createHash } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import tarStream from 'tar-stream'
 import { IoError, reason } from '../errors'
-import { MEMBER, MEMBER_MODE } from './format'
-
-export function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex')
-}
+import { MEMBER, MEMBER_MODE, sha256 } from './format'
 
 /** The image container: a ustar archive of the members in format order, SHA256SUMS last. */
 export async function buildImage(members: { manifest: Buffer; config: Buffer; headers: Buffer }, epoch: number): Promise<Buffer> {

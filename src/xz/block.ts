@@ -3,7 +3,6 @@
 // an LZMA2 dictionary reset), which is what lets a reader seek by block.
 import { createHash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
-import lzma from 'lzma-native'
 import { VliReader, XZ_CHECK, XzFormatError, checkSize, type XzBlock } from './index'
 
 const FILTER_LZMA2 = 0x21
@@ -103,7 +102,11 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   return out
 }
 
+/** lzma-native, loaded at the first decode: a mount that is only stat'ed or read flat never pays for it (~25 ms). */
+let lzma: typeof import('lzma-native') | undefined
+
 function rawDecode(data: Buffer, dictSize: number, outSize: number): Promise<{ out: Buffer; consumed: number }> {
+  lzma ??= require('lzma-native') as typeof import('lzma-native')
   // Asynchronous (libuv thread pool): the `synchronous` option saved 1-5 ms/MiB but blocks the event loop.
   const dec = lzma.createStream('rawDecoder', { filters: [{ id: lzma.FILTER_LZMA2, options: { dictSize } }] })
   return new Promise((resolve, reject) => {

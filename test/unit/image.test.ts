@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { FORMAT_ID, type Manifest } from '../../src/image/format'
+import { FORMAT_ID, sha256, type Manifest } from '../../src/image/format'
 import { parseManifest, serializeManifest } from '../../src/image/manifest'
 import { parseImage } from '../../src/image/read'
-import { buildImage, removeStaleTemps, sha256, tempPathFor, writeFileAtomic } from '../../src/image/write'
+import { buildImage, removeStaleTemps, tempPathFor, writeFileAtomic } from '../../src/image/write'
 import { tmpDir } from '../helpers/tmp'
 
 // A real .xz of 4096 bytes (what the manifest below says the tar holds), one block.
