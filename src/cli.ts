@@ -7,6 +7,9 @@ import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
 import { version } from './version'
 
+/** The mount command's module: it also recognizes mount.fuse's calling form. */
+const mountModule = (): typeof import('./commands/mount') => require('./commands/mount') as typeof import('./commands/mount')
+
 /**
  * Each command's module is loaded only when it runs: a mount starts two processes (the command and
  * its daemon), and each starts ~35 ms sooner without pack's and the other commands' modules.
@@ -26,7 +29,7 @@ export const COMMANDS: Record<string, { summary: string; load: () => Command }> 
   },
   mount: {
     summary: 'load an image and serve kheaders.txz and config.gz at MOUNTPOINT (like modprobe kheaders)',
-    load: () => (require('./commands/mount') as typeof import('./commands/mount')).mount,
+    load: () => mountModule().mount,
   },
   umount: {
     summary: 'unload a mount: refuse while in use, like rmmod (--lazy: detach now)',
@@ -83,7 +86,7 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
     return 0
   }
   // mount.fuse runs "kheadersfs SOURCE MOUNTPOINT -o OPTS" (mount -t fuse.kheadersfs, fstab).
-  const asHelper = COMMANDS[name] === undefined ? (require('./commands/mount') as typeof import('./commands/mount')).helperForm(rest) : undefined
+  const asHelper = COMMANDS[name] === undefined ? mountModule().helperForm(rest) : undefined
   if (asHelper !== undefined) return main(['--log-level', level, ...asHelper], base)
   const command = COMMANDS[name]
   if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)

@@ -1,6 +1,5 @@
 // Kernel tree facts + archive → Manifest (image/format.ts describes every field).
-import { FORMAT_ID, FORMAT_VERSION, type Manifest, type Profile } from '../image/format'
-import { sha256 } from '../image/format'
+import { FORMAT_ID, FORMAT_VERSION, sha256, type Manifest, type Profile } from '../image/format'
 import { generator } from '../version'
 import type { Archive } from './headers-txz'
 import type { KernelTree } from './kernel-tree'

@@ -51,7 +51,7 @@ export class BlockCache {
       (data) => {
         this.pending.delete(block)
         this.counts.decodes++
-        // The decoder produced this block as chunks that were then copied together: as much garbage.
+        // The decoder handed this block over in chunks, each copied into it: as much garbage.
         this.reclaimer.discard(data.length)
         this.insert(block, data)
         return data
