@@ -19,6 +19,9 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
   --kernel DIR        kernel build tree: an in-tree build, an O= build directory, or
                       /usr/src/linux-headers-<release> (Debian's split tree is followed)
   --source DIR        kernel source tree, when it cannot be found from DIR
+  --sysroot ROOT      the root file system the tree belongs to (a board's root, an SDK sysroot):
+                      absolute paths the tree names (Debian's stub Makefile, absolute links) are
+                      looked up inside ROOT, never on this machine
   --profile P         module-build (default): everything "make -C tree M=dir modules" needs;
                       headers: only *.h under include/ and arch/<arch>/include/, like CONFIG_IKHEADERS
   --config FILE       .config or config.gz to use instead of DIR/.config (e.g. /proc/config.gz)
@@ -37,6 +40,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
     const { values, positionals } = parseCommand('pack', args, {
       kernel: { type: 'string' },
       source: { type: 'string' },
+      sysroot: { type: 'string' },
       profile: { type: 'string' },
       config: { type: 'string' },
       release: { type: 'string' },
@@ -57,6 +61,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
     const opts = {
       kernel: values.kernel,
       source: values.source,
+      sysroot: values.sysroot,
       profile: oneOf(values.profile, '--profile', PROFILES) ?? DEFAULTS.profile,
       config: values.config,
       release: values.release,

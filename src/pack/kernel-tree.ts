@@ -2,10 +2,11 @@
 // the source tree behind it, the release `uname -r` will report, the architecture directory, the
 // .config and the build's own timestamp. Handles in-tree builds, O= builds and Debian's split
 // linux-headers packages (docs/design.md, "Kernel trees").
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { KernelTreeError, UsageError, reason } from '../errors'
+import { namedPath, realpathIn } from './sysroot'
 
 export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split'
 
@@ -25,6 +26,8 @@ export interface KernelTree {
   /** Seconds since the epoch used for every mtime in the archive and the manifest. */
   epoch: number
   epochSource: 'SOURCE_DATE_EPOCH' | 'kernel build timestamp' | 'none'
+  /** Root file system the tree belongs to: absolute paths it names are looked up inside it. */
+  sysroot: string | undefined
 }
 
 export interface TreeOptions {
@@ -32,12 +35,14 @@ export interface TreeOptions {
   source?: string
   release?: string
   config?: string
+  sysroot?: string
   env: NodeJS.ProcessEnv
 }
 
 export function detectKernelTree(opts: TreeOptions): KernelTree {
-  const objtree = realDir(opts.kernel, '--kernel')
-  const { srctree, layout } = findSrctree(objtree, opts.source)
+  const sysroot = opts.sysroot === undefined ? undefined : realDir(opts.sysroot, '--sysroot', undefined)
+  const objtree = realDir(opts.kernel, '--kernel', sysroot)
+  const { srctree, layout } = findSrctree(objtree, opts.source, sysroot)
   for (const [dir, what] of [
     [objtree, 'build tree'],
     [srctree, 'source tree'],
@@ -49,7 +54,7 @@ export function detectKernelTree(opts: TreeOptions): KernelTree {
     }
   }
   if (!isDir(path.join(srctree, 'include', 'linux')) && !isDir(path.join(objtree, 'include', 'linux'))) {
-    throw new KernelTreeError(`Cannot pack ${objtree}: no include/linux/ in it or its source tree ${srctree}; pass --source the kernel source tree`)
+    throw new KernelTreeError(`Cannot pack ${objtree}: no include/linux/ in it or its source tree ${srctree}; pass --source the kernel source tree${sysroot === undefined ? ' (or --sysroot ROOT if the tree belongs to another root file system)' : ''}`)
   }
   const release = opts.release ?? readRelease(objtree)
   if (!/^[A-Za-z0-9._+~-]{1,64}$/.test(release)) {
@@ -58,17 +63,17 @@ export function detectKernelTree(opts: TreeOptions): KernelTree {
   const arch = readArch(objtree, srctree)
   const { config, configPath } = readConfig(objtree, opts.config)
   const { epoch, epochSource } = buildEpoch(objtree, opts.env)
-  return { objtree, srctree, layout, release, arch, config, configPath, epoch, epochSource }
+  return { objtree, srctree, layout, release, arch, config, configPath, epoch, epochSource, sysroot }
 }
 
-function realDir(p: string, flag: string): string {
+function realDir(p: string, flag: string, sysroot: string | undefined): string {
   let real: string
   try {
-    real = realpathSync(p)
+    real = realpathIn(p, sysroot)
   } catch (e) {
-    throw new KernelTreeError(`Cannot read kernel tree ${p}: ${reason(e)}; pass ${flag} an existing kernel build directory`, e)
+    throw new KernelTreeError(`Cannot read ${flag === '--sysroot' ? 'sysroot' : 'kernel tree'} ${p}: ${reason(e)}; pass ${flag} an existing ${flag === '--sysroot' ? 'directory' : 'kernel build directory'}`, e)
   }
-  if (!isDir(real)) throw new KernelTreeError(`Cannot pack ${p}: not a directory; pass ${flag} a kernel build directory`)
+  if (!isDir(real)) throw new KernelTreeError(`Cannot pack ${p}: not a directory; pass ${flag} ${flag === '--sysroot' ? 'the root directory of the system the tree belongs to' : 'a kernel build directory'}`)
   return real
 }
 
@@ -85,26 +90,37 @@ function isDir(p: string): boolean {
  * tree an objtree Makefile stub includes by absolute path (O= builds and Debian's linux-headers-<rel>,
  * whose one-line Makefile includes linux-headers-<ver>-common/Makefile); else the objtree itself.
  */
-function findSrctree(objtree: string, source: string | undefined): { srctree: string; layout: TreeLayout } {
+function findSrctree(objtree: string, source: string | undefined, sysroot: string | undefined): { srctree: string; layout: TreeLayout } {
   if (source !== undefined) {
-    const srctree = realDir(source, '--source')
+    const srctree = realDir(source, '--source', sysroot)
     return { srctree, layout: srctree === objtree ? 'in-tree' : 'out-of-tree' }
   }
   const link = path.join(objtree, 'source')
   try {
     if (lstatSync(link).isSymbolicLink()) {
-      const target = realpathSync(link)
+      const target = realpathIn(link, sysroot)
       if (target !== objtree && isDir(target)) return { srctree: target, layout: 'out-of-tree' }
     }
   } catch {
     // no source link: not an O= build
   }
   const stub = makefileStubTarget(path.join(objtree, 'Makefile'))
-  if (stub !== undefined && isDir(path.dirname(stub))) {
-    const srctree = realpathSync(path.dirname(stub))
+  if (stub !== undefined) {
+    const dir = namedPath(path.dirname(stub), sysroot)
+    if (!isDir(dir)) throw missingStubTarget(objtree, stub, sysroot)
+    const srctree = realpathIn(dir, sysroot)
     if (srctree !== objtree) return { srctree, layout: 'split' }
   }
   return { srctree: objtree, layout: 'in-tree' }
+}
+
+/** The error for a stub Makefile whose included tree is not there: name the fix that fits. */
+export function missingStubTarget(objtree: string, stub: string, sysroot: string | undefined): InstanceType<typeof KernelTreeError> {
+  return new KernelTreeError(
+    sysroot === undefined
+      ? `Cannot pack ${objtree}: its Makefile includes ${stub}, which is not on this machine; if the tree belongs to another root file system (a board's root, an SDK sysroot), pass --sysroot ROOT, else install the source tree it names`
+      : `Cannot pack ${objtree}: its Makefile includes ${stub}, which is not in the sysroot ${sysroot}; install that source tree in the sysroot`,
+  )
 }
 
 /**

@@ -18,6 +18,8 @@ export interface PackOptions extends XzOptions {
   profile: Profile
   config?: string
   release?: string
+  /** Root file system the tree belongs to (a board's root, an SDK sysroot). */
+  sysroot?: string
   output?: string
   cwd: string
   env: NodeJS.ProcessEnv

@@ -5,7 +5,8 @@ import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats } from '
 import path from 'node:path'
 import { KernelTreeError, reason } from '../errors'
 import type { Profile } from '../image/format'
-import { makefileStubTarget, type KernelTree } from './kernel-tree'
+import { makefileStubTarget, missingStubTarget, type KernelTree } from './kernel-tree'
+import { namedPath, realpathIn } from './sysroot'
 
 export interface SourceEntry {
   /** Relative path in the archive, '/'-separated, no trailing slash. */
@@ -47,6 +48,7 @@ const CONTROL = /[\x00-\x1f\x7f]/
 
 export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   const merged = new MergedTree(tree)
+  const toEntry = (rel: string, node: Node, strip: boolean): SourceEntry => entryOf(rel, node, strip, tree)
   const arch = `arch/${tree.arch}`
   const picked = new Map<string, SourceEntry>()
   const add = (e: SourceEntry): void => {
@@ -113,7 +115,7 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   return { entries, skipped: merged.skipped }
 }
 
-function toEntry(rel: string, node: Node, strip: boolean): SourceEntry {
+function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree): SourceEntry {
   if (node.kind === 'symlink') return { path: rel, type: 'symlink', mode: 0o777, linkname: node.target, size: 0, strip: false }
   if (node.kind === 'dir') return { path: rel, type: 'directory', mode: 0o755, size: 0, strip: false }
   let real = node.real
@@ -123,10 +125,11 @@ function toEntry(rel: string, node: Node, strip: boolean): SourceEntry {
     const stub = makefileStubTarget(real)
     if (stub !== undefined) {
       try {
-        real = realpathSync(stub)
+        real = realpathIn(namedPath(stub, tree.sysroot), tree.sysroot)
         st = lstatSync(real)
       } catch (e) {
-        throw new KernelTreeError(`Cannot read ${stub}, which ${rel} includes: ${reason(e)}; install the source tree it names or pass --source`, e)
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw missingStubTarget(tree.objtree, stub, tree.sysroot)
+        throw new KernelTreeError(`Cannot read ${stub}, which ${rel} includes: ${reason(e)}; make it readable`, e)
       }
     }
   }
@@ -153,10 +156,12 @@ class MergedTree {
   readonly skipped: Skipped[] = []
   private readonly roots: string[]
   private readonly allowed: string[]
+  private readonly sysroot: string | undefined
 
   constructor(tree: KernelTree) {
     this.roots = tree.objtree === tree.srctree ? [tree.objtree] : [tree.objtree, tree.srctree]
     this.allowed = [...this.roots]
+    this.sysroot = tree.sysroot
   }
 
   /** Resolve a relative path to a node, or undefined when absent or skipped. */
@@ -255,7 +260,7 @@ class MergedTree {
     }
     let real: string
     try {
-      real = realpathSync(p)
+      real = realpathIn(p, this.sysroot)
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
       this.skip(rel, code === 'ELOOP' ? `symlink to ${target}: a symlink loop` : `symlink to ${target}, which does not exist`)
