@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# packaging/addons.sh ARCH — build kheadersfs's two native addons for a Debian architecture on this
+# x86-64 host and print the directory that holds them:
+#   DIR/fuse-native/build/Release/fuse.node          (@cocalc/fuse-native, DT_NEEDED libfuse.so.2)
+#   DIR/lzma-native/build/Release/lzma_native.node   (lzma-native, bundled xz 5.2.3 linked statically)
+# ARCH: amd64 | arm64 | armhf. arm64 and armhf are cross-compiled (g++-aarch64-linux-gnu,
+# g++-arm-linux-gnueabihf from `.ci/setup --boards`) against the target's libfuse.so.2, taken from
+# `apt-get download libfuse2:ARCH`. armhf is built for the 64-bit time_t ABI of Debian trixie
+# (libfuse2t64, Ubuntu 24.04+): -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64, because libfuse2t64 hands
+# the addon `struct stat`/`struct timespec` with 64-bit time fields. (bookworm's armhf libfuse2 would
+# need the addon built without _TIME_BITS: not built; see docs/packaging.md.)
+#
+# DIR is /var/cache/kheadersfs/addons/<key>, key = arch + the addon packages' versions + the node
+# headers' version + libfuse2's version + this script's sha256: a rerun with nothing changed prints
+# the cached DIR at once. Nothing under node_modules/ is modified: the sources are copied to a
+# scratch directory first. node-gyp (npm's own) compiles against /usr/include/node and never
+# downloads anything.
+set -euo pipefail
+export LC_ALL=C
+
+ARCH=${1:?usage: packaging/addons.sh amd64|arm64|armhf}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NM=$ROOT/node_modules
+CACHE=${KHEADERSFS_ADDON_CACHE:-/var/cache/kheadersfs/addons}
+NODE_GYP=/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
+log() { echo "addons.sh[$ARCH]: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+case $ARCH in
+  amd64) TRIPLET=x86_64-linux-gnu GYP_ARCH=x64 ELF_MACHINE='X86-64' ;;
+  arm64) TRIPLET=aarch64-linux-gnu GYP_ARCH=arm64 ELF_MACHINE='AArch64' ;;
+  armhf) TRIPLET=arm-linux-gnueabihf GYP_ARCH=arm ELF_MACHINE='ARM' ;;
+  *) die "unknown architecture \"$ARCH\" (amd64, arm64 or armhf)" ;;
+esac
+
+[ -d "$NM/fuse-native" ] && [ -d "$NM/lzma-native" ] || die "node_modules is missing: run npm ci first"
+[ -f /usr/include/node/node_api.h ] || die "no node headers in /usr/include/node"
+[ -f /usr/include/fuse/fuse.h ] || die "no /usr/include/fuse (install libfuse-dev)"
+[ -f "$NODE_GYP" ] || die "no node-gyp at $NODE_GYP"
+
+pkgver() { node -p "require('$NM/$1/package.json').version"; }
+FUSE_VER=$(pkgver fuse-native)
+LZMA_VER=$(pkgver lzma-native)
+NAA_VER=$(pkgver node-addon-api)
+NAPIM_VER=$(pkgver napi-macros)
+NODE_HDR=$(sed -n 's/^#define NODE_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\).*/\2/p' /usr/include/node/node_version.h | paste -sd.)
+LIBFUSE_VER=$(apt-cache policy "libfuse2:$ARCH" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+[ -n "$LIBFUSE_VER" ] && [ "$LIBFUSE_VER" != "(none)" ] || die "apt knows no libfuse2:$ARCH (dpkg --add-architecture $ARCH; apt-get update)"
+SELF=$(sha256sum "$0" | cut -c1-64)
+KEY_TEXT="arch=$ARCH fuse-native=$FUSE_VER lzma-native=$LZMA_VER node-addon-api=$NAA_VER napi-macros=$NAPIM_VER node-headers=$NODE_HDR libfuse2=$LIBFUSE_VER script=$SELF"
+KEY=$ARCH-$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-16)
+OUT=$CACHE/$KEY
+
+if [ -f "$OUT/KEY" ] && [ -f "$OUT/fuse-native/build/Release/fuse.node" ] && [ -f "$OUT/lzma-native/build/Release/lzma_native.node" ]; then
+  log "cached: $OUT"
+  echo "$OUT"
+  exit 0
+fi
+
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "$CACHE/.build-$ARCH.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+log "building into $OUT ($KEY_TEXT)"
+
+# Scratch copies: node resolves napi-macros / node-addon-api from scratch/node_modules, as in a project.
+S=$WORK/src
+mkdir -p "$S/node_modules"
+for m in fuse-native lzma-native napi-macros node-addon-api; do
+  cp -a "$NM/$m" "$S/node_modules/$m"
+done
+rm -rf "$S/node_modules/fuse-native/build" "$S/node_modules/lzma-native/build"
+
+# Compiler flags: no debug info, and the scratch path never reaches the binaries (reproducible,
+# no build-machine path in the package).
+FLAGS="-O2 -ffile-prefix-map=$WORK=/build"
+if [ "$ARCH" = armhf ]; then
+  FLAGS="$FLAGS -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64"
+fi
+
+if [ "$ARCH" = amd64 ]; then
+  export CC=gcc CXX=g++ AR=ar LINK=g++ STRIP=strip
+else
+  export CC=$TRIPLET-gcc CXX=$TRIPLET-g++ AR=$TRIPLET-ar LINK=$TRIPLET-g++ STRIP=$TRIPLET-strip
+  export CC_host=gcc CXX_host=g++ AR_host=ar LINK_host=g++
+  command -v "$CXX" >/dev/null || die "no $CXX: run bash .ci/setup --boards"
+fi
+
+# --- the target's libfuse.so.2, and a pkg-config file that points binding.gyp at it -------------
+PC=$WORK/pkgconfig
+mkdir -p "$PC"
+if [ "$ARCH" = amd64 ]; then
+  FUSE_LIBDIR=
+  PKG_CONFIG_LIBDIR_FUSE=
+else
+  FUSE_CACHE=$CACHE/libfuse2-$ARCH-$LIBFUSE_VER
+  if [ ! -e "$FUSE_CACHE/lib/libfuse.so" ]; then
+    tmp=$(mktemp -d "$CACHE/.libfuse-$ARCH.XXXXXX")
+    (cd "$tmp" && apt-get download -q "libfuse2:$ARCH=$LIBFUSE_VER" >&2)
+    mkdir -p "$tmp/x" "$tmp/lib"
+    dpkg-deb -x "$tmp"/libfuse2_*.deb "$tmp/x"
+    so=$(find "$tmp/x" -name 'libfuse.so.2.*' -type f | head -n 1)
+    [ -n "$so" ] || die "libfuse2:$ARCH has no libfuse.so.2.*"
+    cp "$so" "$tmp/lib/"
+    ln -s "$(basename "$so")" "$tmp/lib/libfuse.so.2"
+    ln -s libfuse.so.2 "$tmp/lib/libfuse.so"
+    rm -rf "$FUSE_CACHE"
+    mkdir -p "$FUSE_CACHE"
+    mv "$tmp/lib" "$FUSE_CACHE/lib"
+    rm -rf "$tmp"
+  fi
+  FUSE_LIBDIR=$FUSE_CACHE/lib
+  cat >"$PC/fuse.pc" <<EOF
+Name: fuse
+Description: libfuse2 for $ARCH (headers from the host's libfuse-dev)
+Version: ${LIBFUSE_VER%%-*}
+Libs: -L$FUSE_LIBDIR -lfuse -pthread
+Cflags: -I/usr/include/fuse -D_FILE_OFFSET_BITS=64
+EOF
+  PKG_CONFIG_LIBDIR_FUSE=$PC
+fi
+
+gyp() { # gyp DIR — node-gyp rebuild for the target arch, offline, against /usr/include/node
+  (cd "$1" && CFLAGS="$FLAGS" CXXFLAGS="$FLAGS" node "$NODE_GYP" rebuild --nodedir=/usr --arch="$GYP_ARCH" \
+    --jobs="$(nproc)" --loglevel=warn >"$WORK/$(basename "$1").log" 2>&1) ||
+    { tail -n 40 "$WORK/$(basename "$1").log" >&2; die "node-gyp failed in $(basename "$1")"; }
+}
+
+# --- fuse-native -------------------------------------------------------------------------------
+log "fuse-native $FUSE_VER"
+if [ -n "$PKG_CONFIG_LIBDIR_FUSE" ]; then
+  PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR_FUSE gyp "$S/node_modules/fuse-native"
+else
+  gyp "$S/node_modules/fuse-native"
+fi
+
+# --- lzma-native -------------------------------------------------------------------------------
+if [ "$ARCH" = amd64 ]; then
+  # lzma-native's own linux-x64 prebuild (N-API, bundled xz 5.2.3): what npm installs on x64.
+  mkdir -p "$S/node_modules/lzma-native/build/Release"
+  cp "$NM/lzma-native/prebuilds/linux-x64/node.napi.node" "$S/node_modules/lzma-native/build/Release/lzma_native.node"
+else
+  # Its binding.gyp runs liblzma-config.sh (xz 5.2.3's ./configure, no --host) at gyp time: in the
+  # scratch copy, give configure the target triplet so it cross-compiles instead of running test
+  # programs. Still the bundled xz 5.2.3, so compressed output is the same bytes as on x86-64.
+  log "lzma-native $LZMA_VER (xz 5.2.3, --host=$TRIPLET)"
+  sed -i "s|^sh xz-\*/configure |sh xz-*/configure --host=$TRIPLET |" "$S/node_modules/lzma-native/liblzma-config.sh"
+  grep -q -- "--host=$TRIPLET" "$S/node_modules/lzma-native/liblzma-config.sh" || die "could not patch liblzma-config.sh"
+  gyp "$S/node_modules/lzma-native"
+fi
+
+# --- collect, strip, check ---------------------------------------------------------------------
+R=$WORK/out
+mkdir -p "$R/fuse-native/build/Release" "$R/lzma-native/build/Release"
+cp "$S/node_modules/fuse-native/build/Release/fuse.node" "$R/fuse-native/build/Release/fuse.node"
+cp "$S/node_modules/lzma-native/build/Release/lzma_native.node" "$R/lzma-native/build/Release/lzma_native.node"
+for f in "$R/fuse-native/build/Release/fuse.node" "$R/lzma-native/build/Release/lzma_native.node"; do
+  "$STRIP" --strip-unneeded --remove-section=.comment --remove-section=.note "$f"
+  m=$(readelf -h "$f" | sed -n 's/^ *Machine: *//p')
+  case $m in
+    *"$ELF_MACHINE"*) ;;
+    *) die "$f: machine \"$m\", expected $ELF_MACHINE" ;;
+  esac
+  if [ "$ARCH" = armhf ]; then
+    readelf -h "$f" | grep -q 'hard-float' || die "$f: not hard-float"
+  fi
+  if grep -aqE "$WORK|/work/|/root/|/tmp/|/var/cache" "$f"; then die "$f: contains a build-machine path"; fi
+  log "$(file -b "$f" | cut -d, -f1-3): $(basename "$f")"
+done
+readelf -d "$R/fuse-native/build/Release/fuse.node" | grep -q 'NEEDED.*\[libfuse\.so\.2\]' || die "fuse.node: no DT_NEEDED libfuse.so.2"
+printf '%s\n' "$KEY_TEXT" >"$R/KEY"
+
+rm -rf "$OUT"
+mv "$R" "$OUT"
+log "done: $OUT"
+echo "$OUT"

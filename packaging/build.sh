@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# packaging/build.sh [ARCH...] — Debian binary packages of kheadersfs (default: amd64 arm64 armhf)
+#   -> build/packages/kheadersfs_<version>_<arch>.deb, each checked with lintian (no E: allowed).
+# Needs `bash .ci/setup --boards` (cross compilers, dpkg-dev, lintian, man-db, foreign dpkg archs)
+# and `npm ci`. Reproducible: SOURCE_DATE_EPOCH (default: the last git commit's time) sets every
+# mtime, the manual page's date and the changelog date; dpkg-deb sorts the members.
+# What goes into a package, and why, is in docs/packaging.md.
+set -euo pipefail
+export LC_ALL=C TZ=UTC
+umask 022
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+ARCHS=("$@")
+[ ${#ARCHS[@]} -gt 0 ] || ARCHS=(amd64 arm64 armhf)
+VERSION=$(node -p "require('./package.json').version")
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+MAINTAINER='kheadersfs developers <kheadersfs@example.org>'
+CACHE=${KHEADERSFS_CACHE:-/var/cache/kheadersfs}
+APP=usr/lib/kheadersfs/app
+OUT=$ROOT/build/packages
+STAGE=$ROOT/build/stage
+MARK='installed by "kheadersfs install-helpers"'
+log() { echo "build.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+for a in "${ARCHS[@]}"; do
+  case $a in amd64 | arm64 | armhf) ;; *) die "unknown architecture \"$a\" (amd64, arm64, armhf)" ;; esac
+done
+for t in dpkg-deb lintian man gzip perl; do command -v $t >/dev/null || die "no $t: run bash .ci/setup --boards"; done
+[ -x node_modules/.bin/marked-man ] && [ -x node_modules/.bin/tsc ] || die "dev dependencies missing: run npm ci"
+mkdir -p "$OUT" "$STAGE"
+
+# --- 1. the JavaScript: src only (no tests), no source maps ------------------------------------
+log "compiling src/ (tsc -p packaging/tsconfig.json)"
+rm -rf build/tsc
+node_modules/.bin/tsc -p packaging/tsconfig.json
+
+# --- 2. production node_modules, from package-lock.json, cached per lockfile --------------------
+LOCKSUM=$(cat package-lock.json package.json | sha256sum | cut -c1-16)
+PROD=$CACHE/prod-modules/$LOCKSUM
+if [ ! -d "$PROD/node_modules" ]; then
+  log "npm ci --omit=dev --ignore-scripts (cache $PROD)"
+  mkdir -p "$CACHE/prod-modules"
+  tmp=$(mktemp -d "$CACHE/prod-modules/.tmp.XXXXXX")
+  cp package.json package-lock.json "$tmp/"
+  (cd "$tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  rm -rf "$PROD"
+  mv "$tmp" "$PROD"
+fi
+
+# --- 3. the manual page (marked-man: a small npm dev dependency that honours SOURCE_DATE_EPOCH;
+# pandoc would pull ~100 MB of Haskell runtime from apt for one page) -----------------------------
+log "manual page from docs/kheadersfs.1.md"
+mkdir -p "$STAGE/man"
+node_modules/.bin/marked-man --no-breaks --manual "kheadersfs manual" --version "kheadersfs $VERSION" docs/kheadersfs.1.md >"$STAGE/man/kheadersfs.1.md.roff"
+# groff's man macros read ASCII: every other character becomes a \[uXXXX] escape; the NAME line's
+# dash becomes "\-" so that lexgrog/mandb (whatis, apropos) parse it; dashes, arrow, ellipsis get
+# groff's named glyphs, which have ASCII fallbacks.
+perl -CSD -pe 'if (/^\.SH NAME/ .. /^\.SH SYNOPSIS/) { s/ \x{2014} / \\- / }
+  s/\x{2014}/\\(em/g; s/\x{2013}/\\(en/g; s/\x{2192}/\\(->/g; s/\x{2026}/.../g;
+  s/([^\x00-\x7f])/sprintf("\\[u%04X]", ord($1))/ge' \
+  "$STAGE/man/kheadersfs.1.md.roff" >"$STAGE/man/kheadersfs.1"
+# Rendered in the C locale (ASCII device) too: every glyph above has an ASCII form there.
+warn=$(MANWIDTH=80 man --warnings -l "$STAGE/man/kheadersfs.1" 2>&1 >/dev/null || true)
+[ -z "$warn" ] || die "the manual page renders with warnings: $warn"
+
+CHANGELOG_DATE=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
+
+for ARCH in "${ARCHS[@]}"; do
+  log "=== $ARCH"
+  ADDONS=$(bash packaging/addons.sh "$ARCH")
+  R=$STAGE/$ARCH
+  rm -rf "$R"
+  mkdir -p "$R/DEBIAN" "$R/$APP/dist" "$R/usr/bin" "$R/sbin" "$R/usr/lib/systemd/system" \
+    "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs"
+
+  # The app: compiled src, a trimmed package.json (version.ts reads it), and the shipped helper and
+  # units that `kheadersfs install-helpers` reads (it refuses to replace the packaged copies below).
+  cp -r build/tsc/src "$R/$APP/dist/src"
+  node packaging/deb-meta.js app-package-json package.json >"$R/$APP/package.json"
+  cp -r mount systemd "$R/$APP/"
+
+  # Production node_modules, pruned to what runs on this architecture.
+  cp -r "$PROD/node_modules" "$R/$APP/node_modules"
+  NMD=$R/$APP/node_modules
+  rm -rf "$NMD/.bin" "$NMD/.package-lock.json"
+  # Build-time-only packages (C headers for the addons): nothing requires them at run time.
+  rm -rf "$NMD/node-addon-api" "$NMD/napi-macros"
+  # The copyright file lists the modules kept, with the holders from their license files (read now:
+  # the license files themselves are removed below).
+  node packaging/deb-meta.js copyright "$NMD" "$APP" >"$STAGE/copyright.$ARCH"
+  # lzma-native: prebuilds of other platforms (its linux-arm64 ones are x86-64 anyway), the bundled
+  # xz tarballs and Windows DLLs, the C++ sources, the build scripts, its own CLI.
+  rm -rf "$NMD/lzma-native/"{prebuilds,deps,src,bin,binding.gyp,liblzma-build.sh,liblzma-config.sh}
+  rm -rf "$NMD/fuse-native/"{build,prebuilds,test,example.js,bin.js,binding.gyp,fuse-native.c,semaphore.h}
+  # The addons for this architecture, where node-gyp-build looks first.
+  for m in fuse-native/build/Release/fuse.node lzma-native/build/Release/lzma_native.node; do
+    install -D -m 644 "$ADDONS/$m" "$NMD/$m"
+  done
+  # Documentation and test junk of the modules (licenses go to the copyright file), and every
+  # prebuilds/ directory (bare-* carry prebuilds for the Bare runtime, which node never loads).
+  find "$NMD" \( -iname '*.md' -o -iname '*.markdown' -o -iname 'LICENSE*' -o -iname 'LICENCE*' \
+    -o -iname 'COPYING*' -o -iname '.npmignore' -o -iname '.eslintrc*' -o -iname '.travis.yml' \
+    -o -iname '.editorconfig' -o -iname '*.map' -o -iname '.github' -o -name 'test' -o -name 'tests' \
+    -o -name '.prettierrc*' -o -name 'tsconfig.json' -o -name '.nycrc' -o -name '.airtap.yml' \
+    -o -name '.git*' -o -name '.husky' -o -name '*.html' -o -name '*.sh' -o -name 'build-test.js' \
+    -o -name 'prebuilds' -o -name 'benchmarks' -o -name 'docs' -o -name 'example*' \) -prune \
+    -exec rm -rf {} +
+
+  # The CLI, the mount(8) helper, the units: pointed at /usr/bin/kheadersfs, without install-helpers'
+  # MARK, so `kheadersfs install-helpers` never replaces or removes them.
+  printf '#!/bin/sh\n# kheadersfs: kernel headers and config over FUSE (see kheadersfs(1))\nexec /usr/bin/node /%s/dist/src/cli.js "$@"\n' "$APP" >"$R/usr/bin/kheadersfs"
+  sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' \
+    -e 's|^# "kheadersfs install-helpers" installs this as /sbin/mount.kheadersfs with the line below pointing|# Installed by the kheadersfs package as /sbin/mount.kheadersfs, with the line below pointing|' \
+    mount/mount.kheadersfs >"$R/sbin/mount.kheadersfs"
+  for u in systemd/*; do
+    sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' -e 's|Installed by "kheadersfs install-helpers"\.|Installed by the kheadersfs package.|' \
+      "$u" >"$R/usr/lib/systemd/system/$(basename "$u")"
+  done
+
+  # Manual page, copyright, changelog.
+  gzip -9n <"$STAGE/man/kheadersfs.1" >"$R/usr/share/man/man1/kheadersfs.1.gz"
+  # mount.kheadersfs(8): the helper is described in kheadersfs(1).
+  mkdir -p "$R/usr/share/man/man8"
+  printf '.so man1/kheadersfs.1\n' | gzip -9n >"$R/usr/share/man/man8/mount.kheadersfs.8.gz"
+  cp "$STAGE/copyright.$ARCH" "$R/usr/share/doc/kheadersfs/copyright"
+  printf 'kheadersfs (%s) unstable; urgency=medium\n\n  * Binary package built from the npm project by packaging/build.sh.\n\n -- %s  %s\n' \
+    "$VERSION" "$MAINTAINER" "$CHANGELOG_DATE" | gzip -9n >"$R/usr/share/doc/kheadersfs/changelog.gz"
+
+  # Modes: directories and files 755/644, executables only the two entry points.
+  find "$R" -type d -exec chmod 755 {} +
+  find "$R" -type f -exec chmod 644 {} +
+  chmod 755 "$R/usr/bin/kheadersfs" "$R/sbin/mount.kheadersfs"
+  # Scripts with a #! line (cli.js, node-gyp-build's bin.js, ...) are executable, as npm makes them.
+  find "$R/$APP" -type f -exec sh -c 'for f; do [ "$(head -c 2 "$f")" = "#!" ] && chmod 755 "$f"; done; true' sh {} +
+
+  # Nothing of this machine inside, and no install-helpers MARK outside the app's own code.
+  if grep -rlaE '/work/|/root/|/tmp/|/var/cache/' "$R" | grep -v "^$R/DEBIAN/" >"$STAGE/leaks.$ARCH"; then
+    die "build-machine paths in: $(tr '\n' ' ' <"$STAGE/leaks.$ARCH")"
+  fi
+  if grep -rlF "$MARK" "$R" --exclude-dir=app >/dev/null; then die "install-helpers' MARK in a packaged file"; fi
+
+  # Depends: the library packages the ELF files need (libc6/libstdc++6 from their symbol versions).
+  glibc=$(for f in $(find "$R" -name '*.node'); do readelf -W --dyn-syms "$f"; done | grep -oE 'GLIBC_[0-9]+\.[0-9]+' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+  case $ARCH in
+    armhf) FUSEDEP='libfuse2t64' ;; # built for the 64-bit time_t ABI (see addons.sh)
+    *) FUSEDEP='libfuse2t64 | libfuse2' ;;
+  esac
+  DEPENDS="nodejs (>= 18.19), $FUSEDEP, fuse3 | fuse, libc6 (>= $glibc), libgcc-s1, libstdc++6 (>= 12)"
+
+  SIZE=$(node packaging/deb-meta.js installed-size "$R")
+  cat >"$R/DEBIAN/control" <<EOF
+Package: kheadersfs
+Version: $VERSION
+Architecture: $ARCH
+Maintainer: $MAINTAINER
+Installed-Size: $SIZE
+Depends: $DEPENDS
+Section: utils
+Priority: optional
+Description: kernel headers and config of the running kernel over FUSE
+ kheadersfs does from user space what CONFIG_IKHEADERS and IKCONFIG_PROC do
+ for kernels built without them: "kheadersfs pack" turns a kernel build tree
+ into one image file on the build host, and "kheadersfs mount" serves the
+ running kernel's headers (kheaders.txz, a browsable tree) and config.gz
+ from memory on the target, like "modprobe kheaders". Unmounting frees the
+ memory.
+ .
+ This package holds the CLI, the mount.kheadersfs helper for mount(8) and
+ fstab, and systemd units (not enabled). Images go to /lib/modules/RELEASE/
+ or /usr/lib/kheadersfs/.
+EOF
+  node packaging/deb-meta.js md5sums "$R" >"$R/DEBIAN/md5sums"
+  chmod 644 "$R/DEBIAN/control" "$R/DEBIAN/md5sums"
+
+  find "$R" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  DEB=$OUT/kheadersfs_${VERSION}_$ARCH.deb
+  rm -f "$DEB"
+  dpkg-deb --root-owner-group -Zxz --build "$R" "$DEB" >&2
+
+  # lintian: errors fail the build; the warnings left are explained in docs/packaging.md.
+  lintian --no-tag-display-limit "$DEB" >"$OUT/kheadersfs_${VERSION}_$ARCH.lintian" 2>&1 || true
+  if grep -q '^E:' "$OUT/kheadersfs_${VERSION}_$ARCH.lintian"; then
+    cat "$OUT/kheadersfs_${VERSION}_$ARCH.lintian" >&2
+    die "lintian reports errors for $DEB"
+  fi
+  log "$DEB: $(stat -c %s "$DEB") bytes, Installed-Size $SIZE KiB, lintian: $(grep -c '^W:' "$OUT/kheadersfs_${VERSION}_$ARCH.lintian" || true) warnings"
+  echo "$DEB"
+done
