@@ -6,6 +6,7 @@ import type { Ops, Stat } from 'fuse-native'
 import { FsError, FuseUnavailableError, reason } from '../errors'
 import type { Logger } from '../log'
 import { EROFS, guard } from './errno'
+import { fuseInstallHint } from './fuse-packages'
 import { lookup, NAME_MAX, readInto, readlink, type Node, type Tree } from './tree'
 
 const ST_RDONLY = 1
@@ -150,6 +151,6 @@ export function loadFuse(): typeof FuseType {
     loaded = (loaded as { default?: typeof FuseType }).default ?? loaded
     return loaded
   } catch (e) {
-    throw new FuseUnavailableError(`Cannot load FUSE support: ${reason(e)}; install libfuse2 and fuse (apt-get install libfuse2 fuse)`, e)
+    throw new FuseUnavailableError(`Cannot load FUSE support: ${reason(e)}; ${fuseInstallHint({ library: true, fusermount: true })}`, e)
   }
 }

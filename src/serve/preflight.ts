@@ -3,6 +3,7 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { FuseUnavailableError, MountpointError, reason } from '../errors'
+import { fuseInstallHint } from './fuse-packages'
 
 export function checkMountpoint(mountpoint: string, opts: { nonempty: boolean }): void {
   let st
@@ -34,7 +35,7 @@ export function checkFuse(env: NodeJS.ProcessEnv): void {
   // libfuse2 runs fusermount to mount as non-root and, for auto_unmount, as root too.
   const dirs = (env.PATH ?? '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin'])
   if (!dirs.some((d) => isExecutable(path.join(d, 'fusermount')))) {
-    throw new FuseUnavailableError('Cannot mount: fusermount is not installed; install the fuse package (apt-get install fuse)')
+    throw new FuseUnavailableError(`Cannot mount: fusermount is not installed; ${fuseInstallHint({ library: false, fusermount: true })}`)
   }
 }
 

@@ -81,7 +81,13 @@ t.test('refusals', async (t) => {
     if (lib === undefined) return t.fail('libfuse.so.2 not found by ldconfig')
     const noLib = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount --bind /dev/null ${lib} && exec "$@"`, 'sh', process.execPath, CLI, 'mount', '--image', image, mnt], { env })
     t.equal(noLib.code, 6, noLib.stderr)
-    t.match(errorLines(noLib.stderr)[0], /Cannot load FUSE support: .*; install libfuse2 and fuse/)
+    // The hint names this system's packages: Debian 12 here (libfuse2; fusermount from fuse3).
+    t.match(errorLines(noLib.stderr)[0], /Cannot load FUSE support: .*; apt-get install libfuse2 fuse3$/)
     t.notOk(isMounted(mnt))
+    // No fusermount: /dev/null over it (fuse3's /usr/bin/fusermount -> fusermount3 is followed).
+    const noFusermount = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind /dev/null "$(command -v fusermount)" && exec "$@"', 'sh', process.execPath, CLI, 'mount', '--image', image, mnt], { env })
+    t.equal(noFusermount.code, 6, noFusermount.stderr)
+    t.match(errorLines(noFusermount.stderr)[0], /Cannot mount: fusermount is not installed; apt-get install fuse3$/)
+    t.same(daemonPids(runDir), [])
   })
 })
