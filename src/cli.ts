@@ -5,6 +5,7 @@ import { oneOf } from './args'
 import type { Command, Context } from './context'
 import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
+import { nodeTooOld } from './node-version'
 import { version } from './version'
 
 /** The mount command's module: it also recognizes mount.fuse's calling form. */
@@ -108,6 +109,11 @@ export function report(e: unknown, stderr: Context['stderr']): number {
 }
 
 if (require.main === module) {
+  const old = nodeTooOld(process.versions.node)
+  if (old !== undefined) {
+    process.stderr.write(old + '\n')
+    process.exit(ExitCode.failure)
+  }
   const ctx = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }
   // Exit explicitly: a daemon's FUSE thread and helpers would otherwise keep the event loop alive
   // after its mount is gone. stdout/stderr writes are synchronous for files, pipes and TTYs on Linux.

@@ -2,7 +2,7 @@
 // raw LZMA2 decoder and, optionally, verify the block's Check. Blocks are independent (each starts with
 // an LZMA2 dictionary reset), which is what lets a reader seek by block.
 import { createHash } from 'node:crypto'
-import { crc32 } from 'node:zlib'
+import { crc32 } from './crc32'
 import { VliReader, XZ_CHECK, XzFormatError, checkSize, type XzBlock } from './index'
 
 const FILTER_LZMA2 = 0x21

@@ -2,8 +2,8 @@
 // anything: Streams are walked backwards from the end (skipping Stream Padding), so concatenated
 // files work. Layout per the .xz file format spec (https://tukaani.org/xz/xz-file-format.txt).
 import { constants } from 'node:os'
-import { crc32 } from 'node:zlib'
 import { ExitCode, KheadersError } from '../errors'
+import { crc32 } from './crc32'
 
 /** A malformed or unsupported .xz file. EIO for FUSE: to a reader it is a bad medium, not a bad call. */
 export class XzFormatError extends KheadersError {
