@@ -38,6 +38,8 @@ export interface RunOptions {
   input?: string
   /** Kill the command (SIGKILL) after this many ms; code is then null. */
   timeoutMs?: number
+  /** Hold the host lock of this suite/arch's apt archive cache (shared by concurrent boards) meanwhile. */
+  aptLock?: boolean
 }
 
 interface T {
@@ -219,7 +221,12 @@ export class Board {
   /** `chroot ROOT /bin/sh -c cmd`. */
   run(cmd: string, opts: RunOptions = {}): Promise<RunResult> {
     if (this.closed) throw new Error('board is closed')
-    return spawnCapture('chroot', [this.root, '/bin/sh', '-c', cmd], this.env(opts.env), opts.input, opts.timeoutMs)
+    // `env -i`: tap's process tracking adds NODE_OPTIONS (--import of a file under this checkout) to
+    // every child's environment, which the board's node cannot load; the board gets only its own env.
+    const vars = Object.entries(this.env(opts.env)).map(([k, v]) => `${k}=${v}`)
+    const chroot = ['env', '-i', ...vars, 'chroot', this.root, '/bin/sh', '-c', cmd]
+    const argv = opts.aptLock ? ['flock', path.join(CACHE, 'apt', `${this.suite}-${this.arch}.lock`), ...chroot] : chroot
+    return spawnCapture(argv[0], argv.slice(1), this.env(opts.env), opts.input, opts.timeoutMs)
   }
 
   /** run(), throwing with the output when the exit code is not 0. */
@@ -267,7 +274,7 @@ export class Board {
   /** `apt-get install -y PKGS...` (after aptUpdate). */
   async aptInstall(pkgs: string[], opts: { noRecommends?: boolean } = {}): Promise<RunResult> {
     await this.aptUpdate()
-    return this.must(`apt-get install -y -q ${opts.noRecommends ? '--no-install-recommends ' : ''}${pkgs.map(q).join(' ')}`)
+    return this.must(`apt-get install -y -q ${opts.noRecommends ? '--no-install-recommends ' : ''}${pkgs.map(q).join(' ')}`, { aptLock: true })
   }
 
   /** Copy a .deb into the root and `apt-get install -y ./file.deb`, as a user installs a downloaded package. */
@@ -275,7 +282,7 @@ export class Board {
     await this.aptUpdate()
     const name = path.basename(deb)
     copyFileSync(deb, this.path(`tmp/${name}`))
-    return this.must(`cd /tmp && apt-get install -y -q ./${q(name)}`)
+    return this.must(`cd /tmp && apt-get install -y -q ./${q(name)}`, { aptLock: true })
   }
 
   /** Processes whose root directory is this board's root. */
