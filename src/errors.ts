@@ -87,6 +87,16 @@ export const KernelTreeError = named(
   'KernelTreeError',
 )
 
+/** A cross-built tree whose host programs cannot be made to run on the board (no compiler, make failed). */
+export const HostProgramsError = named(
+  class HostProgramsError extends KheadersError {
+    constructor(message: string, cause?: unknown) {
+      super(message, { exitCode: ExitCode.kernelTree, errno: constants.errno.ENOEXEC, cause })
+    }
+  },
+  'HostProgramsError',
+)
+
 export const IoError = named(
   class IoError extends KheadersError {
     constructor(message: string, cause?: unknown) {

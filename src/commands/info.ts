@@ -49,5 +49,12 @@ function infoText(file: string, image: Image): string {
     ['files', `${count(m.counts.files)} files, ${count(m.counts.directories)} directories, ${count(m.counts.symlinks)} symlinks`],
     ['file bytes', `${m.bytes.raw} raw, ${m.bytes.stripped} after comment stripping`],
   ]
+  if (m.target !== undefined) rows.splice(3, 0, ['target', `${m.target.name}, from ${m.target.from === 'vmlinux' ? 'the kernel\'s vmlinux' : 'the arch and .config'}`])
+  if (m.hostPrograms !== undefined) {
+    const hp = m.hostPrograms
+    rows.push(['host programs', `rebuilt for the target with ${hp.compiler}: ${hp.rebuilt.join(' ')}`])
+    if (hp.dropped.length > 0) rows.push(['  left out', `${hp.dropped.join(' ')} (build-host programs module builds do not run)`])
+  }
+  if (m.source !== undefined) rows.push(['packed from', `the kernel's own kheaders archive, sha256 ${m.source.sha256}`])
   return rows.map(([k, v]) => `${(k + ':').padEnd(17)}${v}\n`).join('')
 }

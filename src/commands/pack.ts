@@ -22,6 +22,11 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
   --sysroot ROOT      the root file system the tree belongs to (a board's root, an SDK sysroot):
                       absolute paths the tree names (Debian's stub Makefile, absolute links) are
                       looked up inside ROOT, never on this machine
+  --cross-compile P   CROSS_COMPILE prefix of the board's compiler (e.g. aarch64-linux-gnu-), used
+                      when the tree's host programs (fixdep, modpost, genksyms) are for another
+                      machine than the kernel: they are rebuilt for the board in a scratch copy.
+                      Default: $CROSS_COMPILE, else the compiler the tree's .config records
+  --no-rebuild        refuse such a tree instead of rebuilding its host programs
   --profile P         module-build (default): everything "make -C tree M=dir modules" needs;
                       headers: only *.h under include/ and arch/<arch>/include/, like CONFIG_IKHEADERS
   --config FILE       .config or config.gz to use instead of DIR/.config (e.g. /proc/config.gz)
@@ -41,6 +46,8 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       kernel: { type: 'string' },
       source: { type: 'string' },
       sysroot: { type: 'string' },
+      'cross-compile': { type: 'string' },
+      'no-rebuild': { type: 'boolean' },
       profile: { type: 'string' },
       config: { type: 'string' },
       release: { type: 'string' },
@@ -55,13 +62,15 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
     }
     if (positionals.length > 0) throw new UsageError(`kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`)
     if (values.kernel === undefined) throw new UsageError('kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r))')
-    for (const [flag, v] of Object.entries(values)) {
+    for (const [flag, v] of Object.entries(values) as Array<[string, unknown]>) {
       if (v === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
     }
     const opts = {
       kernel: values.kernel,
       source: values.source,
       sysroot: values.sysroot,
+      crossCompile: values['cross-compile'],
+      rebuildHostPrograms: values['no-rebuild'] !== true,
       profile: oneOf(values.profile, '--profile', PROFILES) ?? DEFAULTS.profile,
       config: values.config,
       release: values.release,
@@ -85,8 +94,11 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
         signal: abort.signal,
         onSelected: (s) => {
           for (const k of s.skipped) ctx.log.warn({ path: k.path, reason: k.reason }, `skipped ${k.path}: ${k.reason}`)
+          if (s.hostPrograms !== undefined) {
+            ctx.log.info({ compiler: s.hostPrograms.compiler, rebuilt: s.hostPrograms.rebuilt }, `rebuilt ${s.hostPrograms.rebuilt.length} host programs for the board with ${s.hostPrograms.prefix}gcc`)
+          }
           ctx.log.info(
-            { release: s.tree.release, arch: s.tree.arch, layout: s.tree.layout, objtree: s.tree.objtree, srctree: s.tree.srctree, files: s.files, epochSource: s.tree.epochSource, threads: opts.threads || os.availableParallelism() },
+            { release: s.tree.release, target: s.target?.name, arch: s.tree.arch, layout: s.tree.layout, objtree: s.tree.objtree, srctree: s.tree.srctree, files: s.files, epochSource: s.tree.epochSource, threads: opts.threads || os.availableParallelism() },
             'kernel tree',
           )
           progress = packProgress(ctx, s.files)

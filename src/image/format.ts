@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 export const FORMAT_ID = 'kheadersfs-image'
 /** Readers refuse another major version; minor versions only add fields. */
 export const FORMAT_MAJOR = 1
-export const FORMAT_MINOR = 0
+export const FORMAT_MINOR = 1
 export const FORMAT_VERSION = `${FORMAT_MAJOR}.${FORMAT_MINOR}`
 
 export const MEMBER = {
@@ -85,8 +85,34 @@ export interface Manifest {
   counts: { files: number; directories: number; symlinks: number }
   /** Bytes of the archived files as read from the tree, and after comment stripping. */
   bytes: { raw: number; stripped: number }
+  /** The machine the kernel is for, and every program in the archive with it (format 1.1+). */
+  target?: TargetInfo
+  /** Host programs rebuilt for the target, when the tree was cross-built (format 1.1+). */
+  hostPrograms?: HostProgramsInfo
+  /** What the files were packed from when not a kernel build tree (format 1.1+). */
+  source?: { kind: 'kheaders-archive'; sha256: string }
   /** The archive's table of contents, in archive order. */
   files: FileRecord[]
+}
+
+export interface TargetInfo {
+  /** ELF e_machine, class and byte order, and a readable name: "AArch64 (64-bit little-endian)". */
+  machine: number
+  bits: 32 | 64
+  endian: 'little' | 'big'
+  name: string
+  /** vmlinux (the kernel's own ELF header) or config (SRCARCH + .config). */
+  from: 'vmlinux' | 'config'
+}
+
+export interface HostProgramsInfo {
+  /** The compiler that rebuilt them (`gcc --version`, first line) and its CROSS_COMPILE prefix. */
+  compiler: string
+  prefix: string
+  /** Archive paths of the rebuilt programs. */
+  rebuilt: string[]
+  /** Build-host programs left out: not used by module builds, not rebuilt. */
+  dropped: string[]
 }
 
 /**

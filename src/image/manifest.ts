@@ -73,10 +73,45 @@ export function parseManifest(json: Buffer): Manifest {
       symlinks: int(counts?.symlinks, 'counts.symlinks', LIMITS.files),
     },
     bytes: { raw: int(bytes?.raw, 'bytes.raw'), stripped: int(bytes?.stripped, 'bytes.stripped') },
+    ...optionalFields(o, int),
     files,
   }
   checkFiles(m)
   return m
+}
+
+/** Fields added in format 1.1: absent in older images, validated when present. */
+function optionalFields(o: Record<string, unknown>, int: (v: unknown, what: string, max?: number) => number): Pick<Manifest, 'target' | 'hostPrograms' | 'source'> {
+  const out: Pick<Manifest, 'target' | 'hostPrograms' | 'source'> = {}
+  const text = (v: unknown, what: string): string => {
+    if (typeof v !== 'string' || v.length > 200 || /[\x00-\x1f]/.test(v)) throw new Error(`manifest.json has a bad ${what} ${JSON.stringify(v)}`)
+    return v
+  }
+  const paths = (v: unknown, what: string): string[] => {
+    if (!Array.isArray(v) || v.length > 1000) throw new Error(`manifest.json has a bad ${what}`)
+    return v.map((p, i) => text(p, `${what}[${i}]`))
+  }
+  if (o.target !== undefined) {
+    const t = o.target as Record<string, unknown>
+    if (typeof t !== 'object' || t === null) throw new Error('manifest.json has a bad target')
+    if (t.bits !== 32 && t.bits !== 64) throw new Error(`manifest.json has a bad target.bits ${JSON.stringify(t.bits)}`)
+    if (t.endian !== 'little' && t.endian !== 'big') throw new Error(`manifest.json has a bad target.endian ${JSON.stringify(t.endian)}`)
+    if (t.from !== 'vmlinux' && t.from !== 'config') throw new Error(`manifest.json has a bad target.from ${JSON.stringify(t.from)}`)
+    out.target = { machine: int(t.machine, 'target.machine', 0xffff), bits: t.bits, endian: t.endian, name: text(t.name, 'target.name'), from: t.from }
+  }
+  if (o.hostPrograms !== undefined) {
+    const h = o.hostPrograms as Record<string, unknown>
+    if (typeof h !== 'object' || h === null) throw new Error('manifest.json has a bad hostPrograms')
+    out.hostPrograms = { compiler: text(h.compiler, 'hostPrograms.compiler'), prefix: text(h.prefix, 'hostPrograms.prefix'), rebuilt: paths(h.rebuilt, 'hostPrograms.rebuilt'), dropped: paths(h.dropped, 'hostPrograms.dropped') }
+  }
+  if (o.source !== undefined) {
+    const s = o.source as Record<string, unknown>
+    if (typeof s !== 'object' || s === null || s.kind !== 'kheaders-archive' || typeof s.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(s.sha256)) {
+      throw new Error(`manifest.json has a bad source ${JSON.stringify(o.source)}`)
+    }
+    out.source = { kind: 'kheaders-archive', sha256: s.sha256 }
+  }
+  return out
 }
 
 /** The file table must describe a tar that fits in the declared size, in order, with no duplicates. */

@@ -1,15 +1,18 @@
 // The packing pipeline: kernel tree → selection → kheaders.tar.xz + config.gz + manifest → image file.
 import { realpathSync, statSync } from 'node:fs'
 import path from 'node:path'
-import { IoError, KernelTreeError, UsageError, reason } from '../errors'
-import type { Manifest, Profile } from '../image/format'
+import { HostProgramsError, IoError, KernelTreeError, UsageError, reason } from '../errors'
+import type { HostProgramsInfo, Manifest, Profile, TargetInfo } from '../image/format'
 import { serializeManifest } from '../image/manifest'
 import { buildImage, removeStaleTemps, writeFileAtomic } from '../image/write'
 import { configGz } from './config-gz'
+import { describeElf } from './elf'
 import { buildArchive, type ArchiveProgress } from './headers-txz'
+import { NEEDED_BY_MODULE_BUILDS, rebuildHostPrograms, type Rebuild } from './host-programs'
 import { detectKernelTree, type KernelTree } from './kernel-tree'
 import { buildManifest } from './manifest'
-import { selectFiles, type Skipped } from './select'
+import { selectFiles, type Selection, type Skipped } from './select'
+import { foreignBinaries, kernelTarget } from './target'
 import type { XzOptions } from './xz'
 
 export interface PackOptions extends XzOptions {
@@ -20,6 +23,10 @@ export interface PackOptions extends XzOptions {
   release?: string
   /** Root file system the tree belongs to (a board's root, an SDK sysroot). */
   sysroot?: string
+  /** CROSS_COMPILE prefix for rebuilding a cross-built tree's host programs. */
+  crossCompile?: string
+  /** false: refuse a tree whose host programs are for another machine instead of rebuilding them. */
+  rebuildHostPrograms?: boolean
   output?: string
   cwd: string
   env: NodeJS.ProcessEnv
@@ -27,7 +34,7 @@ export interface PackOptions extends XzOptions {
 
 export interface PackHooks {
   /** Called once the tree is understood and the files are chosen. */
-  onSelected?: (info: { tree: KernelTree; files: number; bytes: number; skipped: Skipped[]; output: string }) => void
+  onSelected?: (info: { tree: KernelTree; files: number; bytes: number; skipped: Skipped[]; output: string; target?: TargetInfo; hostPrograms?: HostProgramsInfo }) => void
   onProgress?: (p: ArchiveProgress) => void
   signal?: AbortSignal
 }
@@ -51,20 +58,86 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
   const staleTempsRemoved = removeStaleTemps(output)
 
   const selection = selectFiles(tree, opts.profile)
+  const target = kernelTarget(tree)
+  const targetInfo: TargetInfo | undefined = target && { machine: target.machine, bits: target.bits, endian: target.endian, name: describeElf(target), from: target.from }
+  const rebuild = opts.profile === 'module-build' && target !== undefined ? fitHostPrograms(tree, selection, targetInfo!, opts) : undefined
+  try {
+    return await packSelected(opts, hooks, tree, selection, output, staleTempsRemoved, targetInfo, rebuild)
+  } finally {
+    rebuild?.cleanup()
+  }
+}
+
+async function packSelected(
+  opts: PackOptions,
+  hooks: PackHooks,
+  tree: KernelTree,
+  selection: Selection,
+  output: string,
+  staleTempsRemoved: string[],
+  target: TargetInfo | undefined,
+  rebuild: (Rebuild & { info: HostProgramsInfo }) | undefined,
+): Promise<PackResult> {
   hooks.onSelected?.({
     tree,
     files: selection.entries.length,
     bytes: selection.entries.reduce((n, e) => n + e.size, 0),
     skipped: selection.skipped,
     output,
+    target,
+    hostPrograms: rebuild?.info,
   })
   const archive = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, onProgress: hooks.onProgress, signal: hooks.signal })
-  const config = { raw: tree.config, gz: configGz(tree.config) }
-  const manifest = buildManifest(tree, opts.profile, archive, config, opts)
-  const image = await buildImage({ manifest: serializeManifest(manifest), config: config.gz, headers: archive.txz }, tree.epoch)
+  const raw = tree.config! // packImage refused a tree without one
+  const config = { raw, gz: configGz(raw) }
+  const manifest = { ...buildManifest(tree, opts.profile, archive, config, opts), target, hostPrograms: rebuild?.info }
+  // Keep "files" last in the manifest: its rows follow the other fields on disk.
+  const { files, ...head } = manifest
+  const ordered: Manifest = { ...head, files }
+  const image = await buildImage({ manifest: serializeManifest(ordered), config: config.gz, headers: archive.txz }, tree.epoch)
   hooks.signal?.throwIfAborted()
   writeFileAtomic(output, image)
-  return { output, tree, manifest, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
+  return { output, tree, manifest: ordered, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
+}
+
+/**
+ * Every ELF program packed must run on the kernel's machine. In a cross-built tree scripts/ holds
+ * build-host programs: rebuild them for the target (or refuse with --no-rebuild); those module
+ * builds never run and that were not rebuilt are left out, and named.
+ */
+function fitHostPrograms(tree: KernelTree, selection: Selection, target: TargetInfo, opts: PackOptions): (Rebuild & { info: HostProgramsInfo }) | undefined {
+  const foreign = foreignBinaries(selection.entries, target)
+  if (foreign.length === 0) return undefined
+  const first = foreign[0]
+  const others = foreign.length > 1 ? ` and ${foreign.length - 1} more` : ''
+  if (opts.rebuildHostPrograms === false) {
+    throw new HostProgramsError(
+      `Cannot pack ${tree.objtree} for ${target.name}: ${first.entry.path}${others} ${foreign.length > 1 ? 'are' : 'is'} built for ${describeElf(first.elf)}, so "make M=" on the board would fail with "Exec format error"; drop --no-rebuild to rebuild them with the board's compiler`,
+    )
+  }
+  const rebuild = rebuildHostPrograms(tree, selection.entries, target, { crossCompile: opts.crossCompile, env: opts.env })
+  const rebuilt: string[] = []
+  const dropped: string[] = []
+  for (const { entry, elf } of foreign) {
+    const fresh = rebuild.programs.get(entry.path)
+    if (fresh !== undefined) {
+      entry.source = fresh
+      rebuilt.push(entry.path)
+    } else if (NEEDED_BY_MODULE_BUILDS.includes(entry.path)) {
+      rebuild.cleanup()
+      throw new HostProgramsError(
+        `Cannot pack ${tree.objtree} for ${target.name}: ${entry.path} is built for ${describeElf(elf)} and ${rebuild.compiler.prefix}gcc did not rebuild it; module builds on the board run it, so build it for the board or pass --profile headers`,
+      )
+    } else {
+      dropped.push(entry.path)
+      selection.skipped.push({ path: entry.path, reason: `a program for ${describeElf(elf)}, not ${target.name}; module builds do not run it, so it is left out` })
+    }
+  }
+  if (dropped.length > 0) {
+    const gone = new Set(dropped)
+    selection.entries = selection.entries.filter((e) => !gone.has(e.path))
+  }
+  return { ...rebuild, info: { compiler: rebuild.compiler.version, prefix: rebuild.compiler.prefix, rebuilt, dropped } }
 }
 
 /** Fail before the long part: the target's directory must exist and the image must not land in the tree. */

@@ -1,0 +1,160 @@
+// Rebuild a cross-built tree's host programs for the board. `make M=` runs scripts/basic/fixdep,
+// scripts/mod/modpost and (with MODVERSIONS) scripts/genksyms/genksyms; in a tree cross-built on an
+// x86 host those are x86 programs, and on an arm board the build dies with "Exec format error".
+// Like the kernel's scripts/package/install-extmod-build (v6.12+), Kbuild is run over a copy of
+// scripts/ with HOSTCC set to the target's C compiler, from a scratch copy of the tree whose own
+// (build-host) fixdep still runs here. The user's tree is never written to.
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { HostProgramsError } from '../errors'
+import { describeElf, readElfId, sameMachine, type ElfId } from './elf'
+import type { KernelTree } from './kernel-tree'
+import type { SourceEntry } from './select'
+
+export interface Compiler {
+  /** CROSS_COMPILE prefix, e.g. "aarch64-linux-gnu-". */
+  prefix: string
+  /** Where the prefix came from, for messages. */
+  from: '--cross-compile' | 'CROSS_COMPILE' | '.config'
+  /** `gcc --version`'s first line. */
+  version: string
+}
+
+export interface Rebuild {
+  compiler: Compiler
+  /** Rebuilt programs: archive path → file in the scratch directory. */
+  programs: Map<string, string>
+  /** Remove the scratch directory (after the archive is written). */
+  cleanup(): void
+}
+
+/** Debian's package for a cross compiler prefix: aarch64-linux-gnu- → gcc-aarch64-linux-gnu. */
+export function debianCompilerPackage(prefix: string): string {
+  return `gcc-${prefix.replace(/-$/, '')}`
+}
+
+/** The compiler prefix: --cross-compile, else $CROSS_COMPILE, else the one .config records. */
+export function findCompilerPrefix(tree: KernelTree, given: string | undefined, env: NodeJS.ProcessEnv): { prefix: string; from: Compiler['from'] } | undefined {
+  if (given !== undefined) return { prefix: given, from: '--cross-compile' }
+  if (env.CROSS_COMPILE) return { prefix: env.CROSS_COMPILE, from: 'CROSS_COMPILE' }
+  // CONFIG_CC_VERSION_TEXT="aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0" (kernels since 5.8).
+  const text = /^CONFIG_CC_VERSION_TEXT="([^"]*)"$/m.exec(tree.config?.toString('latin1') ?? '')?.[1]
+  const cc = text?.split(' ')[0]
+  const m = cc === undefined ? null : /^(.*-)gcc(-\d+)?$/.exec(path.basename(cc))
+  return m ? { prefix: m[1], from: '.config' } : undefined
+}
+
+function compilerFor(prefix: string, from: Compiler['from'], target: ElfId): Compiler {
+  const gcc = `${prefix}gcc`
+  const r = spawnSync(gcc, ['--version'], { encoding: 'utf8' })
+  if (r.error !== undefined || r.status !== 0) {
+    throw new HostProgramsError(
+      `Cannot rebuild the kernel's host programs for ${describeElf(target)}: ${gcc} is not installed; apt-get install ${debianCompilerPackage(prefix)} (or pass --cross-compile PREFIX)`,
+    )
+  }
+  return { prefix, from, version: r.stdout.split('\n')[0].trim() }
+}
+
+/**
+ * What `make M=` runs from the tree, so a copy for another machine can never ship: fixdep and
+ * modpost always, genksyms with MODVERSIONS, recordmcount on arches that use it, objtool on x86.
+ */
+export const NEEDED_BY_MODULE_BUILDS = ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/genksyms/genksyms', 'scripts/recordmcount', 'tools/objtool/objtool']
+
+/** Rebuild the host programs for `target` in a scratch copy of the selected tree. */
+export function rebuildHostPrograms(
+  tree: KernelTree,
+  entries: SourceEntry[],
+  target: ElfId,
+  opts: { crossCompile?: string; env: NodeJS.ProcessEnv },
+): Rebuild {
+  const found = findCompilerPrefix(tree, opts.crossCompile, opts.env)
+  if (found === undefined) {
+    throw new HostProgramsError(
+      `Cannot rebuild the kernel's host programs for ${describeElf(target)}: no cross compiler named; pass --cross-compile PREFIX (e.g. aarch64-linux-gnu-) or set CROSS_COMPILE`,
+    )
+  }
+  const compiler = compilerFor(found.prefix, found.from, target)
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'kheadersfs-hostprogs-'))
+  const cleanup = (): void => rmSync(scratch, { recursive: true, force: true })
+  try {
+    const tree_ = path.join(scratch, 'tree')
+    const out = path.join(scratch, 'out')
+    materialize(entries, tree_, tree.epoch)
+    cpSync(path.join(tree_, 'scripts'), path.join(out, 'scripts'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true })
+    writeFileSync(path.join(out, 'scripts', 'Kbuild'), kbuildFor(tree_))
+    runKbuild(tree_, out, tree.arch, compiler)
+    const programs = new Map<string, string>()
+    collect(path.join(out, 'scripts'), 'scripts', target, programs)
+    return { compiler, programs, cleanup }
+  } catch (e) {
+    cleanup()
+    throw e
+  }
+}
+
+/** Write the selected tree into `dir`: the same files the archive gets, the real top Makefile. */
+function materialize(entries: SourceEntry[], dir: string, epoch: number): void {
+  // One mtime for every file, so make sees nothing out of date and regenerates nothing (bison's
+  // parsers, elfconfig.h): only what is missing, the host programs' objects, gets built.
+  const when = new Date(Math.max(epoch, 1) * 1000)
+  for (const e of entries) {
+    const p = path.join(dir, e.path)
+    if (e.type === 'directory') mkdirSync(p, { recursive: true })
+    else {
+      mkdirSync(path.dirname(p), { recursive: true })
+      if (e.type === 'symlink') symlinkSync(e.linkname!, p)
+      else if (e.data !== undefined) writeFileSync(p, e.data, { mode: e.mode })
+      else copyFileSync(e.source!, p)
+    }
+    if (e.type !== 'symlink') utimesSync(p, when, when)
+  }
+}
+
+/**
+ * scripts/Kbuild for the rebuild: the tree's scripts/Makefile plus fixdep (subdir basic) and modpost
+ * with the objects the tree's own scripts/mod/Makefile lists (they changed across releases).
+ */
+function kbuildFor(tree: string): string {
+  const makefile = readFileSync(path.join(tree, 'scripts', 'Makefile'), 'utf8')
+  const mod = readFileSync(path.join(tree, 'scripts', 'mod', 'Makefile'), 'utf8')
+  const objs = /^modpost-objs\s*:?=\s*(.+)$/m.exec(mod)?.[1].trim() ?? 'modpost.o file2alias.o sumversion.o'
+  const prefixed = objs.split(/\s+/).map((o) => (o.startsWith('$(') ? o : `mod/${o}`))
+  return `${makefile}\n# kheadersfs: what an external module build runs\nsubdir-y += basic\nhostprogs-always-y += mod/modpost\nmod/modpost-objs := ${prefixed.join(' ')}\n`
+}
+
+/**
+ * make, in the scratch tree, building `out/scripts` with HOSTCC = the target compiler. Kernels since
+ * 6.12 have `make run-command`; older ones get the same through an extra makefile. M= keeps the
+ * top Makefile from re-running Kconfig (it never syncs the config of an external module build).
+ */
+function runKbuild(tree: string, out: string, arch: string, compiler: Compiler): void {
+  const extra = path.join(out, 'kheadersfs-hostprogs.mk')
+  writeFileSync(extra, 'kheadersfs-hostprogs:\n\t+$(Q)$(MAKE) HOSTCC=$(KHEADERSFS_HOSTCC) VPATH= srcroot=. $(build)=$(KHEADERSFS_OUT)/scripts\n.PHONY: kheadersfs-hostprogs\n')
+  const args = [
+    '-C', tree, '-f', 'Makefile', '-f', extra,
+    `ARCH=${arch}`, `CROSS_COMPILE=${compiler.prefix}`, `M=${path.join(out, 'scripts')}`,
+    `KHEADERSFS_HOSTCC=${compiler.prefix}gcc`, `KHEADERSFS_OUT=${out}`,
+    `-j${Math.max(1, os.availableParallelism())}`, 'kheadersfs-hostprogs',
+  ]
+  const r = spawnSync('make', args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 64 << 20 })
+  if (r.error !== undefined || r.status !== 0) {
+    const tail = `${r.stderr ?? ''}${r.error?.message ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `make exited with ${r.status}`
+    throw new HostProgramsError(`Cannot rebuild the kernel's host programs with ${compiler.prefix}gcc: ${tail}; see "make ${args.join(' ')}"`)
+  }
+}
+
+/** Every ELF file under `dir` built for `target`: archive path → file. */
+function collect(dir: string, rel: string, target: ElfId, into: Map<string, string>): void {
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name)
+    const st = statSync(p)
+    if (st.isDirectory()) collect(p, `${rel}/${name}`, target, into)
+    else if (st.isFile() && !name.endsWith('.o')) {
+      const elf = readElfId(p)
+      if (elf !== undefined && sameMachine(elf, target)) into.set(`${rel}/${name}`, p)
+    }
+  }
+}
