@@ -98,13 +98,13 @@ for ARCH in "${ARCHS[@]}"; do
   for m in fuse-native/build/Release/fuse.node lzma-native/build/Release/lzma_native.node; do
     install -D -m 644 "$ADDONS/$m" "$NMD/$m"
   done
-  # Documentation and test junk of the modules (licenses go to the copyright file), and every
+  # Documentation, type declarations and test junk of the modules (licenses go to the copyright file), and every
   # prebuilds/ directory (bare-* carry prebuilds for the Bare runtime, which node never loads).
   find "$NMD" \( -iname '*.md' -o -iname '*.markdown' -o -iname 'LICENSE*' -o -iname 'LICENCE*' \
     -o -iname 'COPYING*' -o -iname '.npmignore' -o -iname '.eslintrc*' -o -iname '.travis.yml' \
     -o -iname '.editorconfig' -o -iname '*.map' -o -iname '.github' -o -name 'test' -o -name 'tests' \
     -o -name '.prettierrc*' -o -name 'tsconfig.json' -o -name '.nycrc' -o -name '.airtap.yml' \
-    -o -name '.git*' -o -name '.husky' -o -name '*.html' -o -name '*.sh' -o -name 'build-test.js' \
+    -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '.git*' -o -name '.husky' -o -name '*.html' -o -name '*.sh' -o -name 'build-test.js' \
     -o -name 'prebuilds' -o -name 'benchmarks' -o -name 'docs' -o -name 'example*' \) -prune \
     -exec rm -rf {} +
 
