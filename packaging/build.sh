@@ -5,6 +5,10 @@
 # and `npm ci`. Reproducible: SOURCE_DATE_EPOCH (default: the last git commit's time) sets every
 # mtime, the manual page's date and the changelog date; dpkg-deb sorts the members.
 # What goes into a package, and why, is in docs/packaging.md.
+#
+# Source: the last commit (git archive HEAD of src/, mount/, systemd/, docs/kheadersfs.1.md,
+# package.json, package-lock.json, tsconfig.json), so a package is exactly a commit and uncommitted
+# work in the checkout never leaks in; KHEADERSFS_PACKAGE_SOURCE=worktree packages the working tree.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 umask 022
@@ -13,7 +17,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 ARCHS=("$@")
 [ ${#ARCHS[@]} -gt 0 ] || ARCHS=(amd64 arm64 armhf)
-VERSION=$(node -p "require('./package.json').version")
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 MAINTAINER='kheadersfs developers <kheadersfs@example.org>'
 CACHE=${KHEADERSFS_CACHE:-/var/cache/kheadersfs}
@@ -31,19 +34,34 @@ for t in dpkg-deb lintian man gzip perl; do command -v $t >/dev/null || die "no 
 [ -x node_modules/.bin/marked-man ] && [ -x node_modules/.bin/tsc ] || die "dev dependencies missing: run npm ci"
 mkdir -p "$OUT" "$STAGE"
 
+# --- 0. the source tree ----------------------------------------------------------------------------
+if [ "${KHEADERSFS_PACKAGE_SOURCE:-HEAD}" = worktree ]; then
+  SRC=$ROOT
+  TSCONFIG=packaging/tsconfig.json
+else
+  SRC=$ROOT/build/source
+  rm -rf "$SRC"
+  mkdir -p "$SRC"
+  git archive --format=tar HEAD src mount systemd docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
+  printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
+  TSCONFIG=$SRC/tsconfig.package.json
+  log "source: git HEAD $(git rev-parse --short HEAD)"
+fi
+VERSION=$(node -p "require('$SRC/package.json').version")
+
 # --- 1. the JavaScript: src only (no tests), no source maps ------------------------------------
-log "compiling src/ (tsc -p packaging/tsconfig.json)"
+log "compiling src/ (tsc -p $TSCONFIG)"
 rm -rf build/tsc
-node_modules/.bin/tsc -p packaging/tsconfig.json
+node_modules/.bin/tsc -p "$TSCONFIG"
 
 # --- 2. production node_modules, from package-lock.json, cached per lockfile --------------------
-LOCKSUM=$(cat package-lock.json package.json | sha256sum | cut -c1-16)
+LOCKSUM=$(cat "$SRC/package-lock.json" "$SRC/package.json" | sha256sum | cut -c1-16)
 PROD=$CACHE/prod-modules/$LOCKSUM
 if [ ! -d "$PROD/node_modules" ]; then
   log "npm ci --omit=dev --ignore-scripts (cache $PROD)"
   mkdir -p "$CACHE/prod-modules"
   tmp=$(mktemp -d "$CACHE/prod-modules/.tmp.XXXXXX")
-  cp package.json package-lock.json "$tmp/"
+  cp "$SRC/package.json" "$SRC/package-lock.json" "$tmp/"
   (cd "$tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
   rm -rf "$PROD"
   mv "$tmp" "$PROD"
@@ -53,7 +71,7 @@ fi
 # pandoc would pull ~100 MB of Haskell runtime from apt for one page) -----------------------------
 log "manual page from docs/kheadersfs.1.md"
 mkdir -p "$STAGE/man"
-node_modules/.bin/marked-man --no-breaks --manual "kheadersfs manual" --version "kheadersfs $VERSION" docs/kheadersfs.1.md >"$STAGE/man/kheadersfs.1.md.roff"
+node_modules/.bin/marked-man --no-breaks --manual "kheadersfs manual" --version "kheadersfs $VERSION" "$SRC/docs/kheadersfs.1.md" >"$STAGE/man/kheadersfs.1.md.roff"
 # groff's man macros read ASCII: every other character becomes a \[uXXXX] escape; the NAME line's
 # dash becomes "\-" so that lexgrog/mandb (whatis, apropos) parse it; dashes, arrow, ellipsis get
 # groff's named glyphs, which have ASCII fallbacks.
@@ -78,8 +96,8 @@ for ARCH in "${ARCHS[@]}"; do
   # The app: compiled src, a trimmed package.json (version.ts reads it), and the shipped helper and
   # units that `kheadersfs install-helpers` reads (it refuses to replace the packaged copies below).
   cp -r build/tsc/src "$R/$APP/dist/src"
-  node packaging/deb-meta.js app-package-json package.json >"$R/$APP/package.json"
-  cp -r mount systemd "$R/$APP/"
+  node packaging/deb-meta.js app-package-json "$SRC/package.json" >"$R/$APP/package.json"
+  cp -r "$SRC/mount" "$SRC/systemd" "$R/$APP/"
 
   # Production node_modules, pruned to what runs on this architecture.
   cp -r "$PROD/node_modules" "$R/$APP/node_modules"
@@ -113,8 +131,8 @@ for ARCH in "${ARCHS[@]}"; do
   printf '#!/bin/sh\n# kheadersfs: kernel headers and config over FUSE (see kheadersfs(1))\nexec /usr/bin/node /%s/dist/src/cli.js "$@"\n' "$APP" >"$R/usr/bin/kheadersfs"
   sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' \
     -e 's|^# "kheadersfs install-helpers" installs this as /sbin/mount.kheadersfs with the line below pointing|# Installed by the kheadersfs package as /sbin/mount.kheadersfs, with the line below pointing|' \
-    mount/mount.kheadersfs >"$R/sbin/mount.kheadersfs"
-  for u in systemd/*; do
+    "$SRC/mount/mount.kheadersfs" >"$R/sbin/mount.kheadersfs"
+  for u in "$SRC"/systemd/*; do
     sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' -e 's|Installed by "kheadersfs install-helpers"\.|Installed by the kheadersfs package.|' \
       "$u" >"$R/usr/lib/systemd/system/$(basename "$u")"
   done

@@ -96,6 +96,9 @@ const TEXTS = {
  SUCH DAMAGE.`,
   'Apache-2.0': `On Debian systems, the full text of the Apache License 2.0 is in
  /usr/share/common-licenses/Apache-2.0.`,
+  'public-domain': `liblzma of XZ Utils 5.2.3 has been put into the public domain by its authors
+ (xz-5.2.3/COPYING: "liblzma is in the public domain"). You can do whatever
+ you want with these files.`,
   'GPL-2.0-only': `This program is free software; you can redistribute it and/or modify it
  under the terms of the GNU General Public License version 2 as published by
  the Free Software Foundation.
@@ -150,6 +153,16 @@ Files: ${appDir}/node_modules/${d}/*
 Copyright: ${holder(dir, pkg)}
 License: ${lic}
 Comment: ${pkg.name} ${pkg.version}${pkg.name !== d ? ` (installed as ${d})` : ''}
+`
+  }
+  // lzma-native's addon links the bundled xz 5.2.3 liblzma statically (public domain).
+  if (dirs.includes('lzma-native')) {
+    used.add('public-domain')
+    out += `
+Files: ${appDir}/node_modules/lzma-native/build/Release/lzma_native.node
+Copyright: Anna Henningsen (lzma-native); Lasse Collin and the XZ Utils authors (liblzma 5.2.3)
+License: Expat and public-domain
+Comment: liblzma from xz-5.2.3.tar.bz2, bundled with lzma-native, linked statically.
 `
   }
   if (root.license !== 'GPL-2.0-only') throw new Error(`kheadersfs's license is ${root.license}, the copyright file says GPL-2.0-only`)
