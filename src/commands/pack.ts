@@ -12,12 +12,18 @@ export const DEFAULTS = { preset: 6, blockSize: 2 << 20, profile: 'module-build'
 
 export const pack: Command = {
   usage: `Usage: kheadersfs pack --kernel DIR [options]
+       kheadersfs pack --from-kheaders FILE --config CONFIG [options]
 
 Pack a kernel build tree into one reproducible image file: kheaders.tar.xz (headers, and for module
 builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
 
   --kernel DIR        kernel build tree: an in-tree build, an O= build directory, or
                       /usr/src/linux-headers-<release> (Debian's split tree is followed)
+  --from-kheaders F   pack the kernel's own headers archive instead of a tree: F is
+                      /sys/kernel/kheaders.tar.xz (CONFIG_IKHEADERS, after "modprobe kheaders"),
+                      /proc/kheaders.txz, or a kheaders.ko that embeds it (Android GKI). Needs
+                      --config (e.g. /proc/config.gz); makes a headers-profile image with the
+                      archive's exact file list
   --source DIR        kernel source tree, when it cannot be found from DIR
   --sysroot ROOT      the root file system the tree belongs to (a board's root, an SDK sysroot):
                       absolute paths the tree names (Debian's stub Makefile, absolute links) are
@@ -46,6 +52,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       kernel: { type: 'string' },
       source: { type: 'string' },
       sysroot: { type: 'string' },
+      'from-kheaders': { type: 'string' },
       'cross-compile': { type: 'string' },
       'no-rebuild': { type: 'boolean' },
       profile: { type: 'string' },
@@ -61,17 +68,28 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       return 0
     }
     if (positionals.length > 0) throw new UsageError(`kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`)
-    if (values.kernel === undefined) throw new UsageError('kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r))')
+    const fromKheaders = values['from-kheaders']
+    if (fromKheaders !== undefined) {
+      for (const flag of ['kernel', 'source', 'sysroot', 'cross-compile', 'no-rebuild'] as const) {
+        if (values[flag] !== undefined) throw new UsageError(`kheadersfs pack: --from-kheaders packs an archive, not a tree: drop --${flag}`)
+      }
+      if (values.profile !== undefined && values.profile !== 'headers') {
+        throw new UsageError('kheadersfs pack: the kernel\'s archive holds headers only, so --from-kheaders makes a headers-profile image: drop --profile or pass --profile headers')
+      }
+    } else if (values.kernel === undefined) {
+      throw new UsageError('kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r)), or --from-kheaders FILE')
+    }
     for (const [flag, v] of Object.entries(values) as Array<[string, unknown]>) {
       if (v === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
     }
     const opts = {
-      kernel: values.kernel,
+      kernel: values.kernel ?? '',
+      fromKheaders,
       source: values.source,
       sysroot: values.sysroot,
       crossCompile: values['cross-compile'],
       rebuildHostPrograms: values['no-rebuild'] !== true,
-      profile: oneOf(values.profile, '--profile', PROFILES) ?? DEFAULTS.profile,
+      profile: oneOf(values.profile, '--profile', PROFILES) ?? (fromKheaders !== undefined ? 'headers' : DEFAULTS.profile),
       config: values.config,
       release: values.release,
       output: values.output,

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib'
 import { KernelTreeError, UsageError, reason } from '../errors'
 import { namedPath, realpathIn } from './sysroot'
 
-export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split'
+export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split' | 'kheaders-archive'
 
 export interface KernelTree {
   /** Build tree (objtree): generated headers, .config, Module.symvers. Wins over srctree. */
@@ -193,7 +193,7 @@ function readArch(objtree: string, srctree: string): string {
 }
 
 /** --config may be a .config or a config.gz (e.g. the running kernel's /proc/config.gz). */
-function readConfig(objtree: string, given: string | undefined): { config: Buffer | undefined; configPath: string | undefined } {
+export function readConfig(objtree: string, given: string | undefined): { config: Buffer | undefined; configPath: string | undefined } {
   const file = given ?? path.join(objtree, '.config')
   let data: Buffer
   try {

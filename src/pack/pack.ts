@@ -9,7 +9,8 @@ import { configGz } from './config-gz'
 import { describeElf } from './elf'
 import { buildArchive, type ArchiveProgress } from './headers-txz'
 import { NEEDED_BY_MODULE_BUILDS, rebuildHostPrograms, type Rebuild } from './host-programs'
-import { detectKernelTree, type KernelTree } from './kernel-tree'
+import { readKheadersArchive } from './from-kheaders'
+import { detectKernelTree, readConfig, type KernelTree } from './kernel-tree'
 import { buildManifest } from './manifest'
 import { selectFiles, type Selection, type Skipped } from './select'
 import { foreignBinaries, kernelTarget } from './target'
@@ -25,6 +26,8 @@ export interface PackOptions extends XzOptions {
   sysroot?: string
   /** CROSS_COMPILE prefix for rebuilding a cross-built tree's host programs. */
   crossCompile?: string
+  /** The kernel's own kheaders archive (or a kheaders.ko) to pack instead of a tree; needs config. */
+  fromKheaders?: string
   /** false: refuse a tree whose host programs are for another machine instead of rebuilding them. */
   rebuildHostPrograms?: boolean
   output?: string
@@ -49,7 +52,8 @@ export interface PackResult {
 }
 
 export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promise<PackResult> {
-  const tree = detectKernelTree(opts)
+  const archive = opts.fromKheaders === undefined ? undefined : await readKheadersArchive(opts.fromKheaders, { ...opts, readConfig: (f) => readConfig('', f).config! })
+  const tree = archive?.tree ?? detectKernelTree(opts)
   if (tree.config === undefined) {
     throw new KernelTreeError(`Cannot pack ${tree.objtree}: it has no .config; pass --config FILE (a .config, or /proc/config.gz of the running kernel)`)
   }
@@ -57,12 +61,13 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
   checkOutput(output, tree)
   const staleTempsRemoved = removeStaleTemps(output)
 
-  const selection = selectFiles(tree, opts.profile)
+  const selection: Selection = archive === undefined ? selectFiles(tree, opts.profile) : { entries: archive.entries, skipped: [] }
   const target = kernelTarget(tree)
   const targetInfo: TargetInfo | undefined = target && { machine: target.machine, bits: target.bits, endian: target.endian, name: describeElf(target), from: target.from }
   const rebuild = opts.profile === 'module-build' && target !== undefined ? fitHostPrograms(tree, selection, targetInfo!, opts) : undefined
   try {
-    return await packSelected(opts, hooks, tree, selection, output, staleTempsRemoved, targetInfo, rebuild)
+    const result = await packSelected(opts, hooks, tree, selection, output, staleTempsRemoved, targetInfo, rebuild, archive && { kind: 'kheaders-archive', sha256: archive.sha256 })
+    return result
   } finally {
     rebuild?.cleanup()
   }
@@ -77,6 +82,7 @@ async function packSelected(
   staleTempsRemoved: string[],
   target: TargetInfo | undefined,
   rebuild: (Rebuild & { info: HostProgramsInfo }) | undefined,
+  source: Manifest['source'],
 ): Promise<PackResult> {
   hooks.onSelected?.({
     tree,
@@ -90,7 +96,7 @@ async function packSelected(
   const archive = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, onProgress: hooks.onProgress, signal: hooks.signal })
   const raw = tree.config! // packImage refused a tree without one
   const config = { raw, gz: configGz(raw) }
-  const manifest = { ...buildManifest(tree, opts.profile, archive, config, opts), target, hostPrograms: rebuild?.info }
+  const manifest = { ...buildManifest(tree, opts.profile, archive, config, opts), target, hostPrograms: rebuild?.info, source }
   // Keep "files" last in the manifest: its rows follow the other fields on disk.
   const { files, ...head } = manifest
   const ordered: Manifest = { ...head, files }
