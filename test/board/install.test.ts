@@ -156,7 +156,7 @@ for (const target of TARGETS) {
     }
 
     // Purge removes every file of the package.
-    const purge = await b.run('apt-get purge -y -q kheadersfs')
+    const purge = await b.apt('purge -y -q kheadersfs')
     t.equal(purge.code, 0, `apt-get purge: ${purge.stderr}`)
     const left = await b.run(`for f in ${files.map((f) => `'${f}'`).join(' ')}; do if { [ -e "$f" ] || [ -L "$f" ]; } && [ ! -d "$f" ]; then echo "$f"; fi; done; [ -e /usr/lib/kheadersfs ] && echo /usr/lib/kheadersfs; true`)
     t.equal(left.stdout.trim(), '', 'no file of the package is left after purge')

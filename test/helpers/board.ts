@@ -5,7 +5,8 @@
 // - roots/<suite>-<arch>.tar: `mmdebstrap --variant=minbase --include=ca-certificates`, made once (under
 //   a flock lock, written to a temp name and renamed) and extracted once to roots/<suite>-<arch>.d.
 //   (A directory at roots/<suite>-<arch>.tar, left by an earlier manual run, is used as the extracted copy.)
-// - apt/<suite>-<arch>: bind-mounted at ROOT/var/cache/apt/archives, so .debs are fetched once.
+// - apt/<suite>-<arch>: the .debs apt fetched, hard-linked into the board's ROOT/var/cache/apt/archives
+//   before every apt-get run and back after, so each is fetched once.
 // - apt-lists/<suite>-<arch>: the last good /var/lib/apt/lists, copied in before `apt-get update` so the
 //   update only revalidates ("Hit") unless the mirror changed.
 // A board's root is an overlay over the extracted base (upper layer in a temp dir): instant, where
@@ -38,8 +39,6 @@ export interface RunOptions {
   input?: string
   /** Kill the command (SIGKILL) after this many ms; code is then null. */
   timeoutMs?: number
-  /** Hold the host lock of this suite/arch's apt archive cache (shared by concurrent boards) meanwhile. */
-  aptLock?: boolean
 }
 
 interface T {
@@ -171,6 +170,8 @@ export class Board {
   readonly work: string
   /** The board's root file system (host path). */
   readonly root: string
+  /** The shared archive cache of this suite/arch. */
+  readonly archives: string
   private updated = false
   private closed = false
 
@@ -179,6 +180,7 @@ export class Board {
     this.arch = arch
     this.work = work
     this.root = path.join(work, 'root')
+    this.archives = path.join(CACHE, 'apt', `${suite}-${arch}`)
   }
 
   /** A fresh board; close() is registered with t.teardown, so it goes also when the test fails. */
@@ -208,10 +210,12 @@ export class Board {
       mkdirSync(path.join(root, d), { recursive: true })
       must('mount', ['-t', 'tmpfs', '-o', 'mode=1777', `kheadersfs-board-${d}`, path.join(root, d)])
     }
-    const archives = path.join(CACHE, 'apt', `${suite}-${arch}`)
-    mkdirSync(path.join(archives, 'partial'), { recursive: true })
+    // The board's own archives dir (so its apt lock is its own), filled from and returned to the shared
+    // cache by hard links around every apt-get run (see apt()).
+    mkdirSync(path.join(work, 'archives', 'partial'), { recursive: true })
+    mkdirSync(b.archives, { recursive: true })
     mkdirSync(path.join(root, 'var/cache/apt/archives'), { recursive: true })
-    must('mount', ['--bind', archives, path.join(root, 'var/cache/apt/archives')])
+    must('mount', ['--bind', path.join(work, 'archives'), path.join(root, 'var/cache/apt/archives')])
     // Name resolution, mtab as on a booted Debian, no service starts from maintainer scripts,
     // apt keeps what it downloads (the shared cache).
     copyFileSync('/etc/resolv.conf', path.join(root, 'etc/resolv.conf'))
@@ -245,8 +249,7 @@ export class Board {
     // every child's environment, which the board's node cannot load; the board gets only its own env.
     const vars = Object.entries(this.env(opts.env)).map(([k, v]) => `${k}=${v}`)
     const chroot = ['env', '-i', ...vars, 'chroot', this.root, '/bin/sh', '-c', cmd]
-    const argv = opts.aptLock ? ['flock', path.join(CACHE, 'apt', `${this.suite}-${this.arch}.lock`), ...chroot] : chroot
-    return spawnCapture(argv[0], argv.slice(1), this.env(opts.env), opts.input, opts.timeoutMs)
+    return spawnCapture('/usr/bin/env', chroot.slice(1), { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, opts.input, opts.timeoutMs)
   }
 
   /** run(), throwing with the output when the exit code is not 0. */
@@ -297,10 +300,24 @@ export class Board {
     return { ...r!, ms: Date.now() - t0 }
   }
 
-  /** `apt-get install -y PKGS...` (after aptUpdate). */
+  /**
+   * `apt-get ARGS` in the root, its archives filled from the shared cache first (hard links) and what it
+   * downloaded linked back after: boards of one suite/arch share downloads without sharing apt's lock.
+   */
+  async apt(args: string, opts: RunOptions = {}): Promise<RunResult> {
+    const mine = path.join(this.work, 'archives')
+    spawnSync('sh', ['-c', 'cp -l -n -- "$1"/*.deb "$2"/ 2>/dev/null; true', 'sh', this.archives, mine])
+    const r = await this.run(`apt-get ${args}`, opts)
+    spawnSync('sh', ['-c', 'cp -l -n -- "$2"/*.deb "$1"/ 2>/dev/null; true', 'sh', this.archives, mine])
+    return r
+  }
+
+  /** `apt-get install -y PKGS...` (after aptUpdate); throws when it fails. */
   async aptInstall(pkgs: string[], opts: { noRecommends?: boolean } = {}): Promise<RunResult> {
     await this.aptUpdate()
-    return this.must(`apt-get install -y -q ${opts.noRecommends ? '--no-install-recommends ' : ''}${pkgs.map(q).join(' ')}`, { aptLock: true })
+    const r = await this.apt(`install -y -q ${opts.noRecommends ? '--no-install-recommends ' : ''}${pkgs.map(q).join(' ')}`)
+    if (r.code !== 0) throw new Error(`board ${this.suite}/${this.arch}: apt-get install ${pkgs.join(' ')} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`)
+    return r
   }
 
   /** Copy a .deb into the root and `apt-get install -y ./file.deb`, as a user installs a downloaded package. */
@@ -308,7 +325,9 @@ export class Board {
     await this.aptUpdate()
     const name = path.basename(deb)
     copyFileSync(deb, this.path(`tmp/${name}`))
-    return this.must(`cd /tmp && apt-get install -y -q ./${q(name)}`, { aptLock: true })
+    const r = await this.apt(`install -y -q /tmp/${q(name)}`)
+    if (r.code !== 0) throw new Error(`board ${this.suite}/${this.arch}: apt-get install /tmp/${name} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`)
+    return r
   }
 
   /** Processes whose root directory is this board's root. */
