@@ -8,24 +8,31 @@
 #
 # Source: the last commit (git archive HEAD of src/, mount/, systemd/, docs/kheadersfs.1.md,
 # package.json, package-lock.json, tsconfig.json), so a package is exactly a commit and uncommitted
-# work in the checkout never leaks in; KHEADERSFS_PACKAGE_SOURCE=worktree packages the working tree.
+# work in the checkout never leaks in; KHEADERSFS_PACKAGE_SOURCE=worktree packages the working tree,
+# KHEADERSFS_PACKAGE_SOURCE=<commit> that commit (its time is then SOURCE_DATE_EPOCH).
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 umask 022
+log() { echo "build.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 ARCHS=("$@")
 [ ${#ARCHS[@]} -gt 0 ] || ARCHS=(amd64 arm64 armhf)
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+REV=${KHEADERSFS_PACKAGE_SOURCE:-HEAD}
+if [ "$REV" = worktree ]; then
+  export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+else
+  REV=$(git rev-parse --verify "$REV^{commit}") || die "KHEADERSFS_PACKAGE_SOURCE: no commit \"$REV\""
+  export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct "$REV")}
+fi
 MAINTAINER='kheadersfs developers <kheadersfs@example.org>'
 CACHE=${KHEADERSFS_CACHE:-/var/cache/kheadersfs}
 APP=usr/lib/kheadersfs/app
 OUT=$ROOT/build/packages
 STAGE=$ROOT/build/stage
 MARK='installed by "kheadersfs install-helpers"'
-log() { echo "build.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 for a in "${ARCHS[@]}"; do
   case $a in amd64 | arm64 | armhf) ;; *) die "unknown architecture \"$a\" (amd64, arm64, armhf)" ;; esac
@@ -35,17 +42,17 @@ for t in dpkg-deb lintian man gzip perl; do command -v $t >/dev/null || die "no 
 mkdir -p "$OUT" "$STAGE"
 
 # --- 0. the source tree ----------------------------------------------------------------------------
-if [ "${KHEADERSFS_PACKAGE_SOURCE:-HEAD}" = worktree ]; then
+if [ "$REV" = worktree ]; then
   SRC=$ROOT
   TSCONFIG=packaging/tsconfig.json
 else
   SRC=$ROOT/build/source
   rm -rf "$SRC"
   mkdir -p "$SRC"
-  git archive --format=tar HEAD src mount systemd docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
+  git archive --format=tar "$REV" src mount systemd docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
   printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
   TSCONFIG=$SRC/tsconfig.package.json
-  log "source: git HEAD $(git rev-parse --short HEAD)"
+  log "source: git $(git rev-parse --short "$REV")"
 fi
 VERSION=$(node -p "require('$SRC/package.json').version")
 
