@@ -3,7 +3,9 @@
 // MARK outside the app's code), every ELF file is for the package's architecture, no path of the
 // build machine is inside, Depends is as specified, and the manual page renders without warnings.
 // build.sh is run first (its addons and node_modules are cached, so a rerun is cheap); set
-// KHEADERSFS_DEB_PREBUILT=1 to test the packages already in build/packages instead.
+// KHEADERSFS_DEB_PREBUILT=1 to test the packages already in build/packages instead. Building and
+// lintian take minutes: run it as test/run.sh does, with tap's --timeout=1800
+// (bash test/run.sh dist/test/packaging).
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
