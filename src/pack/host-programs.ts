@@ -5,7 +5,7 @@
 // scripts/ with HOSTCC set to the target's C compiler, from a scratch copy of the tree whose own
 // (build-host) fixdep still runs here. The user's tree is never written to.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { HostProgramsError } from '../errors'
@@ -68,6 +68,7 @@ export function rebuildHostPrograms(
   tree: KernelTree,
   entries: SourceEntry[],
   target: ElfId,
+  foreign: readonly string[],
   opts: { crossCompile?: string; env: NodeJS.ProcessEnv },
 ): Rebuild {
   const found = findCompilerPrefix(tree, opts.crossCompile, opts.env)
@@ -84,11 +85,13 @@ export function rebuildHostPrograms(
     const out = path.join(scratch, 'out')
     materialize(entries, tree_, tree.epoch)
     cpSync(path.join(tree_, 'scripts'), path.join(out, 'scripts'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true })
-    writeFileSync(path.join(out, 'scripts', 'Kbuild'), kbuildFor(tree_))
+    // Sources reach the tree's headers by relative paths (modpost.c: "../../include/linux/license.h").
+    for (const dir of ['include', 'arch', 'tools']) {
+      if (existsSync(path.join(tree_, dir))) symlinkSync(path.join(tree_, dir), path.join(out, dir))
+    }
+    writeFileSync(path.join(out, 'scripts', 'Kbuild'), kbuildFor(tree_, foreign))
     runKbuild(tree_, out, tree.arch, compiler)
-    const programs = new Map<string, string>()
-    collect(path.join(out, 'scripts'), 'scripts', target, programs)
-    return { compiler, programs, cleanup }
+    return { compiler, programs: collect(out, foreign, target), cleanup }
   } catch (e) {
     cleanup()
     throw e
@@ -114,15 +117,25 @@ function materialize(entries: SourceEntry[], dir: string, epoch: number): void {
 }
 
 /**
- * scripts/Kbuild for the rebuild: the tree's scripts/Makefile plus fixdep (subdir basic) and modpost
- * with the objects the tree's own scripts/mod/Makefile lists (they changed across releases).
+ * scripts/Kbuild for the rebuild: only what module builds run and the tree holds for another
+ * machine (the whole scripts/Makefile would also build sorttable and friends, which need tools/
+ * sources a module-build tree does not carry). modpost's objects come from the tree's own
+ * scripts/mod/Makefile: they changed across releases.
  */
-function kbuildFor(tree: string): string {
-  const makefile = readFileSync(path.join(tree, 'scripts', 'Makefile'), 'utf8')
-  const mod = readFileSync(path.join(tree, 'scripts', 'mod', 'Makefile'), 'utf8')
-  const objs = /^modpost-objs\s*:?=\s*(.+)$/m.exec(mod)?.[1].trim() ?? 'modpost.o file2alias.o sumversion.o'
-  const prefixed = objs.split(/\s+/).map((o) => (o.startsWith('$(') ? o : `mod/${o}`))
-  return `${makefile}\n# kheadersfs: what an external module build runs\nsubdir-y += basic\nhostprogs-always-y += mod/modpost\nmod/modpost-objs := ${prefixed.join(' ')}\n`
+function kbuildFor(tree: string, foreign: readonly string[]): string {
+  const lines = ['# kheadersfs: the host programs an external module build runs, for the board']
+  if (foreign.includes('scripts/basic/fixdep')) lines.push('subdir-y += basic')
+  if (foreign.includes('scripts/genksyms/genksyms')) lines.push('subdir-y += genksyms')
+  if (foreign.includes('scripts/mod/modpost')) {
+    const mod = readFileSync(path.join(tree, 'scripts', 'mod', 'Makefile'), 'utf8')
+    const objs = /^modpost-objs\s*:?=\s*(.+)$/m.exec(mod)?.[1].trim() ?? 'modpost.o file2alias.o sumversion.o'
+    lines.push('hostprogs-always-y += mod/modpost', `mod/modpost-objs := ${objs.split(/\s+/).map((o) => `mod/${o}`).join(' ')}`)
+  }
+  if (foreign.includes('scripts/recordmcount')) {
+    const makefile = readFileSync(path.join(tree, 'scripts', 'Makefile'), 'utf8')
+    lines.push('hostprogs-always-y += recordmcount', ...makefile.split('\n').filter((l) => l.startsWith('HOSTCFLAGS_recordmcount.o')))
+  }
+  return lines.join('\n') + '\n'
 }
 
 /**
@@ -146,15 +159,13 @@ function runKbuild(tree: string, out: string, arch: string, compiler: Compiler):
   }
 }
 
-/** Every ELF file under `dir` built for `target`: archive path → file. */
-function collect(dir: string, rel: string, target: ElfId, into: Map<string, string>): void {
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name)
-    const st = statSync(p)
-    if (st.isDirectory()) collect(p, `${rel}/${name}`, target, into)
-    else if (st.isFile() && !name.endsWith('.o')) {
-      const elf = readElfId(p)
-      if (elf !== undefined && sameMachine(elf, target)) into.set(`${rel}/${name}`, p)
-    }
+/** The rebuilt programs among `wanted` (archive paths): those now built for `target`. */
+function collect(out: string, wanted: readonly string[], target: ElfId): Map<string, string> {
+  const found = new Map<string, string>()
+  for (const rel of wanted) {
+    const p = path.join(out, rel)
+    const elf = existsSync(p) ? readElfId(p) : undefined
+    if (elf !== undefined && sameMachine(elf, target)) found.set(rel, p)
   }
+  return found
 }

@@ -121,7 +121,7 @@ function fitHostPrograms(tree: KernelTree, selection: Selection, target: TargetI
       `Cannot pack ${tree.objtree} for ${target.name}: ${first.entry.path}${others} ${foreign.length > 1 ? 'are' : 'is'} built for ${describeElf(first.elf)}, so "make M=" on the board would fail with "Exec format error"; drop --no-rebuild to rebuild them with the board's compiler`,
     )
   }
-  const rebuild = rebuildHostPrograms(tree, selection.entries, target, { crossCompile: opts.crossCompile, env: opts.env })
+  const rebuild = rebuildHostPrograms(tree, selection.entries, target, foreign.map((f) => f.entry.path), { crossCompile: opts.crossCompile, env: opts.env })
   const rebuilt: string[] = []
   const dropped: string[] = []
   for (const { entry, elf } of foreign) {
