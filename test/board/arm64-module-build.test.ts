@@ -75,8 +75,10 @@ t.test('arm64 board: install, pack on the board, mount, build hello.ko; pack on 
   const m = await timed('mountMs', 'kheadersfs mount /proc-ext', b.run('kheadersfs mount /proc-ext', { env, timeoutMs: 600_000 }))
   t.equal(m.code, 0, `mount on the board: ${m.stdout}${m.stderr}`)
   let boardList = ''
+  let boardConfig = ''
   if (m.code === 0) {
     boardList = (await b.must('tar -tJf /proc-ext/kheaders.txz | sort')).stdout
+    boardConfig = (await b.must('zcat /proc-ext/config.gz | sha256sum')).stdout
     const x = await timed('tarExtractMs', 'tar -xf /proc-ext/kheaders.txz -C /root/headers', b.run('tar -xf /proc-ext/kheaders.txz -C /root/headers'))
     t.equal(x.code, 0, `tar -xf: ${x.stderr}`)
     const mk = await timed('buildFromExtractedMs', 'make -C /root/headers M=/root/hello modules', b.run('make -C /root/headers M=/root/hello modules', { timeoutMs: 3600_000 }))
@@ -121,6 +123,9 @@ t.test('arm64 board: install, pack on the board, mount, build hello.ko; pack on 
     if (m2.code === 0) {
       const hostList = (await b.must('tar -tJf /proc-ext/kheaders.txz | sort')).stdout
       if (boardList !== '') t.ok(hostList === boardList, `host-packed and board-packed archives list the same ${hostList.split('\n').length - 1} entries`)
+      // config.gz bytes may differ (the board's Node links Debian's zlib); the .config must not.
+      const hostConfig = (await b.must('zcat /proc-ext/config.gz | sha256sum')).stdout
+      if (boardConfig !== '') t.equal(hostConfig, boardConfig, 'host-packed and board-packed config.gz hold the same .config')
       const mh = await timed('buildFromHostPackedMountMs', 'make -C /proc-ext/kheaders (host-packed) modules', b.run('make -C /proc-ext/kheaders M=/root/hello-host modules', { timeoutMs: 3600_000 }))
       t.equal(mh.code, 0, `build from the host-packed image's view:\n${mh.stdout.slice(-2000)}${mh.stderr.slice(-3000)}`)
       await checkKo('/root/hello-host/hello.ko', 'host-packed image')
