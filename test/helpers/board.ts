@@ -17,6 +17,7 @@
 // everything under the root recursively (lazily if something is stuck), check that no mount is left,
 // then remove the temp dir.
 import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
@@ -183,9 +184,14 @@ export class Board {
     this.archives = path.join(CACHE, 'apt', `${suite}-${arch}`)
   }
 
-  /** A fresh board; close() is registered with t.teardown, so it goes also when the test fails. */
-  static async create(t: T, suite: Suite, arch: Arch): Promise<Board> {
+  /**
+   * A fresh board; close() is registered with t.teardown, so it goes also when the test fails.
+   * `layer`: start from the base with these packages already installed (a cached overlay layer,
+   * see layerRoot), for tests whose subject is not installing them.
+   */
+  static async create(t: T, suite: Suite, arch: Arch, opts: { layer?: Layer } = {}): Promise<Board> {
     const base = await baseRoot(suite, arch, (s) => t.comment(s))
+    const lower = opts.layer === undefined ? base : `${await layerRoot(t, suite, arch, opts.layer)}:${base}`
     const work = mkdtempSync(`/var/tmp/kheadersfs-board-${suite}-${arch}-`)
     const b = new Board(suite, arch, work)
     live.add(b)
@@ -198,7 +204,7 @@ export class Board {
       const r = spawnSync(cmd, args, { encoding: 'utf8' })
       if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
     }
-    must('mount', ['-t', 'overlay', 'kheadersfs-board', '-o', `lowerdir=${base},upperdir=${work}/upper,workdir=${work}/ovlwork`, root])
+    must('mount', ['-t', 'overlay', 'kheadersfs-board', '-o', `lowerdir=${lower},upperdir=${work}/upper,workdir=${work}/ovlwork`, root])
     // rbind + rslave: unmounting the board's copies must never propagate to the host's mounts.
     for (const d of ['proc', 'sys', 'dev']) {
       mkdirSync(path.join(root, d), { recursive: true })
@@ -223,7 +229,7 @@ export class Board {
     writeFileSync(path.join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 })
     writeFileSync(path.join(root, 'etc/apt/apt.conf.d/90kheadersfs-board'), 'APT::Keep-Downloaded-Packages "true";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\nAcquire::Retries "5";\nAcquire::Languages "none";\nDPkg::Use-Pty "false";\n')
     rmSync(path.join(root, 'etc/apt/apt.conf.d/docker-clean'), { force: true })
-    t.comment(`board ${suite}/${arch}: root ${root} ready in ${Date.now() - t0} ms (overlay over ${base})`)
+    t.comment(`board ${suite}/${arch}: root ${root} ready in ${Date.now() - t0} ms (overlay over ${lower})`)
     return b
   }
 
@@ -320,9 +326,12 @@ export class Board {
     return r
   }
 
-  /** Copy a .deb into the root and `apt-get install -y ./file.deb`, as a user installs a downloaded package. */
-  async installDeb(deb: string): Promise<RunResult> {
-    await this.aptUpdate()
+  /**
+   * Copy a .deb into the root and `apt-get install -y ./file.deb`, as a user installs a downloaded
+   * package. `update: false` when the board's lists (from a layer) already resolve its dependencies.
+   */
+  async installDeb(deb: string, opts: { update?: boolean } = {}): Promise<RunResult> {
+    if (opts.update !== false) await this.aptUpdate()
     const name = path.basename(deb)
     copyFileSync(deb, this.path(`tmp/${name}`))
     const r = await this.apt(`install -y -q /tmp/${q(name)}`)
@@ -410,6 +419,60 @@ export class Board {
     const left = mountsUnder(this.work)
     if (left.length > 0) throw new Error(`board ${this.root}: mounts left after umount -R, temp dir kept: ${left.join(', ')}`)
     rmSync(this.work, { recursive: true, force: true })
+  }
+}
+
+/** Packages to have installed in a board from the start, cached as an overlay layer. */
+export interface Layer {
+  name: string
+  packages: string[]
+}
+
+/**
+ * The cached layer `roots/<suite>-<arch>+<name>-<hash>.layer`: the upper directory of a board on the
+ * base after `apt-get update` and `apt-get install --no-install-recommends PACKAGES`, used as an extra
+ * lower layer (overlayfs honours the whiteouts in it). Made once under a lock; a second run mounts it
+ * at once instead of minutes of dpkg under qemu (a toolchain with linux-headers: ~10 min on arm64).
+ */
+export async function layerRoot(t: T, suite: Suite, arch: Arch, layer: Layer): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify(layer.packages)).digest('hex').slice(0, 12)
+  const roots = path.join(CACHE, 'roots')
+  const dir = path.join(roots, `${suite}-${arch}+${layer.name}-${hash}.layer`)
+  if (existsSync(path.join(dir, '.complete'))) return dir
+  mkdirSync(roots, { recursive: true })
+  // A lock directory (mkdir is atomic) between test processes that want the same layer.
+  const lockDir = `${dir}.making`
+  const t0 = Date.now()
+  for (;;) {
+    if (existsSync(path.join(dir, '.complete'))) return dir
+    try {
+      mkdirSync(lockDir)
+      break
+    } catch {
+      // another process is making it; a stale lock (its maker died) is taken over after 2 h
+      if (Date.now() - statSync(lockDir).mtimeMs > 2 * 3600_000) rmSync(lockDir, { recursive: true, force: true })
+      await new Promise((res) => setTimeout(res, 5000))
+    }
+  }
+  try {
+    t.comment(`layer ${path.basename(dir)}: installing ${layer.packages.join(' ')} (once)`)
+    const b = await Board.create({ teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) }, suite, arch)
+    try {
+      await b.aptInstall(layer.packages, { noRecommends: true })
+      const tmp = `${dir}.tmp-${process.pid}`
+      rmSync(tmp, { recursive: true, force: true })
+      const cp = spawnSync('cp', ['-a', path.join(b.work, 'upper'), tmp], { encoding: 'utf8' })
+      if (cp.status !== 0) throw new Error(`copy of the layer failed: ${cp.stderr}`)
+      writeFileSync(path.join(tmp, '.complete'), `${layer.packages.join(' ')}\n`)
+      rmSync(dir, { recursive: true, force: true })
+      spawnSync('mv', [tmp, dir])
+    } finally {
+      await b.close()
+    }
+    t.comment(`layer ${path.basename(dir)}: made in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    return dir
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true })
   }
 }
 
