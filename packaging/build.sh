@@ -174,6 +174,7 @@ for ARCH in "${ARCHS[@]}"; do
   esac
   DEPENDS="nodejs (>= 18.19), $FUSEDEP, fuse3 | fuse, libc6 (>= $glibc), libgcc-s1, libstdc++6 (>= 12)"
 
+  # Recommends xz-utils: reading kheaders.txz with tar needs xz, which minimal images lack.
   SIZE=$(node packaging/deb-meta.js installed-size "$R")
   cat >"$R/DEBIAN/control" <<EOF
 Package: kheadersfs
@@ -182,6 +183,7 @@ Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $SIZE
 Depends: $DEPENDS
+Recommends: xz-utils
 Section: utils
 Priority: optional
 Description: kernel headers and config of the running kernel over FUSE
