@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { Board, boardSkipReason, CACHE, debFor, elfMachine, mountsUnder, type Layer } from '../helpers/board'
+import { ARM64_TOOLCHAIN, Board, boardSkipReason, CACHE, debFor, elfMachine, mountsUnder } from '../helpers/board'
 import { ROOT, runCli } from '../helpers/cli'
 import { crossKernel } from '../helpers/cross-kernel'
 import { HELLO } from '../helpers/debian'
@@ -24,8 +24,6 @@ import { tmpDir } from '../helpers/tmp'
 
 const DAEMON = /kheadersfs|node/
 const EM_AARCH64 = 183
-/** The board's build tools and Debian's arm64 headers, plus what the kheadersfs package depends on. */
-const TOOLCHAIN: Layer = { name: 'toolchain', packages: ['make', 'gcc', 'kmod', 'xz-utils', 'linux-headers-arm64', 'nodejs', 'libfuse2t64', 'fuse3'] }
 
 /** Names of the ELF sections of `file` (binutils' readelf reads any machine's ELF). */
 function sections(file: string): string[] {
@@ -46,7 +44,7 @@ t.test('arm64 board: Debian\'s kernel and a cross-built one, packed on the board
   const since = (t0: number): { ms: number } => ({ ms: Date.now() - t0 })
 
   let t0 = Date.now()
-  const b = await Board.create(t, 'trixie', 'arm64', { layer: TOOLCHAIN })
+  const b = await Board.create(t, 'trixie', 'arm64', { layer: ARM64_TOOLCHAIN })
   await timed('freshRootMs', 'fresh root (cached toolchain layer)', Promise.resolve(since(t0)))
   t.equal((await b.run('uname -m')).stdout.trim(), 'aarch64', 'the root runs as aarch64')
   await timed('installDebMs', `apt-get install ./${path.basename(deb)}`, b.installDeb(deb, { update: false }))

@@ -428,6 +428,9 @@ export interface Layer {
   packages: string[]
 }
 
+/** The arm64 board's build tools and Debian's arm64 headers, plus what the kheadersfs package depends on. */
+export const ARM64_TOOLCHAIN: Layer = { name: 'toolchain', packages: ['make', 'gcc', 'kmod', 'xz-utils', 'linux-headers-arm64', 'nodejs', 'libfuse2t64', 'fuse3'] }
+
 /**
  * The cached layer `roots/<suite>-<arch>+<name>-<hash>.layer`: the upper directory of a board on the
  * base after `apt-get update` and `apt-get install --no-install-recommends PACKAGES`, used as an extra
