@@ -58,7 +58,12 @@ export function foreignBinaries(entries: SourceEntry[], target: ElfId): Foreign[
   const out: Foreign[] = []
   for (const entry of entries) {
     if (entry.type !== 'file' || entry.source === undefined || entry.strip) continue
-    const elf = readElfId(entry.source)
+    let elf: ElfId | undefined
+    try {
+      elf = readElfId(entry.source)
+    } catch {
+      continue // unreadable: the archiver names it with the fix ("make it readable")
+    }
     if (elf !== undefined && !sameMachine(elf, target)) out.push({ entry, elf })
   }
   return out
