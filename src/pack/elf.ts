@@ -1,7 +1,7 @@
 // ELF identification: which machine a binary runs on. A cross-built kernel tree's scripts/ host
 // programs (fixdep, modpost, genksyms) are for the build host; on the board `make M=` then dies
 // with "Exec format error". pack compares every ELF file it packs with the kernel's own target.
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
 
 export interface ElfId {
   /** 32 or 64 (EI_CLASS). */
@@ -42,8 +42,10 @@ export function parseElfId(head: Uint8Array): ElfId | undefined {
 
 /** The ELF identification of a file, or undefined when it is not an ELF file (scripts, text). */
 export function readElfId(file: string): ElfId | undefined {
-  const fd = openSync(file, 'r')
+  // Never follow a link or block on a FIFO swapped in after selection (the archiver does the same).
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   try {
+    if (!fstatSync(fd).isFile()) return undefined
     const head = Buffer.alloc(20)
     const n = readSync(fd, head, 0, 20, 0)
     return parseElfId(head.subarray(0, n))
