@@ -12,6 +12,11 @@
 // 3. Serve: lifecycle and memory.
 // 4. The kheaders/ view (view.ts): module builds with nothing extracted, archivemount side by side,
 //    the decoded-block cache's memory bound, and the xz block size's cost.
+// 5. Boards, packages and cross-built kernels (boards.ts): .deb sizes, packing a cross-built arm64
+//    tree, mount and module builds on an emulated (qemu-user) arm64 board.
+//
+// `node dist/test/bench/bench.js --only boards` runs section 5 alone and splices it into the existing
+// docs/benchmarks.md (replacing its "## 5." section, or appending one), recounting the summary line.
 //
 // Shared helpers (timing, commands, formatting, workspace, mounts) are in lib.ts.
 import { spawnSync } from 'node:child_process'
@@ -60,6 +65,7 @@ import {
   workspace,
   type Workspace,
 } from './lib'
+import { benchBoards, spliceSection } from './boards'
 import { benchView } from './view'
 
 const PIPELINE = path.join(ROOT, 'test', 'bench', 'kernel-pipeline.sh')
@@ -453,7 +459,50 @@ function report(sections: Section[], started: Date, seconds: number, loadAtStart
   ].join('\n') + '\n'
 }
 
+/** `--only boards`: section 5 alone, spliced into the existing report. */
+async function onlyBoards(): Promise<number> {
+  if (!existsSync(CLI)) {
+    process.stderr.write(`kheadersfs bench: ${CLI} is missing; run "npx tsc -p ." first\n`)
+    return 1
+  }
+  const started = new Date()
+  const loadAtStart = os.loadavg()
+  const t0 = now()
+  const ws = workspace()
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`kheadersfs bench: ${sig}, cleaning up\n`)
+    cleanup(ws)
+    process.exit(130)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    const sections = await benchBoards(ws)
+    const seconds = (now() - t0) / 1000
+    const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ')
+    sections[0].after.push(
+      `_This section was generated on its own by \`node dist/test/bench/bench.js --only boards\` on ${started.toISOString()}, in ${seconds.toFixed(0)} s ` +
+        `(load average at start ${load(loadAtStart)}, at the end ${load(os.loadavg())}), after the rest of this report._`,
+    )
+    const md = sections.map((s) => s.markdown()).join('\n')
+    const doc = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : report([], started, seconds, loadAtStart)
+    writeFileSync(OUTPUT, spliceSection(doc, md))
+    process.stdout.write(md + '\n')
+    process.stdout.write(`\nwrote section 5 into ${path.relative(process.cwd(), OUTPUT) || OUTPUT}\n`)
+    return 0
+  } finally {
+    cleanup(ws)
+  }
+}
+
 async function main(): Promise<number> {
+  const only = process.argv.indexOf('--only')
+  if (only >= 0) {
+    const what = process.argv[only + 1]
+    if (what === 'boards') return onlyBoards()
+    process.stderr.write(`kheadersfs bench: --only ${what ?? ''}: only "boards" can run alone\n`)
+    return 2
+  }
   const tree = debianTree()
   if (tree === undefined) {
     process.stderr.write('kheadersfs bench: Debian linux-headers-amd64 is not installed (run .ci/setup as root)\n')
@@ -478,7 +527,8 @@ async function main(): Promise<number> {
     const pack = await benchPack(tree, ws)
     const serve = await benchServe(ws, pack.moduleImage)
     const viewSections = await benchView(ws, tree, pack.moduleImage)
-    const all = [pack.section, ...serve, ...viewSections]
+    const boardSections = await benchBoards(ws)
+    const all = [pack.section, ...serve, ...viewSections, ...boardSections]
     const md = report(all, started, (now() - t0) / 1000, loadAtStart)
     writeFileSync(OUTPUT, md)
     process.stdout.write(md + '\n')
