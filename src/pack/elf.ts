@@ -42,8 +42,9 @@ export function parseElfId(head: Uint8Array): ElfId | undefined {
 
 /** The ELF identification of a file, or undefined when it is not an ELF file (scripts, text). */
 export function readElfId(file: string): ElfId | undefined {
-  // Never follow a link or block on a FIFO swapped in after selection (the archiver does the same).
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  // Never block on a FIFO swapped in after selection; only a regular file is read (links are
+  // followed: vmlinux or a program may be one, and the archiver re-checks what it reads).
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
   try {
     if (!fstatSync(fd).isFile()) return undefined
     const head = Buffer.alloc(20)

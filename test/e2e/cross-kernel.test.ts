@@ -4,7 +4,7 @@
 // board from this image) is in test/board/cross-kernel.test.ts. Also --from-kheaders on the archive
 // the kernel's own gen_kheaders.sh makes from the same tree, served with -o link_build.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { readElfId, type ElfId } from '../../src/pack/elf'
@@ -20,7 +20,7 @@ function elfFiles(dir: string, rel = ''): Map<string, ElfId> {
   const out = new Map<string, ElfId>()
   for (const name of readdirSync(path.join(dir, rel))) {
     const r = rel === '' ? name : `${rel}/${name}`
-    const st = statSync(path.join(dir, r), { throwIfNoEntry: false })
+    const st = lstatSync(path.join(dir, r), { throwIfNoEntry: false }) // links: their targets are walked too
     if (st?.isDirectory()) for (const [k, v] of elfFiles(dir, r)) out.set(k, v)
     else if (st?.isFile()) {
       const id = readElfId(path.join(dir, r))
