@@ -459,11 +459,11 @@ function report(sections: Section[], started: Date, seconds: number, loadAtStart
   ].join('\n') + '\n'
 }
 
-/** `--only boards`: section 5 alone, spliced into the existing report. */
-async function onlyBoards(): Promise<number> {
+/** What every run starts with: the built CLI, the clock and load, a workspace cleaned up on Ctrl-C. */
+function startRun(): { started: Date; loadAtStart: number[]; t0: number; ws: ReturnType<typeof workspace> } | undefined {
   if (!existsSync(CLI)) {
     process.stderr.write(`kheadersfs bench: ${CLI} is missing; run "npx tsc -p ." first\n`)
-    return 1
+    return undefined
   }
   const started = new Date()
   const loadAtStart = os.loadavg()
@@ -476,6 +476,14 @@ async function onlyBoards(): Promise<number> {
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
+  return { started, loadAtStart, t0, ws }
+}
+
+/** `--only boards`: section 5 alone, spliced into the existing report. */
+async function onlyBoards(): Promise<number> {
+  const run = startRun()
+  if (run === undefined) return 1
+  const { started, loadAtStart, t0, ws } = run
   try {
     const sections = await benchBoards(ws)
     const seconds = (now() - t0) / 1000
@@ -508,21 +516,9 @@ async function main(): Promise<number> {
     process.stderr.write('kheadersfs bench: Debian linux-headers-amd64 is not installed (run .ci/setup as root)\n')
     return 1
   }
-  if (!existsSync(CLI)) {
-    process.stderr.write(`kheadersfs bench: ${CLI} is missing; run "npx tsc -p ." first\n`)
-    return 1
-  }
-  const started = new Date()
-  const loadAtStart = os.loadavg()
-  const t0 = now()
-  const ws = workspace()
-  const onSignal = (sig: NodeJS.Signals): void => {
-    process.stderr.write(`kheadersfs bench: ${sig}, cleaning up\n`)
-    cleanup(ws)
-    process.exit(130)
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const run = startRun()
+  if (run === undefined) return 1
+  const { started, loadAtStart, t0, ws } = run
   try {
     const pack = await benchPack(tree, ws)
     const serve = await benchServe(ws, pack.moduleImage)
