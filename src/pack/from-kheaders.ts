@@ -9,7 +9,7 @@ import tarStream from 'tar-stream'
 import { KernelTreeError, UsageError, reason } from '../errors'
 import { sha256 } from '../image/format'
 import { parseXzIndex } from '../xz/index'
-import { buildEpoch, parseUtsVersionDate, type KernelTree } from './kernel-tree'
+import { buildEpoch, type KernelTree } from './kernel-tree'
 import { compareTarPaths, type SourceEntry } from './select'
 
 export interface KheadersInput {
@@ -50,7 +50,7 @@ export async function readKheadersArchive(file: string, opts: { config?: string;
   if (arches.length !== 1) {
     throw new KernelTreeError(`Cannot find the architecture of ${file}: ${arches.length === 0 ? 'no arch/<arch>/include/' : `several (${arches.join(', ')})`} in it`)
   }
-  const epoch = archiveEpoch(opts.env, text('include/generated/utsversion.h') ?? text('include/generated/compile.h'))
+  const epoch = buildEpoch(text, opts.env)
   const tree: KernelTree = {
     objtree: file,
     srctree: file,
@@ -137,12 +137,4 @@ async function tarEntries(tar: Buffer, file: string): Promise<SourceEntry[]> {
   extract.end(tar)
   await done
   return entries
-}
-
-function archiveEpoch(env: NodeJS.ProcessEnv, utsversion: string | undefined): Pick<KernelTree, 'epoch' | 'epochSource'> {
-  const fromEnv = buildEpoch('/nonexistent', env)
-  if (fromEnv.epochSource === 'SOURCE_DATE_EPOCH') return fromEnv
-  const m = /#define\s+UTS_VERSION\s+"([^"]*)"/.exec(utsversion ?? '')
-  const t = m ? parseUtsVersionDate(m[1]) : undefined
-  return t === undefined ? { epoch: 0, epochSource: 'none' } : { epoch: t, epochSource: 'kernel build timestamp' }
 }

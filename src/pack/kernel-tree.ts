@@ -220,19 +220,29 @@ export function readConfig(objtree: string, given: string | undefined): { config
  * its build (UTS_VERSION in include/generated/utsversion.h or compile.h), else 0. Never the wall clock
  * and never the input files' mtimes, so the same tree packs to the same bytes anywhere.
  */
-export function buildEpoch(objtree: string, env: NodeJS.ProcessEnv): { epoch: number; epochSource: KernelTree['epochSource'] } {
+export function buildEpoch(
+  objtree: string | ((rel: string) => string | undefined),
+  env: NodeJS.ProcessEnv,
+): { epoch: number; epochSource: KernelTree['epochSource'] } {
+  // A tree's files, or (pack --from-kheaders) the same paths inside the kernel's archive.
+  const read =
+    typeof objtree === 'function'
+      ? objtree
+      : (rel: string): string | undefined => {
+          try {
+            return readFileSync(path.join(objtree, rel), 'utf8')
+          } catch {
+            return undefined
+          }
+        }
   const sde = env.SOURCE_DATE_EPOCH
   if (sde !== undefined && sde !== '') {
     if (!/^\d{1,12}$/.test(sde)) throw new UsageError(`Cannot use SOURCE_DATE_EPOCH="${sde}": it must be a whole number of seconds since 1970`)
     return { epoch: Number(sde), epochSource: 'SOURCE_DATE_EPOCH' }
   }
   for (const f of ['include/generated/utsversion.h', 'include/generated/compile.h']) {
-    let text: string
-    try {
-      text = readFileSync(path.join(objtree, f), 'utf8')
-    } catch {
-      continue
-    }
+    const text = read(f)
+    if (text === undefined) continue
     const m = /#define\s+UTS_VERSION\s+"([^"]*)"/.exec(text)
     const t = m ? parseUtsVersionDate(m[1]) : undefined
     if (t !== undefined) return { epoch: t, epochSource: 'kernel build timestamp' }

@@ -11,6 +11,8 @@ export function buildManifest(
   archive: Archive,
   config: { gz: Buffer; raw: Buffer },
   xz: XzOptions,
+  /** Format 1.1 fields: the target, rebuilt host programs, the kernel archive packed from. */
+  extra: Pick<Manifest, 'target' | 'hostPrograms' | 'source'> = {},
 ): Manifest {
   const count = (type: string): number => archive.files.filter((f) => f.type === type).length
   return {
@@ -35,6 +37,7 @@ export function buildManifest(
     },
     counts: { files: count('file'), directories: count('directory'), symlinks: count('symlink') },
     bytes: { raw: archive.rawBytes, stripped: archive.strippedBytes },
+    ...extra,
     files: archive.files,
   }
 }

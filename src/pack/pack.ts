@@ -66,44 +66,27 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
   const targetInfo: TargetInfo | undefined = target && { machine: target.machine, bits: target.bits, endian: target.endian, name: describeElf(target), from: target.from }
   const rebuild = opts.profile === 'module-build' && target !== undefined ? fitHostPrograms(tree, selection, targetInfo!, opts) : undefined
   try {
-    const result = await packSelected(opts, hooks, tree, selection, output, staleTempsRemoved, targetInfo, rebuild, archive && { kind: 'kheaders-archive', sha256: archive.sha256 })
-    return result
+    hooks.onSelected?.({
+      tree,
+      files: selection.entries.length,
+      bytes: selection.entries.reduce((n, e) => n + e.size, 0),
+      skipped: selection.skipped,
+      output,
+      target: targetInfo,
+      hostPrograms: rebuild?.info,
+    })
+    const built = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, onProgress: hooks.onProgress, signal: hooks.signal })
+    const config = { raw: tree.config, gz: configGz(tree.config) }
+    const source = archive && { kind: 'kheaders-archive' as const, sha256: archive.sha256 }
+    const manifest = buildManifest(tree, opts.profile, built, config, opts, { target: targetInfo, hostPrograms: rebuild?.info, source })
+    const image = await buildImage({ manifest: serializeManifest(manifest), config: config.gz, headers: built.txz }, tree.epoch)
+    hooks.signal?.throwIfAborted()
+    writeFileAtomic(output, image)
+    return { output, tree, manifest, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
   } finally {
+    // The rebuilt host programs are read from the scratch copy until the archive is built.
     rebuild?.cleanup()
   }
-}
-
-async function packSelected(
-  opts: PackOptions,
-  hooks: PackHooks,
-  tree: KernelTree,
-  selection: Selection,
-  output: string,
-  staleTempsRemoved: string[],
-  target: TargetInfo | undefined,
-  rebuild: (Rebuild & { info: HostProgramsInfo }) | undefined,
-  source: Manifest['source'],
-): Promise<PackResult> {
-  hooks.onSelected?.({
-    tree,
-    files: selection.entries.length,
-    bytes: selection.entries.reduce((n, e) => n + e.size, 0),
-    skipped: selection.skipped,
-    output,
-    target,
-    hostPrograms: rebuild?.info,
-  })
-  const archive = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, onProgress: hooks.onProgress, signal: hooks.signal })
-  const raw = tree.config! // packImage refused a tree without one
-  const config = { raw, gz: configGz(raw) }
-  const manifest = { ...buildManifest(tree, opts.profile, archive, config, opts), target, hostPrograms: rebuild?.info, source }
-  // Keep "files" last in the manifest: its rows follow the other fields on disk.
-  const { files, ...head } = manifest
-  const ordered: Manifest = { ...head, files }
-  const image = await buildImage({ manifest: serializeManifest(ordered), config: config.gz, headers: archive.txz }, tree.epoch)
-  hooks.signal?.throwIfAborted()
-  writeFileAtomic(output, image)
-  return { output, tree, manifest: ordered, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
 }
 
 /**
