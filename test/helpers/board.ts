@@ -20,6 +20,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { readElfId } from '../../src/pack/elf'
 
 export const CACHE = process.env.KHEADERSFS_BOARD_CACHE ?? '/var/cache/kheadersfs'
 export const MIRROR = 'http://deb.debian.org/debian'
@@ -489,9 +490,9 @@ export function debFor(repoRoot: string, arch: Arch): string | undefined {
   return debs.length ? path.join(dir, debs.at(-1)!) : undefined
 }
 
-/** ELF e_machine of a file (183 = AArch64, 40 = ARM, 62 = x86-64). */
+/** ELF e_machine of a file (183 = AArch64, 40 = ARM, 62 = x86-64); throws when it is not ELF. */
 export function elfMachine(file: string): number {
-  const b = readFileSync(file)
-  if (b.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file}: not ELF`)
-  return b[5] === 2 ? b.readUInt16BE(18) : b.readUInt16LE(18)
+  const id = readElfId(file)
+  if (id === undefined) throw new Error(`${file}: not ELF`)
+  return id.machine
 }
