@@ -79,17 +79,29 @@ export async function health(mountpoint: string, timeoutMs = 2000): Promise<Heal
 }
 
 /**
+ * The environment for the tools whose messages are read below, in the C locale: a translated
+ * util-linux says "das Ziel wird gerade benutzt", not "target is busy" (LANGUAGE would override
+ * LC_ALL for gettext, except in the C locale; dropped anyway).
+ */
+function cLocale(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' }
+  delete env.LANGUAGE
+  return env
+}
+
+/**
  * Unmount. `lazy` detaches at once (umount -l semantics); otherwise the kernel refuses while a file
  * is open and this returns 'busy'. fusermount serves root and the mount's owner alike.
  */
 export function unmount(mountpoint: string, lazy: boolean): 'ok' | 'busy' | { error: string } {
-  const r = spawnSync('fusermount', [lazy ? '-uz' : '-u', '--', mountpoint], { encoding: 'utf8' })
+  const env = cLocale()
+  const r = spawnSync('fusermount', [lazy ? '-uz' : '-u', '--', mountpoint], { encoding: 'utf8', env })
   if (r.status === 0) return 'ok'
   const msg = `${r.stderr ?? ''}${r.error ? r.error.message : ''}`.trim()
   if (/busy/i.test(msg)) return 'busy'
   // fusermount refuses a mount it does not find in /etc/mtab terms; root can still umount(8) it.
   if (process.getuid?.() === 0) {
-    const u = spawnSync('umount', lazy ? ['-l', mountpoint] : [mountpoint], { encoding: 'utf8' })
+    const u = spawnSync('umount', lazy ? ['-l', mountpoint] : [mountpoint], { encoding: 'utf8', env })
     if (u.status === 0) return 'ok'
     if (/busy/i.test(u.stderr)) return 'busy'
     return { error: (u.stderr || msg).trim().split('\n')[0] }
