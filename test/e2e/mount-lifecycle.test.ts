@@ -1,7 +1,7 @@
 // The modprobe/rmmod lifecycle with real mounts: ready on return, external umount ends the daemon,
 // "in use" refusal, --lazy, SIGTERM, kill -9 and stale mounts, loading twice, status.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { logPath, pidPath } from '../../src/serve/state'
@@ -67,6 +67,37 @@ t.test('lifecycle', async (t) => {
     holder.kill('SIGKILL')
     await new Promise((r) => holder.once('exit', r))
     const ok = await runCli(['umount', m.mnt], { env: m.env })
+    t.equal(ok.code, 0, ok.stderr)
+    t.ok(await waitGone(m.pid, 10000))
+    t.notOk(isMounted(m.mnt))
+  })
+
+  t.test('in a German locale too: a busy mount is exit 5, whether fusermount or umount(8) refuses', async (t) => {
+    const de = { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', LANGUAGE: 'de' }
+    const m = await mountImage(t, image, [])
+    const holder = spawn('sh', ['-c', `exec 7<"${path.join(m.mnt, 'config.gz')}"; echo held; exec sleep 30`])
+    t.teardown(() => holder.kill('SIGKILL'))
+    await new Promise((r) => holder.stdout.once('data', r))
+    // Without German messages this case proves nothing: .ci/setup installs util-linux-locales and
+    // generates de_DE.UTF-8.
+    const plain = spawnSync('umount', [m.mnt], { encoding: 'utf8', env: { ...process.env, ...de } })
+    t.not(plain.status, 0, 'umount(8) refuses')
+    t.match(plain.stderr, /das Ziel wird gerade benutzt/, 'in German here')
+    t.notMatch(plain.stderr, /busy/i)
+    // kheadersfs falls back to umount(8) when fusermount refuses the mount; a PATH with umount alone
+    // makes that path answer.
+    const bin = path.join(path.dirname(image), 'umount-only')
+    mkdirSync(bin, { recursive: true })
+    if (!existsSync(path.join(bin, 'umount'))) symlinkSync(execFileSync('sh', ['-c', 'command -v umount'], { encoding: 'utf8' }).trim(), path.join(bin, 'umount'))
+    for (const [who, env] of [['fusermount', {}], ['umount(8)', { PATH: bin }]] as const) {
+      const busy = await runCli(['umount', m.mnt], { env: { ...m.env, ...de, ...env } })
+      t.equal(busy.code, 5, `exit 5 when ${who} refuses`)
+      t.match(busy.stderr, new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`))
+      t.ok(isMounted(m.mnt) && alive(m.pid), 'still mounted and served')
+    }
+    holder.kill('SIGKILL')
+    await new Promise((r) => holder.once('exit', r))
+    const ok = await runCli(['umount', m.mnt], { env: { ...m.env, ...de } })
     t.equal(ok.code, 0, ok.stderr)
     t.ok(await waitGone(m.pid, 10000))
     t.notOk(isMounted(m.mnt))
