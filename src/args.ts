@@ -14,7 +14,10 @@ export function parseCommand<O extends Options>(command: string, args: string[],
     const ambiguous = /^Option '(-[^']*)' argument is ambiguous/.exec(first)
     if (ambiguous) {
       const flag = ambiguous[1].split(',').pop()!.trim().split(' ')[0]
-      throw new UsageError(`kheadersfs ${command}: the value after ${flag} starts with "-"; write ${flag}=VALUE to pass it, or give ${flag} a value`)
+      // "-o=VALUE" would pass "=VALUE" (what follows a short option is its value): name the long form.
+      const long = /^-[^-]$/.test(flag) ? Object.entries(options).find(([, o]) => o.short === flag.slice(1))?.[0] : undefined
+      const write = long === undefined ? flag : `--${long}`
+      throw new UsageError(`kheadersfs ${command}: the value after ${flag} starts with "-"; write ${write}=VALUE to pass it, or give ${flag} a value`)
     }
     const msg = first.replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '')
     throw new UsageError(`kheadersfs ${command}: ${msg}; see "kheadersfs ${command} --help"`)

@@ -1,0 +1,198 @@
+// The served tree without a mount (src/serve/tree.ts): what buildTree makes of a real packed image,
+// the errno of every kind of missing path, clamp-and-copy reads (flat files from memory, view files
+// through the xz blocks, across block boundaries and past EOF) and readlink. The bytes are compared
+// with what GNU tar and xz unpack from the same image.
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { constants as os } from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { readImage, type Image } from '../../src/image/read'
+import { buildTree, FLAT_FILES, lookup, NAME_MAX, paths, readInto, readlink, VIEW_DIR, type Node, type Tree } from '../../src/serve/tree'
+import { BIG_HEADER, viewImage } from '../helpers/images'
+
+const { errno } = os
+const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const S_IFLNK = 0o120000
+/** What an FsError with `code` looks like: its errno, and a message that starts with the code. */
+const fsError = (code: keyof typeof errno) => ({ errno: errno[code], message: new RegExp(`^${code}: `) })
+
+/** Every path under `dir` (relative), as lstat sees it. */
+function walk(dir: string, rel = ''): string[] {
+  const out: string[] = []
+  for (const name of readdirSync(path.join(dir, rel)).sort()) {
+    const r = rel === '' ? name : `${rel}/${name}`
+    out.push(r)
+    if (lstatSync(path.join(dir, r)).isDirectory()) out.push(...walk(dir, r))
+  }
+  return out
+}
+
+/** Read all of `node` through readInto in `chunk`-byte reads, as the kernel would. */
+async function readAll(tree: Tree, node: Node, size: number, chunk: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for (let pos = 0; ; ) {
+    const buf = Buffer.alloc(chunk)
+    const n = await readInto(tree, node, buf, chunk, pos)
+    if (n === 0) break
+    parts.push(buf.subarray(0, n))
+    pos += n
+  }
+  const all = Buffer.concat(parts)
+  if (all.length !== size) throw new Error(`read ${all.length} bytes of ${size}`)
+  return all
+}
+
+t.test('tree', async (t) => {
+  const { file, tar } = await viewImage(t)
+  const image: Image = await readImage(file)
+
+  t.test('without the view: exactly the flat files, read-only, dated by the image', async (t) => {
+    const tree = buildTree(image)
+    t.same(paths(tree).sort(), ['/', '/config.gz', '/kheaders.tar.xz', '/kheaders.txz'])
+    t.same(lookup(tree, '/'), { kind: 'dir', mode: S_IFDIR | 0o555, entries: ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'] })
+    t.same([...FLAT_FILES], ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'])
+    for (const [name, data] of [['config.gz', image.config], ['kheaders.tar.xz', image.headers], ['kheaders.txz', image.headers]] as const) {
+      const node = lookup(tree, `/${name}`)
+      t.equal(node.kind, 'file', name)
+      t.equal(node.mode, S_IFREG | 0o444, `${name} mode 0444`)
+      t.equal(node.kind === 'file' && node.size, data.length, `${name} size`)
+    }
+    t.equal(tree.mtime.getTime(), image.manifest.epoch * 1000, 'mtime is the image epoch')
+    t.equal(tree.bytes, image.config.length + image.headers.length, 'the headers counted once')
+    t.equal(tree.archive, undefined, 'no archive reader without the view')
+    t.throws(() => lookup(tree, `/${VIEW_DIR}`), { ...fsError('ENOENT'), exitCode: 1 }, 'no kheaders/ without the view')
+  })
+
+  t.test('with the view: every entry of the archive, with its type, mode, size and bytes', async (t) => {
+    const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
+    t.same(lookup(tree, '/'), { kind: 'dir', mode: S_IFDIR | 0o555, entries: ['config.gz', 'kheaders', 'kheaders.tar.xz', 'kheaders.txz'] })
+    const top = lookup(tree, '/kheaders')
+    t.equal(top.mode, S_IFDIR | 0o555, 'kheaders/ is 0555')
+    const want = walk(tar)
+    t.ok(want.includes('include/linux/big.h') && want.includes('include/linux/link.h') && want.includes('include/linux/empty.h'), 'the image holds the cases under test')
+    t.same(paths(tree).filter((p) => p.startsWith('/kheaders/')).sort(), want.map((p) => `/kheaders/${p}`).sort(), 'the same paths as tar unpacks')
+    let fileBytes = 0
+    for (const rel of want) {
+      const st = lstatSync(path.join(tar, rel))
+      const node = lookup(tree, `/kheaders/${rel}`)
+      if (st.isDirectory()) {
+        t.equal(node.kind, 'dir', rel)
+        t.equal(node.mode, S_IFDIR | (st.mode & 0o7777), `${rel} mode`)
+        t.same(node.kind === 'dir' && [...node.entries].sort(), readdirSync(path.join(tar, rel)).sort(), `${rel} entries`)
+      } else if (st.isSymbolicLink()) {
+        t.equal(node.kind, 'symlink', rel)
+        t.equal(node.mode, S_IFLNK | 0o777, `${rel} mode`)
+        t.equal(readlink(node), readlinkSync(path.join(tar, rel)), `${rel} target`)
+      } else {
+        t.equal(node.kind, 'file', rel)
+        t.equal(node.mode, S_IFREG | (st.mode & 0o7777), `${rel} mode`)
+        t.equal(node.kind === 'file' && node.size, st.size, `${rel} size`)
+        t.ok((await readAll(tree, node, st.size, 4096)).equals(readFileSync(path.join(tar, rel))), `${rel}: the bytes tar unpacks`)
+        fileBytes += st.size
+      }
+    }
+    t.same(lookup(tree, '/kheaders').kind === 'dir' && [...(lookup(tree, '/kheaders') as { entries: string[] }).entries].sort(), readdirSync(tar).sort())
+    t.equal(readlink(lookup(tree, '/kheaders/include/linux/link.h')), 'kernel.h')
+    t.equal(tree.bytes, image.config.length + image.headers.length + fileBytes, 'statfs bytes: payloads once plus the view files')
+    t.ok(tree.archive !== undefined, 'an archive reader with the view')
+    const big = readFileSync(path.join(tar, 'include/linux/big.h'))
+    t.equal(big.toString(), BIG_HEADER, 'big.h is served as written (nothing to strip)')
+    // One odd-sized read size, so that reads straddle the 64 KiB blocks at every possible phase.
+    t.ok((await readAll(tree, lookup(tree, '/kheaders/include/linux/big.h'), big.length, 12_347)).equals(big), 'big.h in 12347-byte reads')
+  })
+
+  t.test('a manifest without its directory records still gives every directory (0755)', async (t) => {
+    const bare: Image = { ...image, manifest: { ...image.manifest, files: image.manifest.files.filter((f) => f.type !== 'directory') } }
+    const tree = buildTree(bare, { view: true, cacheBytes: 0 })
+    const full = buildTree(image, { view: true, cacheBytes: 0 })
+    t.same(paths(tree).sort(), paths(full).sort(), 'the same paths')
+    const linux = lookup(tree, '/kheaders/include/linux')
+    t.equal(linux.mode, S_IFDIR | 0o755)
+    t.same(linux.kind === 'dir' && [...linux.entries].sort(), readdirSync(path.join(tar, 'include/linux')).sort())
+  })
+
+  t.test('lookup of a missing path: the errno tmpfs gives, decided at the first missing component', async (t) => {
+    const tree = buildTree(image, { view: true, cacheBytes: 0 })
+    const fails = (p: string, code: keyof typeof errno, why: string): void => {
+      t.throws(() => lookup(tree, p), { errno: errno[code], message: `${code}: ${p}` }, `${why}: ${code}`)
+    }
+    fails('/nope', 'ENOENT', 'absent at the root')
+    fails('/kheaders/include/nope.h', 'ENOENT', 'absent in the view')
+    fails('/nope/deeper/still', 'ENOENT', 'below an absent directory')
+    fails('/config.gz/x', 'ENOTDIR', 'below a flat file')
+    fails('/kheaders/include/linux/kernel.h/x', 'ENOTDIR', 'below a view file')
+    fails('/kheaders/include/linux/kernel.h/x/y', 'ENOTDIR', 'two below a view file')
+    fails('/kheaders/include/linux/empty.h/x', 'ENOTDIR', 'below an empty file')
+    fails(`/${'a'.repeat(NAME_MAX + 1)}`, 'ENAMETOOLONG', '256-byte name at the root')
+    fails(`/kheaders/include/${'a'.repeat(NAME_MAX + 1)}`, 'ENAMETOOLONG', '256-byte name in the view')
+    fails(`/${'a'.repeat(NAME_MAX)}`, 'ENOENT', 'a 255-byte name is allowed')
+    fails(`/kheaders/${'ü'.repeat(128)}`, 'ENAMETOOLONG', '128 ü are 256 bytes')
+    fails(`/kheaders/${'ü'.repeat(127)}x`, 'ENOENT', '127 ü and an x are 255 bytes')
+    fails(`/config.gz/${'a'.repeat(300)}`, 'ENOTDIR', 'below a file, even with a long name')
+    fails(`/nope/${'a'.repeat(300)}`, 'ENOENT', 'below an absent directory, even with a long name')
+    fails(`/${'a'.repeat(300)}/x`, 'ENAMETOOLONG', 'a long directory name')
+    t.equal(NAME_MAX, 255)
+  })
+
+  t.test('readInto: clamp-and-copy, 0 bytes at and past EOF, never an error', async (t) => {
+    const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
+    const config = lookup(tree, '/config.gz')
+    const size = image.config.length
+    const fresh = (n: number): Buffer => Buffer.alloc(n, 0xaa)
+
+    let buf = fresh(16)
+    t.equal(readInto(tree, config, buf, 16, 0), 16, 'a flat file answers at once (not a promise)')
+    t.ok(buf.equals(image.config.subarray(0, 16)))
+    buf = fresh(16)
+    t.equal(readInto(tree, config, buf, 16, size - 3), 3, '3 bytes left: 3')
+    t.ok(buf.equals(Buffer.concat([image.config.subarray(size - 3), Buffer.alloc(13, 0xaa)])), 'the last 3 bytes, the rest of the buffer untouched')
+    buf = fresh(16)
+    t.equal(readInto(tree, config, buf, 16, size), 0, 'at EOF: 0')
+    t.equal(readInto(tree, config, buf, 16, size + 1_000_000), 0, 'far past EOF: 0')
+    t.ok(buf.equals(fresh(16)), 'nothing written past EOF')
+    buf = fresh(8)
+    t.equal(readInto(tree, config, buf, 100, 1), 8, 'len beyond the buffer: clamped to the buffer')
+    t.ok(buf.equals(image.config.subarray(1, 9)))
+    buf = fresh(16)
+    t.equal(readInto(tree, config, buf, 5, 2), 5, 'len below the buffer: len')
+    t.ok(buf.equals(Buffer.concat([image.config.subarray(2, 7), Buffer.alloc(11, 0xaa)])))
+    t.equal(readInto(tree, config, fresh(16), 0, 0), 0, 'len 0: 0')
+    t.equal(readInto(tree, lookup(tree, '/kheaders.txz'), (buf = fresh(6)), 6, 0), 6)
+    t.same([...buf], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'kheaders.txz starts with the xz magic')
+
+    const big = readFileSync(path.join(tar, 'include/linux/big.h'))
+    const node = lookup(tree, '/kheaders/include/linux/big.h')
+    t.ok(node.kind === 'file' && node.data === undefined, 'a view file has no bytes in memory')
+    if (node.kind !== 'file') throw new Error('big.h is not a file')
+    // A read across the first xz block boundary (64 KiB into the tar).
+    const boundary = tree.archive!.index.blocks[1].uncompressedOffset
+    t.ok(boundary > node.offset && boundary < node.offset + node.size, 'big.h straddles a block boundary')
+    const at = boundary - node.offset - 100
+    buf = fresh(300)
+    const pending = readInto(tree, node, buf, 300, at)
+    t.ok(pending instanceof Promise, 'a view file answers once its blocks are decoded')
+    t.equal(await pending, 300)
+    t.ok(buf.equals(big.subarray(at, at + 300)), '300 bytes across the block boundary')
+    buf = fresh(100)
+    t.equal(await readInto(tree, node, buf, 100, node.size - 5), 5, 'view file: 5 bytes left: 5')
+    t.ok(buf.equals(Buffer.concat([big.subarray(big.length - 5), Buffer.alloc(95, 0xaa)])), 'and not one byte of the next tar member')
+    t.equal(readInto(tree, node, fresh(100), 100, node.size), 0, 'view file at EOF: 0 at once')
+    t.equal(readInto(tree, node, fresh(100), 100, node.size + 4096), 0, 'view file past EOF: 0 at once')
+    const empty = lookup(tree, '/kheaders/include/linux/empty.h')
+    t.equal(empty.kind === 'file' && empty.size, 0)
+    t.equal(readInto(tree, empty, fresh(10), 10, 0), 0, 'an empty file: 0')
+  })
+
+  t.test('readInto and readlink refuse what is not a file or a link', async (t) => {
+    const tree = buildTree(image, { view: true, cacheBytes: 0 })
+    const buf = Buffer.alloc(10)
+    t.throws(() => readInto(tree, lookup(tree, '/'), buf, 10, 0), fsError('EISDIR'), 'read of the root: EISDIR')
+    t.throws(() => readInto(tree, lookup(tree, '/kheaders/include'), buf, 10, 0), fsError('EISDIR'), 'read of a view directory: EISDIR')
+    t.throws(() => readInto(tree, lookup(tree, '/kheaders/include/linux/link.h'), buf, 10, 0), fsError('EINVAL'), 'read of a symlink: EINVAL')
+    t.throws(() => readInto(tree, lookup(tree, '/config.gz'), buf, 10, -1), fsError('EINVAL'), 'negative offset: EINVAL')
+    t.throws(() => readlink(lookup(tree, '/config.gz')), fsError('EINVAL'), 'readlink of a file: EINVAL')
+    t.throws(() => readlink(lookup(tree, '/kheaders')), fsError('EINVAL'), 'readlink of a directory: EINVAL')
+    t.ok(buf.equals(Buffer.alloc(10)), 'nothing written')
+  })
+})
