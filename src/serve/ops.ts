@@ -73,7 +73,7 @@ export function createOps(tree: Tree, log: Logger, counts?: Record<string, numbe
         blocks: Math.ceil(tree.bytes / 4096),
         bfree: 0,
         bavail: 0,
-        files: tree.nodes.size,
+        files: tree.count,
         ffree: 0,
         favail: 0,
         fsid: 0,
