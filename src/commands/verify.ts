@@ -6,14 +6,15 @@ import { readImage } from '../image/read'
 import { verifyImage } from '../image/verify'
 
 export const verify: Command = {
-  usage: `Usage: kheadersfs verify IMAGE
+  usage: `Usage: kheadersfs verify [--json] IMAGE
 
 Check every part of an image: the container, each sha256, a full decode of kheaders.tar.xz, its tar
 listing against the manifest (names, types, sizes, modes, links, offsets) and config.gz.
-Exits 0 only if all hold; otherwise names what is wrong and exits 4.`,
+Exits 0 only if all hold; otherwise names what is wrong and exits 4.
+  --json   print the checks as JSON ({filename, verified, checks: [{name, ok, detail}]})`,
 
   async run(args, ctx) {
-    const { values, positionals } = parseCommand('verify', args, {})
+    const { values, positionals } = parseCommand('verify', args, { json: { type: 'boolean' } })
     if (values.help) {
       ctx.stdout.write(verify.usage + '\n')
       return 0
@@ -22,10 +23,11 @@ Exits 0 only if all hold; otherwise names what is wrong and exits 4.`,
     const file = positionals[0]
     const image = await readImage(file)
     const checks = await verifyImage(image)
-    for (const c of checks) ctx.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}\n`)
     const bad = checks.find((c) => !c.ok)
+    if (values.json) ctx.stdout.write(JSON.stringify({ filename: file, verified: bad === undefined, checks }, null, 2) + '\n')
+    else for (const c of checks) ctx.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}\n`)
     if (bad) throw new ImageFormatError(`Cannot use image ${file}: ${bad.detail}; repack it with "kheadersfs pack"`)
-    ctx.stdout.write(`${file}: verified\n`)
+    if (!values.json) ctx.stdout.write(`${file}: verified\n`)
     return 0
   },
 }
