@@ -1,11 +1,34 @@
-// One pino root logger per process, a child per component. The daemon logs JSON lines synchronously
-// so the last lines before a crash reach the file (pino docs/asynchronous.md). On a terminal, CLI
-// commands print the same records as short human lines instead.
-import pino from 'pino'
+// One root logger per process, a child per component. Records are JSON lines in pino's format
+// ({"level":30,"time":…,"pid":…,"name":"kheadersfs",…,"msg":"…"}), written synchronously so the last
+// lines before a crash reach the file. On a terminal, CLI commands print the same records as short
+// human lines instead.
+//
+// Our own few lines rather than pino: requiring pino loads ~25 modules (thread-stream, sonic-boom,
+// worker_threads, …) for features we do not use, which cost both processes of a mount their start-up
+// time and the daemon heap for as long as it runs (docs/design.md, "Daemon memory and start-up").
+import { mkdirSync, openSync, writeSync } from 'node:fs'
+import path from 'node:path'
 
-export type Logger = pino.Logger
 export const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type Level = (typeof LEVELS)[number]
+
+const VALUE: Record<Level, number> = { fatal: 60, error: 50, warn: 40, info: 30, debug: 20, trace: 10, silent: Infinity }
+
+export interface LogFn {
+  (fields: object, msg?: string): void
+  (msg: string): void
+}
+
+/** What the code logs through (a pino logger fits it too, as the unit tests use). */
+export interface Logger {
+  fatal: LogFn
+  error: LogFn
+  warn: LogFn
+  info: LogFn
+  debug: LogFn
+  trace: LogFn
+  child(bindings: Record<string, unknown>, options?: { level?: Level }): Logger
+}
 
 export interface LogOptions {
   level: Level
@@ -29,9 +52,69 @@ export function prettyLine(json: string): string {
   return `kheadersfs: ${level === 'info' ? '' : `${level}: `}${r.msg ?? ''}${fields.length ? ` (${fields.join(', ')})` : ''}\n`
 }
 
+/** Errors as pino's serializer writes them ({type, message, stack, own fields}); BigInts as strings. */
+function plain(_key: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString()
+  if (v instanceof Error) return Object.assign({ type: v.constructor?.name ?? v.name, message: v.message, stack: v.stack }, v)
+  return v
+}
+
+function stringify(record: object): string {
+  try {
+    return JSON.stringify(record, plain)
+  } catch {
+    // A cycle: write each object once.
+    const seen = new WeakSet<object>()
+    return JSON.stringify(record, (k, v: unknown) => {
+      const p = plain(k, v)
+      if (typeof p !== 'object' || p === null) return p
+      if (seen.has(p)) return '[Circular]'
+      seen.add(p)
+      return p
+    })
+  }
+}
+
+/** The whole line, retrying while a non-blocking pipe is full. A log line never takes the process down. */
+function writeAll(fd: number, line: string): void {
+  let b = Buffer.from(line)
+  while (b.length > 0) {
+    try {
+      b = b.subarray(writeSync(fd, b))
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)
+    }
+  }
+}
+
+function logger(write: (line: string) => void, level: Level, bindings: Record<string, unknown>): Logger {
+  const threshold = VALUE[level]
+  const at =
+    (value: number): LogFn =>
+    (a: object | string, msg?: string) => {
+      if (value < threshold) return
+      const fields = typeof a === 'string' ? { msg: a } : { ...a, msg }
+      write(stringify({ level: value, time: Date.now(), ...bindings, ...fields }) + '\n')
+    }
+  return {
+    fatal: at(60),
+    error: at(50),
+    warn: at(40),
+    info: at(30),
+    debug: at(20),
+    trace: at(10),
+    child: (more, options) => logger(write, options?.level ?? level, { ...bindings, ...more }),
+  }
+}
+
 export function createLogger(opts: LogOptions): Logger {
-  const dest = pino.destination({ dest: opts.destination, sync: true, mkdir: typeof opts.destination === 'string' })
-  const options = { name: opts.name ?? 'kheadersfs', level: opts.level, base: { pid: process.pid } }
-  if (!opts.pretty) return pino(options, dest)
-  return pino(options, { write: (line: string) => dest.write(prettyLine(line)) })
+  let fd: number
+  if (typeof opts.destination === 'number') fd = opts.destination
+  else {
+    mkdirSync(path.dirname(opts.destination), { recursive: true })
+    fd = openSync(opts.destination, 'a')
+  }
+  const write = opts.pretty ? (line: string) => writeAll(fd, prettyLine(line)) : (line: string) => writeAll(fd, line)
+  return logger(write, opts.level, { pid: process.pid, name: opts.name ?? 'kheadersfs' })
 }
