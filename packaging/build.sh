@@ -6,7 +6,7 @@
 # mtime, the manual page's date and the changelog date; dpkg-deb sorts the members.
 # What goes into a package, and why, is in docs/packaging.md.
 #
-# Source: the last commit (git archive HEAD of src/, mount/, systemd/, docs/kheadersfs.1.md,
+# Source: the last commit (git archive HEAD of src/, mount/, systemd/, completion/, docs/kheadersfs.1.md,
 # package.json, package-lock.json, tsconfig.json), so a package is exactly a commit and uncommitted
 # work in the checkout never leaks in; KHEADERSFS_PACKAGE_SOURCE=worktree packages the working tree,
 # KHEADERSFS_PACKAGE_SOURCE=<commit> that commit (its time is then SOURCE_DATE_EPOCH).
@@ -49,7 +49,7 @@ else
   SRC=$ROOT/build/source
   rm -rf "$SRC"
   mkdir -p "$SRC"
-  git archive --format=tar "$REV" src mount systemd docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
+  git archive --format=tar "$REV" src mount systemd completion docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
   printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
   TSCONFIG=$SRC/tsconfig.package.json
   log "source: git $(git rev-parse --short "$REV")"
@@ -98,7 +98,7 @@ for ARCH in "${ARCHS[@]}"; do
   R=$STAGE/$ARCH
   rm -rf "$R"
   mkdir -p "$R/DEBIAN" "$R/$APP/dist" "$R/usr/bin" "$R/sbin" "$R/usr/lib/systemd/system" \
-    "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs"
+    "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs" "$R/usr/share/bash-completion/completions"
 
   # The app: compiled src, a trimmed package.json (version.ts reads it), and the shipped helper and
   # units that `kheadersfs install-helpers` reads (it refuses to replace the packaged copies below).
@@ -143,6 +143,9 @@ for ARCH in "${ARCHS[@]}"; do
     sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' -e 's|Installed by "kheadersfs install-helpers"\.|Installed by the kheadersfs package.|' \
       "$u" >"$R/usr/lib/systemd/system/$(basename "$u")"
   done
+
+  # Bash completion (bash-completion loads it on the first <TAB> after "kheadersfs").
+  cp "$SRC/completion/kheadersfs" "$R/usr/share/bash-completion/completions/kheadersfs"
 
   # Manual page, copyright, changelog.
   gzip -9n <"$STAGE/man/kheadersfs.1" >"$R/usr/share/man/man1/kheadersfs.1.gz"

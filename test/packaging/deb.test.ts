@@ -41,6 +41,7 @@ const REQUIRED = [
   `${APP}/node_modules/pino/package.json`,
   `${APP}/node_modules/tar-stream/package.json`,
   'usr/share/man/man1/kheadersfs.1.gz',
+  'usr/share/bash-completion/completions/kheadersfs',
   'usr/share/doc/kheadersfs/copyright',
   'usr/share/doc/kheadersfs/changelog.gz',
 ]
@@ -146,6 +147,8 @@ t.test('Debian packages', { skip: tools.length > 0 && `missing ${tools.join(', '
         t.notMatch(text, /\/usr\/local\//, `${unit} names no /usr/local path`)
       }
       t.match(readFileSync(path.join(x, 'usr/lib/systemd/system/kheadersfs@.service'), 'utf8'), /^ExecStart=\/usr\/bin\/kheadersfs mount %f$/m)
+      t.equal(readFileSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs'), 'utf8'), readFileSync(path.join(ROOT, 'completion', 'kheadersfs'), 'utf8'), 'the bash completion, unchanged')
+      t.equal(lstatSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs')).mode & 0o777, 0o644)
       t.match(readFileSync(path.join(x, 'usr/share/doc/kheadersfs/copyright'), 'utf8'), /^Format: https:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/$/m)
 
       const man = spawnSync('man', ['--warnings', '-l', path.join(x, 'usr/share/man/man1/kheadersfs.1.gz')], {
