@@ -1,7 +1,8 @@
 // kheadersfs install-helpers: put the CLI, the mount(8) helper and the systemd units where the system
 // looks for them, so that `mount -t fuse.kheadersfs`, `mount -t kheadersfs`, fstab lines and
 // `systemctl` work. mount(8) runs helpers on its own safe PATH and only from /sbin, so a `kheadersfs`
-// that is only on the caller's PATH is not found ("kheadersfs: not found", ARCHITECTURE.md §5).
+// that is only on the caller's PATH is not found ("kheadersfs: not found"; docs/design.md, "System
+// integration").
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseCommand } from '../args'

@@ -109,7 +109,8 @@ export interface Mounted {
 export function mountFuse(mountpoint: string, ops: Ops, opts: MountOptions): Promise<Mounted> {
   const Fuse = loadFuse()
   // fuse-native's option list is fixed; further -o options ride on fsname, which it joins verbatim
-  // ("-ofsname=kheadersfs,ro,...": pinned fuse-native 2.2.6, see ARCHITECTURE.md §6).
+  // ("-ofsname=kheadersfs,ro,...": the option join in fuse-native's index.js, as in the pinned
+  // @cocalc/fuse-native 2.4.3; docs/design.md, "Boards").
   // negative_timeout: the kernel remembers names that do not exist, so the many include paths gcc
   // probes in vain reach the daemon once per name, not once per compiler run.
   const extra = ['ro', 'nosuid', 'nodev', 'noatime', 'negative_timeout=3600', ...(opts.nonempty ? ['nonempty'] : [])]

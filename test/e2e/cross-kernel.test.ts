@@ -1,7 +1,7 @@
 // Kernels cross-built here for arm64 and armhf from Debian's linux-source (test/fixtures/cross-kernel.sh):
 // their scripts/ host programs are x86-64. pack must rebuild them for the board (or refuse), never
 // ship them, and never touch the user's tree. The board side (hello.ko built on an emulated arm64
-// board from this image) is in test/board/cross-kernel.test.ts. Also --from-kheaders on the archive
+// board from this image) is in test/board/arm64-module-build.test.ts. Also --from-kheaders on the archive
 // the kernel's own gen_kheaders.sh makes from the same tree, served with -o link_build.
 import { spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'

@@ -1,6 +1,6 @@
 // Shared by the reliability suite (test/stress/): how big to make each case, and where to record
 // its figures. `npm test` runs the suite at CI scale; `npm run stress` at full scale, and turns the
-// recorded figures into docs/reliability.md (test/stress/report.ts).
+// recorded figures into docs/reliability.md (test/helpers/stress-report.ts).
 import { appendFileSync } from 'node:fs'
 
 export type Scale = 'ci' | 'full'
