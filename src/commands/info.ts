@@ -55,6 +55,7 @@ function infoText(file: string, image: Image): string {
     rows.push(['host programs', `rebuilt for the target with ${hp.compiler}: ${hp.rebuilt.join(' ')}`])
     if (hp.dropped.length > 0) rows.push(['  left out', `${hp.dropped.join(' ')} (build-host programs module builds do not run)`])
   }
+  rows.push(['order', m.layout === undefined ? 'by name (before format 1.2)' : `${m.layout.order} (files module builds read first; docs/image-format.md)`])
   if (m.source !== undefined) rows.push(['packed from', `the kernel's own kheaders archive, sha256 ${m.source.sha256}`])
   return rows.map(([k, v]) => `${(k + ':').padEnd(17)}${v}\n`).join('')
 }

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 export const FORMAT_ID = 'kheadersfs-image'
 /** Readers refuse another major version; minor versions only add fields. */
 export const FORMAT_MAJOR = 1
-export const FORMAT_MINOR = 1
+export const FORMAT_MINOR = 2
 export const FORMAT_VERSION = `${FORMAT_MAJOR}.${FORMAT_MINOR}`
 
 export const MEMBER = {
@@ -91,6 +91,8 @@ export interface Manifest {
   hostPrograms?: HostProgramsInfo
   /** What the files were packed from when not a kernel build tree (format 1.1+). */
   source?: { kind: 'kheaders-archive'; sha256: string }
+  /** The rule that ordered the archive's entries (format 1.2+; absent: name order). */
+  layout?: { order: string }
   /** The archive's table of contents, in archive order. */
   files: FileRecord[]
 }

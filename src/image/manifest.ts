@@ -80,9 +80,9 @@ export function parseManifest(json: Buffer): Manifest {
   return m
 }
 
-/** Fields added in format 1.1: absent in older images, validated when present. */
-function optionalFields(o: Record<string, unknown>, int: (v: unknown, what: string, max?: number) => number): Pick<Manifest, 'target' | 'hostPrograms' | 'source'> {
-  const out: Pick<Manifest, 'target' | 'hostPrograms' | 'source'> = {}
+/** Fields added in format 1.1 and 1.2: absent in older images, validated when present. */
+function optionalFields(o: Record<string, unknown>, int: (v: unknown, what: string, max?: number) => number): Pick<Manifest, 'target' | 'hostPrograms' | 'source' | 'layout'> {
+  const out: Pick<Manifest, 'target' | 'hostPrograms' | 'source' | 'layout'> = {}
   const text = (v: unknown, what: string): string => {
     if (typeof v !== 'string' || v.length > 200 || /[\x00-\x1f]/.test(v)) throw new Error(`manifest.json has a bad ${what} ${JSON.stringify(v)}`)
     return v
@@ -110,6 +110,11 @@ function optionalFields(o: Record<string, unknown>, int: (v: unknown, what: stri
       throw new Error(`manifest.json has a bad source ${JSON.stringify(o.source)}`)
     }
     out.source = { kind: 'kheaders-archive', sha256: s.sha256 }
+  }
+  if (o.layout !== undefined) {
+    const l = o.layout as Record<string, unknown>
+    if (typeof l !== 'object' || l === null) throw new Error('manifest.json has a bad layout')
+    out.layout = { order: text(l.order, 'layout.order') }
   }
   return out
 }

@@ -1,12 +1,13 @@
 // Selected files → normalized tar (tar-stream) → xz (lzma-native). Normalized as gen_kheaders.sh does
-// and stricter: names in --sort=name order, uid/gid 0 with no owner names, modes 0644/0755/0777, one
-// fixed mtime. Records where each file's bytes sit in the uncompressed tar, so that the image can
+// and stricter: uid/gid 0 with no owner names, modes 0644/0755/0777, one fixed mtime; entries in build
+// order (build-order.ts) rather than gen_kheaders.sh's --sort=name, which tar -xf does not see. Records where each file's bytes sit in the uncompressed tar, so that the image can
 // serve any file without decoding the archive in order.
 import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import tarStream from 'tar-stream'
 import { KernelTreeError, reason } from '../errors'
 import type { FileRecord } from '../image/format'
+import { buildOrder } from './build-order'
 import { MAX_FILE_BYTES, type SourceEntry } from './select'
 import { stripComments } from './strip-comments'
 import { xzBuffer, type XzOptions } from './xz'
@@ -27,24 +28,95 @@ export interface Archive {
   strippedBytes: number
 }
 
-/** How many file reads run ahead of the tar writer: hides disk latency without holding the tree in memory. */
+/** How many file reads run at once: hides disk latency. */
 const READ_AHEAD = 32
 
 export async function buildArchive(
   entries: readonly SourceEntry[],
-  opts: XzOptions & { epoch: number; onProgress?: (p: ArchiveProgress) => void; signal?: AbortSignal },
+  opts: XzOptions & { epoch: number; arch: string; onProgress?: (p: ArchiveProgress) => void; signal?: AbortSignal },
 ): Promise<Archive> {
+  const progress: ArchiveProgress = { filesDone: 0, filesTotal: entries.length, tarBytes: 0, xzBytes: 0 }
+  const report = (): void => opts.onProgress?.(progress)
+  // Every file is read (and stripped) before the tar is written: the order depends on the contents.
+  const { contents, rawBytes, strippedBytes } = await readAll(entries, opts.signal, () => {
+    progress.filesDone++
+    report()
+  })
+  const ordered = buildOrder(entries, opts.arch, (i) => contents[i])
+  const at = new Map(entries.map((e, i) => [e, i]))
+  const { tar, files } = await writeTar(
+    ordered.map((e) => ({ entry: e, data: contents[at.get(e)!] })),
+    new Date(opts.epoch * 1000),
+    opts.signal,
+    (n) => {
+      progress.tarBytes = n
+      report()
+    },
+  )
+  opts.signal?.throwIfAborted()
+  const txz = await xzBuffer(tar, opts, (n) => {
+    progress.xzBytes = n
+    report()
+  })
+  return { txz, tarSize: tar.length, files, rawBytes, strippedBytes }
+}
+
+/** Read every file of `entries` (READ_AHEAD at a time), comments stripped where asked. */
+async function readAll(
+  entries: readonly SourceEntry[],
+  signal: AbortSignal | undefined,
+  onFile: () => void,
+): Promise<{ contents: Array<Buffer | undefined>; rawBytes: number; strippedBytes: number }> {
+  const contents: Array<Buffer | undefined> = new Array(entries.length)
+  let rawBytes = 0
+  let strippedBytes = 0
+  let next = 0
+  let failed = false
+  const worker = async (): Promise<void> => {
+    while (next < entries.length && !failed) {
+      signal?.throwIfAborted()
+      const i = next++
+      const e = entries[i]
+      if (e.type !== 'file') continue
+      const raw = e.data ?? (await readSource(e))
+      const content = e.strip ? stripComments(raw) : raw
+      rawBytes += raw.length
+      strippedBytes += content.length
+      contents[i] = content
+      onFile()
+    }
+  }
+  // The first failure is raised; the other workers stop at their next file.
+  const workers = Array.from({ length: Math.min(READ_AHEAD, entries.length) }, () =>
+    worker().catch((e: unknown) => {
+      failed = true
+      throw e
+    }),
+  )
+  const results = await Promise.allSettled(workers)
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (rejected) throw rejected.reason
+  return { contents, rawBytes, strippedBytes }
+}
+
+/**
+ * The normalized tar of `items`, in their order, and where each file's bytes sit in it. tar-stream
+ * pushes each entry's header, data and padding in order, synchronously with respect to the entry's
+ * callback, so the running count of pushed bytes locates every entry's data exactly.
+ */
+async function writeTar(
+  items: ReadonlyArray<{ entry: SourceEntry; data?: Buffer }>,
+  mtime: Date,
+  signal: AbortSignal | undefined,
+  onBytes: (n: number) => void,
+): Promise<{ tar: Buffer; files: FileRecord[] }> {
   const pack = tarStream.pack()
-  // tar-stream pushes each entry's header, data and padding in order, synchronously with respect to
-  // the entry's callback, so the running count of pushed bytes locates every entry's data exactly.
   let pushed = 0
   const push = pack.push.bind(pack)
   pack.push = (chunk: unknown): boolean => {
     if (chunk !== null && chunk !== undefined) pushed += (chunk as Buffer).length
     return push(chunk)
   }
-  const progress: ArchiveProgress = { filesDone: 0, filesTotal: entries.length, tarBytes: 0, xzBytes: 0 }
-  const report = (): void => opts.onProgress?.(progress)
   // The uncompressed tar is held in memory (tens of MB) and compressed in one go (see xz.ts).
   const chunks: Buffer[] = []
   const tarDone = new Promise<Buffer>((resolve, reject) => {
@@ -52,26 +124,10 @@ export async function buildArchive(
     pack.on('end', () => resolve(Buffer.concat(chunks)))
     pack.on('error', reject)
   })
-
-  const mtime = new Date(opts.epoch * 1000)
   const files: FileRecord[] = []
-  let rawBytes = 0
-  let strippedBytes = 0
-  const reads = new Map<number, Promise<Buffer>>()
-  const startRead = (i: number): void => {
-    const e = entries[i]
-    if (e === undefined || e.type !== 'file' || reads.has(i)) return
-    const p = e.data ? Promise.resolve(e.data) : readSource(e)
-    // A read ahead may fail before its turn; it is awaited (and its error raised) in order below.
-    p.catch(() => undefined)
-    reads.set(i, p)
-  }
   try {
-    for (let i = 0; i < Math.min(READ_AHEAD, entries.length); i++) startRead(i)
-    for (let i = 0; i < entries.length; i++) {
-      opts.signal?.throwIfAborted()
-      startRead(i + READ_AHEAD)
-      const e = entries[i]
+    for (const { entry: e, data } of items) {
+      signal?.throwIfAborted()
       const header: Partial<tarStream.Header> & { name: string } = {
         name: e.type === 'directory' ? `${e.path}/` : e.path,
         type: e.type,
@@ -81,20 +137,9 @@ export async function buildArchive(
         uname: '',
         gname: '',
         mtime,
-        size: 0,
+        size: data?.length ?? 0,
       }
-      let data: Buffer | undefined
-      if (e.type === 'file') {
-        const raw = await reads.get(i)!
-        reads.delete(i)
-        const content = e.strip ? stripComments(raw) : raw
-        rawBytes += raw.length
-        strippedBytes += content.length
-        header.size = content.length
-        data = content
-      } else if (e.type === 'symlink') {
-        header.linkname = e.linkname
-      }
+      if (e.type === 'symlink') header.linkname = e.linkname
       await new Promise<void>((resolve, reject) => {
         const cb = (err?: Error | null): void => (err ? reject(err) : resolve())
         if (data === undefined) pack.entry(header, cb)
@@ -109,9 +154,7 @@ export async function buildArchive(
         mode: e.mode,
         ...(e.linkname !== undefined ? { link: e.linkname } : {}),
       })
-      progress.filesDone = i + 1
-      progress.tarBytes = pushed
-      report()
+      onBytes(pushed)
     }
     pack.finalize()
   } catch (err) {
@@ -119,13 +162,7 @@ export async function buildArchive(
     pack.destroy(err as Error)
     throw err
   }
-  const tar = await tarDone
-  opts.signal?.throwIfAborted()
-  const txz = await xzBuffer(tar, opts, (n) => {
-    progress.xzBytes = n
-    report()
-  })
-  return { txz, tarSize: pushed, files, rawBytes, strippedBytes }
+  return { tar: await tarDone, files }
 }
 
 function pad512(n: number): number {

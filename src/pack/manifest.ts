@@ -11,8 +11,8 @@ export function buildManifest(
   archive: Archive,
   config: { gz: Buffer; raw: Buffer },
   xz: XzOptions,
-  /** Format 1.1 fields: the target, rebuilt host programs, the kernel archive packed from. */
-  extra: Pick<Manifest, 'target' | 'hostPrograms' | 'source'> = {},
+  /** Format 1.1+ fields: the target, rebuilt host programs, the kernel archive packed from, the layout. */
+  extra: Pick<Manifest, 'target' | 'hostPrograms' | 'source' | 'layout'> = {},
 ): Manifest {
   const count = (type: string): number => archive.files.filter((f) => f.type === type).length
   return {

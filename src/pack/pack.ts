@@ -7,6 +7,7 @@ import { serializeManifest } from '../image/manifest'
 import { buildImage, removeStaleTemps, writeFileAtomic } from '../image/write'
 import { configGz } from './config-gz'
 import { describeElf } from './elf'
+import { LAYOUT_ORDER } from './build-order'
 import { buildArchive, type ArchiveProgress } from './headers-txz'
 import { NEEDED_BY_MODULE_BUILDS, rebuildHostPrograms, type Rebuild } from './host-programs'
 import { readKheadersArchive } from './from-kheaders'
@@ -75,10 +76,10 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
       target: targetInfo,
       hostPrograms: rebuild?.info,
     })
-    const built = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, onProgress: hooks.onProgress, signal: hooks.signal })
+    const built = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, arch: tree.arch, onProgress: hooks.onProgress, signal: hooks.signal })
     const config = { raw: tree.config, gz: configGz(tree.config) }
     const source = archive && { kind: 'kheaders-archive' as const, sha256: archive.sha256 }
-    const manifest = buildManifest(tree, opts.profile, built, config, opts, { target: targetInfo, hostPrograms: rebuild?.info, source })
+    const manifest = buildManifest(tree, opts.profile, built, config, opts, { target: targetInfo, hostPrograms: rebuild?.info, source, layout: { order: LAYOUT_ORDER } })
     const image = await buildImage({ manifest: serializeManifest(manifest), config: config.gz, headers: built.txz }, tree.epoch)
     hooks.signal?.throwIfAborted()
     writeFileAtomic(output, image)

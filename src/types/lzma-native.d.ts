@@ -10,13 +10,13 @@ declare module 'lzma-native' {
     flags?: number
     synchronous?: boolean
     bufsize?: number
-    filters?: Array<{ id: number | string; options?: Record<string, number> }>
+    filters?: Array<{ id: number | string; options?: object }>
   }
   interface LzmaStream extends Transform {
     /** Input bytes the coder consumed so far; stays at the end of the data once the coder has finished. */
     totalIn(): number
   }
-  export function createStream(coder: 'easyEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): LzmaStream
+  export function createStream(coder: 'easyEncoder' | 'streamEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): LzmaStream
   export function createCompressor(options?: StreamOptions): Transform
   export function createDecompressor(options?: StreamOptions): Transform
   export const CHECK_CRC32: number
@@ -25,5 +25,9 @@ declare module 'lzma-native' {
   export const CHECK_SHA256: number
   export const FILTER_LZMA2: number | string
   export const PRESET_EXTREME: number
+  export const MODE_FAST: number
+  export const MODE_NORMAL: number
+  export const MF_HC4: number
+  export const MF_BT4: number
   export const version: string
 }

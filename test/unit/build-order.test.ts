@@ -1,0 +1,137 @@
+import t from 'tap'
+import { buildOrder, SEEDS } from '../../src/pack/build-order'
+import { compareTarPaths, type SourceEntry } from '../../src/pack/select'
+
+type Spec = Record<string, string | { link: string } | null>
+
+/** Entries in name order, as selectFiles gives them; null = a directory. */
+function tree(spec: Spec): { entries: SourceEntry[]; content: (i: number) => Buffer | undefined } {
+  const entries: SourceEntry[] = Object.entries(spec)
+    .map(([p, v]): SourceEntry => {
+      if (v === null) return { path: p, type: 'directory', mode: 0o755, size: 0, strip: false }
+      if (typeof v === 'object') return { path: p, type: 'symlink', mode: 0o777, linkname: v.link, size: 0, strip: false }
+      return { path: p, type: 'file', mode: 0o644, data: Buffer.from(v), size: v.length, strip: false }
+    })
+    .sort((a, b) => compareTarPaths(a.path, b.path))
+  return { entries, content: (i) => entries[i].data }
+}
+
+const order = (spec: Spec, arch = 'x86'): string[] => {
+  const { entries, content } = tree(spec)
+  return buildOrder(entries, arch, content).map((e) => e.path)
+}
+
+const BASE: Spec = {
+  include: null,
+  'include/linux': null,
+  'include/config': null,
+  scripts: null,
+  'scripts/mod': null,
+  'scripts/basic': null,
+  'arch/x86': null,
+  'arch/x86/include/asm': null,
+  Makefile: 'include scripts/Kbuild.include\n',
+  'Module.symvers': '0x0\tsym\tvmlinux\tEXPORT_SYMBOL\t\n',
+  '.config': 'CONFIG_X=y\n',
+  'include/config/auto.conf': 'CONFIG_X=y\n',
+  'scripts/Kbuild.include': 'fixdep := scripts/basic/fixdep\n',
+  'scripts/Makefile.modpost': 'cmd = scripts/mod/modpost $(args)\n',
+  'scripts/basic/fixdep': '\x7fELF fixdep',
+  'scripts/mod/modpost': '#!/bin/sh\nexec "$0.real-lsb-64"\n',
+  'scripts/mod/modpost.real-lsb-64': '\x7fELF\0\0#include <linux/vermagic.h>\n\0#include <linux/module.h>\n\0',
+  'scripts/kernel-doc': '#!/usr/bin/perl\n',
+  'arch/x86/Makefile': 'KBUILD_CFLAGS += -m64\n',
+  'include/linux/kconfig.h': '#include <generated/autoconf.h>\n',
+  'include/generated/autoconf.h': '#define CONFIG_X 1\n',
+  'include/linux/module.h': '#include <linux/types.h>\n#include "export.h"\n#include <asm/module.h>\n',
+  'include/linux/export.h': '#include <linux/types.h>\n',
+  'include/linux/types.h': '#include <uapi/linux/types.h>\n',
+  'include/uapi/linux/types.h': '#include <asm/types.h>\n',
+  'arch/x86/include/asm/module.h': '#include <asm-generic/module.h>\n',
+  'include/asm-generic/module.h': '\n',
+  'include/asm-generic/types.h': '\n',
+  'arch/x86/include/uapi/asm/types.h': '#include <asm-generic/types.h>\n',
+  'include/linux/vermagic.h': '#include <generated/utsrelease.h>\n',
+  'include/generated/utsrelease.h': '#define UTS_RELEASE "6.1"\n',
+  'include/linux/netfilter.h': '#include <linux/skbuff.h>\n#include <linux/types.h>\n',
+  'include/linux/skbuff.h': '#include <linux/types.h>\n',
+  'include/net/ip.h': '#include <linux/netfilter.h>\n',
+  'include/net/tcp.h': '#include <linux/netfilter.h>\n#include <net/ip.h>\n',
+  'include/linux/rare.h': '#include <linux/types.h>\n',
+}
+
+t.test('tiers: directories and links, Kbuild files and what they name, the seeds closure, other headers, the rest', async (t) => {
+  const o = order(BASE)
+  const at = (p: string): number => {
+    const i = o.indexOf(p)
+    if (i < 0) throw new Error(`${p} not in the order`)
+    return i
+  }
+  t.equal(o.length, Object.keys(BASE).length, 'every entry exactly once')
+  t.equal(new Set(o).size, o.length)
+  const dirs = Object.keys(BASE).filter((p) => BASE[p] === null)
+  t.same(o.slice(0, dirs.length), [...dirs].sort(compareTarPaths), 'directories first, in name order')
+  const kbuild = ['Makefile', 'Module.symvers', 'arch/x86/Makefile', 'include/config/auto.conf', 'scripts/Kbuild.include', 'scripts/Makefile.modpost']
+  const named = ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/mod/modpost.real-lsb-64']
+  const tier1 = o.slice(dirs.length, dirs.length + kbuild.length + named.length)
+  t.same(tier1, [...kbuild, ...named].sort(compareTarPaths), 'Kbuild files, the programs they name and NAME.* siblings, in name order')
+  // Tier 2: closure of the seeds and of what modpost writes out (vermagic.h → utsrelease.h).
+  const closure = [
+    'include/linux/kconfig.h',
+    'include/generated/autoconf.h',
+    'include/linux/module.h',
+    'include/linux/export.h',
+    'include/linux/types.h',
+    'include/uapi/linux/types.h',
+    'arch/x86/include/uapi/asm/types.h',
+    'include/asm-generic/types.h',
+    'arch/x86/include/asm/module.h',
+    'include/asm-generic/module.h',
+    'include/linux/vermagic.h',
+    'include/generated/utsrelease.h',
+  ]
+  const start = dirs.length + tier1.length
+  t.same(new Set(o.slice(start, start + closure.length)), new Set(closure), 'the seeds closure follows, and nothing else')
+  t.equal(o[start], 'include/linux/types.h', 'most included first (types.h: 5 includers)')
+  // Tier 3: netfilter.h (2 includers) before ip.h (1) before tcp.h/rare.h (0); skbuff.h right after netfilter.h.
+  t.ok(at('include/linux/netfilter.h') > at('include/generated/utsrelease.h'))
+  t.equal(at('include/linux/skbuff.h'), at('include/linux/netfilter.h') + 1, 'skbuff.h (1 includer) follows netfilter.h (2), as part of its closure')
+  t.ok(at('include/net/ip.h') < at('include/net/tcp.h'))
+  t.ok(at('include/net/ip.h') < at('include/linux/rare.h'))
+  // Tier 4: what nothing names.
+  t.same(o.slice(-2), ['.config', 'scripts/kernel-doc'], 'the rest last, in name order')
+})
+
+t.test('include resolution: arch before generic, quoted next to the file first, links followed', async (t) => {
+  const o = order({
+    'include/linux': null,
+    'include/linux/module.h': '#include <asm/page.h>\n#include "local.h"\n#include <linux/link.h>\n',
+    'include/linux/local.h': '\n',
+    'include/local.h': '\n',
+    'arch/arm64/include/asm/page.h': '\n',
+    'include/asm/page.h': '\n',
+    'include/linux/link.h': { link: '../real/target.h' },
+    'include/real/target.h': '\n',
+    'include/zz/unrelated.h': '\n',
+  }, 'arm64')
+  t.same(o.slice(0, 2), ['include/linux', 'include/linux/link.h'], 'the directory and the link first')
+  const first = o.slice(2, 6)
+  t.same(new Set(first), new Set(['include/linux/module.h', 'arch/arm64/include/asm/page.h', 'include/linux/local.h', 'include/real/target.h']))
+  t.ok(o.indexOf('include/asm/page.h') > o.indexOf('include/real/target.h'), 'the generic asm/page.h is shadowed by the arch one')
+  t.ok(o.indexOf('include/local.h') > o.indexOf('include/linux/local.h'), '"local.h" resolves next to module.h')
+})
+
+t.test('deterministic, whatever the input order of equal trees, and no entry lost with cycles', async (t) => {
+  const spec: Spec = {
+    ...BASE,
+    'include/linux/a.h': '#include <linux/b.h>\n',
+    'include/linux/b.h': '#include <linux/a.h>\n#include <linux/sched.h>\n',
+    'include/linux/sched.h': '#include <linux/b.h>\n',
+  }
+  const one = order(spec)
+  const two = order(Object.fromEntries(Object.entries(spec).reverse()))
+  t.same(one, two)
+  t.equal(new Set(one).size, Object.keys(spec).length)
+  t.ok(one.indexOf('include/linux/a.h') < one.indexOf('include/linux/netfilter.h'), 'a.h is in the closure of the seed sched.h')
+  t.ok(SEEDS.includes('include/linux/sched.h'))
+})
