@@ -1,8 +1,7 @@
 // Image bytes → Image. Strict: every header checksum, the member order, the zero padding, SHA256SUMS,
 // the manifest and each payload's size and sha256 must hold, so a truncated, bit-flipped or foreign
 // file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
-import type { Stats } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
 import { parseXzIndex, type XzIndex } from '../xz/index'
 import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, sha256, type Manifest } from './format'
@@ -39,15 +38,16 @@ export interface ReadOptions {
 
 export async function readImage(file: string, opts: ReadOptions = {}): Promise<Image> {
   let buf: Buffer
-  let fh: FileHandle | undefined
+  let fd: number | undefined
   try {
-    // Check and read through one descriptor, so the file cannot be swapped in between.
-    fh = await open(file, 'r')
-    const st = await fh.stat()
+    // Check and read through one descriptor, so the file cannot be swapped in between. O_NONBLOCK:
+    // a FIFO planted as the image is refused below instead of blocking the open.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
+    const st = fstatSync(fd)
     if (!st.isFile()) throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
     if (opts.trustedOnly) checkTrusted(file, st)
     if (st.size > LIMITS.imageBytes) throw new ImageFormatError(`Cannot read image ${file}: ${st.size} bytes is too large for an image; ${FIX}`)
-    buf = await fh.readFile()
+    buf = readWhole(fd, st.size)
   } catch (e) {
     if (KheadersError.is(e)) throw e
     const code = (e as NodeJS.ErrnoException).code
@@ -55,9 +55,25 @@ export async function readImage(file: string, opts: ReadOptions = {}): Promise<I
     if (code === 'EISDIR') throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
     throw new IoError(`Cannot read image ${file}: ${reason(e)}`, e)
   } finally {
-    await fh?.close()
+    if (fd !== undefined) closeSync(fd)
   }
   return parseImage(buf, file)
+}
+
+/**
+ * The file into one Buffer of its size, read synchronously: the daemon has nothing else to do before
+ * the image is in, and FileHandle.readFile went through the thread pool in 512 KiB steps (and loads
+ * fs/promises). A file that shrank meanwhile comes back short and fails the checks.
+ */
+function readWhole(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafeSlow(size)
+  let n = 0
+  while (n < size) {
+    const r = readSync(fd, buf, n, size - n, n)
+    if (r === 0) break
+    n += r
+  }
+  return n === size ? buf : buf.subarray(0, n)
 }
 
 function checkTrusted(file: string, st: Stats): void {

@@ -8,8 +8,7 @@
 // - SIGTERM/SIGINT detach lazily (like `umount -l`) and exit 0 once no file is open any more, which
 //   is what `systemctl stop` needs and never tears a file away from a reader;
 // - a failure before ready leaves no mount behind and reaches the parent as one line.
-import { writeSync, closeSync } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { writeSync, closeSync, stat } from 'node:fs'
 import path from 'node:path'
 import { ExitCode, ImageFormatError, IoError, KheadersError, MountpointError, reason } from '../errors'
 import { readImage } from '../image/read'
@@ -17,9 +16,10 @@ import type { Logger } from '../log'
 import { version } from '../version'
 import { createOps, loadFuse, mountFuse, type Mounted } from './ops'
 import { checkFuse, checkMountpoint } from './preflight'
+import { collectAfterLoad } from './reclaim'
 import { watchSession } from './session'
 import { removeState, writeState } from './state'
-import { buildTree, FLAT_FILES, VIEW_DIR } from './tree'
+import { buildTree, FLAT_FILES, VIEW_DIR, type Tree } from './tree'
 import { createBuildLinks, MODULES_DIR, removeBuildLinks, type BuildLinks } from './build-links'
 
 export interface DaemonOptions {
@@ -68,21 +68,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     checkFuse(opts.env)
     loadFuse()
     checkMountpoint(opts.mountpoint, { nonempty: opts.nonempty })
-    const image = await readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
+    // Started first: findmnt starts up on the other core while the image loads.
+    watch = watchSession(opts.mountpoint)
+    const { tree, image: m } = await load(opts)
     const loadMs = performance.now() - t0
-    const m = image.manifest
-    if (m.release !== opts.release && !opts.force) {
-      throw new ImageFormatError(
-        `Cannot load image ${opts.image}: it is for kernel ${m.release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
-      )
-    }
-    const tree = buildTree(image, { view: opts.view, cacheBytes: opts.cacheBytes })
     log.info(
-      { image: opts.image, release: m.release, profile: m.profile, imageBytes: image.bytes, loadMs: round(loadMs), view: opts.view, xzBlocks: tree.archive?.index.blocks.length, cacheBytes: opts.view ? opts.cacheBytes : 0 },
+      { image: opts.image, release: m.release, profile: m.profile, imageBytes: m.bytes, loadMs: round(loadMs), view: opts.view, xzBlocks: tree.archive?.index.blocks.length, cacheBytes: opts.view ? opts.cacheBytes : 0 },
       'image loaded',
     )
 
-    watch = watchSession(opts.mountpoint)
     const t1 = performance.now()
     try {
       mounted = await mountFuse(opts.mountpoint, createOps(tree, log, counts), { allowOther: process.getuid?.() === 0, nonempty: opts.nonempty, log })
@@ -91,7 +85,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       throw new MountpointError(`Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`)
     }
     // Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it.
-    await stat(path.join(opts.mountpoint, FLAT_FILES[2]))
+    await new Promise<void>((resolve, reject) => stat(path.join(opts.mountpoint, FLAT_FILES[2]), (e) => (e ? reject(e) : resolve())))
     const mountMs = performance.now() - t1
     if (opts.linkBuild) {
       const view = path.join(opts.mountpoint, VIEW_DIR)
@@ -110,14 +104,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       image: path.resolve(opts.image),
       release: m.release,
       profile: m.profile,
-      imageBytes: image.bytes,
+      imageBytes: m.bytes,
       started,
       logFile: opts.logFile,
       version: version(),
       ...(links ? { links: { links: links.links, createdDir: links.createdDir, view: links.view } } : {}),
     })
-    log.info({ imageBytes: image.bytes, servedBytes: tree.bytes, loadMs: round(loadMs), mountMs: round(mountMs), totalMs: round(performance.now() - t0) }, 'mounted')
+    log.info({ imageBytes: m.bytes, servedBytes: tree.bytes, loadMs: round(loadMs), mountMs: round(mountMs), totalMs: round(performance.now() - t0) }, 'mounted')
     tell({ ready: true, pid: process.pid })
+    // Off the path to ready: the load's garbage (JSON text, file records) goes now, not whenever V8
+    // next needs room, so the idle daemon holds the image, the tree and little else.
+    setImmediate(collectAfterLoad)
 
     return await new Promise<number>((resolve) => {
       let stopping = false
@@ -152,6 +149,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     tell({ ready: false, message: err ? err.message : `internal error: ${(e as Error).message}`, exitCode: err ? err.exitCode : ExitCode.failure })
     throw e
   }
+}
+
+/**
+ * Read, check and index the image. Only the tree and the manifest's head outlive this call: the
+ * file table (thousands of records) is garbage once the tree holds it in compact form.
+ */
+async function load(opts: DaemonOptions): Promise<{ tree: Tree; image: { release: string; profile: string; bytes: number } }> {
+  const image = await readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
+  const { release, profile } = image.manifest
+  if (release !== opts.release && !opts.force) {
+    throw new ImageFormatError(
+      `Cannot load image ${opts.image}: it is for kernel ${release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
+    )
+  }
+  const tree = buildTree(image, { view: opts.view, cacheBytes: opts.cacheBytes })
+  return { tree, image: { release, profile, bytes: image.bytes } }
 }
 
 function round(n: number): number {

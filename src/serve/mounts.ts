@@ -1,8 +1,9 @@
 // What is mounted where, from /proc/self/mountinfo, and whether a kheadersfs mount is alive, stale
 // (its daemon died: "Transport endpoint is not connected") or absent.
 import { spawnSync } from 'node:child_process'
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
-import { readdir } from 'node:fs/promises'
+// fs's callback API, not fs/promises: that module loads ~10 more (readline's among them) into both
+// processes of every mount.
+import { readdir, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
 
 export const FSTYPE = 'fuse.kheadersfs'
 
@@ -67,9 +68,8 @@ export async function health(mountpoint: string, timeoutMs = 2000): Promise<Heal
     timer = setTimeout(() => resolve('live'), timeoutMs)
     timer.unref()
   })
-  const probe = readdir(mountpoint).then(
-    (): Health => 'live',
-    (e: NodeJS.ErrnoException): Health => (e.code === 'ENOTCONN' || e.code === 'ECONNABORTED' ? 'stale' : 'live'),
+  const probe = new Promise<Health>((resolve) =>
+    readdir(mountpoint, (e) => resolve(e?.code === 'ENOTCONN' || e?.code === 'ECONNABORTED' ? 'stale' : 'live')),
   )
   try {
     return await Promise.race([probe, timeout])
