@@ -110,16 +110,22 @@ t.test('no drift: every option a command\'s --help lists is offered; every optio
     // Each offered option, followed by one that exists nowhere: the command line never parses, so
     // nothing runs (install-helpers --uninstall!), and the error names the first option it does not
     // know — the offered one if the command does not take it.
+    // --help is checked on its own: it prints the usage and exits 0.
     const BOGUS = '--kheadersfs-completion-check'
-    const runs = await Promise.all(offered.map((o) => runCli([name, o, BOGUS], { env: { KHEADERSFS_LOG_LEVEL: 'silent' } })))
+    const checked = offered.filter((o) => o !== '--help')
+    const runs = await Promise.all(checked.map((o) => runCli([name, o, BOGUS], { env: { KHEADERSFS_LOG_LEVEL: 'silent' } })))
     t.same(
       runs.map((r) => r.code),
-      offered.map(() => 2),
+      checked.map(() => 2),
       `${name}: each check is a usage error (nothing ran)`,
     )
-    const unknown = offered.filter((o, i) => runs[i].stderr.includes(`Unknown option '${o}'`))
+    const unknown = checked.filter((o, i) => runs[i].stderr.includes(`Unknown option '${o}'`))
     t.same(unknown, [], `${name}: every option offered is one it takes`)
     t.ok(runs.filter((r) => r.stderr.includes(`Unknown option '${BOGUS}'`)).length > 0, `${name}: the check does tell a known option from an unknown one`)
+    t.ok(offered.includes('--help'), `${name}: --help offered`)
+    const help = await runCli([name, '--help'])
+    t.equal(help.code, 0, `${name} --help exits 0`)
+    t.equal(help.stdout, COMMANDS[name].load().usage + '\n', `${name} --help prints the usage the check above read`)
   }
 })
 
