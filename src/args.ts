@@ -5,9 +5,27 @@ import { UsageError } from './errors'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
+/**
+ * Thrown by parseCommand when the command line asks for help: src/cli.ts then prints the command's
+ * usage to stdout and exits 0. Not a KheadersError: nothing failed.
+ */
+export class HelpRequested extends Error {
+  constructor(readonly command: string) {
+    super(`kheadersfs ${command} --help`)
+    this.name = 'HelpRequested'
+  }
+}
+
+/**
+ * The command's options and positionals, or a UsageError naming the fix. --help (-h, also in a group
+ * such as -fh) wins over everything else on the line, bad arguments included: HelpRequested. An
+ * option's value ("-o --help") and what follows "--" do not ask for help.
+ */
 export function parseCommand<O extends Options>(command: string, args: string[], options: O, allowPositionals = true) {
+  const all = { help: { type: 'boolean' as const, short: 'h' }, ...options }
+  if (parseArgs({ args, options: all, allowPositionals: true, strict: false }).values.help === true) throw new HelpRequested(command)
   try {
-    return parseArgs({ args, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals, strict: true })
+    return parseArgs({ args, options: all, allowPositionals, strict: true })
   } catch (e) {
     const first = (e as Error).message.split('\n')[0]
     // parseArgs will not take "-1" as a value ("argument is ambiguous"): say what to write instead.

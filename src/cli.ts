@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // argv → command. The only place that prints errors and sets the exit code: every failure a user can
 // cause arrives here as a KheadersError with a one-line message and its documented exit code.
-import { oneOf } from './args'
+import { HelpRequested, oneOf } from './args'
 import type { Command, Context } from './context'
 import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
@@ -93,7 +93,13 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
   if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
   const pretty = base.stderr.isTTY === true && !(name === 'mount' && args.includes('--ready-fd'))
   const ctx: Context = { ...base, log: createLogger({ level, destination: 2, pretty }), logLevel: level }
-  return command.load().run(args, ctx)
+  const cmd = command.load()
+  // "kheadersfs COMMAND --help", for every command alike: its usage on stdout, exit 0 (see parseCommand).
+  return cmd.run(args, ctx).catch((e: unknown) => {
+    if (!(e instanceof HelpRequested)) throw e
+    base.stdout.write(cmd.usage + '\n')
+    return 0
+  })
 }
 
 /** Print a failure as one line and map it to its exit code; unexpected errors say they are bugs. */

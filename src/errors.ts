@@ -1,6 +1,7 @@
-// Typed errors. Every failure a user can cause is one of these classes: the message is one line that
-// names the thing and the fix, `exitCode` is what the CLI exits with (documented in docs/kheadersfs.1.md),
-// and `errno` is what a FUSE handler answers. src/cli.ts prints them; src/serve/errno.ts maps them.
+// Typed errors, all of them here. Every failure a user can cause is one of these classes, each made by
+// defineError: the message is one line that names the thing and the fix, `exitCode` is what the CLI
+// exits with (documented in docs/kheadersfs.1.md), and `errno` is what a FUSE handler answers.
+// src/cli.ts prints them; src/serve/errno.ts maps them.
 import { constants } from 'node:os'
 
 /** Process exit codes: distinct per failure class so scripts and systemd can tell them apart. */
@@ -37,121 +38,83 @@ export class KheadersError extends Error {
 }
 
 function named<T extends abstract new (...a: never[]) => KheadersError>(cls: T, name: string): T {
+  Object.defineProperty(cls, 'name', { value: name })
   Object.defineProperty(cls.prototype, 'name', { value: name, enumerable: false })
   return cls
 }
 
-export const UsageError = named(
-  class UsageError extends KheadersError {
-    constructor(message: string) {
-      super(message, { exitCode: ExitCode.usage, errno: constants.errno.EINVAL })
-    }
-  },
-  'UsageError',
-)
+type ErrnoName = keyof typeof constants.errno
 
-export const ImageNotFoundError = named(
-  class ImageNotFoundError extends KheadersError {
-    constructor(message: string) {
-      super(message, { exitCode: ExitCode.imageNotFound, errno: constants.errno.ENOENT })
-    }
-  },
-  'ImageNotFoundError',
-)
+/** A class of error from defineError: `new X(message, cause?)`, like `new Error(message, { cause })`. */
+export interface KheadersErrorClass {
+  new (message: string, cause?: unknown): KheadersError
+  readonly prototype: KheadersError
+  /** True for an X, also one from another copy of this module (by its brand and name). */
+  is(e: unknown): e is KheadersError
+}
 
-export const ImageFormatError = named(
-  class ImageFormatError extends KheadersError {
+/**
+ * One class of error: what the CLI exits with and what a FUSE handler answers, each fixed or taken
+ * from the cause (an IoError answers its system error's errno; a DaemonFailed exits with the daemon's
+ * exit code). `name` is the class's name, as `.name` and in logs.
+ */
+export function defineError(
+  name: string,
+  exitCode: ExitCode | ((cause: unknown) => ExitCode),
+  errno: ErrnoName | ((cause: unknown) => number),
+): KheadersErrorClass {
+  const cls = class extends KheadersError {
     constructor(message: string, cause?: unknown) {
-      super(message, { exitCode: ExitCode.badImage, errno: constants.errno.EINVAL, cause })
+      super(message, {
+        exitCode: typeof exitCode === 'function' ? exitCode(cause) : exitCode,
+        errno: typeof errno === 'function' ? errno(cause) : constants.errno[errno],
+        cause,
+      })
     }
-  },
-  'ImageFormatError',
-)
+    static override is(e: unknown): e is KheadersError {
+      return KheadersError.is(e) && e.name === name
+    }
+  }
+  return named(cls, name)
+}
 
+export const UsageError = defineError('UsageError', ExitCode.usage, 'EINVAL')
+export const ImageNotFoundError = defineError('ImageNotFoundError', ExitCode.imageNotFound, 'ENOENT')
+export const ImageFormatError = defineError('ImageFormatError', ExitCode.badImage, 'EINVAL')
 /** An image another user could have written, refused when root loads it (see image/read.ts). */
-export const UntrustedImageError = named(
-  class UntrustedImageError extends KheadersError {
-    constructor(message: string) {
-      super(message, { exitCode: ExitCode.badImage, errno: constants.errno.EPERM })
-    }
-  },
-  'UntrustedImageError',
-)
-
-export const KernelTreeError = named(
-  class KernelTreeError extends KheadersError {
-    constructor(message: string, cause?: unknown) {
-      super(message, { exitCode: ExitCode.kernelTree, errno: constants.errno.EINVAL, cause })
-    }
-  },
-  'KernelTreeError',
-)
-
+export const UntrustedImageError = defineError('UntrustedImageError', ExitCode.badImage, 'EPERM')
+/** A malformed or unsupported .xz file (src/xz/). EIO for FUSE: to a reader it is a bad medium, not a bad call. */
+export const XzFormatError = defineError('XzFormatError', ExitCode.badImage, 'EIO')
+export const KernelTreeError = defineError('KernelTreeError', ExitCode.kernelTree, 'EINVAL')
 /** A cross-built tree whose host programs cannot be made to run on the board (no compiler, make failed). */
-export const HostProgramsError = named(
-  class HostProgramsError extends KheadersError {
-    constructor(message: string, cause?: unknown) {
-      super(message, { exitCode: ExitCode.kernelTree, errno: constants.errno.ENOEXEC, cause })
-    }
-  },
-  'HostProgramsError',
-)
+export const HostProgramsError = defineError('HostProgramsError', ExitCode.kernelTree, 'ENOEXEC')
+/** Reading or writing failed: answers the errno of its cause (a Node system error), else EIO. */
+export const IoError = defineError('IoError', ExitCode.io, (cause) => errnoOf(cause) ?? constants.errno.EIO)
+export const MountBusyError = defineError('MountBusyError', ExitCode.busy, 'EBUSY')
+export const MountpointError = defineError('MountpointError', ExitCode.mountpoint, 'EINVAL')
+export const FuseUnavailableError = defineError('FuseUnavailableError', ExitCode.fuseUnavailable, 'ENODEV')
+export const InterruptedError = defineError('InterruptedError', ExitCode.interrupted, 'EINTR')
+/**
+ * The mount daemon did not start (src/serve/spawn.ts). Its cause, when the daemon said why, is its
+ * readiness message ({ message, exitCode }): the command then exits as the daemon's error would have.
+ */
+export const DaemonFailed = defineError('DaemonFailed', (cause) => exitCodeOf(cause) ?? ExitCode.failure, 'EIO')
 
-export const IoError = named(
-  class IoError extends KheadersError {
-    constructor(message: string, cause?: unknown) {
-      const errno = errnoOf(cause) ?? constants.errno.EIO
-      super(message, { exitCode: ExitCode.io, errno, cause })
-    }
-  },
-  'IoError',
-)
-
-export const MountBusyError = named(
-  class MountBusyError extends KheadersError {
-    constructor(message: string) {
-      super(message, { exitCode: ExitCode.busy, errno: constants.errno.EBUSY })
-    }
-  },
-  'MountBusyError',
-)
-
-export const MountpointError = named(
-  class MountpointError extends KheadersError {
-    constructor(message: string, errno: number = constants.errno.EINVAL) {
-      super(message, { exitCode: ExitCode.mountpoint, errno })
-    }
-  },
-  'MountpointError',
-)
-
-export const FuseUnavailableError = named(
-  class FuseUnavailableError extends KheadersError {
-    constructor(message: string, cause?: unknown) {
-      super(message, { exitCode: ExitCode.fuseUnavailable, errno: constants.errno.ENODEV, cause })
-    }
-  },
-  'FuseUnavailableError',
-)
-
-export const InterruptedError = named(
-  class InterruptedError extends KheadersError {
-    constructor(message: string) {
-      super(message, { exitCode: ExitCode.interrupted, errno: constants.errno.EINTR })
-    }
-  },
-  'InterruptedError',
-)
-
-/** Filesystem errors (ENOENT, ENOTDIR, EISDIR, EROFS ...) raised by the served tree: errno only. */
+/** Filesystem errors (ENOENT, ENOTDIR, EISDIR, EROFS ...) raised by the served tree: errno only, per error. */
 export const FsError = named(
   class FsError extends KheadersError {
-    constructor(code: keyof typeof constants.errno, what: string) {
+    constructor(code: ErrnoName, what: string) {
       super(`${code}: ${what}`, { errno: constants.errno[code] })
     }
   },
   'FsError',
 )
+
+/** The exit code something carries (a KheadersError, a daemon's readiness message), if any. */
+function exitCodeOf(e: unknown): ExitCode | undefined {
+  const code = (e as { exitCode?: unknown } | undefined)?.exitCode
+  return typeof code === 'number' ? (code as ExitCode) : undefined
+}
 
 /** The positive errno of a Node system error (`err.errno` is negative, `err.code` is the name). */
 export function errnoOf(e: unknown): number | undefined {

@@ -13,10 +13,6 @@ Show an image's kernel release, architecture, profile, creation time, sizes, sha
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('info', args, { json: { type: 'boolean' } })
-    if (values.help) {
-      ctx.stdout.write(info.usage + '\n')
-      return 0
-    }
     if (positionals.length !== 1) throw new UsageError('kheadersfs info: give exactly one IMAGE; see "kheadersfs info --help"')
     const image = await readImage(positionals[0])
     ctx.stdout.write(values.json ? JSON.stringify(infoObject(positionals[0], image), null, 2) + '\n' : infoText(positionals[0], image))

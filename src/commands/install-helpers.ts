@@ -3,11 +3,12 @@
 // `systemctl` work. mount(8) runs helpers on its own safe PATH and only from /sbin, so a `kheadersfs`
 // that is only on the caller's PATH is not found ("kheadersfs: not found"; docs/design.md, "System
 // integration").
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs'
 import path from 'node:path'
 import { parseCommand } from '../args'
 import type { Command } from '../context'
 import { IoError, UsageError, reason } from '../errors'
+import { writeFileAtomic } from '../fs-atomic'
 import { CLI_PATH } from '../version'
 
 /** Every installed file carries this line, so uninstall and reinstall never touch a foreign file. */
@@ -81,10 +82,6 @@ Files another program installed are never replaced; --uninstall removes only khe
       helperdir: { type: 'string' },
       unitdir: { type: 'string' },
     })
-    if (values.help) {
-      ctx.stdout.write(installHelpers.usage + '\n')
-      return 0
-    }
     if (positionals.length > 0) throw new UsageError(`kheadersfs install-helpers: unexpected argument ${JSON.stringify(positionals[0])}; see "kheadersfs install-helpers --help"`)
     const dirs: Dirs = { ...DEFAULT_DIRS }
     for (const k of ['bindir', 'helperdir', 'unitdir'] as const) {
@@ -123,18 +120,10 @@ Files another program installed are never replaced; --uninstall removes only khe
     }
     for (const f of plan) {
       const target = where(f.path)
-      const tmp = `${target}.kheadersfs-tmp-${process.pid}`
       try {
         mkdirSync(path.dirname(target), { recursive: true })
-        writeFileSync(tmp, f.content, { mode: f.mode })
-        chmodSync(tmp, f.mode)
-        renameSync(tmp, target)
+        writeFileAtomic(target, f.content, { mode: f.mode, exactMode: true })
       } catch (e) {
-        try {
-          unlinkSync(tmp)
-        } catch {
-          // never written
-        }
         throw new IoError(`Cannot install ${target}: ${reason(e)}; run as root or pass --destdir`, e)
       }
       ctx.stdout.write(`installed ${target}\n`)

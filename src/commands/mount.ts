@@ -52,10 +52,6 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
       'ready-fd': { type: 'string' },
       'log-file': { type: 'string' },
     })
-    if (values.help) {
-      ctx.stdout.write(mount.usage + '\n')
-      return 0
-    }
     if (positionals.length !== 1) throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
     for (const flag of ['image', 'release'] as const) {
       if (values[flag] === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)

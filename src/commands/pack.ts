@@ -63,10 +63,6 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       'block-size': { type: 'string' },
       threads: { type: 'string' },
     })
-    if (values.help) {
-      ctx.stdout.write(pack.usage + '\n')
-      return 0
-    }
     if (positionals.length > 0) throw new UsageError(`kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`)
     const fromKheaders = values['from-kheaders']
     if (fromKheaders !== undefined) {

@@ -21,10 +21,6 @@ A stale mount left by a killed daemon is cleaned up.`,
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('umount', args, { lazy: { type: 'boolean', short: 'l' } })
-    if (values.help) {
-      ctx.stdout.write(umount.usage + '\n')
-      return 0
-    }
     if (positionals.length !== 1) throw new UsageError('kheadersfs umount: give exactly one MOUNTPOINT; see "kheadersfs umount --help"')
     const mountpoint = path.resolve(ctx.cwd, positionals[0])
     if (findMount(mountpoint) === undefined) {

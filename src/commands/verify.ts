@@ -15,10 +15,6 @@ Exits 0 only if all hold; otherwise names what is wrong and exits 4.
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('verify', args, { json: { type: 'boolean' } })
-    if (values.help) {
-      ctx.stdout.write(verify.usage + '\n')
-      return 0
-    }
     if (positionals.length !== 1) throw new UsageError('kheadersfs verify: give exactly one IMAGE; see "kheadersfs verify --help"')
     const file = positionals[0]
     const image = await readImage(file)

@@ -2,9 +2,10 @@
 import { realpathSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { HostProgramsError, IoError, KernelTreeError, UsageError, reason } from '../errors'
+import { removeStaleTemps } from '../fs-atomic'
 import type { HostProgramsInfo, Manifest, Profile, TargetInfo } from '../image/format'
 import { serializeManifest } from '../image/manifest'
-import { buildImage, removeStaleTemps, writeFileAtomic } from '../image/write'
+import { buildImage, writeImage } from '../image/write'
 import { configGz } from './config-gz'
 import { describeElf } from './elf'
 import { LAYOUT_ORDER } from './build-order'
@@ -82,7 +83,7 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
     const manifest = buildManifest(tree, opts.profile, built, config, opts, { target: targetInfo, hostPrograms: rebuild?.info, source, layout: { order: LAYOUT_ORDER } })
     const image = await buildImage({ manifest: serializeManifest(manifest), config: config.gz, headers: built.txz }, tree.epoch)
     hooks.signal?.throwIfAborted()
-    writeFileAtomic(output, image)
+    writeImage(output, image)
     return { output, tree, manifest, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
   } finally {
     // The rebuilt host programs are read from the scratch copy until the archive is built.

@@ -3,13 +3,11 @@
 // only when the files are readable; otherwise relays the daemon's error and exit code.
 import { spawn } from 'node:child_process'
 import { closeSync, fstatSync } from 'node:fs'
-import { ExitCode, KheadersError } from '../errors'
+import { DaemonFailed, type KheadersError } from '../errors'
 import type { ReadyMessage } from './daemon'
 import { ensureRunDir, openPrivateAppend } from './state'
 
 export const READY_FD = 3
-
-export class DaemonFailed extends KheadersError {}
 
 /**
  * True when our stderr is systemd's journal (a service started us): systemd sets JOURNAL_STREAM to
@@ -54,7 +52,7 @@ export async function startDetached(argv: string[], opts: { logFile: string | nu
   return new Promise((resolve, reject) => {
     let buf = ''
     let settled = false
-    let failure: DaemonFailed | undefined
+    let failure: KheadersError | undefined
     const settle = (fn: () => void): void => {
       if (settled) return
       settled = true
@@ -78,7 +76,7 @@ export async function startDetached(argv: string[], opts: { logFile: string | nu
         })
       } else {
         // Settled by the exit handler: return only once the failed daemon is gone.
-        failure = new DaemonFailed(msg.message, { exitCode: msg.exitCode as ExitCode })
+        failure = new DaemonFailed(msg.message, msg) // exits with the daemon's exit code
         setTimeout(() => child.kill('SIGKILL'), 5000).unref()
       }
     })

@@ -2,10 +2,11 @@
 // once it serves, for `status` and `umount`, a plain pid file beside it (systemd's PIDFile= reads
 // /run/kheadersfs/%i.pid: the file name is the systemd-escaped mountpoint, the unit's instance), and
 // the daemon's log when it runs detached. Root-only: the directory is 0700 and the files 0600.
-import { chmodSync, chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { IoError } from '../errors'
+import { writeFileAtomic } from '../fs-atomic'
 
 export interface DaemonState {
   pid: number
@@ -96,18 +97,11 @@ export function openPrivateAppend(file: string): number {
   return openSync(file, flags | constants.O_EXCL, 0o600)
 }
 
-/** Write `data` to `file` through a fresh temp file and a rename: never through what was there. */
-function writePrivate(file: string, data: string): void {
-  const tmp = `${file}.${process.pid}`
-  rmSync(tmp, { force: true })
-  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
-  renameSync(tmp, file)
-}
-
 export function writeState(env: NodeJS.ProcessEnv, state: DaemonState): void {
   ensureRunDir(env)
-  writePrivate(statePath(env, state.mountpoint), JSON.stringify(state, null, 2) + '\n')
-  writePrivate(pidPath(env, state.mountpoint), `${state.pid}\n`)
+  // Through a fresh temp file and a rename, never through what was there; no fsync: /run is memory.
+  writeFileAtomic(statePath(env, state.mountpoint), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
+  writeFileAtomic(pidPath(env, state.mountpoint), `${state.pid}\n`, { mode: 0o600 })
 }
 
 export function readState(env: NodeJS.ProcessEnv, mountpoint: string): DaemonState | undefined {

@@ -3,7 +3,8 @@
 // an LZMA2 dictionary reset), which is what lets a reader seek by block.
 import { createHash } from 'node:crypto'
 import { crc32 } from './crc32'
-import { VliReader, XZ_CHECK, XzFormatError, checkSize, type XzBlock } from './index'
+import { XzFormatError } from '../errors'
+import { VliReader, XZ_CHECK, checkSize, type XzBlock } from './index'
 
 const FILTER_LZMA2 = 0x21
 
@@ -16,7 +17,7 @@ export interface XzBlockHeader {
 }
 
 const fail = (message: string): never => {
-  throw new XzFormatError(message)
+  throw new XzFormatError(`xz: ${message}`)
 }
 
 /** Parse the Block Header at `offset`, not reading at or past `limit`. */
@@ -93,7 +94,7 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   try {
     ;({ out, consumed } = await rawDecode(buf.subarray(block.dataOffset, block.dataOffset + block.dataSize), dictSize, block.uncompressedSize))
   } catch (e) {
-    throw new XzFormatError(`${where}: LZMA2 data: ${(e as Error).message}`, e)
+    throw new XzFormatError(`xz: ${where}: LZMA2 data: ${(e as Error).message}`, e)
   }
   // The decoder stops at LZMA2's end marker and ignores what follows; the spec wants the sizes to match.
   if (consumed !== block.dataSize) fail(`${where}: LZMA2 data ends after ${consumed} bytes, the index says ${block.dataSize}`)
@@ -115,7 +116,7 @@ function rawDecode(data: Buffer, dictSize: number, outSize: number): Promise<{ o
     const out = Buffer.allocUnsafe(outSize)
     let n = 0
     dec.on('data', (c: Buffer) => {
-      if (n + c.length > outSize) return dec.destroy(new XzFormatError(`decodes to more than the ${outSize} bytes the index says`))
+      if (n + c.length > outSize) return dec.destroy(new XzFormatError(`xz: decodes to more than the ${outSize} bytes the index says`))
       n += c.copy(out, n)
     })
     dec.once('end', () => resolve({ out: n === outSize ? out : out.subarray(0, n), consumed: dec.totalIn() }))

@@ -1,17 +1,8 @@
 // The block table of an in-memory .xz file, read from each Stream's Footer and Index without decoding
 // anything: Streams are walked backwards from the end (skipping Stream Padding), so concatenated
 // files work. Layout per the .xz file format spec (https://tukaani.org/xz/xz-file-format.txt).
-import { constants } from 'node:os'
-import { ExitCode, KheadersError } from '../errors'
+import { XzFormatError } from '../errors'
 import { crc32 } from './crc32'
-
-/** A malformed or unsupported .xz file. EIO for FUSE: to a reader it is a bad medium, not a bad call. */
-export class XzFormatError extends KheadersError {
-  constructor(message: string, cause?: unknown) {
-    super(`xz: ${message}`, { exitCode: ExitCode.badImage, errno: constants.errno.EIO, cause })
-  }
-}
-Object.defineProperty(XzFormatError.prototype, 'name', { value: 'XzFormatError', enumerable: false })
 
 export const XZ_CHECK = { none: 0x00, crc32: 0x01, crc64: 0x04, sha256: 0x0a } as const
 
@@ -68,7 +59,7 @@ const HEADER_SIZE = 12
 const FOOTER_SIZE = 12
 
 const fail = (message: string): never => {
-  throw new XzFormatError(message)
+  throw new XzFormatError(`xz: ${message}`)
 }
 
 /** Reads the spec's variable-length integers (1.2), never past `limit`. */

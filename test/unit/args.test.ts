@@ -1,7 +1,7 @@
 // Command-line parsing shared by every command (src/args.ts): parseArgs with one-line usage errors
 // (exit 2) that say what to write instead, and the integer, size and choice checks.
 import t from 'tap'
-import { intOption, oneOf, parseCommand, sizeOption } from '../../src/args'
+import { HelpRequested, intOption, oneOf, parseCommand, sizeOption } from '../../src/args'
 
 const usage = (message: string) => ({ name: 'UsageError', exitCode: 2, message })
 
@@ -10,10 +10,33 @@ t.test('parseCommand: values, positionals, --help/-h always known', async (t) =>
   const r = parseCommand('x', ['-o', 'a.img', '--json', 'pos', '-l'], opts)
   t.same({ ...r.values }, { output: 'a.img', json: true, lazy: true })
   t.same(r.positionals, ['pos'])
-  t.same({ ...parseCommand('x', ['-h'], opts).values }, { help: true })
-  t.same({ ...parseCommand('x', ['--help'], opts).values }, { help: true })
+  t.throws(() => parseCommand('x', ['-h'], opts), new HelpRequested('x'))
+  t.throws(() => parseCommand('x', ['--help'], opts), new HelpRequested('x'))
   t.same({ ...parseCommand('x', ['--output=-dash.img'], opts).values }, { output: '-dash.img' }, 'a value starting with "-" after =')
   t.same(parseCommand('x', ['--', '--json'], opts).positionals, ['--json'], 'after --, a positional')
+})
+
+t.test('parseCommand: --help wins over everything else on the line; an option\'s value or what follows -- does not ask', async (t) => {
+  const opts = { output: { type: 'string', short: 'o' }, foreground: { type: 'boolean', short: 'f' }, lazy: { type: 'boolean', short: 'l' } } as const
+  const help = (args: string[]): unknown => {
+    try {
+      parseCommand('mount', args, opts, false)
+    } catch (e) {
+      return e
+    }
+    return undefined
+  }
+  for (const args of [['--help'], ['-h'], ['--frob', '--help'], ['a', 'b', '-h', '--output'], ['--output=x', '--lazy=yes', '--help'], ['-fh'], ['-lfh', 'x'], ['--help', '--', 'x']]) {
+    const e = help(args)
+    t.ok(e instanceof HelpRequested, `${args.join(' ')}: help`)
+    t.match(e, { name: 'HelpRequested', command: 'mount', message: 'kheadersfs mount --help' })
+  }
+  t.match(help(['--', '--help']), { name: 'UsageError', message: /Unexpected argument '--help'/ })
+  t.same(parseCommand('mount', ['--', '-h'], opts).positionals, ['-h'])
+  t.match(help(['--output', '--help']), { name: 'UsageError', message: 'kheadersfs mount: the value after --output starts with "-"; write --output=VALUE to pass it, or give --output a value' }, 'an option\'s value')
+  t.same({ ...parseCommand('mount', ['-oh'], opts).values }, { output: 'h' }, '-oh: -o with the value "h"')
+  t.same({ ...parseCommand('mount', ['--output=--help'], opts).values }, { output: '--help' })
+  t.match(help(['--help=yes']), { name: 'UsageError', message: /--help' does not take an argument/ })
 })
 
 t.test('parseCommand: errors are one line, name the command and the fix, exit 2', async (t) => {

@@ -2,10 +2,11 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
+import { removeStaleTemps, tempPathFor } from '../../src/fs-atomic'
 import { FORMAT_ID, sha256, type Manifest } from '../../src/image/format'
 import { parseManifest, serializeManifest } from '../../src/image/manifest'
 import { parseImage } from '../../src/image/read'
-import { buildImage, removeStaleTemps, tempPathFor, writeFileAtomic } from '../../src/image/write'
+import { buildImage, writeImage } from '../../src/image/write'
 import { tmpDir } from '../helpers/tmp'
 
 // A real .xz of 4096 bytes (what the manifest below says the tar holds), one block.
@@ -107,13 +108,13 @@ t.test('image: every truncation, bit flip, reorder or extra member is refused wi
 t.test('atomic write: never a partial file; stale temps from a killed run are removed', async (t) => {
   const w = tmpDir(t)
   const target = path.join(w, 'out.img')
-  writeFileAtomic(target, Buffer.from('v1'))
+  writeImage(target, Buffer.from('v1'))
   t.equal(readdirSync(w).join(','), 'out.img')
   writeFileSync(tempPathFor(target, 999_999), 'partial')
   writeFileSync(tempPathFor(target, process.ppid), 'a live writer')
   t.same(removeStaleTemps(target), [tempPathFor(target, 999_999)])
   t.ok(existsSync(tempPathFor(target, process.ppid)), 'a temp file of a live process is left alone')
-  t.throws(() => writeFileAtomic(path.join(w, 'no/such/dir/x.img'), Buffer.from('x')), { exitCode: 8, message: /Cannot write image .*ENOENT.*pass -o/ })
+  t.throws(() => writeImage(path.join(w, 'no/such/dir/x.img'), Buffer.from('x')), { exitCode: 8, message: /Cannot write image .*ENOENT.*pass -o/ })
 })
 
 t.test('atomic write on a full filesystem: clear ENOSPC, no target, no temp', { skip: process.getuid?.() !== 0 && 'needs root to mount a small tmpfs' }, async (t) => {
@@ -121,6 +122,6 @@ t.test('atomic write on a full filesystem: clear ENOSPC, no target, no temp', { 
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'kheadersfs-test', w])
   t.teardown(() => execFileSync('umount', [w]))
   const target = path.join(w, 'out.img')
-  t.throws(() => writeFileAtomic(target, Buffer.alloc(1 << 20)), { exitCode: 8, message: /Cannot write image .*out\.img: ENOSPC: no space left on device; free some space/ })
+  t.throws(() => writeImage(target, Buffer.alloc(1 << 20)), { exitCode: 8, message: /Cannot write image .*out\.img: ENOSPC: no space left on device; free some space/ })
   t.same(readdirSync(w), [])
 })

@@ -1,0 +1,49 @@
+// What is mounted, as data (src/serve/status.ts): the mount table merged with the state files. A
+// state whose daemon runs but whose mount is gone is a lazily detached mount still serving; a state
+// whose daemon is gone and that is not mounted is no mount at all. (Live and stale mounts are in
+// test/e2e, where real mounts are made.)
+import path from 'node:path'
+import t from 'tap'
+import { writeState, type DaemonState } from '../../src/serve/state'
+import { collectStatus } from '../../src/serve/status'
+import { tmpDir } from '../helpers/tmp'
+
+const state = (mountpoint: string, pid: number, started = Date.now() - 5000): DaemonState => ({
+  pid,
+  mountpoint,
+  image: '/x.img',
+  release: '6.1.0-test',
+  profile: 'module-build',
+  imageBytes: 1234,
+  started,
+  logFile: null,
+  version: '0.1.0',
+})
+
+t.test('a running daemon without its mount: detached, with the daemon\'s figures; a dead one: nothing', async (t) => {
+  const base = tmpDir(t)
+  const env = { KHEADERSFS_RUN_DIR: path.join(base, 'run') }
+  t.same(
+    (await collectStatus(env)).filter((r) => r.mountpoint.startsWith(base)),
+    [],
+    'no state files: nothing of ours',
+  )
+  const detached = path.join(base, 'detached')
+  const gone = path.join(base, 'gone')
+  writeState(env, state(detached, process.pid)) // this process stands in for a running daemon
+  writeState(env, state(gone, 2 ** 22 + 1)) // above pid_max's default: never a running process
+  const rows = (await collectStatus(env)).filter((r) => r.mountpoint.startsWith(base))
+  t.equal(rows.length, 1, 'only the running daemon')
+  t.match(rows[0], {
+    mountpoint: detached,
+    state: 'detached',
+    pid: process.pid,
+    image: '/x.img',
+    release: '6.1.0-test',
+    profile: 'module-build',
+    imageBytes: 1234,
+    openFiles: 0,
+  })
+  t.ok(rows[0].rssBytes !== null && rows[0].rssBytes > 0, 'its RSS, from /proc')
+  t.ok(rows[0].uptimeSeconds !== null && rows[0].uptimeSeconds >= 4, 'its uptime, from the state')
+})
