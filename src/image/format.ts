@@ -133,27 +133,43 @@ export function toRow(f: FileRecord): FileRow {
 }
 
 export function fromRow(row: unknown, i: number): FileRecord {
-  const bad = (why: string): never => {
-    throw new Error(`files[${i}] ${why}`)
+  // Thousands of rows at every mount: no per-row closures, split arrays or destructuring, so that
+  // the daemon's load allocates (and collects) little besides the records.
+  if (!Array.isArray(row) || row.length < 5 || row.length > 6) badRow(i, 'is not a [path, type, offset, size, mode] row')
+  const p: unknown = row[0]
+  const code: unknown = row[1]
+  if (typeof p !== 'string' || !isSafePath(p)) badRow(i, `has an unsafe path ${JSON.stringify(p)}`)
+  if (code !== 'f' && code !== 'd' && code !== 'l') badRow(i, `has an unknown type ${JSON.stringify(code)}`)
+  for (let k = 2; k < 5; k++) {
+    if (!Number.isSafeInteger(row[k]) || row[k] < 0) badRow(i, `has a bad ${ROW_NUMBERS[k - 2]} ${JSON.stringify(row[k])}`)
   }
-  if (!Array.isArray(row) || row.length < 5 || row.length > 6) bad('is not a [path, type, offset, size, mode] row')
-  const [p, code, offset, size, mode, link] = row as unknown[]
-  if (typeof p !== 'string' || p === '' || p.startsWith('/') || p.split('/').some((c) => c === '' || c === '.' || c === '..')) {
-    bad(`has an unsafe path ${JSON.stringify(p)}`)
-  }
-  if (code !== 'f' && code !== 'd' && code !== 'l') bad(`has an unknown type ${JSON.stringify(code)}`)
-  for (const [name, v] of [
-    ['offset', offset],
-    ['size', size],
-    ['mode', mode],
-  ] as const) {
-    if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`has a bad ${name} ${JSON.stringify(v)}`)
-  }
-  if ((mode as number) > 0o7777) bad(`has a bad mode ${mode}`)
-  if (code === 'l' ? typeof link !== 'string' || link === '' : link !== undefined) bad('has a bad link target')
-  const rec: FileRecord = { path: p as string, type: CODE_TYPE[code as 'f'], offset: offset as number, size: size as number, mode: mode as number }
+  const offset = row[2] as number
+  const size = row[3] as number
+  const mode = row[4] as number
+  if (mode > 0o7777) badRow(i, `has a bad mode ${mode}`)
+  const link: unknown = row[5]
+  if (code === 'l' ? typeof link !== 'string' || link === '' : link !== undefined) badRow(i, 'has a bad link target')
+  const rec: FileRecord = { path: p as string, type: CODE_TYPE[code as 'f'], offset, size, mode }
   if (code === 'l') rec.link = link as string
   return rec
+}
+
+const ROW_NUMBERS = ['offset', 'size', 'mode'] as const
+
+function badRow(i: number, why: string): never {
+  throw new Error(`files[${i}] ${why}`)
+}
+
+/** Relative, and no component empty, "." or "..". */
+function isSafePath(p: string): boolean {
+  for (let start = 0; ; ) {
+    const slash = p.indexOf('/', start)
+    const end = slash < 0 ? p.length : slash
+    const n = end - start
+    if (n === 0 || (p.charCodeAt(start) === 0x2e && (n === 1 || (n === 2 && p.charCodeAt(start + 1) === 0x2e)))) return false
+    if (slash < 0) return true
+    start = slash + 1
+  }
 }
 
 /** The digest of SHA256SUMS and the manifest: lowercase hex sha256. */

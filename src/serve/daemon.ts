@@ -19,7 +19,7 @@ import { checkFuse, checkMountpoint } from './preflight'
 import { collectAfterLoad } from './reclaim'
 import { watchSession } from './session'
 import { removeState, writeState } from './state'
-import { buildTree, FLAT_FILES, VIEW_DIR, type Tree } from './tree'
+import { buildTree, completeView, FLAT_FILES, VIEW_DIR, type Tree } from './tree'
 import { createBuildLinks, MODULES_DIR, removeBuildLinks, type BuildLinks } from './build-links'
 
 export interface DaemonOptions {
@@ -112,9 +112,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     })
     log.info({ imageBytes: m.bytes, servedBytes: tree.bytes, loadMs: round(loadMs), mountMs: round(mountMs), totalMs: round(performance.now() - t0) }, 'mounted')
     tell({ ready: true, pid: process.pid })
-    // Off the path to ready: the load's garbage (JSON text, file records) goes now, not whenever V8
-    // next needs room, so the idle daemon holds the image, the tree and little else.
-    setImmediate(collectAfterLoad)
+    // Off the path to ready: the view's table (unless a lookup needed it already), then the load's
+    // garbage (JSON text, file records) goes, not whenever V8 next needs room, so that the idle
+    // daemon holds the image, the tree and little else.
+    setImmediate(() => {
+      completeView(tree)
+      collectAfterLoad()
+    })
 
     return await new Promise<number>((resolve) => {
       let stopping = false
@@ -163,7 +167,8 @@ async function load(opts: DaemonOptions): Promise<{ tree: Tree; image: { release
       `Cannot load image ${opts.image}: it is for kernel ${release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
     )
   }
-  const tree = buildTree(image, { view: opts.view, cacheBytes: opts.cacheBytes })
+  // The manifest's file table is checked by now; only the table built from it waits for ready.
+  const tree = buildTree(image, { view: opts.view, cacheBytes: opts.cacheBytes, deferView: true })
   return { tree, image: { release, profile, bytes: image.bytes } }
 }
 

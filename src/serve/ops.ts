@@ -7,7 +7,7 @@ import { FsError, FuseUnavailableError, reason } from '../errors'
 import type { Logger } from '../log'
 import { EROFS, guard } from './errno'
 import { fuseInstallHint } from './fuse-packages'
-import { lookup, NAME_MAX, readInto, readlink, type Node, type Tree } from './tree'
+import { completeView, lookup, NAME_MAX, readInto, readlink, type Node, type Tree } from './tree'
 
 const ST_RDONLY = 1
 
@@ -67,19 +67,22 @@ export function createOps(tree: Tree, log: Logger, counts?: Record<string, numbe
     statfs: guard(
       log,
       'statfs',
-      (_path: string) => ({
-        bsize: 4096,
-        frsize: 4096,
-        blocks: Math.ceil(tree.bytes / 4096),
-        bfree: 0,
-        bavail: 0,
-        files: tree.count,
-        ffree: 0,
-        favail: 0,
-        fsid: 0,
-        flag: ST_RDONLY,
-        namemax: NAME_MAX,
-      }),
+      (_path: string) => {
+        completeView(tree) // for its file count
+        return {
+          bsize: 4096,
+          frsize: 4096,
+          blocks: Math.ceil(tree.bytes / 4096),
+          bfree: 0,
+          bavail: 0,
+          files: tree.count,
+          ffree: 0,
+          favail: 0,
+          fsid: 0,
+          flag: ST_RDONLY,
+          namemax: NAME_MAX,
+        }
+      },
       ok,
       counts,
     ),

@@ -61,7 +61,9 @@ export interface Tree {
   count: number
   /** Reads the view's files out of kheaders.tar.xz; absent with the view off. */
   archive?: ArchiveReader
-  readonly table: Table
+  table: Table
+  /** Builds the view's table; set until it is built (TreeOptions.deferView). */
+  pending?: () => void
 }
 
 /** The flat files: kheaders.txz (the seed's /proc name), kheaders.tar.xz (the sysfs name), config.gz. */
@@ -74,6 +76,11 @@ export interface TreeOptions {
   view: boolean
   /** Bound of the decoded-block cache, in bytes. */
   cacheBytes: number
+  /**
+   * Build the view's table at its first lookup (or completeView()) rather than now: the daemon
+   * mounts and reports ready first, and its first lookups are seldom under kheaders/.
+   */
+  deferView?: boolean
 }
 
 const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } = constants
@@ -134,37 +141,61 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
     const data = name === 'config.gz' ? image.config : image.headers
     b.data.set(b.add(root, name, S_IFREG | 0o444, data.length), data)
   }
-  const tree = { mtime: new Date(image.manifest.epoch * 1000), bytes: image.config.length + image.headers.length, count: 0, archive: undefined as ArchiveReader | undefined }
-  if (opts.view) {
-    // Directory path (relative) → node, while building only.
-    const dirIds = new Map<string, number>([['', view]])
-    const dirOf = (p: string): number => {
-      const known = dirIds.get(p)
-      if (known !== undefined) return known
-      // The manifest lists directories before their contents; make any it left out, to be safe.
-      const slash = p.lastIndexOf('/')
-      const id = b.add(dirOf(slash < 0 ? '' : p.slice(0, slash)), p.slice(slash + 1), S_IFDIR | 0o755)
-      dirIds.set(p, id)
-      return id
-    }
-    for (const f of image.manifest.files) {
-      if (f.type === 'directory') {
-        b.setMode(dirOf(f.path), S_IFDIR | f.mode)
-        continue
-      }
-      const slash = f.path.lastIndexOf('/')
-      const parent = dirOf(slash < 0 ? '' : f.path.slice(0, slash))
-      const name = f.path.slice(slash + 1)
-      if (f.type === 'symlink') b.targets.set(b.add(parent, name, S_IFLNK | 0o777), f.link!)
-      else {
-        b.add(parent, name, S_IFREG | f.mode, f.size, f.offset)
-        tree.bytes += f.size
-      }
-    }
-    tree.archive = new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes)
+  const tree: Tree = { mtime: new Date(image.manifest.epoch * 1000), bytes: image.config.length + image.headers.length, count: b.count, table: b.table() }
+  if (!opts.view) return tree
+  tree.archive = new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes)
+  const files = image.manifest.files
+  for (const f of files) if (f.type === 'file') tree.bytes += f.size
+  tree.pending = () => {
+    tree.pending = undefined
+    addView(b, view, files)
+    tree.table = b.table()
+    tree.count = b.count
   }
-  tree.count = b.count
-  return { ...tree, table: b.table() }
+  if (!opts.deferView) tree.pending()
+  return tree
+}
+
+/** The archive's entries under the view's directory node `view`. */
+function addView(b: TableBuilder, view: number, files: Image['manifest']['files']): void {
+  // Directory path (relative) → node, while building only.
+  const dirIds = new Map<string, number>([['', view]])
+  const dirOf = (p: string): number => {
+    const known = dirIds.get(p)
+    if (known !== undefined) return known
+    // The manifest lists directories before their contents; make any it left out, to be safe.
+    const slash = p.lastIndexOf('/')
+    const id = b.add(dirOf(slash < 0 ? '' : p.slice(0, slash)), p.slice(slash + 1), S_IFDIR | 0o755)
+    dirIds.set(p, id)
+    return id
+  }
+  // Consecutive entries mostly share their directory: compare with the last one before slicing a
+  // key to look up.
+  let lastDir = ''
+  let lastId = view
+  for (const f of files) {
+    if (f.type === 'directory') {
+      b.setMode(dirOf(f.path), S_IFDIR | f.mode)
+      continue
+    }
+    const slash = f.path.lastIndexOf('/')
+    let parent = view
+    if (slash >= 0) {
+      if (slash !== lastDir.length || !f.path.startsWith(lastDir)) {
+        lastDir = f.path.slice(0, slash)
+        lastId = dirOf(lastDir)
+      }
+      parent = lastId
+    }
+    const name = f.path.slice(slash + 1)
+    if (f.type === 'symlink') b.targets.set(b.add(parent, name, S_IFLNK | 0o777), f.link!)
+    else b.add(parent, name, S_IFREG | f.mode, f.size, f.offset)
+  }
+}
+
+/** Build the view's table now if it was deferred. */
+export function completeView(tree: Tree): void {
+  tree.pending?.()
 }
 
 /** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
@@ -209,11 +240,13 @@ function node(t: Table, id: number): Node {
 }
 
 export function lookup(tree: Tree, path: string): Node {
+  if (tree.pending !== undefined && path.startsWith(`/${VIEW_DIR}`)) completeView(tree)
   return node(tree.table, find(tree.table, path))
 }
 
 /** Every path of the tree, the root first (for tests and tools; the daemon never lists them all). */
 export function paths(tree: Tree): string[] {
+  completeView(tree)
   const out = ['/']
   const walk = (id: number, prefix: string): void => {
     for (const [name, child] of tree.table.dirs.get(id)!) {

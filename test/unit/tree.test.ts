@@ -112,6 +112,19 @@ t.test('tree', async (t) => {
     t.same(linux.kind === 'dir' && [...linux.entries].sort(), readdirSync(path.join(tar, 'include/linux')).sort())
   })
 
+  t.test('deferView: the view is built at its first lookup under kheaders/, the same as built at once', async (t) => {
+    const lazy = buildTree(image, { view: true, cacheBytes: 0, deferView: true })
+    const eager = buildTree(image, { view: true, cacheBytes: 0 })
+    t.ok(lazy.pending !== undefined, 'not built yet')
+    t.same(lookup(lazy, '/'), lookup(eager, '/'), 'the root lists kheaders/ before')
+    t.same(lookup(lazy, '/config.gz'), lookup(eager, '/config.gz'), 'flat files are there before')
+    t.equal(lazy.bytes, eager.bytes, 'statfs bytes known before')
+    t.same(lookup(lazy, '/kheaders/include/linux/link.h'), lookup(eager, '/kheaders/include/linux/link.h'))
+    t.equal(lazy.pending, undefined, 'built by that lookup')
+    t.same(paths(lazy), paths(eager), 'the same paths')
+    t.equal(lazy.count, eager.count)
+  })
+
   t.test('lookup of a missing path: the errno tmpfs gives, decided at the first missing component', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 0 })
     const fails = (p: string, code: keyof typeof errno, why: string): void => {
