@@ -3,16 +3,13 @@
 //
 // The flat files (kheaders.txz, kheaders.tar.xz, config.gz) are Buffers in memory. The kheaders/
 // view is the archive's own tree, built from the manifest's file table at mount: lookups, stat and
-// readdir answer from the table, and only a read decodes, through an ArchiveReader.
-//
-// The table lives as long as the daemon, so it is compact: one slot per path in typed arrays (mode,
-// size, tar offset) and each name once, as a key of its directory's Map; no object and no full path
-// per file. Measured on a module-build image (6,779 paths): ~0.6 MB of heap, against ~1.6 MB for an
-// object per path in one Map keyed by full paths. lookup() makes a Node for the path it is asked for.
+// readdir answer from the table (serve/table.ts, packed: no object or string per path), and only a
+// read decodes, through an ArchiveReader. lookup() makes a Node for the path it is asked for.
 import { constants } from 'node:fs'
 import { FsError } from '../errors'
 import type { Image } from '../image/read'
 import { ArchiveReader } from './archive'
+import { child, entries, isDir, name, NONE, ROOT, TableBuilder, type Table } from './table'
 
 export interface FileNode {
   kind: 'file'
@@ -38,19 +35,6 @@ export interface DirNode {
 }
 
 export type Node = FileNode | LinkNode | DirNode
-
-/** The node table; internal to this module (lookup() and paths() read it). */
-interface Table {
-  /** S_IFMT type and permission bits, per node; node 0 is the root. */
-  mode: Uint32Array
-  size: Float64Array
-  offset: Float64Array
-  /** Directory node → name → node, in readdir order. */
-  dirs: Map<number, Map<string, number>>
-  targets: Map<number, string>
-  /** Flat files' bytes. */
-  data: Map<number, Buffer>
-}
 
 export interface Tree {
   /** Image creation time: the mtime/ctime/atime of everything. */
@@ -85,61 +69,20 @@ export interface TreeOptions {
 
 const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } = constants
 const DIR_MODE = S_IFDIR | 0o555
-const ROOT = 0
-
-/** Collects nodes in growable arrays; table() packs them into typed arrays once. */
-class TableBuilder {
-  private readonly mode: number[] = []
-  private readonly size: number[] = []
-  private readonly offset: number[] = []
-  readonly dirs = new Map<number, Map<string, number>>()
-  readonly targets = new Map<number, string>()
-  readonly data = new Map<number, Buffer>()
-
-  /** A new node, entered in `parent` under `name` (replacing what had that name). */
-  add(parent: number | undefined, name: string, mode: number, size = 0, offset = 0): number {
-    const id = this.mode.length
-    this.mode.push(mode)
-    this.size.push(size)
-    this.offset.push(offset)
-    if (parent !== undefined) this.dirs.get(parent)!.set(name, id)
-    if ((mode & S_IFMT) === S_IFDIR) this.dirs.set(id, new Map())
-    return id
-  }
-
-  setMode(id: number, mode: number): void {
-    this.mode[id] = mode
-  }
-
-  get count(): number {
-    return this.mode.length
-  }
-
-  table(): Table {
-    return {
-      mode: Uint32Array.from(this.mode),
-      size: Float64Array.from(this.size),
-      offset: Float64Array.from(this.offset),
-      dirs: this.dirs,
-      targets: this.targets,
-      data: this.data,
-    }
-  }
-}
 
 export function buildTree(image: Image, opts: TreeOptions = { view: false, cacheBytes: 0 }): Tree {
   const b = new TableBuilder()
-  const root = b.add(undefined, '', DIR_MODE)
+  const root = b.add(NONE, '', DIR_MODE)
   const names = opts.view ? [...FLAT_FILES, VIEW_DIR].sort() : [...FLAT_FILES]
   let view = -1
-  for (const name of names) {
-    if (name === VIEW_DIR) {
-      view = b.add(root, name, DIR_MODE)
+  for (const n of names) {
+    if (n === VIEW_DIR) {
+      view = b.add(root, n, DIR_MODE)
       continue
     }
     // kheaders.tar.xz and kheaders.txz: the same Buffer twice, the bytes exist once in memory.
-    const data = name === 'config.gz' ? image.config : image.headers
-    b.data.set(b.add(root, name, S_IFREG | 0o444, data.length), data)
+    const data = n === 'config.gz' ? image.config : image.headers
+    b.data.set(b.add(root, n, S_IFREG | 0o444, data.length), data)
   }
   const tree: Tree = { mtime: new Date(image.manifest.epoch * 1000), bytes: image.config.length + image.headers.length, count: b.count, table: b.table() }
   if (!opts.view) return tree
@@ -158,15 +101,20 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
 
 /** The archive's entries under the view's directory node `view`. */
 function addView(b: TableBuilder, view: number, files: Image['manifest']['files']): void {
-  // Directory path (relative) → node, while building only.
-  const dirIds = new Map<string, number>([['', view]])
+  // Relative path → node, while building only. The manifest never lists a path twice (checked),
+  // but a path may come as a file and as the directory of another path: the later one wins, in
+  // place, as a directory listing shows a name once.
+  const ids = new Map<string, number>([['', view]])
   const dirOf = (p: string): number => {
-    const known = dirIds.get(p)
-    if (known !== undefined) return known
+    const known = ids.get(p)
+    if (known !== undefined) {
+      if (!b.isDir(known)) b.set(known, S_IFDIR | 0o755)
+      return known
+    }
     // The manifest lists directories before their contents; make any it left out, to be safe.
     const slash = p.lastIndexOf('/')
     const id = b.add(dirOf(slash < 0 ? '' : p.slice(0, slash)), p.slice(slash + 1), S_IFDIR | 0o755)
-    dirIds.set(p, id)
+    ids.set(p, id)
     return id
   }
   // Consecutive entries mostly share their directory: compare with the last one before slicing a
@@ -178,18 +126,23 @@ function addView(b: TableBuilder, view: number, files: Image['manifest']['files'
       b.setMode(dirOf(f.path), S_IFDIR | f.mode)
       continue
     }
-    const slash = f.path.lastIndexOf('/')
-    let parent = view
-    if (slash >= 0) {
-      if (slash !== lastDir.length || !f.path.startsWith(lastDir)) {
-        lastDir = f.path.slice(0, slash)
-        lastId = dirOf(lastDir)
+    const mode = f.type === 'symlink' ? S_IFLNK | 0o777 : S_IFREG | f.mode
+    let id = ids.get(f.path)
+    if (id !== undefined) b.set(id, mode, f.size, f.offset)
+    else {
+      const slash = f.path.lastIndexOf('/')
+      let parent = view
+      if (slash >= 0) {
+        if (slash !== lastDir.length || !f.path.startsWith(lastDir)) {
+          lastDir = f.path.slice(0, slash)
+          lastId = dirOf(lastDir)
+        }
+        parent = lastId
       }
-      parent = lastId
+      id = b.add(parent, f.path.slice(slash + 1), mode, f.size, f.offset)
+      ids.set(f.path, id)
     }
-    const name = f.path.slice(slash + 1)
-    if (f.type === 'symlink') b.targets.set(b.add(parent, name, S_IFLNK | 0o777), f.link!)
-    else b.add(parent, name, S_IFREG | f.mode, f.size, f.offset)
+    if (f.type === 'symlink') b.targets.set(id, f.link!)
   }
 }
 
@@ -201,24 +154,28 @@ export function completeView(tree: Tree): void {
 /** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
 export const NAME_MAX = 255
 
+const scratch = Buffer.alloc(3 * 4096)
+
 /**
- * The node at `path` ("/kheaders/include/linux"), walked from the root one name at a time. A missing
- * path answers what a real filesystem answers, decided at its first missing component: ENOTDIR below
- * a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
+ * The node at `path` ("/kheaders/include/linux"), walked from the root one name at a time, on its
+ * UTF-8 bytes. A missing path answers what a real filesystem answers, decided at its first missing
+ * component: ENOTDIR below a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
  */
 function find(t: Table, path: string): number {
-  if (path === '/') return ROOT
+  if (path[0] !== '/') throw new FsError('ENOENT', path)
+  if (path.length === 1) return ROOT
+  // Paths are at most PATH_MAX (4096) bytes: encoded into one reused buffer, not a new one per call.
+  const bytes = path.length * 3 <= scratch.length ? scratch : Buffer.from(path)
+  const length = bytes === scratch ? scratch.write(path) : bytes.length
   let id = ROOT
   // `at` is the slash before the next name.
-  for (let at = 0; at < path.length; ) {
-    const next = path.indexOf('/', at + 1)
-    const end = next === -1 ? path.length : next
-    const dir = t.dirs.get(id)
-    if (dir === undefined) throw new FsError('ENOTDIR', path)
-    const name = path.slice(at + 1, end)
-    const child = dir.get(name)
-    if (child === undefined) throw new FsError(Buffer.byteLength(name) > NAME_MAX ? 'ENAMETOOLONG' : 'ENOENT', path)
-    id = child
+  for (let at = 0; at < length; ) {
+    let end = at + 1
+    while (end < length && bytes[end] !== 0x2f) end++
+    if (!isDir(t, id)) throw new FsError('ENOTDIR', path)
+    const next = child(t, id, bytes, at + 1, end)
+    if (next === NONE) throw new FsError(end - at - 1 > NAME_MAX ? 'ENAMETOOLONG' : 'ENOENT', path)
+    id = next
     at = end
   }
   return id
@@ -228,7 +185,14 @@ function node(t: Table, id: number): Node {
   const mode = t.mode[id]
   switch (mode & S_IFMT) {
     case S_IFDIR:
-      return { kind: 'dir', mode, entries: [...t.dirs.get(id)!.keys()] }
+      // Made when read (readdir), not for every getattr of a directory.
+      return {
+        kind: 'dir',
+        mode,
+        get entries() {
+          return entries(t, id)
+        },
+      }
     case S_IFLNK:
       return { kind: 'symlink', mode, target: t.targets.get(id)! }
     default: {
@@ -248,10 +212,11 @@ export function lookup(tree: Tree, path: string): Node {
 export function paths(tree: Tree): string[] {
   completeView(tree)
   const out = ['/']
-  const walk = (id: number, prefix: string): void => {
-    for (const [name, child] of tree.table.dirs.get(id)!) {
-      out.push(prefix + name)
-      if (tree.table.dirs.has(child)) walk(child, `${prefix}${name}/`)
+  const t = tree.table
+  const walk = (dir: number, prefix: string): void => {
+    for (let c = t.firstChild[dir]; c !== NONE; c = t.nextSibling[c]) {
+      out.push(prefix + name(t, c))
+      if (isDir(t, c)) walk(c, `${prefix}${name(t, c)}/`)
     }
   }
   walk(ROOT, '/')
