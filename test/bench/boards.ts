@@ -370,17 +370,27 @@ export async function benchBoards(ws: Workspace, note = ''): Promise<Section[]> 
   return sections
 }
 
-/** The existing report with its "## 5." section replaced (or appended) and the summary line recounted. */
-export function spliceSection(doc: string, markdown: string): string {
+/**
+ * The existing report with its "## N." section (default 5) replaced, or added before the first later
+ * section (or at the end), and the summary line recounted.
+ */
+export function spliceSection(doc: string, markdown: string, n = '5'): string {
   const lines = doc.split('\n')
-  const start = lines.findIndex((l) => /^## 5\. /.test(l))
+  const num = (l: string): number | undefined => {
+    const m = /^## (\d+)\. /.exec(l)
+    return m ? Number(m[1]) : undefined
+  }
+  const start = lines.findIndex((l) => num(l) === Number(n))
+  const body = markdown.trimEnd().split('\n')
   let out: string[]
   if (start < 0) {
-    out = [...lines.slice(0, lines.length && lines[lines.length - 1] === '' ? -1 : undefined), markdown.trimEnd(), '']
+    const later = lines.findIndex((l) => (num(l) ?? 0) > Number(n))
+    if (later < 0) out = [...lines.slice(0, lines.length && lines[lines.length - 1] === '' ? -1 : undefined), ...body, '']
+    else out = [...lines.slice(0, later), ...body, '', ...lines.slice(later)]
   } else {
-    let end = lines.findIndex((l, i) => i > start && /^## /.test(l) && !/^## 5\./.test(l))
+    let end = lines.findIndex((l, i) => i > start && /^## /.test(l))
     if (end < 0) end = lines.length
-    out = [...lines.slice(0, start), ...markdown.trimEnd().split('\n'), '', ...lines.slice(end)]
+    out = [...lines.slice(0, start), ...body, '', ...lines.slice(end)]
   }
   // Recount PASS/MISS over every table's Result column (the 6th cell of a 7-cell row).
   let pass = 0

@@ -309,10 +309,21 @@ export function umountImage(ws: Workspace, pid: number): UmountTimes {
   run('umount', [ws.mnt])
   const command = now() - t0
   while (alive(pid)) {
-    if (now() - t0 > 10_000) throw new Error(`daemon ${pid} still running 10 s after umount`)
+    if (now() - t0 > 10_000) throw new Error(`daemon ${pid} still running 10 s after umount (${procState(pid)}; ${ws.mnt} ${isMounted(ws.mnt) ? 'still mounted' : 'unmounted'})`)
     sleep(1)
   }
   return { command, exited: now() - t0 }
+}
+
+/** What a process is doing, for an error message: its state and kernel wait channel. */
+function procState(pid: number): string {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8')
+    return `state ${st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)}, wchan ${wchan || '0'}`
+  } catch {
+    return 'gone meanwhile'
+  }
 }
 
 /** Processes whose command line mentions `needle` (ourselves excluded). */
