@@ -203,8 +203,12 @@ function node(t: Table, id: number): Node {
   }
 }
 
+/** "/kheaders" and below (not "/kheaders.txz"). */
+const inView = (path: string): boolean => path.startsWith(VIEW_PREFIX) && (path.length === VIEW_PREFIX.length || path[VIEW_PREFIX.length] === '/')
+const VIEW_PREFIX = `/${VIEW_DIR}`
+
 export function lookup(tree: Tree, path: string): Node {
-  if (tree.pending !== undefined && path.startsWith(`/${VIEW_DIR}`)) completeView(tree)
+  if (tree.pending !== undefined && inView(path)) completeView(tree)
   return node(tree.table, find(tree.table, path))
 }
 

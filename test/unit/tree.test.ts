@@ -118,6 +118,8 @@ t.test('tree', async (t) => {
     t.ok(lazy.pending !== undefined, 'not built yet')
     t.same(lookup(lazy, '/'), lookup(eager, '/'), 'the root lists kheaders/ before')
     t.same(lookup(lazy, '/config.gz'), lookup(eager, '/config.gz'), 'flat files are there before')
+    t.same(lookup(lazy, '/kheaders.txz'), lookup(eager, '/kheaders.txz'))
+    t.ok(lazy.pending !== undefined, 'kheaders.txz is not in the view: still not built')
     t.equal(lazy.bytes, eager.bytes, 'statfs bytes known before')
     t.same(lookup(lazy, '/kheaders/include/linux/link.h'), lookup(eager, '/kheaders/include/linux/link.h'))
     t.equal(lazy.pending, undefined, 'built by that lookup')
