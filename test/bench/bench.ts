@@ -440,6 +440,9 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
   const mm = mountImage(ws, image)
   await new Promise((r) => setTimeout(r, 1000))
   const idle = memory(mm.pid)
+  // Idle for good: the daemon runs its last post-load collection a few seconds after mounting.
+  await new Promise((r) => setTimeout(r, 9000))
+  const idleLater = memory(mm.pid)
   // The flat files (kheaders.txz, kheaders.tar.xz, config.gz); the kheaders/ directory is section 4's.
   const flat = readdirSync(ws.mnt).filter((f) => statSync(path.join(ws.mnt, f)).isFile())
   for (let i = 0; i < 3; i++) for (const f of flat) readInProcess(path.join(ws.mnt, f))
@@ -463,11 +466,13 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
   const anonLimit = bare.anon + 1.05 * imageBytes + 3e6
   life.add({
     measure: 'daemon RssAnon, idle after mount',
-    ours: `anon ${fmtMB(idle.anon)} (RssFile ${fmtMB(idle.file)}; VmRSS ${fmtMB(idle.rss)})`,
+    ours: `anon ${fmtMB(idleLater.anon)} (RssFile ${fmtMB(idleLater.file)}; VmRSS ${fmtMB(idleLater.rss)})`,
     baseline: `bare node anon ${fmtMB(bare.anon)} (RssFile ${fmtMB(bare.file)}); image ${fmtMB(imageBytes)}`,
-    ratio: `node + image + ${fmtMB(idle.anon - bare.anon - imageBytes)}`,
-    target: atMost(idle.anon, anonLimit, `≤ node + 1.05 × image + 3 MB = ${fmtMB(anonLimit)}`),
-    how: 'RssAnon (and RssFile) of the daemon 1 s after `kheadersfs mount` returned; bare node = `node -e "setTimeout(()=>{},10000)"` after 1 s',
+    ratio: `node + image + ${fmtMB(idleLater.anon - bare.anon - imageBytes)}`,
+    target: atMost(idleLater.anon, anonLimit, `≤ node + 1.05 × image + 3 MB = ${fmtMB(anonLimit)}`),
+    how:
+      `RssAnon (and RssFile) of the daemon 10 s after \`kheadersfs mount\` returned (after 1 s: anon ${fmtMB(idle.anon)}, RssFile ${fmtMB(idle.file)}); ` +
+      'bare node = `node -e "setTimeout(()=>{},10000)"` after 1 s',
   })
   life.add(rssRow('daemon RSS after reading all files 3×', afterReads, `every file in MNT (${flat.join(', ')}; not the kheaders/ view: see 4.1, 4.4) read to EOF 3×, then VmRSS`))
   life.add({
