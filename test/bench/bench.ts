@@ -18,7 +18,8 @@
 //
 // `node dist/test/bench/bench.js --only boards` runs section 5 alone and splices it into the existing
 // docs/benchmarks.md (replacing its "## 5." section, or adding one), recounting the summary line;
-// `--only view` does the same with section 4 (packing its own two images first).
+// `--only view` does the same with section 4 (packing its own two images first); `--skip boards` runs
+// sections 1–4 and keeps section 5 from the existing report.
 //
 // Shared helpers (timing, commands, formatting, workspace, mounts) are in lib.ts.
 import { spawnSync } from 'node:child_process'
@@ -605,9 +606,13 @@ async function main(): Promise<number> {
     const serve = await benchServe(ws, pack.moduleImage)
     const viewSections = await benchView(ws, tree, { moduleImage: pack.moduleImage, moduleSource: 'of section 1', headersImage: pack.headersImage })
     rmSync(pack.headersImage, { force: true })
-    const boardSections = await benchBoards(ws)
+    // --skip boards: section 5 (emulated boards, ~11 min) is kept from the existing report.
+    const skipBoards = process.argv.includes('--skip') && process.argv[process.argv.indexOf('--skip') + 1] === 'boards'
+    const kept = skipBoards && existsSync(OUTPUT) ? sectionText(readFileSync(OUTPUT, 'utf8'), 5) : undefined
+    const boardSections = skipBoards ? [] : await benchBoards(ws)
     const all = [pack.section, ...serve, ...viewSections, ...boardSections]
-    const md = report(all, started, (now() - t0) / 1000, loadAtStart)
+    let md = report(all, started, (now() - t0) / 1000, loadAtStart)
+    if (kept !== undefined) md = spliceSection(md, `${kept}\n_Section 5 is from an earlier run (this one ran with \`--skip boards\`)._\n`, '5')
     writeFileSync(OUTPUT, md)
     process.stdout.write(md + '\n')
     const missed = all.flatMap((s) => s.rows).filter((r) => r.target && !r.target.pass)
@@ -626,3 +631,12 @@ main().then(
     process.exit(1)
   },
 )
+
+/** The markdown of section `n` ("## n. …" up to the next "## "), if the document has it. */
+function sectionText(doc: string, n: number): string | undefined {
+  const lines = doc.split('\n')
+  const start = lines.findIndex((l) => l.startsWith(`## ${n}. `))
+  if (start < 0) return undefined
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('## '))
+  return lines.slice(start, end < 0 ? undefined : end).join('\n').trimEnd() + '\n'
+}
