@@ -6,7 +6,8 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import os from 'node:os'
 import path from 'node:path'
 import { CLI } from '../helpers/cli'
-import { alive, daemonPids, isMounted } from '../helpers/mount'
+import { running } from '../../src/serve/mounts'
+import { daemonPids, isMounted } from '../helpers/mount'
 
 export const NODE = process.execPath
 
@@ -244,7 +245,7 @@ export function workspace(): Workspace {
 }
 
 function killPid(pid: number | undefined): void {
-  if (pid === undefined || !alive(pid)) return
+  if (pid === undefined || !running(pid)) return
   try {
     process.kill(pid, 'SIGKILL')
   } catch {
@@ -308,7 +309,7 @@ export function umountImage(ws: Workspace, pid: number): UmountTimes {
   const t0 = now()
   run('umount', [ws.mnt])
   const command = now() - t0
-  while (alive(pid)) {
+  while (running(pid)) {
     if (now() - t0 > 10_000) throw new Error(`daemon ${pid} still running 10 s after umount (${procState(pid)}; ${ws.mnt} ${isMounted(ws.mnt) ? 'still mounted' : 'unmounted'})`)
     sleep(1)
   }

@@ -13,13 +13,16 @@
 // `node dist/test/bench/bench.js --only view` runs this section alone (bench.ts).
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createHash } from 'node:crypto'
 import path from 'node:path'
-import { CLI, ROOT } from '../helpers/cli'
-import { HELLO, type DebianTree } from '../helpers/debian'
+import { CLI } from '../helpers/cli'
+import { BIGMOD, HELLO, type DebianTree } from '../helpers/debian'
 import { parseImage } from '../../src/image/read'
 import { DEFAULT_CACHE_MB } from '../../src/serve/mount-options'
-import { alive, isMounted } from '../helpers/mount'
+import { running } from '../../src/serve/mounts'
+import { isMounted } from '../helpers/mount'
+import { viewStats, type ViewStats } from '../helpers/observe'
+import { fileSha256 } from '../helpers/tree-digest'
+import { walkTree } from '../helpers/walk'
 import {
   atMost,
   canDropCaches,
@@ -62,41 +65,15 @@ interface Fixture {
   ko: string
 }
 const HELLO_FX: Fixture = { name: 'hello', dir: HELLO, ko: 'hello.ko' }
-/** test/fixtures/bigmod: the larger module (≈700 headers against hello's ≈400), see test/fixtures/README.md. */
-const BIGMOD_FX: Fixture = { name: 'bigmod', dir: path.join(ROOT, 'test', 'fixtures', 'bigmod'), ko: 'bigmod.ko' }
+/** test/fixtures/bigmod, the larger module. */
+const BIGMOD_FX: Fixture = { name: 'bigmod', dir: BIGMOD, ko: 'bigmod.ko' }
 /** The cache bounds 4.1 builds with; issue 12's targets are at TARGET_CACHE_MB. */
 const CACHES = [...new Set([4, 8, 16, 32, DEFAULT_CACHE_MB])].sort((a, b) => a - b)
 const TARGET_CACHE_MB = 8
 
 // ───────────────────────────── helpers ─────────────────────────────
 
-/** What the daemon logs on SIGUSR1 (src/serve/daemon.ts). */
-interface DaemonStats {
-  ops: Record<string, number>
-  cache: { bytes: number; boundBytes: number; blocks: number; hits: number; misses: number; decodes: number; evictions: number }
-  rssBytes: number
-}
-
-/** Send SIGUSR1 to the daemon and return the "stats" line it logs (needs log level info). */
-function daemonStats(ws: Workspace, pid: number): DaemonStats {
-  const state = readdirSync(ws.runDir)
-    .filter((f) => f.endsWith('.json'))
-    .map((f) => JSON.parse(readFileSync(path.join(ws.runDir, f), 'utf8')) as { pid: number; logFile: string | null })
-    .find((s) => s.pid === pid)
-  if (!state?.logFile) throw new Error(`no log file for daemon ${pid} in ${ws.runDir}`)
-  const lines = (): string[] => readFileSync(state.logFile!, 'utf8').split('\n').filter((l) => l.includes('"msg":"stats"'))
-  const before = lines().length
-  process.kill(pid, 'SIGUSR1')
-  const t0 = now()
-  for (;;) {
-    const l = lines()
-    if (l.length > before) return JSON.parse(l[l.length - 1]) as DaemonStats
-    if (now() - t0 > 5000) throw new Error(`daemon ${pid} logged no stats 5 s after SIGUSR1 (log level below info?)`)
-    sleep(5)
-  }
-}
-
-const fmtCache = (s: DaemonStats): string =>
+const fmtCache = (s: ViewStats): string =>
   `decodes ${s.cache.decodes}, misses ${s.cache.misses}, hits ${s.cache.hits}, evictions ${s.cache.evictions}; ` +
   `cache ${fmtMB(s.cache.bytes)} in ${s.cache.blocks} blocks (bound ${fmtMB(s.cache.boundBytes)})`
 
@@ -145,12 +122,15 @@ function rotate<T>(xs: T[], i: number): T[] {
 }
 
 /** Regular files under `root`, depth first, names sorted (the order of the archive, nearly). */
-function walk(root: string, out: string[] = []): string[] {
-  for (const e of readdirSync(root, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const p = path.join(root, e.name)
-    if (e.isDirectory()) walk(p, out)
-    else if (e.isFile()) out.push(p)
-  }
+function walk(root: string): string[] {
+  const out: string[] = []
+  walkTree(
+    root,
+    (rel, e) => {
+      if (e.isFile()) out.push(path.join(root, rel))
+    },
+    { sorted: true },
+  )
   return out
 }
 
@@ -192,7 +172,6 @@ function catOk(file: string): void {
   run('cat', [file], { stdio: ['ignore', 'ignore', 'pipe'] })
 }
 
-const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex')
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const mib = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`)
 
@@ -220,7 +199,7 @@ function archivemountPid(ws: Workspace, dir: string): number {
     .map(Number)
     .find((p) => {
       try {
-        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'archivemount' && alive(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(dir)
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'archivemount' && running(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(dir)
       } catch {
         return false
       }
@@ -234,7 +213,7 @@ function archivemountPid(ws: Workspace, dir: string): number {
 function unarchivemount(ws: Workspace, dir: string, pid: number): void {
   run('fusermount', ['-u', dir])
   const t0 = now()
-  while (alive(pid)) {
+  while (running(pid)) {
     if (now() - t0 > 10_000) throw new Error(`archivemount ${pid} still running 10 s after fusermount -u`)
     sleep(1)
   }
@@ -291,7 +270,7 @@ interface ColdBuild {
   idle: Memory
   /** VmRSS, RssAnon, RssFile right after the build */
   after: Memory
-  stats: DaemonStats
+  stats: ViewStats
 }
 
 async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): Promise<Section> {
@@ -339,7 +318,7 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
       const ms = buildModule(ws, fx, view)
       const peak = reset ? peakRss(m.pid) : NaN
       const after = memory(m.pid)
-      const st = daemonStats(ws, m.pid)
+      const st = await viewStats({ pid: m.pid, runDir: ws.runDir })
       ;(cold[key(fx, c)] ??= []).push({ ms, decodes: st.cache.decodes, peakOverIdle: peak - idle.rss, idle, after, stats: st })
       process.stderr.write(`    ${fx.ko} cold, cache_mb=${c}: ${fmtMs(ms)}, ${st.cache.decodes} decodes, RSS peak +${fmtMB(peak - idle.rss)}\n`)
       // The warm build (hello only): the same mount again, right after the cold one.
@@ -531,14 +510,14 @@ async function bccStyle(ws: Workspace, image: string): Promise<Section> {
   const decodes: number[] = []
   const extracted: number[] = []
   const extract: number[] = []
-  let last: DaemonStats | undefined
+  let last: ViewStats | undefined
   const steps = [
     async (): Promise<void> => {
       await tick()
       const mm = mountImage(ws, image, `cache_mb=${cacheMb},log_level=info`)
       dropCaches()
       cold.push(time(() => cpp(view)))
-      last = daemonStats(ws, mm.pid)
+      last = await viewStats({ pid: mm.pid, runDir: ws.runDir })
       decodes.push(last.cache.decodes)
       umountImage(ws, mm.pid)
     },
@@ -628,7 +607,7 @@ async function versusArchivemount(ws: Workspace, image: string, imageBytes: numb
       split.ours.push(now() - t0)
       until(() => catOk(khSmall))
       const t = now() - t0
-      if (!same) same = sha256(khSmall)
+      if (!same) same = fileSha256(khSmall)
       umountImage(ws, mountPid(ws))
       return t
     },
@@ -639,7 +618,7 @@ async function versusArchivemount(ws: Workspace, image: string, imageBytes: numb
       until(() => catOk(amSmall))
       const t = now() - t0
       const pid = archivemountPid(ws, am)
-      if (same && same !== sha256(amSmall)) same = 'DIFFERENT'
+      if (same && same !== fileSha256(amSmall)) same = 'DIFFERENT'
       unarchivemount(ws, am, pid)
       return t
     },
@@ -687,7 +666,7 @@ async function versusArchivemount(ws: Workspace, image: string, imageBytes: numb
       const t = now() - t0
       await settle(200)
       oursAfter.push(memory(m.pid))
-      oursDecodes.push(daemonStats(ws, m.pid).cache.decodes)
+      oursDecodes.push((await viewStats({ pid: m.pid, runDir: ws.runDir })).cache.decodes)
       umountImage(ws, m.pid)
       process.stderr.write(`    kheadersfs full read: ${fmtMs(t)}, ${oursDecodes.at(-1)} decodes\n`)
       return t
@@ -756,7 +735,7 @@ async function versusArchivemount(ws: Workspace, image: string, imageBytes: numb
   const t0 = now()
   const r = readList(inOrder)
   const ordered = now() - t0
-  const d = daemonStats(ws, m.pid).cache.decodes
+  const d = (await viewStats({ pid: m.pid, runDir: ws.runDir })).cache.decodes
   umountImage(ws, m.pid)
   section.add({
     measure: '… the same read in archive order',
@@ -801,7 +780,7 @@ async function memoryBound(ws: Workspace, image: string, view: string): Promise<
     const idleWhere = anonBreakdown(m.pid)
     const bound = cacheMb * MiB
     const limit = idle.rss + bound + slack
-    const passes: Array<{ mem: Memory; ms: number; stats: DaemonStats; files: number }> = []
+    const passes: Array<{ mem: Memory; ms: number; stats: ViewStats; files: number }> = []
     const files = archiveOrder(image, view)
     for (let i = 0; i < 3; i++) {
       dropCaches()
@@ -809,7 +788,7 @@ async function memoryBound(ws: Workspace, image: string, view: string): Promise<
       const r = readList(files)
       const ms = now() - t0
       await settle(200)
-      passes.push({ mem: memory(m.pid), ms, stats: daemonStats(ws, m.pid), files: r.files })
+      passes.push({ mem: memory(m.pid), ms, stats: await viewStats({ pid: m.pid, runDir: ws.runDir }), files: r.files })
     }
     section.add({
       measure: 'daemon RSS, idle after mount',
@@ -937,7 +916,7 @@ async function blockSizes(ws: Workspace, tree: DebianTree, moduleImage: string, 
       const m = mountImage(ws, images[s].image, `cache_mb=${c},log_level=info`)
       dropCaches()
       const ms = buildModule(ws, HELLO_FX, path.join(ws.mnt, 'kheaders'))
-      const st = daemonStats(ws, m.pid)
+      const st = await viewStats({ pid: m.pid, runDir: ws.runDir })
       umountImage(ws, m.pid)
       const b = (builds[`${s}/${c}`] ??= { ms: [], decodes: [], rss: [] })
       b.ms.push(ms)

@@ -4,10 +4,11 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
+import { running } from '../../src/serve/mounts'
 import { logPath, pidPath } from '../../src/serve/state'
 import { runCli } from '../helpers/cli'
 import { tinyImage } from '../helpers/images'
-import { alive, childPids, daemonPids, isMounted, mountDirs, mountImage, waitGone } from '../helpers/mount'
+import { childPids, daemonPids, isMounted, mountDirs, mountImage, waitGone } from '../helpers/mount'
 
 t.test('lifecycle', async (t) => {
   const image = await tinyImage(t)
@@ -46,7 +47,7 @@ t.test('lifecycle', async (t) => {
   t.test('external umount ends the daemon (and fusermount -u does too)', async (t) => {
     for (const how of [['umount'], ['fusermount', '-u']]) {
       const m = await mountImage(t, image, [])
-      t.ok(alive(m.pid))
+      t.ok(running(m.pid))
       execFileSync(how[0], [...how.slice(1), m.mnt])
       t.ok(await waitGone(m.pid, 10000), `${how.join(' ')}: daemon ${m.pid} exited`)
       t.notOk(isMounted(m.mnt))
@@ -62,7 +63,7 @@ t.test('lifecycle', async (t) => {
     const busy = await runCli(['umount', m.mnt], { env: m.env })
     t.equal(busy.code, 5)
     t.match(busy.stderr, new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`))
-    t.ok(isMounted(m.mnt) && alive(m.pid), 'still mounted and served')
+    t.ok(isMounted(m.mnt) && running(m.pid), 'still mounted and served')
     t.ok(statSync(path.join(m.mnt, 'config.gz')).size > 0)
     holder.kill('SIGKILL')
     await new Promise((r) => holder.once('exit', r))
@@ -93,7 +94,7 @@ t.test('lifecycle', async (t) => {
       const busy = await runCli(['umount', m.mnt], { env: { ...m.env, ...de, ...env } })
       t.equal(busy.code, 5, `exit 5 when ${who} refuses`)
       t.match(busy.stderr, new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`))
-      t.ok(isMounted(m.mnt) && alive(m.pid), 'still mounted and served')
+      t.ok(isMounted(m.mnt) && running(m.pid), 'still mounted and served')
     }
     holder.kill('SIGKILL')
     await new Promise((r) => holder.once('exit', r))
@@ -112,7 +113,7 @@ t.test('lifecycle', async (t) => {
     const buf = Buffer.alloc(6)
     t.equal(readSync(fd, buf, 0, 6, 0), 6)
     t.same([...buf], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'the open file still reads (xz magic)')
-    t.ok(alive(m.pid), 'daemon serves the remaining reader')
+    t.ok(running(m.pid), 'daemon serves the remaining reader')
     closeSync(fd)
     t.ok(await waitGone(m.pid, 10000), 'daemon exits once the last file closes')
   })
@@ -125,7 +126,7 @@ t.test('lifecycle', async (t) => {
     const deadline = Date.now() + 10000
     while (isMounted(m.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     t.notOk(isMounted(m.mnt), 'detached')
-    t.ok(alive(m.pid), 'still serving the open file')
+    t.ok(running(m.pid), 'still serving the open file')
     t.equal(readSync(fd, Buffer.alloc(2), 0, 2, 0), 2)
     closeSync(fd)
     t.ok(await waitGone(m.pid, 10000), 'exited after the file closed')

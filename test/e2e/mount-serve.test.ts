@@ -1,21 +1,23 @@
 // What a mounted image serves, checked through the kernel with real readers: bytes at any offset,
 // GNU tar and zcat, stat, the errno of every write-family operation, a non-root reader, 32 readers.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { createHash, randomInt } from 'node:crypto'
+import { randomInt } from 'node:crypto'
 import { closeSync, constants, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import t from 'tap'
+import { sha256 } from '../../src/image/format'
 import { parseImage } from '../../src/image/read'
 import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
+import { errnoCode } from '../helpers/fs-errors'
 import { mountImage } from '../helpers/mount'
 import { tmpDir } from '../helpers/tmp'
 import { treeDigest } from '../helpers/tree-digest'
+import { walkTree } from '../helpers/walk'
 
 const tree = debianTree()
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SKIP_NO_DEBIAN }, async (t) => {
   const imageFile = await packedImage(tree!, 'module-build')
@@ -23,9 +25,9 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
   const m = await mountImage(t, imageFile)
 
   t.test('bytes equal the image payloads, whole and at random offsets and lengths', async (t) => {
-    t.equal(sha(readFileSync(path.join(m.mnt, 'kheaders.txz'))), image.manifest.payloads['kheaders.tar.xz'].sha256)
-    t.equal(sha(readFileSync(path.join(m.mnt, 'kheaders.tar.xz'))), image.manifest.payloads['kheaders.tar.xz'].sha256)
-    t.equal(sha(readFileSync(path.join(m.mnt, 'config.gz'))), image.manifest.payloads['config.gz'].sha256)
+    t.equal(sha256(readFileSync(path.join(m.mnt, 'kheaders.txz'))), image.manifest.payloads['kheaders.tar.xz'].sha256)
+    t.equal(sha256(readFileSync(path.join(m.mnt, 'kheaders.tar.xz'))), image.manifest.payloads['kheaders.tar.xz'].sha256)
+    t.equal(sha256(readFileSync(path.join(m.mnt, 'config.gz'))), image.manifest.payloads['config.gz'].sha256)
     const fd = openSync(path.join(m.mnt, 'kheaders.txz'), 'r')
     t.teardown(() => closeSync(fd))
     const size = image.headers.length
@@ -47,13 +49,9 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
     const w = tmpDir(t)
     execFileSync('tar', ['-xf', path.join(m.mnt, 'kheaders.txz'), '-C', w])
     let n = 0
-    const walk = (d: string): void => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (e.isDirectory()) walk(path.join(d, e.name))
-        else n++
-      }
-    }
-    walk(w)
+    walkTree(w, (_, e) => {
+      if (!e.isDirectory()) n++
+    })
     t.equal(n, image.manifest.counts.files + image.manifest.counts.symlinks, 'every file and link extracted')
     const config = execFileSync('sh', ['-c', `zcat "${path.join(m.mnt, 'config.gz')}"`])
     t.ok(config.equals(readFileSync(path.join(tree!.objtree, '.config'))), 'zcat config.gz == the tree .config')
@@ -106,14 +104,6 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
 
   t.test('errno table: unknown paths and every write-family operation', async (t) => {
     const f = path.join(m.mnt, 'kheaders.txz')
-    const code = (fn: () => unknown): string | undefined => {
-      try {
-        fn()
-        return undefined
-      } catch (e) {
-        return (e as NodeJS.ErrnoException).code
-      }
-    }
     const table: Array<[string, () => unknown, string]> = [
       ['stat unknown name', () => statSync(path.join(m.mnt, 'nope')), 'ENOENT'],
       ['open unknown name', () => openSync(path.join(m.mnt, 'nope'), 'r'), 'ENOENT'],
@@ -135,7 +125,7 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
       ['symlink', () => fs.symlinkSync('x', path.join(m.mnt, 'l')), 'EROFS'],
       ['link', () => fs.linkSync(f, path.join(m.mnt, 'h')), 'EROFS'],
     ]
-    for (const [name, fn, want] of table) t.equal(code(fn), want, name)
+    for (const [name, fn, want] of table) t.equal(errnoCode(fn), want, name)
     const fifo = spawnSync('python3', ['-c', `import os\ntry:\n os.mkfifo(${JSON.stringify(path.join(m.mnt, 'fifo'))})\nexcept OSError as e:\n print(e.errno)`], { encoding: 'utf8' })
     t.equal(fifo.stdout.trim(), String(os.constants.errno.EROFS), 'mknod (fifo) → EROFS')
     const xattr = spawnSync('python3', ['-c', `import os\ntry:\n os.setxattr(${JSON.stringify(f)}, 'user.x', b'1')\nexcept OSError as e:\n print(e.errno)`], { encoding: 'utf8' })

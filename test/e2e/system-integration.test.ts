@@ -3,11 +3,11 @@
 // unloading, and the systemd units checked by `systemd-analyze verify`. The real install touches
 // /usr/local/bin, /sbin and /usr/local/lib/systemd/system; whatever was there is put back.
 import { spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { DEFAULT_DIRS, installPlan, MARK } from '../../src/commands/install-helpers'
+import { sha256 } from '../../src/image/format'
 import { parseImage } from '../../src/image/read'
 import { errorLines, run, runCli } from '../helpers/cli'
 import { tinyImage } from '../helpers/images'
@@ -15,7 +15,6 @@ import { daemonPids, isMounted, mountDirs, waitGone } from '../helpers/mount'
 import { tmpDir } from '../helpers/tmp'
 
 const root = process.getuid?.() === 0
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const mountOptions = (mnt: string): string => spawnSync('findmnt', ['-n', '-o', 'OPTIONS', '--mountpoint', mnt], { encoding: 'utf8' }).stdout.trim()
 
 t.test('install-helpers stages the CLI, the mount helper and the units', async (t) => {
@@ -89,7 +88,7 @@ t.test('mount(8), fstab and systemd with the helpers installed', { skip: !root &
     const d = mountDirs(t)
     const r = await run('mount', mountArgs(d.mnt), { env: { ...d.env, ...env } })
     t.equal(r.code, 0, `${name}: mount exits 0 (${r.stderr.trim()})`)
-    t.equal(sha(readFileSync(path.join(d.mnt, 'kheaders.txz'))), want.manifest.payloads['kheaders.tar.xz'].sha256, `${name}: kheaders.txz served`)
+    t.equal(sha256(readFileSync(path.join(d.mnt, 'kheaders.txz'))), want.manifest.payloads['kheaders.tar.xz'].sha256, `${name}: kheaders.txz served`)
     t.ok(readFileSync(path.join(d.mnt, 'config.gz')).equals(want.config), `${name}: config.gz served`)
     const opts = mountOptions(d.mnt).split(',')
     for (const o of ['ro', 'nosuid', 'nodev']) t.ok(opts.includes(o), `${name}: mounted ${o} (${opts.join(',')})`)

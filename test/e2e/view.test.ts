@@ -8,23 +8,18 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { parseImage } from '../../src/image/read'
-import { errorLines, ROOT, run, runCli } from '../helpers/cli'
-import { buildHello, debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
+import { errorLines, run, runCli } from '../helpers/cli'
+import { BIGMOD, buildHello, debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
+import { errnoCode } from '../helpers/fs-errors'
 import { tinyImage } from '../helpers/images'
-import { childPids, daemonStats, mountImage, waitGone } from '../helpers/mount'
-import { prng } from '../helpers/stress-mount'
+import { childPids, mountImage, waitGone } from '../helpers/mount'
+import { daemonStats } from '../helpers/observe'
+import { prng } from '../helpers/prng'
 import { tmpDir } from '../helpers/tmp'
 import { digestDiff, treeDigest } from '../helpers/tree-digest'
+import { walkTree } from '../helpers/walk'
 
 const tree = debianTree()
-const errno = (fn: () => unknown): string | undefined => {
-  try {
-    fn()
-    return undefined
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code
-  }
-}
 
 /** The __versions section of a module: the CRCs of every symbol it uses (modversions). */
 function versions(ko: string, dir: string): Buffer {
@@ -43,14 +38,10 @@ t.test('the kheaders/ view of the Debian module-build image', { skip: tree === u
   t.test('lookups, stat and readdir answer from the index: a full walk decodes nothing', async (t) => {
     const before = await daemonStats(m)
     let entries = 0
-    const walk = (d: string): void => {
-      for (const e of readdirSync(d)) {
-        const st = lstatSync(path.join(d, e))
-        entries++
-        if (st.isDirectory()) walk(path.join(d, e))
-      }
-    }
-    walk(view)
+    walkTree(view, (rel) => {
+      lstatSync(path.join(view, rel))
+      entries++
+    })
     const after = await daemonStats(m)
     t.ok(entries > 5000, `${entries} entries walked`)
     t.equal(after.cache!.decodes, before.cache!.decodes, 'no block decoded by stat and readdir')
@@ -95,9 +86,9 @@ t.test('the kheaders/ view of the Debian module-build image', { skip: tree === u
     t.ok(names.length > 1000, `${names.length} entries`)
     t.equal((after.ops.readdir ?? 0) - (before.ops.readdir ?? 0), 1, 'one readdir operation for the whole directory')
     const missing = path.join(big, 'no-such-header-kheadersfs.h')
-    t.equal(errno(() => statSync(missing)), 'ENOENT')
+    t.equal(errnoCode(() => statSync(missing)), 'ENOENT')
     const once = await daemonStats(m)
-    for (let i = 0; i < 20; i++) t.equal(errno(() => statSync(missing)), 'ENOENT')
+    for (let i = 0; i < 20; i++) t.equal(errnoCode(() => statSync(missing)), 'ENOENT')
     const again = await daemonStats(m)
     t.equal(again.ops.getattr, once.ops.getattr, 'repeated lookups of a missing name are answered by the kernel (negative cache)')
   })
@@ -105,14 +96,14 @@ t.test('the kheaders/ view of the Debian module-build image', { skip: tree === u
   t.test('errno: ENOENT, ENOTDIR, EISDIR, EINVAL, and EROFS for every write', async (t) => {
     const file = path.join(view, 'Makefile')
     const dir = path.join(view, 'include')
-    t.equal(errno(() => statSync(path.join(view, 'nope'))), 'ENOENT')
-    t.equal(errno(() => statSync(path.join(file, 'below'))), 'ENOTDIR')
-    t.equal(errno(() => readdirSync(file)), 'ENOTDIR')
-    t.equal(errno(() => statSync(path.join(dir, 'n'.repeat(255)))), 'ENOENT', 'a name of 255 bytes is allowed (and missing)')
-    t.equal(errno(() => statSync(path.join(dir, 'n'.repeat(256)))), 'ENAMETOOLONG', 'a name over NAME_MAX bytes')
-    t.equal(errno(() => statSync(path.join(view, 'nope', 'n'.repeat(256)))), 'ENOENT', 'decided at the first missing component')
-    t.equal(errno(() => readFileSync(dir)), 'EISDIR')
-    t.equal(errno(() => readlinkSync(file)), 'EINVAL', 'readlink of a non-link')
+    t.equal(errnoCode(() => statSync(path.join(view, 'nope'))), 'ENOENT')
+    t.equal(errnoCode(() => statSync(path.join(file, 'below'))), 'ENOTDIR')
+    t.equal(errnoCode(() => readdirSync(file)), 'ENOTDIR')
+    t.equal(errnoCode(() => statSync(path.join(dir, 'n'.repeat(255)))), 'ENOENT', 'a name of 255 bytes is allowed (and missing)')
+    t.equal(errnoCode(() => statSync(path.join(dir, 'n'.repeat(256)))), 'ENAMETOOLONG', 'a name over NAME_MAX bytes')
+    t.equal(errnoCode(() => statSync(path.join(view, 'nope', 'n'.repeat(256)))), 'ENOENT', 'decided at the first missing component')
+    t.equal(errnoCode(() => readFileSync(dir)), 'EISDIR')
+    t.equal(errnoCode(() => readlinkSync(file)), 'EINVAL', 'readlink of a non-link')
     const writes: Array<[string, () => unknown]> = [
       ['open for writing', () => closeSync(openSync(file, 'r+'))],
       ['create', () => closeSync(openSync(path.join(dir, 'new.h'), 'wx'))],
@@ -127,7 +118,7 @@ t.test('the kheaders/ view of the Debian module-build image', { skip: tree === u
       ['chown', () => fs.chownSync(file, 1, 1)],
       ['utimes', () => fs.utimesSync(file, 1, 1)],
     ]
-    for (const [name, fn] of writes) t.equal(errno(fn), 'EROFS', name)
+    for (const [name, fn] of writes) t.equal(errnoCode(fn), 'EROFS', name)
   })
 
   t.test('setxattr: EROFS (setfattr)', { skip: spawnSync('setfattr', ['--version']).error !== undefined && 'setfattr is not installed (Debian package attr)' }, async (t) => {
@@ -166,9 +157,6 @@ t.test('the kheaders/ view of the Debian module-build image', { skip: tree === u
     t.equal(bad, 0, `200 random preads of ${rel} match (seed ${seed})`)
   })
 })
-
-/** test/fixtures/bigmod: the larger module (≈700 headers against hello's ≈400), see test/fixtures/README.md. */
-const BIGMOD = path.join(ROOT, 'test', 'fixtures', 'bigmod')
 
 /** `make -C TREE M=COPY modules` of test/fixtures/bigmod copied under `workdir`, and the .ko's vermagic. */
 async function buildBigmod(tree: string, workdir: string): Promise<{ code: number | null; output: string; ko: string; vermagic: string }> {

@@ -1,12 +1,10 @@
 // Hand-made images for hostile-input tests: any members in any order, with SHA256SUMS recomputed so
 // that the checks behind the checksums (manifest fields, xz index, member layout) are what is tested.
-import { createHash } from 'node:crypto'
 import tarStream from 'tar-stream'
+import { sha256 } from '../../src/image/format'
 import { parseImage, readContainer } from '../../src/image/read'
 
 export type Member = [name: string, data: Buffer]
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 /** The members of a valid image, for altering one of them. */
 export function membersOf(image: Buffer): { manifest: Record<string, any>; config: Buffer; headers: Buffer } {
@@ -19,7 +17,7 @@ export function membersOf(image: Buffer): { manifest: Record<string, any>; confi
 
 /** SHA256SUMS for `members` (every member but the sums), as the packer writes it. */
 export function sums(members: Member[]): Buffer {
-  return Buffer.from(members.map(([n, d]) => `${sha(d)}  ${n}\n`).join(''))
+  return Buffer.from(members.map(([n, d]) => `${sha256(d)}  ${n}\n`).join(''))
 }
 
 /** A ustar archive of exactly these members, in order (add SHA256SUMS yourself, or use image()). */

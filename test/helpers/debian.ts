@@ -78,7 +78,10 @@ export async function packedImage(tree: DebianTree, profile: 'module-build' | 'h
   return file
 }
 
+/** test/fixtures/hello: the small module the builds compile. */
 export const HELLO = path.join(ROOT, 'test', 'fixtures', 'hello')
+/** test/fixtures/bigmod: the larger module (≈700 headers against hello's ≈400), see test/fixtures/README.md. */
+export const BIGMOD = path.join(ROOT, 'test', 'fixtures', 'bigmod')
 
 export interface ModuleBuild {
   code: number | null

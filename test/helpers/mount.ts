@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } 
 import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { running } from '../../src/serve/mounts'
 import { runCli, type Result } from './cli'
 
 interface T {
@@ -83,26 +84,36 @@ function kill(pid: number): void {
   }
 }
 
+/**
+ * kill -9 of the daemon and of its children (libfuse's fusermount auto_unmount helper, the findmnt
+ * watcher), so nothing removes the mount: a real stale mount. With `children: false` only the daemon
+ * dies and libfuse's helper unmounts. Returns the children's command names.
+ */
+export async function killDaemon(pid: number, children = true): Promise<string[]> {
+  const kids = children ? childPids(pid) : []
+  const names = kids.map((c) => {
+    try {
+      return readFileSync(`/proc/${c}/comm`, 'utf8').trim()
+    } catch {
+      return '?'
+    }
+  })
+  for (const c of kids) kill(c)
+  kill(pid)
+  await waitGone(pid)
+  for (const c of kids) await waitGone(c)
+  return names
+}
+
 export function isMounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((l) => l.split(' ')[4] === mnt.replace(/ /g, '\\040'))
 }
 
-/** True while `pid` runs (zombies count as exited: PID 1 may take a moment to reap). */
-export function alive(pid: number): boolean {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)
-    return state !== 'Z' && state !== 'X'
-  } catch {
-    return false
-  }
-}
-
 export async function waitGone(pid: number, ms = 10000): Promise<boolean> {
   const deadline = Date.now() + ms
-  while (alive(pid)) {
+  while (running(pid)) {
     if (Date.now() > deadline) return false
     await new Promise((r) => setTimeout(r, 10))
   }
@@ -116,27 +127,4 @@ export async function mountImage(t: T, image: string, extra: string[] = ['--forc
   if (result.code !== 0) throw new Error(`mount failed (${result.code}): ${result.stderr}`)
   const pid = daemonPids(runDir)[0]
   return { mnt, env, runDir, pid, result }
-}
-
-/** The daemon's figures: SIGUSR1 makes it log one "stats" line (ops per operation, block cache). */
-export interface DaemonStats {
-  ops: Record<string, number>
-  cache?: { bytes: number; boundBytes: number; blocks: number; hits: number; misses: number; decodes: number; evictions: number }
-  rssBytes: number
-}
-
-export async function daemonStats(m: { pid: number; runDir: string }): Promise<DaemonStats> {
-  const log = readdirSync(m.runDir).find((f) => f.endsWith('.log'))
-  if (log === undefined) throw new Error(`no daemon log in ${m.runDir}`)
-  const file = path.join(m.runDir, log)
-  const count = (): string[] => readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"msg":"stats"'))
-  const before = count().length
-  process.kill(m.pid, 'SIGUSR1')
-  const deadline = Date.now() + 5000
-  for (;;) {
-    const lines = count()
-    if (lines.length > before) return JSON.parse(lines[lines.length - 1]) as DaemonStats
-    if (Date.now() > deadline) throw new Error('the daemon logged no stats after SIGUSR1')
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }

@@ -1,24 +1,26 @@
-// What a directory tree holds, as one comparable map: path → "type mode sha256" for files, "d mode"
-// for directories, "l target" for symlinks. Used to compare extractions and the kheaders/ view.
-import { createHash } from 'node:crypto'
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+// What a directory tree holds, as one comparable map, and the digest of one file (src's sha256).
+// treeDigest: path → "f mode sha256" for files, "d mode" for directories, "l target" for symlinks;
+// used to compare extractions and the kheaders/ view. treeMap: the same without modes, as a plain
+// object (the expected tree the stress readers compare a mount with).
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs'
 import path from 'node:path'
+import { sha256 } from '../../src/image/format'
+import { walkTree } from './walk'
+
+/** sha256 (lowercase hex) of a file's bytes. */
+export function fileSha256(file: string): string {
+  return sha256(readFileSync(file))
+}
 
 export function treeDigest(dir: string): Map<string, string> {
   const out = new Map<string, string>()
-  const walk = (rel: string): void => {
-    for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-      const r = rel === '' ? e.name : `${rel}/${e.name}`
-      const full = path.join(dir, r)
-      const mode = (lstatSync(full).mode & 0o7777).toString(8)
-      if (e.isSymbolicLink()) out.set(r, `l ${readlinkSync(full)}`)
-      else if (e.isDirectory()) {
-        out.set(r, `d ${mode}`)
-        walk(r)
-      } else out.set(r, `f ${mode} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`)
-    }
-  }
-  walk('')
+  walkTree(dir, (r, e) => {
+    const full = path.join(dir, r)
+    const mode = (lstatSync(full).mode & 0o7777).toString(8)
+    if (e.isSymbolicLink()) out.set(r, `l ${readlinkSync(full)}`)
+    else if (e.isDirectory()) out.set(r, `d ${mode}`)
+    else out.set(r, `f ${mode} ${fileSha256(full)}`)
+  })
   return out
 }
 
@@ -26,4 +28,16 @@ export function treeDigest(dir: string): Map<string, string> {
 export function digestDiff(a: Map<string, string>, b: Map<string, string>): string[] {
   const names = new Set([...a.keys(), ...b.keys()])
   return [...names].filter((n) => a.get(n) !== b.get(n)).sort()
+}
+
+/** rel path → "f <sha256>" for files, "d" for directories, "l <target>" for links, under `dir`. */
+export function treeMap(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  walkTree(dir, (r, e) => {
+    const full = path.join(dir, r)
+    if (e.isSymbolicLink()) out[r] = `l ${readlinkSync(full)}`
+    else if (e.isDirectory()) out[r] = 'd'
+    else out[r] = `f ${fileSha256(full)}`
+  })
+  return out
 }

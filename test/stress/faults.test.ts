@@ -6,12 +6,16 @@ import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, readlinkS
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import t, { type Test } from 'tap'
+import { running } from '../../src/serve/mounts'
 import { CLI, runCli } from '../helpers/cli'
 import { debianTree, packedImage } from '../helpers/debian'
+import { errnoCode } from '../helpers/fs-errors'
 import { tinyImage } from '../helpers/images'
-import { alive, cleanupMount, daemonPids, isMounted, mountDirs, mountImage, waitGone } from '../helpers/mount'
+import { cleanupMount, daemonPids, isMounted, killDaemon, mountDirs, mountImage, waitGone } from '../helpers/mount'
+import { logErrors, logText, procsMentioning, waitFor } from '../helpers/observe'
+import { startWorker, sumResults, type ReaderResult, type Worker } from '../helpers/readers'
+import { imageParts, referenceTree } from '../helpers/reference-tree'
 import { record, size } from '../helpers/stress'
-import { errnoOf, imageParts, killDaemon, logErrors, logText, procsMentioning, referenceTree, startWorker, sumResults, waitFor, type ReaderResult, type Worker } from '../helpers/stress-mount'
 import { tmpDir } from '../helpers/tmp'
 
 const tree = debianTree()
@@ -112,7 +116,7 @@ t.test('kill -9 of the daemon during heavy reads: errors or right bytes, never w
       for (const r of results.slice(0, 3)) if (Object.keys(r.errors).length === 0) problems.push('an O_DIRECT reader ended without an error')
 
       if (stale) {
-        const ls = errnoOf(() => readdirSync(mnt))
+        const ls = errnoCode(() => readdirSync(mnt))
         if (!isMounted(mnt) || ls !== 'ENOTCONN') problems.push(`expected a stale mount, got mounted=${isMounted(mnt)} readdir=${ls}`)
       } else if (!(await waitFor(() => !isMounted(mnt), 10000))) problems.push('libfuse auto_unmount did not remove the mount')
 
@@ -193,9 +197,9 @@ t.test('the image file truncated, overwritten, deleted or replaced while mounted
     const results = await Promise.all([...during, ...after].map((w) => w.result))
     const sum = sumResults(results)
     totals.push(sum)
-    const ok = sum.wrong === 0 && Object.keys(sum.errors).length === 0 && results.every((r) => r.code === 0) && freshReadsOk(m.mnt, e) && alive(m.pid)
+    const ok = sum.wrong === 0 && Object.keys(sum.errors).length === 0 && results.every((r) => r.code === 0) && freshReadsOk(m.mnt, e) && running(m.pid)
     if (ok) passed++
-    else fails.push(`${what}: wrong ${sum.wrong} ${JSON.stringify(sum.wrongDetail.slice(0, 3))}, errors ${JSON.stringify(sum.errors)}, daemon alive ${alive(m.pid)}`)
+    else fails.push(`${what}: wrong ${sum.wrong} ${JSON.stringify(sum.wrongDetail.slice(0, 3))}, errors ${JSON.stringify(sum.errors)}, daemon alive ${running(m.pid)}`)
     execFileSync('umount', [m.mnt])
     await waitGone(m.pid)
   }
@@ -222,10 +226,10 @@ async function foregroundDaemon(t: Test, image: string): Promise<{ mnt: string; 
   closeSync(logFd)
   const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
   t.teardown(() => {
-    if (alive(child.pid!)) child.kill('SIGKILL')
+    if (running(child.pid!)) child.kill('SIGKILL')
   })
-  const ready = await waitFor(() => logText(runDir).includes('"msg":"mounted"') || !alive(child.pid!), 30000)
-  if (!ready || !alive(child.pid!)) throw new Error(`foreground daemon did not mount: ${logText(runDir)}`)
+  const ready = await waitFor(() => logText(runDir).includes('"msg":"mounted"') || !running(child.pid!), 30000)
+  if (!ready || !running(child.pid!)) throw new Error(`foreground daemon did not mount: ${logText(runDir)}`)
   return { mnt, runDir, env, exit, pid: child.pid! }
 }
 
@@ -255,7 +259,7 @@ t.test('unmount while a reader sits in a long read: it detaches, the reader fini
     await expectLine(w, 'at 12288')
     const busy = await runCli(['umount', m.mnt], { env: m.env })
     execFileSync('umount', ['-l', m.mnt])
-    const detached = !isMounted(m.mnt) && alive(m.pid)
+    const detached = !isMounted(m.mnt) && running(m.pid)
     w.send('5')
     await expectLine(w, 'at 32768')
     w.send('rest')
@@ -296,7 +300,7 @@ t.test('unmount while a reader sits in a long read: it detaches, the reader fini
       }
     })
     const lazy = await runCli(['umount', '--lazy', m.mnt], { env: m.env })
-    const detached = !isMounted(m.mnt) && alive(m.pid)
+    const detached = !isMounted(m.mnt) && running(m.pid)
     const chunks: Buffer[] = []
     cat.stdout.on('data', (d: Buffer) => chunks.push(d))
     cat.stdout.resume()
@@ -329,7 +333,7 @@ t.test('unmount while a reader sits in a long read: it detaches, the reader fini
       await expectLine(w, 'at 8192')
       detach(d)
       const detached = await waitFor(() => !isMounted(d.mnt), 10000)
-      const stillServing = alive(d.pid)
+      const stillServing = running(d.pid)
       w.send('rest')
       const r = await w.result
       const code = await within(d.exit, 30000)

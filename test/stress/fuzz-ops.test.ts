@@ -11,12 +11,18 @@ import { execFileSync } from 'node:child_process'
 import fs, { constants } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
+import { sha256 } from '../../src/image/format'
+import { running } from '../../src/serve/mounts'
 import { debianTree, packedImage } from '../helpers/debian'
 import { tinyImage } from '../helpers/images'
-import { alive, mountImage } from '../helpers/mount'
+import { mountImage } from '../helpers/mount'
+import { logErrors } from '../helpers/observe'
+import { prng } from '../helpers/prng'
+import { HAVE_RAW_SYSCALLS, rawSyscalls, type RawOp } from '../helpers/raw-syscalls'
+import { imageParts, referenceTree } from '../helpers/reference-tree'
 import { record, scale, size } from '../helpers/stress'
-import { HAVE_RAW_SYSCALLS, imageParts, logErrors, prng, rawSyscalls, referenceTree, sha256, type RawOp } from '../helpers/stress-mount'
 import { tmpDir } from '../helpers/tmp'
+import { walkTree } from '../helpers/walk'
 
 const tree = debianTree()
 
@@ -76,23 +82,18 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
   const dirs: string[] = ['kheaders']
   const links: string[] = []
   const sizes = new Map<string, number>()
-  const walk = (rel: string): void => {
-    for (const e of fs.readdirSync(path.join(refDir, rel), { withFileTypes: true })) {
-      const r = rel === '' ? e.name : `${rel}/${e.name}`
-      if (e.isSymbolicLink()) {
-        // Write attempts follow links: only links that stay inside the tree are used.
-        const target = path.resolve(path.dirname(path.join(refDir, r)), fs.readlinkSync(path.join(refDir, r)))
-        if (target.startsWith(refDir + '/')) links.push(r)
-      } else if (e.isDirectory()) {
-        dirs.push(r)
-        walk(r)
-      } else {
-        files.push(r)
-        sizes.set(r, fs.statSync(path.join(refDir, r)).size)
-      }
+  walkTree(path.join(refDir, 'kheaders'), (rel, e) => {
+    const r = `kheaders/${rel}`
+    if (e.isSymbolicLink()) {
+      // Write attempts follow links: only links that stay inside the tree are used.
+      const target = path.resolve(path.dirname(path.join(refDir, r)), fs.readlinkSync(path.join(refDir, r)))
+      if (target.startsWith(refDir + '/')) links.push(r)
+    } else if (e.isDirectory()) dirs.push(r)
+    else {
+      files.push(r)
+      sizes.set(r, fs.statSync(path.join(refDir, r)).size)
     }
-  }
-  walk('kheaders')
+  })
   const flat = ['kheaders.txz', 'kheaders.tar.xz', 'config.gz']
   for (const f of flat) sizes.set(f, fs.statSync(path.join(refDir, f)).size)
   const odd = ['\x01', '\n', ' ', '\\', '*', '%s', '\x7f', '\xe9', '\u2603']
@@ -182,7 +183,7 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
       const b = fs.readFileSync(p)
       return `${b.length} ${sha256(b)}`
     })
-    if (x < 0.53) return read('readdir', (p) => sha256(fs.readdirSync(p).sort().join('\0')))
+    if (x < 0.53) return read('readdir', (p) => sha256(Buffer.from(fs.readdirSync(p).sort().join('\0'))))
     if (x < 0.58) return read('readlink', (p) => fs.readlinkSync(p).toString())
     if (x < 0.63) {
       const mode = pick([constants.F_OK, constants.R_OK, constants.W_OK, constants.X_OK, constants.R_OK | constants.W_OK])
@@ -297,7 +298,7 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
   }
   const tried = HAVE_RAW_SYSCALLS ? count : count - rawOps.length
   const seconds = (Date.now() - t0) / 1000
-  const daemonAlive = alive(m.pid)
+  const daemonAlive = running(m.pid)
   const errors = logErrors(m.runDir)
   const list = [...mismatches.entries()].sort((a, b) => b[1].n - a[1].n).map(([k, v]) => `${v.n}× ${k} (e.g. ${v.example})`)
   record({

@@ -1,12 +1,13 @@
 // Hostile and broken images: every one must be refused by `kheadersfs verify` and by `kheadersfs
 // mount` with one clear line and exit 4 (3 when absent), leaving no mount and no daemon behind.
 // Crafted images get consistent SHA256SUMS, so the checks behind the checksums are what is tested.
-import { createHash, randomInt } from 'node:crypto'
+import { randomInt } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
+import { sha256 } from '../../src/image/format'
 import { errorLines, runCli } from '../helpers/cli'
 import { image as craft, membersOf, sums, tarOf, type Member } from '../helpers/craft-image'
 import { tinyImage } from '../helpers/images'
@@ -134,10 +135,6 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
   record({ area: 'Hostile input', name: 'Images: truncated, bit flips, not a tar, wrong format/version, absurd sizes, duplicate/unexpected members, unsafe names, lying payloads — refused by verify and mount, no mount left', tried, passed, detail: `${cuts} truncations, ${flips} bit flips, ${cases.length - cuts - flips} crafted` })
   t.equal(passed, tried)
 })
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex')
-}
 
 /** Recompute the ustar checksum of the header at `off` after editing it. */
 function fixChecksum(b: Buffer, off: number): void {

@@ -3,8 +3,7 @@
 // stays byte for byte), SIGINT and ENOSPC leave no temp file, and the temp file a kill -9 leaves is
 // recognizable and removed by the next pack.
 import { spawn, spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { TEMP_MARK } from '../../src/fs-atomic'
@@ -12,9 +11,9 @@ import { CLI, errorLines, runCli } from '../helpers/cli'
 import { debianTree, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { record, size } from '../helpers/stress'
 import { tmpDir } from '../helpers/tmp'
+import { fileSha256 } from '../helpers/tree-digest'
 
 const tree = debianTree()
-const sha = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex')
 const temps = (dir: string): string[] => readdirSync(dir).filter((n) => n.includes(TEMP_MARK))
 
 interface Interrupted {
@@ -62,7 +61,7 @@ t.test('pack interrupted at random points', { skip: tree === undefined && SKIP_N
   const first = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
   t.equal(first.code, 0, first.stderr)
   const packMs = Date.now() - t0
-  const good = sha(out)
+  const good = fileSha256(out)
 
   for (const signal of ['SIGKILL', 'SIGINT'] as const) {
     const runs = size(20, 2)
@@ -87,14 +86,14 @@ t.test('pack interrupted at random points', { skip: tree === undefined && SKIP_N
               t.same(left, [], `SIGINT at ${when}: no temp file`),
               r.code === 130 ? t.match(errorLines(r.stderr).join('\n'), /^kheadersfs pack: interrupted; no image was written$/m, 'says so') : true,
             ]
-      const intact = t.equal(sha(out), good, `${signal} at ${when}: the image at the output path is the old one, whole`)
+      const intact = t.equal(fileSha256(out), good, `${signal} at ${when}: the image at the output path is the old one, whole`)
       // The next pack cleans up what a kill left, and still gives the same bytes.
       const next = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
       const cleaned = [
         t.equal(next.code, 0, next.stderr),
         t.same(temps(dir), [], 'no temp file after the next pack'),
         left.length > 0 ? t.match(next.stderr, /removed a temp file left by an interrupted pack/) : true,
-        t.equal(sha(out), good, 'the next pack gives the same bytes'),
+        t.equal(fileSha256(out), good, 'the next pack gives the same bytes'),
       ]
       if ([...checks, intact, ...cleaned].every(Boolean)) passed++
     }

@@ -9,15 +9,20 @@ import os from 'node:os'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
+import { sha256 } from '../../src/image/format'
+import { running } from '../../src/serve/mounts'
 import { logPath, mountId } from '../../src/serve/state'
 import { errorLines, run, runCli } from '../helpers/cli'
 import { debianTree, packedImage } from '../helpers/debian'
 import { tinyImage } from '../helpers/images'
-import { alive, cleanupMount, daemonPids, isMounted, mountDirs, mountImage, type TestMount } from '../helpers/mount'
+import { cleanupMount, daemonPids, isMounted, mountDirs, mountImage, type TestMount } from '../helpers/mount'
+import { logErrors, procsMentioning } from '../helpers/observe'
+import { HAVE_RAW_SYSCALLS, rawSyscalls } from '../helpers/raw-syscalls'
+import { startWorker, sumResults } from '../helpers/readers'
+import { imageParts } from '../helpers/reference-tree'
 import { record } from '../helpers/stress'
-import { HAVE_RAW_SYSCALLS, imageParts, logErrors, procsMentioning, rawSyscalls, sha256, startWorker, sumResults } from '../helpers/stress-mount'
-import { tmpDir } from '../helpers/tmp'
 import { tinyTree } from '../helpers/tiny-tree'
+import { tmpDir } from '../helpers/tmp'
 
 const tree = debianTree()
 const NOBODY = 'nobody'
@@ -214,8 +219,8 @@ t.test('other users read every file but cannot unmount or stop a root mount', as
   const bad: string[] = []
   for (const [name, argv] of attempts) {
     const r = spawnSync('runuser', ['-u', NOBODY, '--', ...argv], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: pub } })
-    if (r.status !== 0 && isMounted(m.mnt) && alive(m.pid)) refused.push(`${name} → ${r.status}`)
-    else bad.push(`${name} as nobody: exit ${r.status}, mounted ${isMounted(m.mnt)}, daemon alive ${alive(m.pid)}`)
+    if (r.status !== 0 && isMounted(m.mnt) && running(m.pid)) refused.push(`${name} → ${r.status}`)
+    else bad.push(`${name} as nobody: exit ${r.status}, mounted ${isMounted(m.mnt)}, daemon alive ${running(m.pid)}`)
   }
   const stillServed = fs.readFileSync(path.join(m.mnt, 'config.gz')).equals(p.config)
   const readOk = sum.wrong === 0 && Object.keys(sum.errors).length === 0 && results.every((r) => r.code === 0) && asNobody.status === 0 && asNobody.stdout === asRoot.stdout

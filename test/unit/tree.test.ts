@@ -9,6 +9,7 @@ import t from 'tap'
 import { readImage, type Image } from '../../src/image/read'
 import { buildTree, FLAT_FILES, lookup, NAME_MAX, paths, readInto, readlink, VIEW_DIR, type Node, type Tree } from '../../src/serve/tree'
 import { BIG_HEADER, viewImage } from '../helpers/images'
+import { walkTree } from '../helpers/walk'
 
 const { errno } = os
 const S_IFDIR = 0o040000
@@ -17,14 +18,10 @@ const S_IFLNK = 0o120000
 /** What an FsError with `code` looks like: its errno, and a message that starts with the code. */
 const fsError = (code: keyof typeof errno) => ({ errno: errno[code], message: new RegExp(`^${code}: `) })
 
-/** Every path under `dir` (relative), as lstat sees it. */
-function walk(dir: string, rel = ''): string[] {
+/** Every path under `dir` (relative), depth first, names sorted. */
+function walk(dir: string): string[] {
   const out: string[] = []
-  for (const name of readdirSync(path.join(dir, rel)).sort()) {
-    const r = rel === '' ? name : `${rel}/${name}`
-    out.push(r)
-    if (lstatSync(path.join(dir, r)).isDirectory()) out.push(...walk(dir, r))
-  }
+  walkTree(dir, (r) => out.push(r), { sorted: true })
   return out
 }
 

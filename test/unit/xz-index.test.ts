@@ -5,23 +5,10 @@ import { crc32 } from 'node:zlib'
 import t from 'tap'
 import { xzBuffer } from '../../src/pack/xz'
 import { VliReader, XZ_CHECK, findBlocks, parseXzIndex, type XzIndex } from '../../src/xz/index'
+import { headerText } from '../helpers/header-text'
 import { tmpDir } from '../helpers/tmp'
 
-/** Deterministic header-like text: compressible, but not so much that blocks get tiny. */
-function sample(size: number, seed = 1): Buffer {
-  const parts: string[] = []
-  let n = 0
-  let x = seed
-  while (n < size) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0
-    const line = `#define CONFIG_${(x >>> 8).toString(36).toUpperCase()}_${n % 97} 0x${x.toString(16)}\n`
-    parts.push(line)
-    n += line.length
-  }
-  return Buffer.from(parts.join('')).subarray(0, size)
-}
-
-const INPUT = sample(700_000)
+const INPUT = headerText(700_000)
 const xz = (args: string[], input: Buffer = INPUT): Buffer => execFileSync('xz', ['-c', ...args], { input, maxBuffer: 64 << 20 })
 
 const CHECK_NAMES: Record<string, number> = { None: XZ_CHECK.none, CRC32: XZ_CHECK.crc32, CRC64: XZ_CHECK.crc64, 'SHA-256': XZ_CHECK.sha256 }
