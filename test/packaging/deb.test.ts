@@ -38,7 +38,7 @@ const REQUIRED = [
   `${APP}/dist/src/cli.js`,
   `${APP}/node_modules/fuse-native/build/Release/fuse.node`,
   `${APP}/node_modules/lzma-native/build/Release/lzma_native.node`,
-  `${APP}/node_modules/pino/package.json`,
+  `${APP}/node_modules/cli-progress/package.json`,
   `${APP}/node_modules/tar-stream/package.json`,
   'usr/share/man/man1/kheadersfs.1.gz',
   'usr/share/bash-completion/completions/kheadersfs',
