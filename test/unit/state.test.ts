@@ -6,19 +6,10 @@ import { execFileSync } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
 import { ensureRunDir, listStates, logPath, mountId, openPrivateAppend, pidPath, readState, removeState, runDir, statePath, writeState, type DaemonState } from '../../src/serve/state'
+import { daemonState } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 
-const state = (mountpoint: string, pid: number): DaemonState => ({
-  pid,
-  mountpoint,
-  image: '/x.img',
-  release: '6.1.0-test',
-  profile: 'module-build',
-  imageBytes: 1234,
-  started: 1_700_000_000_000,
-  logFile: null,
-  version: '0.1.0',
-})
+const state = (mountpoint: string, pid: number): DaemonState => daemonState(mountpoint, pid)
 const mode = (p: string): number => lstatSync(p).mode & 0o7777
 
 t.test('names: systemd-escape --path of the mountpoint, in the run directory', async (t) => {

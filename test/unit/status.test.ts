@@ -6,19 +6,10 @@ import path from 'node:path'
 import t from 'tap'
 import { writeState, type DaemonState } from '../../src/serve/state'
 import { collectStatus } from '../../src/serve/status'
+import { daemonState } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 
-const state = (mountpoint: string, pid: number, started = Date.now() - 5000): DaemonState => ({
-  pid,
-  mountpoint,
-  image: '/x.img',
-  release: '6.1.0-test',
-  profile: 'module-build',
-  imageBytes: 1234,
-  started,
-  logFile: null,
-  version: '0.1.0',
-})
+const state = (mountpoint: string, pid: number, started = Date.now() - 5000): DaemonState => daemonState(mountpoint, pid, started)
 
 t.test('a running daemon without its mount: detached, with the daemon\'s figures; a dead one: nothing', async (t) => {
   const base = tmpDir(t)
