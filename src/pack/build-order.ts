@@ -33,19 +33,19 @@ const INCLUDE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/gm
 const GENERATED_INCLUDE = /#[ \t]*include[ \t]*<([^>"\n\0]+)>/g
 
 /**
- * Order `entries` (name-sorted, from selectFiles) by the rule above. `content(i)` is the bytes that
+ * Order `entries` (name-sorted, from selectFiles) by the rule above; returns their indices in order. `content(i)` is the bytes that
  * will be archived for entry i (comments already stripped): headers are scanned for #include, Kbuild
  * files for the paths they name.
  */
-export function buildOrder(entries: readonly SourceEntry[], arch: string, content: (i: number) => Buffer | undefined): SourceEntry[] {
+export function buildOrder(entries: readonly SourceEntry[], arch: string, content: (i: number) => Buffer | undefined): number[] {
   const byPath = new Map<string, number>()
   entries.forEach((e, i) => byPath.set(e.path, i))
   const placed = new Set<number>()
-  const out: SourceEntry[] = []
+  const out: number[] = []
   const place = (i: number): void => {
     if (placed.has(i)) return
     placed.add(i)
-    out.push(entries[i])
+    out.push(i)
   }
 
   // 0. directories and links

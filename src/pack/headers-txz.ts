@@ -42,10 +42,9 @@ export async function buildArchive(
     progress.filesDone++
     report()
   })
-  const ordered = buildOrder(entries, opts.arch, (i) => contents[i])
-  const at = new Map(entries.map((e, i) => [e, i]))
+  const order = buildOrder(entries, opts.arch, (i) => contents[i])
   const { tar, files } = await writeTar(
-    ordered.map((e) => ({ entry: e, data: contents[at.get(e)!] })),
+    order.map((i) => ({ entry: entries[i], data: contents[i] })),
     new Date(opts.epoch * 1000),
     opts.signal,
     (n) => {

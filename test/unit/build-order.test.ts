@@ -18,7 +18,7 @@ function tree(spec: Spec): { entries: SourceEntry[]; content: (i: number) => Buf
 
 const order = (spec: Spec, arch = 'x86'): string[] => {
   const { entries, content } = tree(spec)
-  return buildOrder(entries, arch, content).map((e) => e.path)
+  return buildOrder(entries, arch, content).map((i) => entries[i].path)
 }
 
 const BASE: Spec = {
