@@ -35,7 +35,13 @@ function appPackageJson(file) {
 }
 
 // SPDX id (as in package.json) -> DEP-5 short name; the texts below are the ones the package needs.
-const DEP5 = { MIT: 'Expat', ISC: 'ISC', 'BSD-2-Clause': 'BSD-2-clause', 'BSD-3-Clause': 'BSD-3-clause', 'Apache-2.0': 'Apache-2.0' }
+const DEP5 = {
+  MIT: 'Expat',
+  ISC: 'ISC',
+  'BSD-2-Clause': 'BSD-2-clause',
+  'BSD-3-Clause': 'BSD-3-clause',
+  'Apache-2.0': 'Apache-2.0',
+}
 const TEXTS = {
   Expat: `Permission is hereby granted, free of charge, to any person obtaining a copy
  of this software and associated documentation files (the "Software"), to deal
@@ -111,8 +117,15 @@ const TEXTS = {
 function holder(dir, pkg) {
   for (const f of fs.readdirSync(dir).sort()) {
     if (!/^(licen[cs]e|copying)/i.test(f)) continue
-    const line = fs.readFileSync(path.join(dir, f), 'utf8').split('\n').find((l) => /^\s*copyright\s*(\(c\)|©|\d)/i.test(l))
-    if (line) return line.trim().replace(/^copyright\s*/i, '').replace(/^\(c\)\s*/i, '')
+    const line = fs
+      .readFileSync(path.join(dir, f), 'utf8')
+      .split('\n')
+      .find((l) => /^\s*copyright\s*(\(c\)|©|\d)/i.test(l))
+    if (line)
+      return line
+        .trim()
+        .replace(/^copyright\s*/i, '')
+        .replace(/^\(c\)\s*/i, '')
   }
   const a = pkg.author
   if (typeof a === 'string') return a
@@ -136,7 +149,8 @@ License: GPL-2.0-only
   const dirs = []
   for (const name of fs.readdirSync(nodeModules).sort()) {
     if (name.startsWith('.')) continue
-    if (name.startsWith('@')) for (const sub of fs.readdirSync(path.join(nodeModules, name)).sort()) dirs.push(`${name}/${sub}`)
+    if (name.startsWith('@'))
+      for (const sub of fs.readdirSync(path.join(nodeModules, name)).sort()) dirs.push(`${name}/${sub}`)
     else dirs.push(name)
   }
   for (const d of dirs) {
@@ -146,7 +160,8 @@ License: GPL-2.0-only
     const pkg = JSON.parse(fs.readFileSync(pj, 'utf8'))
     const spdx = typeof pkg.license === 'string' ? pkg.license : pkg.license && pkg.license.type
     const lic = DEP5[spdx]
-    if (!lic) throw new Error(`${d}: license ${JSON.stringify(spdx)} has no DEP-5 text here; add it to packaging/deb-meta.js`)
+    if (!lic)
+      throw new Error(`${d}: license ${JSON.stringify(spdx)} has no DEP-5 text here; add it to packaging/deb-meta.js`)
     used.add(lic)
     out += `
 Files: ${appDir}/node_modules/${d}/*
@@ -165,7 +180,8 @@ License: Expat and public-domain
 Comment: liblzma from xz-5.2.3.tar.bz2, bundled with lzma-native, linked statically.
 `
   }
-  if (root.license !== 'GPL-2.0-only') throw new Error(`kheadersfs's license is ${root.license}, the copyright file says GPL-2.0-only`)
+  if (root.license !== 'GPL-2.0-only')
+    throw new Error(`kheadersfs's license is ${root.license}, the copyright file says GPL-2.0-only`)
   for (const lic of [...used].sort()) out += `\nLicense: ${lic}\n ${TEXTS[lic]}\n`
   return out
 }
@@ -174,7 +190,10 @@ function md5sums(root) {
   let out = ''
   for (const { rel, st } of walk(root)) {
     if (!st.isFile()) continue
-    out += `${crypto.createHash('md5').update(fs.readFileSync(path.join(root, rel))).digest('hex')}  ${rel}\n`
+    out += `${crypto
+      .createHash('md5')
+      .update(fs.readFileSync(path.join(root, rel)))
+      .digest('hex')}  ${rel}\n`
   }
   return out
 }

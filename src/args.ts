@@ -23,7 +23,8 @@ export class HelpRequested extends Error {
  */
 export function parseCommand<O extends Options>(command: string, args: string[], options: O, allowPositionals = true) {
   const all = { help: { type: 'boolean' as const, short: 'h' }, ...options }
-  if (parseArgs({ args, options: all, allowPositionals: true, strict: false }).values.help === true) throw new HelpRequested(command)
+  if (parseArgs({ args, options: all, allowPositionals: true, strict: false }).values.help === true)
+    throw new HelpRequested(command)
   try {
     return parseArgs({ args, options: all, allowPositionals, strict: true })
   } catch (e) {
@@ -33,9 +34,13 @@ export function parseCommand<O extends Options>(command: string, args: string[],
     if (ambiguous) {
       const flag = ambiguous[1].split(',').pop()!.trim().split(' ')[0]
       // "-o=VALUE" would pass "=VALUE" (what follows a short option is its value): name the long form.
-      const long = /^-[^-]$/.test(flag) ? Object.entries(options).find(([, o]) => o.short === flag.slice(1))?.[0] : undefined
+      const long = /^-[^-]$/.test(flag)
+        ? Object.entries(options).find(([, o]) => o.short === flag.slice(1))?.[0]
+        : undefined
       const write = long === undefined ? flag : `--${long}`
-      throw new UsageError(`kheadersfs ${command}: the value after ${flag} starts with "-"; write ${write}=VALUE to pass it, or give ${flag} a value`)
+      throw new UsageError(
+        `kheadersfs ${command}: the value after ${flag} starts with "-"; write ${write}=VALUE to pass it, or give ${flag} a value`,
+      )
     }
     const msg = first.replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '')
     throw new UsageError(`kheadersfs ${command}: ${msg}; see "kheadersfs ${command} --help"`)
@@ -57,13 +62,16 @@ export function sizeOption(value: string | undefined, flag: string, min: number,
   const m = /^(\d+)\s*([KMG]?)(?:i?B)?$/i.exec(value)
   const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN
   if (!m || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: give a size from ${min} to ${max} bytes (suffixes K, M, G allowed)`)
+    throw new UsageError(
+      `Cannot use ${flag} ${JSON.stringify(value)}: give a size from ${min} to ${max} bytes (suffixes K, M, G allowed)`,
+    )
   }
   return n
 }
 
 export function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined
-  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: choose one of ${allowed.join(', ')}`)
+  if (!(allowed as readonly string[]).includes(value))
+    throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: choose one of ${allowed.join(', ')}`)
   return value as T
 }

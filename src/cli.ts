@@ -9,7 +9,8 @@ import { nodeTooOld } from './node-version'
 import { version } from './version'
 
 /** The mount command's module: it also recognizes mount.fuse's calling form. */
-const mountModule = (): typeof import('./commands/mount') => require('./commands/mount') as typeof import('./commands/mount')
+const mountModule = (): typeof import('./commands/mount') =>
+  require('./commands/mount') as typeof import('./commands/mount')
 
 /**
  * Each command's module is loaded only when it runs: a mount starts two processes (the command and
@@ -67,7 +68,8 @@ function takeLogLevel(argv: string[], env: NodeJS.ProcessEnv): { level: Level; r
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--log-level') {
-      if (i + 1 >= argv.length) throw new UsageError('Cannot use --log-level without a value: give one of ' + LEVELS.join(', '))
+      if (i + 1 >= argv.length)
+        throw new UsageError('Cannot use --log-level without a value: give one of ' + LEVELS.join(', '))
       value = argv[++i]
     } else if (a.startsWith('--log-level=')) value = a.slice('--log-level='.length)
     else rest.push(a)
@@ -90,7 +92,8 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
   const asHelper = COMMANDS[name] === undefined ? mountModule().helperForm(rest) : undefined
   if (asHelper !== undefined) return main(['--log-level', level, ...asHelper], base)
   const command = COMMANDS[name]
-  if (command === undefined) throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
+  if (command === undefined)
+    throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
   const pretty = base.stderr.isTTY === true && !(name === 'mount' && args.includes('--ready-fd'))
   const ctx: Context = { ...base, log: createLogger({ level, destination: 2, pretty }), logLevel: level }
   const cmd = command.load()
@@ -110,7 +113,9 @@ export function report(e: unknown, stderr: Context['stderr']): number {
     return e.exitCode
   }
   const err = e as Error
-  stderr.write(`kheadersfs: internal error: ${err?.stack ?? String(e)}\nPlease report this with the command line you ran.\n`)
+  stderr.write(
+    `kheadersfs: internal error: ${err?.stack ?? String(e)}\nPlease report this with the command line you ran.\n`,
+  )
   return ExitCode.failure
 }
 

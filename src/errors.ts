@@ -128,7 +128,10 @@ export function reason(e: unknown): string {
   const err = e as NodeJS.ErrnoException
   if (err?.code && typeof err.message === 'string') {
     // Node's messages repeat the syscall and path ("ENOENT: no such file or directory, open '/x'").
-    return err.message.replace(/, (open|stat|lstat|readlink|scandir|rename|mkdir|unlink|write|read|close|fsync|access)( .*)?$/, '')
+    return err.message.replace(
+      /, (open|stat|lstat|readlink|scandir|rename|mkdir|unlink|write|read|close|fsync|access)( .*)?$/,
+      '',
+    )
   }
   return err instanceof Error ? err.message : String(e)
 }

@@ -3,7 +3,17 @@
 // the new one, never a part, and nothing is ever written through what was at the target or the temp
 // path (a link someone planted there is replaced, not followed). Images, state files and installed
 // helpers are all written here; callers turn a failure into their own message.
-import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
 import path from 'node:path'
 
 /** Temp files are named after their target and the writer's pid, so a later run can recognize leftovers. */
@@ -35,7 +45,7 @@ export function writeFileAtomic(target: string, data: string | Buffer, opts: Ato
     // A temp of this pid can only be a dead process's leftover (or planted): replaced, never opened.
     rmSync(tmp, { force: true })
     fd = openSync(tmp, 'wx', opts.mode)
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off)
+    for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off)
     if (opts.fsync) fsyncSync(fd)
     closeSync(fd)
     fd = undefined

@@ -12,7 +12,15 @@ import path from 'node:path'
 export const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type Level = (typeof LEVELS)[number]
 
-const VALUE: Record<Level, number> = { fatal: 60, error: 50, warn: 40, info: 30, debug: 20, trace: 10, silent: Infinity }
+const VALUE: Record<Level, number> = {
+  fatal: 60,
+  error: 50,
+  warn: 40,
+  info: 30,
+  debug: 20,
+  trace: 10,
+  silent: Infinity,
+}
 
 export interface LogFn {
   (fields: object, msg?: string): void
@@ -55,7 +63,8 @@ export function prettyLine(json: string): string {
 /** Errors as pino's serializer writes them ({type, message, stack, own fields}); BigInts as strings. */
 function plain(_key: string, v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString()
-  if (v instanceof Error) return Object.assign({ type: v.constructor?.name ?? v.name, message: v.message, stack: v.stack }, v)
+  if (v instanceof Error)
+    return Object.assign({ type: v.constructor?.name ?? v.name, message: v.message, stack: v.stack }, v)
   return v
 }
 

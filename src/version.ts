@@ -5,7 +5,8 @@ import path from 'node:path'
 let cached: string | undefined
 
 export function version(): string {
-  cached ??= (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version
+  cached ??= (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
+    .version
   return cached
 }
 

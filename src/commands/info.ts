@@ -13,9 +13,12 @@ Show an image's kernel release, architecture, profile, creation time, sizes, sha
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('info', args, { json: { type: 'boolean' } })
-    if (positionals.length !== 1) throw new UsageError('kheadersfs info: give exactly one IMAGE; see "kheadersfs info --help"')
+    if (positionals.length !== 1)
+      throw new UsageError('kheadersfs info: give exactly one IMAGE; see "kheadersfs info --help"')
     const image = await readImage(positionals[0])
-    ctx.stdout.write(values.json ? JSON.stringify(infoObject(positionals[0], image), null, 2) + '\n' : infoText(positionals[0], image))
+    ctx.stdout.write(
+      values.json ? JSON.stringify(infoObject(positionals[0], image), null, 2) + '\n' : infoText(positionals[0], image),
+    )
     return 0
   },
 }
@@ -38,20 +41,36 @@ function infoText(file: string, image: Image): string {
     ['format', `${m.format} ${m.version}`],
     ['generator', m.generator],
     ['image size', `${image.bytes} (${bytes(image.bytes)})`],
-    ['kheaders.tar.xz', `${h.size} (${bytes(h.size)}), tar ${h.uncompressedSize} (${bytes(h.uncompressedSize)}), xz preset ${h.preset}, ${h.check}, blocks of ${h.blockSize}`],
+    [
+      'kheaders.tar.xz',
+      `${h.size} (${bytes(h.size)}), tar ${h.uncompressedSize} (${bytes(h.uncompressedSize)}), xz preset ${h.preset}, ${h.check}, blocks of ${h.blockSize}`,
+    ],
     ['  sha256', h.sha256],
     ['config.gz', `${c.size} (${bytes(c.size)}), .config ${c.uncompressedSize} (${bytes(c.uncompressedSize)})`],
     ['  sha256', c.sha256],
-    ['files', `${count(m.counts.files)} files, ${count(m.counts.directories)} directories, ${count(m.counts.symlinks)} symlinks`],
+    [
+      'files',
+      `${count(m.counts.files)} files, ${count(m.counts.directories)} directories, ${count(m.counts.symlinks)} symlinks`,
+    ],
     ['file bytes', `${m.bytes.raw} raw, ${m.bytes.stripped} after comment stripping`],
   ]
-  if (m.target !== undefined) rows.splice(3, 0, ['target', `${m.target.name}, from ${m.target.from === 'vmlinux' ? 'the kernel\'s vmlinux' : 'the arch and .config'}`])
+  if (m.target !== undefined)
+    rows.splice(3, 0, [
+      'target',
+      `${m.target.name}, from ${m.target.from === 'vmlinux' ? "the kernel's vmlinux" : 'the arch and .config'}`,
+    ])
   if (m.hostPrograms !== undefined) {
     const hp = m.hostPrograms
     rows.push(['host programs', `rebuilt for the target with ${hp.compiler}: ${hp.rebuilt.join(' ')}`])
-    if (hp.dropped.length > 0) rows.push(['  left out', `${hp.dropped.join(' ')} (build-host programs module builds do not run)`])
+    if (hp.dropped.length > 0)
+      rows.push(['  left out', `${hp.dropped.join(' ')} (build-host programs module builds do not run)`])
   }
-  rows.push(['order', m.layout === undefined ? 'by name (before format 1.2)' : `${m.layout.order} (files module builds read first; docs/image-format.md)`])
+  rows.push([
+    'order',
+    m.layout === undefined
+      ? 'by name (before format 1.2)'
+      : `${m.layout.order} (files module builds read first; docs/image-format.md)`,
+  ])
   if (m.source !== undefined) rows.push(['packed from', `the kernel's own kheaders archive, sha256 ${m.source.sha256}`])
   return rows.map(([k, v]) => `${(k + ':').padEnd(17)}${v}\n`).join('')
 }

@@ -18,7 +18,11 @@ const ROOT = path.join(__dirname, '..', '..', '..')
 const SHIPPED_BIN = '/usr/local/bin/kheadersfs'
 
 type Dirs = Record<'bindir' | 'helperdir' | 'unitdir', string>
-export const DEFAULT_DIRS: Readonly<Dirs> = { bindir: '/usr/local/bin', helperdir: '/sbin', unitdir: '/usr/local/lib/systemd/system' }
+export const DEFAULT_DIRS: Readonly<Dirs> = {
+  bindir: '/usr/local/bin',
+  helperdir: '/sbin',
+  unitdir: '/usr/local/lib/systemd/system',
+}
 
 export interface InstallFile {
   /** Absolute path on the target system (before --destdir). */
@@ -42,7 +46,11 @@ export function installPlan(dirs: Dirs, node = process.execPath, cli = CLI_PATH)
   const helper = readFileSync(path.join(ROOT, 'mount', 'mount.kheadersfs'), 'utf8')
   files.push({ path: path.join(dirs.helperdir, 'mount.kheadersfs'), mode: 0o755, content: stamp(helper, bin) })
   for (const unit of ['kheadersfs@.service', 'proc\\x2dext.mount']) {
-    files.push({ path: path.join(dirs.unitdir, unit), mode: 0o644, content: stamp(readFileSync(path.join(ROOT, 'systemd', unit), 'utf8'), bin) })
+    files.push({
+      path: path.join(dirs.unitdir, unit),
+      mode: 0o644,
+      content: stamp(readFileSync(path.join(ROOT, 'systemd', unit), 'utf8'), bin),
+    })
   }
   return files
 }
@@ -56,7 +64,9 @@ function stamp(text: string, bin: string): string {
 
 function isOurs(file: string): boolean {
   try {
-    return readFileSync(file, 'utf8').split('\n', 3).some((l) => l.includes(MARK))
+    return readFileSync(file, 'utf8')
+      .split('\n', 3)
+      .some((l) => l.includes(MARK))
   } catch {
     return false
   }
@@ -82,7 +92,10 @@ Files another program installed are never replaced; --uninstall removes only khe
       helperdir: { type: 'string' },
       unitdir: { type: 'string' },
     })
-    if (positionals.length > 0) throw new UsageError(`kheadersfs install-helpers: unexpected argument ${JSON.stringify(positionals[0])}; see "kheadersfs install-helpers --help"`)
+    if (positionals.length > 0)
+      throw new UsageError(
+        `kheadersfs install-helpers: unexpected argument ${JSON.stringify(positionals[0])}; see "kheadersfs install-helpers --help"`,
+      )
     const dirs: Dirs = { ...DEFAULT_DIRS }
     for (const k of ['bindir', 'helperdir', 'unitdir'] as const) {
       const v = values[k]
@@ -90,7 +103,8 @@ Files another program installed are never replaced; --uninstall removes only khe
       if (!path.isAbsolute(v)) throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
       dirs[k] = path.normalize(v)
     }
-    if (values.destdir !== undefined && !path.isAbsolute(values.destdir)) throw new UsageError(`Cannot use --destdir ${JSON.stringify(values.destdir)}: give an absolute path`)
+    if (values.destdir !== undefined && !path.isAbsolute(values.destdir))
+      throw new UsageError(`Cannot use --destdir ${JSON.stringify(values.destdir)}: give an absolute path`)
     const where = (p: string): string => (values.destdir ? path.join(values.destdir, p) : p)
     const plan = installPlan(dirs)
 
@@ -115,7 +129,9 @@ Files another program installed are never replaced; --uninstall removes only khe
     for (const f of plan) {
       const target = where(f.path)
       if (existsSync(target) && !isOurs(target)) {
-        throw new IoError(`Cannot install ${target}: a file not installed by kheadersfs is there; remove it first or pass --${dirOption(f.path, dirs)} another directory`)
+        throw new IoError(
+          `Cannot install ${target}: a file not installed by kheadersfs is there; remove it first or pass --${dirOption(f.path, dirs)} another directory`,
+        )
       }
     }
     for (const f of plan) {

@@ -52,7 +52,8 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
       'ready-fd': { type: 'string' },
       'log-file': { type: 'string' },
     })
-    if (positionals.length !== 1) throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
+    if (positionals.length !== 1)
+      throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
     for (const flag of ['image', 'release'] as const) {
       if (values[flag] === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
     }
@@ -67,7 +68,9 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     if (existing !== undefined) {
       if ((await health(mountpoint)) === 'live') {
         const s = readState(ctx.env, mountpoint)
-        ctx.stdout.write(`kheadersfs: ${mountpoint} is already loaded${s ? ` (pid ${s.pid}, image ${s.image}, release ${s.release})` : ''}\n`)
+        ctx.stdout.write(
+          `kheadersfs: ${mountpoint} is already loaded${s ? ` (pid ${s.pid}, image ${s.image}, release ${s.release})` : ''}\n`,
+        )
         return 0
       }
       // A daemon was killed and left "Transport endpoint is not connected": clear it and go on.
@@ -98,8 +101,23 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     }
     const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, mountpoint)
     // The daemon's command line names what it serves, so `ps` shows it (as sshfs's does).
-    const argv = [CLI_PATH, 'mount', '--foreground', '--image', image, '--release', release, ...(force ? ['--force'] : []), ...(allowUntrusted ? ['--allow-untrusted-image'] : [])]
-    const daemonOpts = [...(o.nonempty ? ['nonempty'] : []), `view=${o.view ? 'on' : 'off'}`, `cache_mb=${o.cacheMb}`, ...(o.linkBuild ? ['link_build'] : [])]
+    const argv = [
+      CLI_PATH,
+      'mount',
+      '--foreground',
+      '--image',
+      image,
+      '--release',
+      release,
+      ...(force ? ['--force'] : []),
+      ...(allowUntrusted ? ['--allow-untrusted-image'] : []),
+    ]
+    const daemonOpts = [
+      ...(o.nonempty ? ['nonempty'] : []),
+      `view=${o.view ? 'on' : 'off'}`,
+      `cache_mb=${o.cacheMb}`,
+      ...(o.linkBuild ? ['link_build'] : []),
+    ]
     argv.push('-o', daemonOpts.join(','), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))
     argv.push('--log-level', o.logLevel ?? ctx.logLevel, mountpoint)
     await startDetached(argv, { logFile, env: ctx.env })
@@ -132,7 +150,9 @@ export function helperForm(argv: string[]): string[] | undefined {
   const args = ['mount']
   if (!(AUTO_SOURCES as readonly string[]).includes(source)) {
     if (parseMountOptions(opts).image !== undefined) {
-      throw new UsageError(`kheadersfs: the image is given twice (SOURCE ${JSON.stringify(source)} and -o image=); give SOURCE "auto" to use -o image=`)
+      throw new UsageError(
+        `kheadersfs: the image is given twice (SOURCE ${JSON.stringify(source)} and -o image=); give SOURCE "auto" to use -o image=`,
+      )
     }
     args.push('--image', source)
   }

@@ -63,17 +63,25 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       'block-size': { type: 'string' },
       threads: { type: 'string' },
     })
-    if (positionals.length > 0) throw new UsageError(`kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`)
+    if (positionals.length > 0)
+      throw new UsageError(
+        `kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`,
+      )
     const fromKheaders = values['from-kheaders']
     if (fromKheaders !== undefined) {
       for (const flag of ['kernel', 'source', 'sysroot', 'cross-compile', 'no-rebuild'] as const) {
-        if (values[flag] !== undefined) throw new UsageError(`kheadersfs pack: --from-kheaders packs an archive, not a tree: drop --${flag}`)
+        if (values[flag] !== undefined)
+          throw new UsageError(`kheadersfs pack: --from-kheaders packs an archive, not a tree: drop --${flag}`)
       }
       if (values.profile !== undefined && values.profile !== 'headers') {
-        throw new UsageError('kheadersfs pack: the kernel\'s archive holds headers only, so --from-kheaders makes a headers-profile image: drop --profile or pass --profile headers')
+        throw new UsageError(
+          "kheadersfs pack: the kernel's archive holds headers only, so --from-kheaders makes a headers-profile image: drop --profile or pass --profile headers",
+        )
       }
     } else if (values.kernel === undefined) {
-      throw new UsageError('kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r)), or --from-kheaders FILE')
+      throw new UsageError(
+        'kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r)), or --from-kheaders FILE',
+      )
     }
     for (const [flag, v] of Object.entries(values) as Array<[string, unknown]>) {
       if (v === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
@@ -85,7 +93,8 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       sysroot: values.sysroot,
       crossCompile: values['cross-compile'],
       rebuildHostPrograms: values['no-rebuild'] !== true,
-      profile: oneOf(values.profile, '--profile', PROFILES) ?? (fromKheaders !== undefined ? 'headers' : DEFAULTS.profile),
+      profile:
+        oneOf(values.profile, '--profile', PROFILES) ?? (fromKheaders !== undefined ? 'headers' : DEFAULTS.profile),
       config: values.config,
       release: values.release,
       output: values.output,
@@ -109,10 +118,23 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
         onSelected: (s) => {
           for (const k of s.skipped) ctx.log.warn({ path: k.path, reason: k.reason }, `skipped ${k.path}: ${k.reason}`)
           if (s.hostPrograms !== undefined) {
-            ctx.log.info({ compiler: s.hostPrograms.compiler, rebuilt: s.hostPrograms.rebuilt }, `rebuilt ${s.hostPrograms.rebuilt.length} host programs for the board with ${s.hostPrograms.prefix}gcc`)
+            ctx.log.info(
+              { compiler: s.hostPrograms.compiler, rebuilt: s.hostPrograms.rebuilt },
+              `rebuilt ${s.hostPrograms.rebuilt.length} host programs for the board with ${s.hostPrograms.prefix}gcc`,
+            )
           }
           ctx.log.info(
-            { release: s.tree.release, target: s.target?.name, arch: s.tree.arch, layout: s.tree.layout, objtree: s.tree.objtree, srctree: s.tree.srctree, files: s.files, epochSource: s.tree.epochSource, threads: opts.threads || os.availableParallelism() },
+            {
+              release: s.tree.release,
+              target: s.target?.name,
+              arch: s.tree.arch,
+              layout: s.tree.layout,
+              objtree: s.tree.objtree,
+              srctree: s.tree.srctree,
+              files: s.files,
+              epochSource: s.tree.epochSource,
+              threads: opts.threads || os.availableParallelism(),
+            },
             'kernel tree',
           )
           progress = packProgress(ctx, s.files)
@@ -122,7 +144,8 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       progress?.stop()
       const m = result.manifest
       const secs = Number(process.hrtime.bigint() - started) / 1e9
-      for (const t of result.staleTempsRemoved) ctx.log.warn({ path: t }, 'removed a temp file left by an interrupted pack')
+      for (const t of result.staleTempsRemoved)
+        ctx.log.warn({ path: t }, 'removed a temp file left by an interrupted pack')
       ctx.stdout.write(
         `packed ${count(m.counts.files)} files (${bytes(m.bytes.raw)} raw, ${bytes(m.bytes.stripped)} stripped) for ${m.release} ${m.arch} ${m.profile} ` +
           `into ${result.output}: ${bytes(result.imageBytes)} (kheaders.tar.xz ${bytes(m.payloads['kheaders.tar.xz'].size)}, config.gz ${bytes(m.payloads['config.gz'].size)}) in ${secs.toFixed(1)} s\n`,

@@ -14,7 +14,8 @@ daemon memory (RSS), open files, uptime and image path. A mount whose daemon die
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('status', args, { json: { type: 'boolean' } })
-    if (positionals.length > 0) throw new UsageError('kheadersfs status: takes no arguments; see "kheadersfs status --help"')
+    if (positionals.length > 0)
+      throw new UsageError('kheadersfs status: takes no arguments; see "kheadersfs status --help"')
     const rows = await collectStatus(ctx.env)
     if (values.json) {
       ctx.stdout.write(JSON.stringify(rows, null, 2) + '\n')
@@ -36,7 +37,8 @@ daemon memory (RSS), open files, uptime and image path. A mount whose daemon die
       ]),
     ]
     const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)))
-    for (const r of table) ctx.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ') + '\n')
+    for (const r of table)
+      ctx.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ') + '\n')
     return 0
   },
 }

@@ -21,10 +21,13 @@ A stale mount left by a killed daemon is cleaned up.`,
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('umount', args, { lazy: { type: 'boolean', short: 'l' } })
-    if (positionals.length !== 1) throw new UsageError('kheadersfs umount: give exactly one MOUNTPOINT; see "kheadersfs umount --help"')
+    if (positionals.length !== 1)
+      throw new UsageError('kheadersfs umount: give exactly one MOUNTPOINT; see "kheadersfs umount --help"')
     const mountpoint = path.resolve(ctx.cwd, positionals[0])
     if (findMount(mountpoint) === undefined) {
-      throw new MountpointError(`Cannot unload ${mountpoint}: no kheadersfs mount there; "kheadersfs status" lists them`)
+      throw new MountpointError(
+        `Cannot unload ${mountpoint}: no kheadersfs mount there; "kheadersfs status" lists them`,
+      )
     }
     const state = readState(ctx.env, mountpoint)
     if ((await health(mountpoint)) === 'stale') {
@@ -36,7 +39,9 @@ A stale mount left by a killed daemon is cleaned up.`,
     if (r === 'busy') {
       const who = holders(mountpoint)
       const list = who.map((h) => `${h.command} (pid ${h.pid}, ${h.files} open)`).join(', ')
-      throw new MountBusyError(`Cannot unload ${mountpoint}: in use${list ? ` by ${list}` : ''}; close those files first, or use --lazy to detach now`)
+      throw new MountBusyError(
+        `Cannot unload ${mountpoint}: in use${list ? ` by ${list}` : ''}; close those files first, or use --lazy to detach now`,
+      )
     }
     if (r !== 'ok') throw new MountpointError(`Cannot unload ${mountpoint}: ${r.error}`)
     if (values.lazy) {

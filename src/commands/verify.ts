@@ -15,12 +15,14 @@ Exits 0 only if all hold; otherwise names what is wrong and exits 4.
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('verify', args, { json: { type: 'boolean' } })
-    if (positionals.length !== 1) throw new UsageError('kheadersfs verify: give exactly one IMAGE; see "kheadersfs verify --help"')
+    if (positionals.length !== 1)
+      throw new UsageError('kheadersfs verify: give exactly one IMAGE; see "kheadersfs verify --help"')
     const file = positionals[0]
     const image = await readImage(file)
     const checks = await verifyImage(image)
     const bad = checks.find((c) => !c.ok)
-    if (values.json) ctx.stdout.write(JSON.stringify({ filename: file, verified: bad === undefined, checks }, null, 2) + '\n')
+    if (values.json)
+      ctx.stdout.write(JSON.stringify({ filename: file, verified: bad === undefined, checks }, null, 2) + '\n')
     else for (const c of checks) ctx.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}\n`)
     if (bad) throw new ImageFormatError(`Cannot use image ${file}: ${bad.detail}; repack it with "kheadersfs pack"`)
     if (!values.json) ctx.stdout.write(`${file}: verified\n`)

@@ -135,13 +135,15 @@ export function toRow(f: FileRecord): FileRow {
 export function fromRow(row: unknown, i: number): FileRecord {
   // Thousands of rows at every mount: no per-row closures, split arrays or destructuring, so that
   // the daemon's load allocates (and collects) little besides the records.
-  if (!Array.isArray(row) || row.length < 5 || row.length > 6) badRow(i, 'is not a [path, type, offset, size, mode] row')
+  if (!Array.isArray(row) || row.length < 5 || row.length > 6)
+    badRow(i, 'is not a [path, type, offset, size, mode] row')
   const p: unknown = row[0]
   const code: unknown = row[1]
   if (typeof p !== 'string' || !isSafePath(p)) badRow(i, `has an unsafe path ${JSON.stringify(p)}`)
   if (code !== 'f' && code !== 'd' && code !== 'l') badRow(i, `has an unknown type ${JSON.stringify(code)}`)
   for (let k = 2; k < 5; k++) {
-    if (!Number.isSafeInteger(row[k]) || row[k] < 0) badRow(i, `has a bad ${ROW_NUMBERS[k - 2]} ${JSON.stringify(row[k])}`)
+    if (!Number.isSafeInteger(row[k]) || row[k] < 0)
+      badRow(i, `has a bad ${ROW_NUMBERS[k - 2]} ${JSON.stringify(row[k])}`)
   }
   const offset = row[2] as number
   const size = row[3] as number
@@ -162,11 +164,12 @@ function badRow(i: number, why: string): never {
 
 /** Relative, and no component empty, "." or "..". */
 function isSafePath(p: string): boolean {
-  for (let start = 0; ; ) {
+  for (let start = 0; ;) {
     const slash = p.indexOf('/', start)
     const end = slash < 0 ? p.length : slash
     const n = end - start
-    if (n === 0 || (p.charCodeAt(start) === 0x2e && (n === 1 || (n === 2 && p.charCodeAt(start + 1) === 0x2e)))) return false
+    if (n === 0 || (p.charCodeAt(start) === 0x2e && (n === 1 || (n === 2 && p.charCodeAt(start + 1) === 0x2e))))
+      return false
     if (slash < 0) return true
     start = slash + 1
   }

@@ -27,7 +27,9 @@ export function locateImage(opts: { explicit?: string; release: string; env: Nod
   if (opts.explicit !== undefined) return { path: opts.explicit, tried: [opts.explicit] }
   const list = searchPath(opts.release, opts.env)
   for (const c of list) if (existsSync(c.path)) return { path: c.path, tried: list.map((l) => l.path) }
-  const where = [opts.env.KHEADERSFS_IMAGE ? undefined : '$KHEADERSFS_IMAGE (unset)', ...list.map((l) => l.path)].filter(Boolean).join(', ')
+  const where = [opts.env.KHEADERSFS_IMAGE ? undefined : '$KHEADERSFS_IMAGE (unset)', ...list.map((l) => l.path)]
+    .filter(Boolean)
+    .join(', ')
   throw new ImageNotFoundError(
     `Cannot find a kheadersfs image for ${opts.release}: looked in ${where}; pack one with "kheadersfs pack" and install it at /lib/modules/${opts.release}/kheaders.img, or pass --image`,
   )

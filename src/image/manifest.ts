@@ -19,11 +19,14 @@ export function parseManifest(json: Buffer): Manifest {
   }
   const o = raw as Record<string, unknown>
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('manifest.json is not a JSON object')
-  if (o.format !== FORMAT_ID) throw new Error(`manifest.json has format ${JSON.stringify(o.format)}, not "${FORMAT_ID}"`)
+  if (o.format !== FORMAT_ID)
+    throw new Error(`manifest.json has format ${JSON.stringify(o.format)}, not "${FORMAT_ID}"`)
   const version = typeof o.version === 'string' ? /^(\d+)\.(\d+)$/.exec(o.version) : null
   if (!version) throw new Error(`manifest.json has a bad version ${JSON.stringify(o.version)}`)
   if (Number(version[1]) !== FORMAT_MAJOR) {
-    throw new Error(`image format version ${o.version} is not supported (this kheadersfs reads ${FORMAT_MAJOR}.x); upgrade kheadersfs or repack the image`)
+    throw new Error(
+      `image format version ${o.version} is not supported (this kheadersfs reads ${FORMAT_MAJOR}.x); upgrade kheadersfs or repack the image`,
+    )
   }
   const str = (k: string, re: RegExp): string => {
     const v = o[k]
@@ -31,13 +34,15 @@ export function parseManifest(json: Buffer): Manifest {
     return v
   }
   const int = (v: unknown, what: string, max: number = Number.MAX_SAFE_INTEGER): number => {
-    if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > max) throw new Error(`manifest.json has a bad ${what} ${JSON.stringify(v)}`)
+    if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > max)
+      throw new Error(`manifest.json has a bad ${what} ${JSON.stringify(v)}`)
     return v as number
   }
   const payload = (name: string, maxUncompressed: number): PayloadInfo & Record<string, unknown> => {
     const p = (o.payloads as Record<string, Record<string, unknown>> | undefined)?.[name]
     if (typeof p !== 'object' || p === null) throw new Error(`manifest.json has no payloads["${name}"]`)
-    if (typeof p.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256)) throw new Error(`manifest.json has a bad sha256 for ${name}`)
+    if (typeof p.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256))
+      throw new Error(`manifest.json has a bad sha256 for ${name}`)
     return {
       ...p,
       size: int(p.size, `size for ${name}`, LIMITS.imageBytes),
@@ -46,7 +51,8 @@ export function parseManifest(json: Buffer): Manifest {
     }
   }
   const profile = str('profile', /^/)
-  if (!(PROFILES as readonly string[]).includes(profile)) throw new Error(`manifest.json has an unknown profile ${JSON.stringify(profile)}`)
+  if (!(PROFILES as readonly string[]).includes(profile))
+    throw new Error(`manifest.json has an unknown profile ${JSON.stringify(profile)}`)
   const headers = payload('kheaders.tar.xz', LIMITS.uncompressedBytes)
   const blockSize = int(headers.blockSize, 'xz blockSize', LIMITS.uncompressedBytes)
   if (blockSize === 0) throw new Error('manifest.json has a bad xz blockSize 0')
@@ -81,10 +87,14 @@ export function parseManifest(json: Buffer): Manifest {
 }
 
 /** Fields added in format 1.1 and 1.2: absent in older images, validated when present. */
-function optionalFields(o: Record<string, unknown>, int: (v: unknown, what: string, max?: number) => number): Pick<Manifest, 'target' | 'hostPrograms' | 'source' | 'layout'> {
+function optionalFields(
+  o: Record<string, unknown>,
+  int: (v: unknown, what: string, max?: number) => number,
+): Pick<Manifest, 'target' | 'hostPrograms' | 'source' | 'layout'> {
   const out: Pick<Manifest, 'target' | 'hostPrograms' | 'source' | 'layout'> = {}
   const text = (v: unknown, what: string): string => {
-    if (typeof v !== 'string' || v.length > 200 || /[\x00-\x1f]/.test(v)) throw new Error(`manifest.json has a bad ${what} ${JSON.stringify(v)}`)
+    if (typeof v !== 'string' || v.length > 200 || /[\x00-\x1f]/.test(v))
+      throw new Error(`manifest.json has a bad ${what} ${JSON.stringify(v)}`)
     return v
   }
   const paths = (v: unknown, what: string): string[] => {
@@ -95,18 +105,37 @@ function optionalFields(o: Record<string, unknown>, int: (v: unknown, what: stri
     const t = o.target as Record<string, unknown>
     if (typeof t !== 'object' || t === null) throw new Error('manifest.json has a bad target')
     if (t.bits !== 32 && t.bits !== 64) throw new Error(`manifest.json has a bad target.bits ${JSON.stringify(t.bits)}`)
-    if (t.endian !== 'little' && t.endian !== 'big') throw new Error(`manifest.json has a bad target.endian ${JSON.stringify(t.endian)}`)
-    if (t.from !== 'vmlinux' && t.from !== 'config') throw new Error(`manifest.json has a bad target.from ${JSON.stringify(t.from)}`)
-    out.target = { machine: int(t.machine, 'target.machine', 0xffff), bits: t.bits, endian: t.endian, name: text(t.name, 'target.name'), from: t.from }
+    if (t.endian !== 'little' && t.endian !== 'big')
+      throw new Error(`manifest.json has a bad target.endian ${JSON.stringify(t.endian)}`)
+    if (t.from !== 'vmlinux' && t.from !== 'config')
+      throw new Error(`manifest.json has a bad target.from ${JSON.stringify(t.from)}`)
+    out.target = {
+      machine: int(t.machine, 'target.machine', 0xffff),
+      bits: t.bits,
+      endian: t.endian,
+      name: text(t.name, 'target.name'),
+      from: t.from,
+    }
   }
   if (o.hostPrograms !== undefined) {
     const h = o.hostPrograms as Record<string, unknown>
     if (typeof h !== 'object' || h === null) throw new Error('manifest.json has a bad hostPrograms')
-    out.hostPrograms = { compiler: text(h.compiler, 'hostPrograms.compiler'), prefix: text(h.prefix, 'hostPrograms.prefix'), rebuilt: paths(h.rebuilt, 'hostPrograms.rebuilt'), dropped: paths(h.dropped, 'hostPrograms.dropped') }
+    out.hostPrograms = {
+      compiler: text(h.compiler, 'hostPrograms.compiler'),
+      prefix: text(h.prefix, 'hostPrograms.prefix'),
+      rebuilt: paths(h.rebuilt, 'hostPrograms.rebuilt'),
+      dropped: paths(h.dropped, 'hostPrograms.dropped'),
+    }
   }
   if (o.source !== undefined) {
     const s = o.source as Record<string, unknown>
-    if (typeof s !== 'object' || s === null || s.kind !== 'kheaders-archive' || typeof s.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(s.sha256)) {
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      s.kind !== 'kheaders-archive' ||
+      typeof s.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(s.sha256)
+    ) {
       throw new Error(`manifest.json has a bad source ${JSON.stringify(o.source)}`)
     }
     out.source = { kind: 'kheaders-archive', sha256: s.sha256 }
@@ -128,7 +157,8 @@ function checkFiles(m: Manifest): void {
   for (const f of m.files) {
     if (seen.has(f.path)) throw new Error(`manifest.json lists ${f.path} twice`)
     seen.add(f.path)
-    if (f.offset < end || f.offset + f.size > tarSize) throw new Error(`manifest.json places ${f.path} outside the archive (offset ${f.offset}, size ${f.size})`)
+    if (f.offset < end || f.offset + f.size > tarSize)
+      throw new Error(`manifest.json places ${f.path} outside the archive (offset ${f.offset}, size ${f.size})`)
     if (f.type !== 'file' && f.size !== 0) throw new Error(`manifest.json gives ${f.type} ${f.path} a size`)
     end = f.offset + f.size
     n[f.type]++

@@ -44,15 +44,21 @@ export async function readImage(file: string, opts: ReadOptions = {}): Promise<I
     // a FIFO planted as the image is refused below instead of blocking the open.
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK)
     const st = fstatSync(fd)
-    if (!st.isFile()) throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
+    if (!st.isFile())
+      throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
     if (opts.trustedOnly) checkTrusted(file, st)
-    if (st.size > LIMITS.imageBytes) throw new ImageFormatError(`Cannot read image ${file}: ${st.size} bytes is too large for an image; ${FIX}`)
+    if (st.size > LIMITS.imageBytes)
+      throw new ImageFormatError(`Cannot read image ${file}: ${st.size} bytes is too large for an image; ${FIX}`)
     buf = readWhole(fd, st.size)
   } catch (e) {
     if (KheadersError.is(e)) throw e
     const code = (e as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new ImageNotFoundError(`Cannot read image ${file}: no such file; pass the path of an image made by "kheadersfs pack"`)
-    if (code === 'EISDIR') throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
+    if (code === 'ENOENT')
+      throw new ImageNotFoundError(
+        `Cannot read image ${file}: no such file; pass the path of an image made by "kheadersfs pack"`,
+      )
+    if (code === 'EISDIR')
+      throw new ImageFormatError(`Cannot read image ${file}: not a regular file; pass the path of a kheadersfs image`)
     throw new IoError(`Cannot read image ${file}: ${reason(e)}`, e)
   } finally {
     if (fd !== undefined) closeSync(fd)
@@ -129,8 +135,13 @@ export function parseImage(buf: Buffer, name: string): Image {
   if (xzIndex.uncompressedSize !== info.uncompressedSize) {
     fail(`${MEMBER.headers} holds ${xzIndex.uncompressedSize} bytes of tar, the manifest says ${info.uncompressedSize}`)
   }
-  const uneven = xzIndex.blocks.findIndex((b, i) => i < xzIndex.blocks.length - 1 && b.uncompressedSize !== info.blockSize)
-  if (uneven >= 0) fail(`${MEMBER.headers} block ${uneven} holds ${xzIndex.blocks[uneven].uncompressedSize} bytes, not the manifest's block size ${info.blockSize}`)
+  const uneven = xzIndex.blocks.findIndex(
+    (b, i) => i < xzIndex.blocks.length - 1 && b.uncompressedSize !== info.blockSize,
+  )
+  if (uneven >= 0)
+    fail(
+      `${MEMBER.headers} block ${uneven} holds ${xzIndex.blocks[uneven].uncompressedSize} bytes, not the manifest's block size ${info.blockSize}`,
+    )
   return { manifest, config, headers, bytes: buf.length, xzIndex }
 }
 
@@ -139,7 +150,8 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
   const members: Member[] = []
   let off = 0
   for (;;) {
-    if (off + BLOCK > buf.length) fail(`truncated at byte ${buf.length} (expected ${MEMBER_ORDER.length} members and an end marker)`)
+    if (off + BLOCK > buf.length)
+      fail(`truncated at byte ${buf.length} (expected ${MEMBER_ORDER.length} members and an end marker)`)
     const h = buf.subarray(off, off + BLOCK)
     if (isZero(h)) break
     const expected = MEMBER_ORDER[members.length]
@@ -151,7 +163,11 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
     if (h[156] !== 0x30 && h[156] !== 0) fail(`member ${memberName} is not a regular file`)
     if (expected === undefined) fail(`unexpected member ${JSON.stringify(memberName)} after ${MEMBER.sums}`)
     if (memberName !== expected) {
-      fail(members.some((m) => m.name === memberName) ? `duplicate member ${memberName}` : `member ${members.length + 1} is ${JSON.stringify(memberName)}, expected ${expected}`)
+      fail(
+        members.some((m) => m.name === memberName)
+          ? `duplicate member ${memberName}`
+          : `member ${members.length + 1} is ${JSON.stringify(memberName)}, expected ${expected}`,
+      )
     }
     const size = octal(h, 124, 12)
     if (size === undefined) fail(`member ${memberName} has a bad size field`)
@@ -159,7 +175,8 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
     const end = start + size!
     if (end > buf.length) fail(`truncated: ${memberName} needs ${size} bytes, only ${buf.length - start} present`)
     const padEnd = start + Math.ceil(size! / BLOCK) * BLOCK
-    if (padEnd > buf.length || !isZero(buf.subarray(end, padEnd))) fail(`padding after ${memberName} is missing or not zero`)
+    if (padEnd > buf.length || !isZero(buf.subarray(end, padEnd)))
+      fail(`padding after ${memberName} is missing or not zero`)
     members.push({ name: memberName, offset: start, data: buf.subarray(start, end) })
     off = padEnd
   }
@@ -179,7 +196,8 @@ function parseSums(data: Buffer, fail: (why: string) => never): Map<string, stri
     sums.set(m![2], m![1])
   }
   const want = [MEMBER.manifest, MEMBER.config, MEMBER.headers]
-  if (sums.size !== want.length || want.some((n) => !sums.has(n))) fail(`${MEMBER.sums} does not list exactly ${want.join(', ')}`)
+  if (sums.size !== want.length || want.some((n) => !sums.has(n)))
+    fail(`${MEMBER.sums} does not list exactly ${want.join(', ')}`)
   return sums
 }
 
@@ -194,7 +212,10 @@ function cstr(b: Buffer, off: number, len: number): string {
 }
 
 function octal(b: Buffer, off: number, len: number): number | undefined {
-  const s = b.toString('latin1', off, off + len).replace(/[\0 ]+$/, '').replace(/^ +/, '')
+  const s = b
+    .toString('latin1', off, off + len)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '')
   if (!/^[0-7]{1,12}$/.test(s)) return undefined
   return parseInt(s, 8)
 }

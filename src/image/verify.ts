@@ -19,7 +19,11 @@ export async function verifyImage(image: Image): Promise<Check[]> {
   const checks: Check[] = [
     { name: 'container', ok: true, detail: 'ustar members in order, header checksums, zero padding' },
     { name: 'sha256', ok: true, detail: 'SHA256SUMS and the manifest match manifest.json, config.gz, kheaders.tar.xz' },
-    { name: 'manifest', ok: true, detail: `format ${m.version}, release ${m.release}, ${m.arch}, ${m.profile}, ${count(m.files.length)} entries` },
+    {
+      name: 'manifest',
+      ok: true,
+      detail: `format ${m.version}, release ${m.release}, ${m.arch}, ${m.profile}, ${count(m.files.length)} entries`,
+    },
   ]
   let tar: Buffer | undefined
   try {
@@ -28,7 +32,11 @@ export async function verifyImage(image: Image): Promise<Check[]> {
     checks.push(
       tar.length === want
         ? { name: 'xz', ok: true, detail: `kheaders.tar.xz decodes to ${count(tar.length)} bytes` }
-        : { name: 'xz', ok: false, detail: `kheaders.tar.xz decodes to ${tar.length} bytes, the manifest says ${want}` },
+        : {
+            name: 'xz',
+            ok: false,
+            detail: `kheaders.tar.xz decodes to ${tar.length} bytes, the manifest says ${want}`,
+          },
     )
   } catch (e) {
     checks.push({ name: 'xz', ok: false, detail: `kheaders.tar.xz does not decode: ${(e as Error).message}` })
@@ -39,7 +47,11 @@ export async function verifyImage(image: Image): Promise<Check[]> {
       const diff = compareListing(listed, m.files)
       checks.push(
         diff === undefined
-          ? { name: 'tar', ok: true, detail: `${count(listed.length)} entries match the manifest (names, types, sizes, modes, links, offsets)` }
+          ? {
+              name: 'tar',
+              ok: true,
+              detail: `${count(listed.length)} entries match the manifest (names, types, sizes, modes, links, offsets)`,
+            }
           : { name: 'tar', ok: false, detail: diff },
       )
     } catch (e) {
@@ -81,7 +93,13 @@ export async function listTar(tar: Buffer): Promise<FileRecord[]> {
       if (type === undefined) return next(new Error(`entry ${h.name} has unsupported type ${h.type}`))
       // tar-stream's offset is where the entry's own ustar header starts (after any pax header); the
       // data follows that one 512-byte header.
-      const rec: FileRecord = { path: h.name.replace(/\/$/, ''), type, offset: stream.offset + 512, size: h.size, mode: h.mode }
+      const rec: FileRecord = {
+        path: h.name.replace(/\/$/, ''),
+        type,
+        offset: stream.offset + 512,
+        size: h.size,
+        mode: h.mode,
+      }
       if (type === 'symlink') rec.link = h.linkname
       out.push(rec)
       stream.on('end', () => next())
@@ -102,9 +120,11 @@ function compareListing(listed: FileRecord[], files: FileRecord[]): string | und
     const b = files[i]
     const keys = ['path', 'type', 'size', 'mode', 'link'] as const
     for (const k of keys) {
-      if (a[k] !== b[k]) return `entry ${i} (${b.path}): ${k} is ${JSON.stringify(a[k])} in the tar, ${JSON.stringify(b[k])} in the manifest`
+      if (a[k] !== b[k])
+        return `entry ${i} (${b.path}): ${k} is ${JSON.stringify(a[k])} in the tar, ${JSON.stringify(b[k])} in the manifest`
     }
-    if (a.type === 'file' && a.offset !== b.offset) return `entry ${i} (${b.path}): data at offset ${a.offset} in the tar, ${b.offset} in the manifest`
+    if (a.type === 'file' && a.offset !== b.offset)
+      return `entry ${i} (${b.path}): data at offset ${a.offset} in the tar, ${b.offset} in the manifest`
   }
   return undefined
 }

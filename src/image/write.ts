@@ -6,7 +6,10 @@ import { writeFileAtomic } from '../fs-atomic'
 import { MEMBER, MEMBER_MODE, sha256 } from './format'
 
 /** The image container: a ustar archive of the members in format order, SHA256SUMS last. */
-export async function buildImage(members: { manifest: Buffer; config: Buffer; headers: Buffer }, epoch: number): Promise<Buffer> {
+export async function buildImage(
+  members: { manifest: Buffer; config: Buffer; headers: Buffer },
+  epoch: number,
+): Promise<Buffer> {
   const list: Array<[string, Buffer]> = [
     [MEMBER.manifest, members.manifest],
     [MEMBER.config, members.config],
@@ -33,7 +36,10 @@ export function writeImage(target: string, data: Buffer, mode = 0o644): void {
   try {
     writeFileAtomic(target, data, { mode, fsync: true })
   } catch (e) {
-    const fix = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'free some space or pass -o a path on another filesystem' : 'pass -o a writable path'
+    const fix =
+      (e as NodeJS.ErrnoException).code === 'ENOSPC'
+        ? 'free some space or pass -o a path on another filesystem'
+        : 'pass -o a writable path'
     throw new IoError(`Cannot write image ${target}: ${reason(e)}; ${fix}`, e)
   }
 }

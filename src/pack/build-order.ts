@@ -22,11 +22,23 @@ import { compareTarPaths, type SourceEntry } from './select'
 export const LAYOUT_ORDER = 'build-1'
 
 /** The headers every module build starts from (before the files it names itself). */
-export const SEEDS = ['include/linux/kconfig.h', 'include/linux/compiler-version.h', 'include/linux/compiler_types.h', 'include/linux/module.h', 'include/linux/sched.h']
+export const SEEDS = [
+  'include/linux/kconfig.h',
+  'include/linux/compiler-version.h',
+  'include/linux/compiler_types.h',
+  'include/linux/module.h',
+  'include/linux/sched.h',
+]
 
 /** Files of the Kbuild machinery, wherever they sit outside include directories. */
 const KBUILD_FILE = /^(Makefile.*|Kbuild.*|.*\.include|.*\.lds|Platform)$/
-const ALWAYS = ['Makefile', 'Module.symvers', '.kernelvariables', 'include/config/auto.conf', 'include/config/kernel.release']
+const ALWAYS = [
+  'Makefile',
+  'Module.symvers',
+  '.kernelvariables',
+  'include/config/auto.conf',
+  'include/config/kernel.release',
+]
 
 const INCLUDE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/gm
 /** An #include a program or makefile writes out (strings in a binary are not at a line start). */
@@ -37,7 +49,11 @@ const GENERATED_INCLUDE = /#[ \t]*include[ \t]*<([^>"\n\0]+)>/g
  * will be archived for entry i (comments already stripped): headers are scanned for #include, Kbuild
  * files for the paths they name.
  */
-export function buildOrder(entries: readonly SourceEntry[], arch: string, content: (i: number) => Buffer | undefined): number[] {
+export function buildOrder(
+  entries: readonly SourceEntry[],
+  arch: string,
+  content: (i: number) => Buffer | undefined,
+): number[] {
   const byPath = new Map<string, number>()
   entries.forEach((e, i) => byPath.set(e.path, i))
   const placed = new Set<number>()
@@ -60,7 +76,12 @@ export function buildOrder(entries: readonly SourceEntry[], arch: string, conten
     const kbuildDir = e.path.startsWith('scripts/') || (e.path.startsWith(`arch/${arch}/`) && !inInclude(e.path))
     if (ALWAYS.includes(e.path) || (kbuildDir && KBUILD_FILE.test(path.posix.basename(e.path)))) kbuild.push(i)
   })
-  const named = namedBy(entries, kbuild, content, (e) => e.type === 'file' && !isHeader(e.path) && (e.path.startsWith('scripts/') || e.path.startsWith('tools/')))
+  const named = namedBy(
+    entries,
+    kbuild,
+    content,
+    (e) => e.type === 'file' && !isHeader(e.path) && (e.path.startsWith('scripts/') || e.path.startsWith('tools/')),
+  )
   const kbuildFiles = [...kbuild, ...named].sort((a, b) => compareTarPaths(entries[a].path, entries[b].path))
   for (const i of kbuildFiles) place(i)
 
@@ -74,7 +95,8 @@ export function buildOrder(entries: readonly SourceEntry[], arch: string, conten
     includes.set(i, deps)
     for (const d of new Set(deps)) includedBy.set(d, (includedBy.get(d) ?? 0) + 1)
   })
-  const rank = (a: number, b: number): number => (includedBy.get(b) ?? 0) - (includedBy.get(a) ?? 0) || compareTarPaths(entries[a].path, entries[b].path)
+  const rank = (a: number, b: number): number =>
+    (includedBy.get(b) ?? 0) - (includedBy.get(a) ?? 0) || compareTarPaths(entries[a].path, entries[b].path)
   const closure = (start: number[]): number[] => {
     const seen = new Set<number>()
     const stack = [...start].reverse()
@@ -91,8 +113,12 @@ export function buildOrder(entries: readonly SourceEntry[], arch: string, conten
 
   // 2. the seeds' closure, most included first. Seeds also include what the Kbuild files and
   // programs write #include lines for (modpost generates every module's NAME.mod.c).
-  const generated = kbuildFiles.flatMap((i) => [...(content(i)?.toString('latin1').matchAll(GENERATED_INCLUDE) ?? [])].map((m) => resolve('', false, m[1].trim())))
-  const seeds = [...SEEDS.map((p) => byPath.get(p)), ...generated].filter((i): i is number => i !== undefined && includes.has(i))
+  const generated = kbuildFiles.flatMap((i) =>
+    [...(content(i)?.toString('latin1').matchAll(GENERATED_INCLUDE) ?? [])].map((m) => resolve('', false, m[1].trim())),
+  )
+  const seeds = [...SEEDS.map((p) => byPath.get(p)), ...generated].filter(
+    (i): i is number => i !== undefined && includes.has(i),
+  )
   for (const i of closure(seeds).sort(rank)) place(i)
 
   // 3. other headers, most included first, each with its closure
@@ -107,7 +133,12 @@ export function buildOrder(entries: readonly SourceEntry[], arch: string, conten
 }
 
 /** Files (matching `eligible`) whose paths the Kbuild files mention, and siblings NAME.* of those. */
-function namedBy(entries: readonly SourceEntry[], from: number[], content: (i: number) => Buffer | undefined, eligible: (e: SourceEntry) => boolean): number[] {
+function namedBy(
+  entries: readonly SourceEntry[],
+  from: number[],
+  content: (i: number) => Buffer | undefined,
+  eligible: (e: SourceEntry) => boolean,
+): number[] {
   const text = from.map((i) => content(i)?.toString('latin1') ?? '').join('\n')
   const found = new Set<number>()
   const names: string[] = []
@@ -140,7 +171,15 @@ type Resolve = (from: string, quoted: boolean, name: string) => number | undefin
  * name is tried next to the including file first. Links inside the archive are followed.
  */
 function includeResolver(arch: string, byPath: Map<string, number>, entries: readonly SourceEntry[]): Resolve {
-  const dirs = [`arch/${arch}/include`, `arch/${arch}/include/generated`, 'include', `arch/${arch}/include/uapi`, `arch/${arch}/include/generated/uapi`, 'include/uapi', 'include/generated/uapi']
+  const dirs = [
+    `arch/${arch}/include`,
+    `arch/${arch}/include/generated`,
+    'include',
+    `arch/${arch}/include/uapi`,
+    `arch/${arch}/include/generated/uapi`,
+    'include/uapi',
+    'include/generated/uapi',
+  ]
   const find = (p: string): number | undefined => {
     for (let hops = 0; hops < 8; hops++) {
       const i = byPath.get(p)

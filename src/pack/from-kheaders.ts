@@ -22,15 +22,23 @@ export interface KheadersInput {
 const MAX_TAR_BYTES = 1 << 30
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])
 
-export async function readKheadersArchive(file: string, opts: { config?: string; release?: string; env: NodeJS.ProcessEnv; readConfig: (file: string) => Buffer }): Promise<KheadersInput> {
+export async function readKheadersArchive(
+  file: string,
+  opts: { config?: string; release?: string; env: NodeJS.ProcessEnv; readConfig: (file: string) => Buffer },
+): Promise<KheadersInput> {
   let data: Buffer
   try {
     data = readFileSync(file)
   } catch (e) {
-    throw new KernelTreeError(`Cannot read ${file}: ${reason(e)}; pass --from-kheaders the kernel's archive (/sys/kernel/kheaders.tar.xz, after "modprobe kheaders")`, e)
+    throw new KernelTreeError(
+      `Cannot read ${file}: ${reason(e)}; pass --from-kheaders the kernel's archive (/sys/kernel/kheaders.tar.xz, after "modprobe kheaders")`,
+      e,
+    )
   }
   if (opts.config === undefined) {
-    throw new UsageError(`kheadersfs pack: --from-kheaders needs --config too (the kernel's archive has no .config): e.g. --config /proc/config.gz`)
+    throw new UsageError(
+      `kheadersfs pack: --from-kheaders needs --config too (the kernel's archive has no .config): e.g. --config /proc/config.gz`,
+    )
   }
   const config = opts.readConfig(opts.config)
   const xz = findXzStream(data, file)
@@ -39,16 +47,32 @@ export async function readKheadersArchive(file: string, opts: { config?: string;
   const byPath = new Map(entries.map((e) => [e.path, e]))
   const text = (p: string): string | undefined => byPath.get(p)?.data?.toString('latin1')
   if (![...byPath.keys()].some((p) => p.startsWith('include/linux/'))) {
-    throw new KernelTreeError(`Cannot use ${file}: it holds no include/linux/ headers; pass --from-kheaders the kernel's kheaders archive`)
+    throw new KernelTreeError(
+      `Cannot use ${file}: it holds no include/linux/ headers; pass --from-kheaders the kernel's kheaders archive`,
+    )
   }
-  const release = opts.release ?? /#define\s+UTS_RELEASE\s+"([^"]+)"/.exec(text('include/generated/utsrelease.h') ?? '')?.[1]
-  if (release === undefined) throw new KernelTreeError(`Cannot find the kernel release in ${file}: no include/generated/utsrelease.h; pass --release R`)
+  const release =
+    opts.release ?? /#define\s+UTS_RELEASE\s+"([^"]+)"/.exec(text('include/generated/utsrelease.h') ?? '')?.[1]
+  if (release === undefined)
+    throw new KernelTreeError(
+      `Cannot find the kernel release in ${file}: no include/generated/utsrelease.h; pass --release R`,
+    )
   if (!/^[A-Za-z0-9._+~-]{1,64}$/.test(release)) {
-    throw new UsageError(`Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`)
+    throw new UsageError(
+      `Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`,
+    )
   }
-  const arches = [...new Set([...byPath.keys()].map((p) => /^arch\/([^/]+)\/include\//.exec(p)?.[1]).filter((a): a is string => a !== undefined))]
+  const arches = [
+    ...new Set(
+      [...byPath.keys()]
+        .map((p) => /^arch\/([^/]+)\/include\//.exec(p)?.[1])
+        .filter((a): a is string => a !== undefined),
+    ),
+  ]
   if (arches.length !== 1) {
-    throw new KernelTreeError(`Cannot find the architecture of ${file}: ${arches.length === 0 ? 'no arch/<arch>/include/' : `several (${arches.join(', ')})`} in it`)
+    throw new KernelTreeError(
+      `Cannot find the architecture of ${file}: ${arches.length === 0 ? 'no arch/<arch>/include/' : `several (${arches.join(', ')})`} in it`,
+    )
   }
   const epoch = buildEpoch(text, opts.env)
   const tree: KernelTree = {
@@ -82,7 +106,9 @@ export function findXzStream(data: Buffer, file: string): Buffer {
       }
     }
   }
-  throw new KernelTreeError(`Cannot use ${file}: no .xz stream in it; pass --from-kheaders the kernel's kheaders.tar.xz (or kheaders.ko)`)
+  throw new KernelTreeError(
+    `Cannot use ${file}: no .xz stream in it; pass --from-kheaders the kernel's kheaders.tar.xz (or kheaders.ko)`,
+  )
 }
 
 async function unxz(xz: Buffer, file: string): Promise<Buffer> {
@@ -95,10 +121,13 @@ async function unxz(xz: Buffer, file: string): Promise<Buffer> {
       chunks.push(c)
       total += c.length
       // A kernel's headers are tens of MB; a decompression bomb must not exhaust a small board.
-      if (total > MAX_TAR_BYTES) dec.destroy(new Error(`it unpacks to more than ${MAX_TAR_BYTES >> 20} MiB, far more than any kernel's headers`))
+      if (total > MAX_TAR_BYTES)
+        dec.destroy(new Error(`it unpacks to more than ${MAX_TAR_BYTES >> 20} MiB, far more than any kernel's headers`))
     })
     dec.on('end', () => resolve(Buffer.concat(chunks)))
-    dec.on('error', (e: Error) => reject(new KernelTreeError(`Cannot decompress ${file}: ${e.message}; the archive is damaged`, e)))
+    dec.on('error', (e: Error) =>
+      reject(new KernelTreeError(`Cannot decompress ${file}: ${e.message}; the archive is damaged`, e)),
+    )
     dec.end(xz)
   })
 }
@@ -116,7 +145,9 @@ async function tarEntries(tar: Buffer, file: string): Promise<SourceEntry[]> {
         const name = h.name.replace(/^(\.\/)+/, '').replace(/\/+$/, '')
         if (name === '' || name === '.') return next()
         if (name.split('/').some((c) => c === '..' || c === '') || path.posix.isAbsolute(name)) {
-          return next(new KernelTreeError(`Cannot use ${file}: it names ${JSON.stringify(h.name)}, outside the archive's root`))
+          return next(
+            new KernelTreeError(`Cannot use ${file}: it names ${JSON.stringify(h.name)}, outside the archive's root`),
+          )
         }
         if (seen.has(name)) return next(new KernelTreeError(`Cannot use ${file}: it lists ${name} twice`))
         seen.add(name)
@@ -124,15 +155,26 @@ async function tarEntries(tar: Buffer, file: string): Promise<SourceEntry[]> {
         if (h.type === 'file') {
           const data = Buffer.concat(chunks)
           entries.push({ path: name, type: 'file', mode: exec ? 0o755 : 0o644, data, size: data.length, strip: false })
-        } else if (h.type === 'directory') entries.push({ path: name, type: 'directory', mode: 0o755, size: 0, strip: false })
-        else if (h.type === 'symlink') entries.push({ path: name, type: 'symlink', mode: 0o777, linkname: h.linkname ?? '', size: 0, strip: false })
-        else return next(new KernelTreeError(`Cannot use ${file}: ${name} is a ${h.type}, which a headers archive never holds`))
+        } else if (h.type === 'directory')
+          entries.push({ path: name, type: 'directory', mode: 0o755, size: 0, strip: false })
+        else if (h.type === 'symlink')
+          entries.push({ path: name, type: 'symlink', mode: 0o777, linkname: h.linkname ?? '', size: 0, strip: false })
+        else
+          return next(
+            new KernelTreeError(`Cannot use ${file}: ${name} is a ${h.type}, which a headers archive never holds`),
+          )
         next()
       })
       stream.resume()
     })
     extract.on('finish', resolve)
-    extract.on('error', (e: Error) => reject(KernelTreeError.prototype.isPrototypeOf(e) ? e : new KernelTreeError(`Cannot read the tar in ${file}: ${e.message}`, e)))
+    extract.on('error', (e: Error) =>
+      reject(
+        KernelTreeError.prototype.isPrototypeOf(e)
+          ? e
+          : new KernelTreeError(`Cannot read the tar in ${file}: ${e.message}`, e),
+      ),
+    )
   })
   extract.end(tar)
   await done

@@ -179,11 +179,15 @@ async function readSource(e: SourceEntry): Promise<Buffer> {
     fh = await open(e.source!, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
     const st = await fh.stat()
     if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'EINVAL' })
-    if (st.size > MAX_FILE_BYTES) throw Object.assign(new Error(`grew to ${st.size} bytes while packing`), { code: 'EFBIG' })
+    if (st.size > MAX_FILE_BYTES)
+      throw Object.assign(new Error(`grew to ${st.size} bytes while packing`), { code: 'EFBIG' })
     return await fh.readFile()
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it became a symlink while packing' : reason(err)
-    throw new KernelTreeError(`Cannot read ${e.source} (${e.path}): ${why}; make it readable or remove it from the tree`, err)
+    throw new KernelTreeError(
+      `Cannot read ${e.source} (${e.path}): ${why}; make it readable or remove it from the tree`,
+      err,
+    )
   } finally {
     await fh?.close()
   }

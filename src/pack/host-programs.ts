@@ -5,7 +5,18 @@
 // scripts/ with HOSTCC set to the target's C compiler, from a scratch copy of the tree whose own
 // (build-host) fixdep still runs here. The user's tree is never written to.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { HostProgramsError } from '../errors'
@@ -36,7 +47,11 @@ export function debianCompilerPackage(prefix: string): string {
 }
 
 /** The compiler prefix: --cross-compile, else $CROSS_COMPILE, else the one .config records. */
-export function findCompilerPrefix(tree: KernelTree, given: string | undefined, env: NodeJS.ProcessEnv): { prefix: string; from: Compiler['from'] } | undefined {
+export function findCompilerPrefix(
+  tree: KernelTree,
+  given: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { prefix: string; from: Compiler['from'] } | undefined {
   if (given !== undefined) return { prefix: given, from: '--cross-compile' }
   if (env.CROSS_COMPILE) return { prefix: env.CROSS_COMPILE, from: 'CROSS_COMPILE' }
   // CONFIG_CC_VERSION_TEXT="aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0" (kernels since 5.8).
@@ -61,7 +76,13 @@ function compilerFor(prefix: string, from: Compiler['from'], target: ElfId): Com
  * What `make M=` runs from the tree, so a copy for another machine can never ship: fixdep and
  * modpost always, genksyms with MODVERSIONS, recordmcount on arches that use it, objtool on x86.
  */
-export const NEEDED_BY_MODULE_BUILDS = ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/genksyms/genksyms', 'scripts/recordmcount', 'tools/objtool/objtool']
+export const NEEDED_BY_MODULE_BUILDS = [
+  'scripts/basic/fixdep',
+  'scripts/mod/modpost',
+  'scripts/genksyms/genksyms',
+  'scripts/recordmcount',
+  'tools/objtool/objtool',
+]
 
 /** Rebuild the host programs for `target` in a scratch copy of the selected tree. */
 export function rebuildHostPrograms(
@@ -84,7 +105,11 @@ export function rebuildHostPrograms(
     const tree_ = path.join(scratch, 'tree')
     const out = path.join(scratch, 'out')
     materialize(entries, tree_, tree.epoch)
-    cpSync(path.join(tree_, 'scripts'), path.join(out, 'scripts'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true })
+    cpSync(path.join(tree_, 'scripts'), path.join(out, 'scripts'), {
+      recursive: true,
+      preserveTimestamps: true,
+      verbatimSymlinks: true,
+    })
     // Sources reach the tree's headers by relative paths (modpost.c: "../../include/linux/license.h").
     for (const dir of ['include', 'arch', 'tools']) {
       if (existsSync(path.join(tree_, dir))) symlinkSync(path.join(tree_, dir), path.join(out, dir))
@@ -129,11 +154,20 @@ function kbuildFor(tree: string, foreign: readonly string[]): string {
   if (foreign.includes('scripts/mod/modpost')) {
     const mod = readFileSync(path.join(tree, 'scripts', 'mod', 'Makefile'), 'utf8')
     const objs = /^modpost-objs\s*:?=\s*(.+)$/m.exec(mod)?.[1].trim() ?? 'modpost.o file2alias.o sumversion.o'
-    lines.push('hostprogs-always-y += mod/modpost', `mod/modpost-objs := ${objs.split(/\s+/).map((o) => `mod/${o}`).join(' ')}`)
+    lines.push(
+      'hostprogs-always-y += mod/modpost',
+      `mod/modpost-objs := ${objs
+        .split(/\s+/)
+        .map((o) => `mod/${o}`)
+        .join(' ')}`,
+    )
   }
   if (foreign.includes('scripts/recordmcount')) {
     const makefile = readFileSync(path.join(tree, 'scripts', 'Makefile'), 'utf8')
-    lines.push('hostprogs-always-y += recordmcount', ...makefile.split('\n').filter((l) => l.startsWith('HOSTCFLAGS_recordmcount.o')))
+    lines.push(
+      'hostprogs-always-y += recordmcount',
+      ...makefile.split('\n').filter((l) => l.startsWith('HOSTCFLAGS_recordmcount.o')),
+    )
   }
   return lines.join('\n') + '\n'
 }
@@ -145,17 +179,33 @@ function kbuildFor(tree: string, foreign: readonly string[]): string {
  */
 function runKbuild(tree: string, out: string, arch: string, compiler: Compiler): void {
   const extra = path.join(out, 'kheadersfs-hostprogs.mk')
-  writeFileSync(extra, 'kheadersfs-hostprogs:\n\t+$(Q)$(MAKE) HOSTCC=$(KHEADERSFS_HOSTCC) VPATH= srcroot=. $(build)=$(KHEADERSFS_OUT)/scripts\n.PHONY: kheadersfs-hostprogs\n')
+  writeFileSync(
+    extra,
+    'kheadersfs-hostprogs:\n\t+$(Q)$(MAKE) HOSTCC=$(KHEADERSFS_HOSTCC) VPATH= srcroot=. $(build)=$(KHEADERSFS_OUT)/scripts\n.PHONY: kheadersfs-hostprogs\n',
+  )
   const args = [
-    '-C', tree, '-f', 'Makefile', '-f', extra,
-    `ARCH=${arch}`, `CROSS_COMPILE=${compiler.prefix}`, `M=${path.join(out, 'scripts')}`,
-    `KHEADERSFS_HOSTCC=${compiler.prefix}gcc`, `KHEADERSFS_OUT=${out}`,
-    `-j${Math.max(1, os.availableParallelism())}`, 'kheadersfs-hostprogs',
+    '-C',
+    tree,
+    '-f',
+    'Makefile',
+    '-f',
+    extra,
+    `ARCH=${arch}`,
+    `CROSS_COMPILE=${compiler.prefix}`,
+    `M=${path.join(out, 'scripts')}`,
+    `KHEADERSFS_HOSTCC=${compiler.prefix}gcc`,
+    `KHEADERSFS_OUT=${out}`,
+    `-j${Math.max(1, os.availableParallelism())}`,
+    'kheadersfs-hostprogs',
   ]
   const r = spawnSync('make', args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 64 << 20 })
   if (r.error !== undefined || r.status !== 0) {
-    const tail = `${r.stderr ?? ''}${r.error?.message ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `make exited with ${r.status}`
-    throw new HostProgramsError(`Cannot rebuild the kernel's host programs with ${compiler.prefix}gcc: ${tail}; see "make ${args.join(' ')}"`)
+    const tail =
+      `${r.stderr ?? ''}${r.error?.message ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ??
+      `make exited with ${r.status}`
+    throw new HostProgramsError(
+      `Cannot rebuild the kernel's host programs with ${compiler.prefix}gcc: ${tail}; see "make ${args.join(' ')}"`,
+    )
   }
 }
 

@@ -54,11 +54,15 @@ export function detectKernelTree(opts: TreeOptions): KernelTree {
     }
   }
   if (!isDir(path.join(srctree, 'include', 'linux')) && !isDir(path.join(objtree, 'include', 'linux'))) {
-    throw new KernelTreeError(`Cannot pack ${objtree}: no include/linux/ in it or its source tree ${srctree}; pass --source the kernel source tree${sysroot === undefined ? ' (or --sysroot ROOT if the tree belongs to another root file system)' : ''}`)
+    throw new KernelTreeError(
+      `Cannot pack ${objtree}: no include/linux/ in it or its source tree ${srctree}; pass --source the kernel source tree${sysroot === undefined ? ' (or --sysroot ROOT if the tree belongs to another root file system)' : ''}`,
+    )
   }
   const release = opts.release ?? readRelease(objtree)
   if (!/^[A-Za-z0-9._+~-]{1,64}$/.test(release)) {
-    throw new UsageError(`Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`)
+    throw new UsageError(
+      `Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`,
+    )
   }
   const arch = readArch(objtree, srctree)
   const { config, configPath } = readConfig(objtree, opts.config)
@@ -71,9 +75,15 @@ function realDir(p: string, flag: string, sysroot: string | undefined): string {
   try {
     real = realpathIn(p, sysroot)
   } catch (e) {
-    throw new KernelTreeError(`Cannot read ${flag === '--sysroot' ? 'sysroot' : 'kernel tree'} ${p}: ${reason(e)}; pass ${flag} an existing ${flag === '--sysroot' ? 'directory' : 'kernel build directory'}`, e)
+    throw new KernelTreeError(
+      `Cannot read ${flag === '--sysroot' ? 'sysroot' : 'kernel tree'} ${p}: ${reason(e)}; pass ${flag} an existing ${flag === '--sysroot' ? 'directory' : 'kernel build directory'}`,
+      e,
+    )
   }
-  if (!isDir(real)) throw new KernelTreeError(`Cannot pack ${p}: not a directory; pass ${flag} ${flag === '--sysroot' ? 'the root directory of the system the tree belongs to' : 'a kernel build directory'}`)
+  if (!isDir(real))
+    throw new KernelTreeError(
+      `Cannot pack ${p}: not a directory; pass ${flag} ${flag === '--sysroot' ? 'the root directory of the system the tree belongs to' : 'a kernel build directory'}`,
+    )
   return real
 }
 
@@ -90,7 +100,11 @@ function isDir(p: string): boolean {
  * tree an objtree Makefile stub includes by absolute path (O= builds and Debian's linux-headers-<rel>,
  * whose one-line Makefile includes linux-headers-<ver>-common/Makefile); else the objtree itself.
  */
-function findSrctree(objtree: string, source: string | undefined, sysroot: string | undefined): { srctree: string; layout: TreeLayout } {
+function findSrctree(
+  objtree: string,
+  source: string | undefined,
+  sysroot: string | undefined,
+): { srctree: string; layout: TreeLayout } {
   if (source !== undefined) {
     const srctree = realDir(source, '--source', sysroot)
     return { srctree, layout: srctree === objtree ? 'in-tree' : 'out-of-tree' }
@@ -115,7 +129,11 @@ function findSrctree(objtree: string, source: string | undefined, sysroot: strin
 }
 
 /** The error for a stub Makefile whose included tree is not there: name the fix that fits. */
-export function missingStubTarget(objtree: string, stub: string, sysroot: string | undefined): InstanceType<typeof KernelTreeError> {
+export function missingStubTarget(
+  objtree: string,
+  stub: string,
+  sysroot: string | undefined,
+): InstanceType<typeof KernelTreeError> {
   return new KernelTreeError(
     sysroot === undefined
       ? `Cannot pack ${objtree}: its Makefile includes ${stub}, which is not on this machine; if the tree belongs to another root file system (a board's root, an SDK sysroot), pass --sysroot ROOT, else install the source tree it names`
@@ -193,24 +211,36 @@ function readArch(objtree: string, srctree: string): string {
 }
 
 /** --config may be a .config or a config.gz (e.g. the running kernel's /proc/config.gz). */
-export function readConfig(objtree: string, given: string | undefined): { config: Buffer | undefined; configPath: string | undefined } {
+export function readConfig(
+  objtree: string,
+  given: string | undefined,
+): { config: Buffer | undefined; configPath: string | undefined } {
   const file = given ?? path.join(objtree, '.config')
   let data: Buffer
   try {
     data = readFileSync(file)
   } catch (e) {
-    if (given === undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') return { config: undefined, configPath: undefined }
-    throw new KernelTreeError(`Cannot read config ${file}: ${reason(e)}; pass --config a kernel .config or config.gz`, e)
+    if (given === undefined && (e as NodeJS.ErrnoException).code === 'ENOENT')
+      return { config: undefined, configPath: undefined }
+    throw new KernelTreeError(
+      `Cannot read config ${file}: ${reason(e)}; pass --config a kernel .config or config.gz`,
+      e,
+    )
   }
   if (data[0] === 0x1f && data[1] === 0x8b) {
     try {
       data = gunzipSync(data)
     } catch (e) {
-      throw new KernelTreeError(`Cannot read config ${file}: not a valid gzip file (${reason(e)}); pass --config a kernel .config or config.gz`, e)
+      throw new KernelTreeError(
+        `Cannot read config ${file}: not a valid gzip file (${reason(e)}); pass --config a kernel .config or config.gz`,
+        e,
+      )
     }
   }
   if (!/^CONFIG_[A-Z0-9_]+=/m.test(data.toString('latin1'))) {
-    throw new KernelTreeError(`Cannot use config ${file}: no CONFIG_ lines in it; pass --config a kernel .config or config.gz`)
+    throw new KernelTreeError(
+      `Cannot use config ${file}: no CONFIG_ lines in it; pass --config a kernel .config or config.gz`,
+    )
   }
   return { config: data, configPath: file }
 }
@@ -237,7 +267,8 @@ export function buildEpoch(
         }
   const sde = env.SOURCE_DATE_EPOCH
   if (sde !== undefined && sde !== '') {
-    if (!/^\d{1,12}$/.test(sde)) throw new UsageError(`Cannot use SOURCE_DATE_EPOCH="${sde}": it must be a whole number of seconds since 1970`)
+    if (!/^\d{1,12}$/.test(sde))
+      throw new UsageError(`Cannot use SOURCE_DATE_EPOCH="${sde}": it must be a whole number of seconds since 1970`)
     return { epoch: Number(sde), epochSource: 'SOURCE_DATE_EPOCH' }
   }
   for (const f of ['include/generated/utsversion.h', 'include/generated/compile.h']) {

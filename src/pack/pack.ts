@@ -39,7 +39,15 @@ export interface PackOptions extends XzOptions {
 
 export interface PackHooks {
   /** Called once the tree is understood and the files are chosen. */
-  onSelected?: (info: { tree: KernelTree; files: number; bytes: number; skipped: Skipped[]; output: string; target?: TargetInfo; hostPrograms?: HostProgramsInfo }) => void
+  onSelected?: (info: {
+    tree: KernelTree
+    files: number
+    bytes: number
+    skipped: Skipped[]
+    output: string
+    target?: TargetInfo
+    hostPrograms?: HostProgramsInfo
+  }) => void
   onProgress?: (p: ArchiveProgress) => void
   signal?: AbortSignal
 }
@@ -54,19 +62,34 @@ export interface PackResult {
 }
 
 export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promise<PackResult> {
-  const archive = opts.fromKheaders === undefined ? undefined : await readKheadersArchive(opts.fromKheaders, { ...opts, readConfig: (f) => readConfig('', f).config! })
+  const archive =
+    opts.fromKheaders === undefined
+      ? undefined
+      : await readKheadersArchive(opts.fromKheaders, { ...opts, readConfig: (f) => readConfig('', f).config! })
   const tree = archive?.tree ?? detectKernelTree(opts)
   if (tree.config === undefined) {
-    throw new KernelTreeError(`Cannot pack ${tree.objtree}: it has no .config; pass --config FILE (a .config, or /proc/config.gz of the running kernel)`)
+    throw new KernelTreeError(
+      `Cannot pack ${tree.objtree}: it has no .config; pass --config FILE (a .config, or /proc/config.gz of the running kernel)`,
+    )
   }
   const output = path.resolve(opts.cwd, opts.output ?? `kheaders-${tree.release}.img`)
   checkOutput(output, tree)
   const staleTempsRemoved = removeStaleTemps(output)
 
-  const selection: Selection = archive === undefined ? selectFiles(tree, opts.profile) : { entries: archive.entries, skipped: [] }
+  const selection: Selection =
+    archive === undefined ? selectFiles(tree, opts.profile) : { entries: archive.entries, skipped: [] }
   const target = kernelTarget(tree)
-  const targetInfo: TargetInfo | undefined = target && { machine: target.machine, bits: target.bits, endian: target.endian, name: describeElf(target), from: target.from }
-  const rebuild = opts.profile === 'module-build' && target !== undefined ? fitHostPrograms(tree, selection, targetInfo!, opts) : undefined
+  const targetInfo: TargetInfo | undefined = target && {
+    machine: target.machine,
+    bits: target.bits,
+    endian: target.endian,
+    name: describeElf(target),
+    from: target.from,
+  }
+  const rebuild =
+    opts.profile === 'module-build' && target !== undefined
+      ? fitHostPrograms(tree, selection, targetInfo!, opts)
+      : undefined
   try {
     hooks.onSelected?.({
       tree,
@@ -77,11 +100,25 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
       target: targetInfo,
       hostPrograms: rebuild?.info,
     })
-    const built = await buildArchive(selection.entries, { ...opts, epoch: tree.epoch, arch: tree.arch, onProgress: hooks.onProgress, signal: hooks.signal })
+    const built = await buildArchive(selection.entries, {
+      ...opts,
+      epoch: tree.epoch,
+      arch: tree.arch,
+      onProgress: hooks.onProgress,
+      signal: hooks.signal,
+    })
     const config = { raw: tree.config, gz: configGz(tree.config) }
     const source = archive && { kind: 'kheaders-archive' as const, sha256: archive.sha256 }
-    const manifest = buildManifest(tree, opts.profile, built, config, opts, { target: targetInfo, hostPrograms: rebuild?.info, source, layout: { order: LAYOUT_ORDER } })
-    const image = await buildImage({ manifest: serializeManifest(manifest), config: config.gz, headers: built.txz }, tree.epoch)
+    const manifest = buildManifest(tree, opts.profile, built, config, opts, {
+      target: targetInfo,
+      hostPrograms: rebuild?.info,
+      source,
+      layout: { order: LAYOUT_ORDER },
+    })
+    const image = await buildImage(
+      { manifest: serializeManifest(manifest), config: config.gz, headers: built.txz },
+      tree.epoch,
+    )
     hooks.signal?.throwIfAborted()
     writeImage(output, image)
     return { output, tree, manifest, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
@@ -96,7 +133,12 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
  * build-host programs: rebuild them for the target (or refuse with --no-rebuild); those module
  * builds never run and that were not rebuilt are left out, and named.
  */
-function fitHostPrograms(tree: KernelTree, selection: Selection, target: TargetInfo, opts: PackOptions): (Rebuild & { info: HostProgramsInfo }) | undefined {
+function fitHostPrograms(
+  tree: KernelTree,
+  selection: Selection,
+  target: TargetInfo,
+  opts: PackOptions,
+): (Rebuild & { info: HostProgramsInfo }) | undefined {
   const foreign = foreignBinaries(selection.entries, target)
   if (foreign.length === 0) return undefined
   const first = foreign[0]
@@ -106,7 +148,13 @@ function fitHostPrograms(tree: KernelTree, selection: Selection, target: TargetI
       `Cannot pack ${tree.objtree} for ${target.name}: ${first.entry.path}${others} ${foreign.length > 1 ? 'are' : 'is'} built for ${describeElf(first.elf)}, so "make M=" on the board would fail with "Exec format error"; drop --no-rebuild to rebuild them with the board's compiler`,
     )
   }
-  const rebuild = rebuildHostPrograms(tree, selection.entries, target, foreign.map((f) => f.entry.path), { crossCompile: opts.crossCompile, env: opts.env })
+  const rebuild = rebuildHostPrograms(
+    tree,
+    selection.entries,
+    target,
+    foreign.map((f) => f.entry.path),
+    { crossCompile: opts.crossCompile, env: opts.env },
+  )
   const rebuilt: string[] = []
   const dropped: string[] = []
   for (const { entry, elf } of foreign) {
@@ -121,7 +169,10 @@ function fitHostPrograms(tree: KernelTree, selection: Selection, target: TargetI
       )
     } else {
       dropped.push(entry.path)
-      selection.skipped.push({ path: entry.path, reason: `a program for ${describeElf(elf)}, not ${target.name}; module builds do not run it, so it is left out` })
+      selection.skipped.push({
+        path: entry.path,
+        reason: `a program for ${describeElf(elf)}, not ${target.name}; module builds do not run it, so it is left out`,
+      })
     }
   }
   if (dropped.length > 0) {
@@ -139,17 +190,23 @@ function checkOutput(output: string, tree: KernelTree): void {
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
     realDir = realpathSync(dir)
   } catch (e) {
-    throw new IoError(`Cannot write image ${output}: ${dir}: ${reason(e)}; create the directory or pass -o another path`, e)
+    throw new IoError(
+      `Cannot write image ${output}: ${dir}: ${reason(e)}; create the directory or pass -o another path`,
+      e,
+    )
   }
   try {
-    if (statSync(output).isDirectory()) throw new UsageError(`Cannot write image ${output}: it is a directory; pass -o a file path`)
+    if (statSync(output).isDirectory())
+      throw new UsageError(`Cannot write image ${output}: it is a directory; pass -o a file path`)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
   }
   const real = path.join(realDir, path.basename(output))
   for (const root of new Set([tree.objtree, tree.srctree])) {
     if (real.startsWith(root + path.sep)) {
-      throw new UsageError(`Cannot write image ${output}: it is inside the kernel tree ${root} and would be packed next time; pass -o a path outside it`)
+      throw new UsageError(
+        `Cannot write image ${output}: it is inside the kernel tree ${root} and would be packed next time; pass -o a path outside it`,
+      )
     }
   }
 }

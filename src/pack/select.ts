@@ -37,9 +37,7 @@ export interface Selection {
 
 /** A node of the merged tree: a file, kept link, or directory with the real dirs that back it. */
 type Node =
-  | { kind: 'file'; real: string; st: Stats }
-  | { kind: 'symlink'; target: string }
-  | { kind: 'dir'; layers: string[] }
+  { kind: 'file'; real: string; st: Stats } | { kind: 'symlink'; target: string } | { kind: 'dir'; layers: string[] }
 
 const JUNK = /^\..*\.(cmd|d|tmp)$|\.o$|\.mod\.c$|^\.tmp/
 /** Larger than any file a kernel build tree needs (objtool ~3 MB, Module.symvers ~2 MB): skipped. */
@@ -73,15 +71,25 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
         (dir) => dir !== 'include/config',
       )
     }
-    for (const f of ['include/config/auto.conf', 'include/config/kernel.release']) merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
+    for (const f of ['include/config/auto.conf', 'include/config/kernel.release'])
+      merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
     merged.walk('scripts', (rel, node) => add(toEntry(rel, node, isHeader(rel))))
-    merged.walk(arch, (rel, node) => {
-      const base = path.posix.basename(rel)
-      const top = path.posix.dirname(rel) === arch
-      if ((top && base.startsWith('Makefile')) || base === 'module.lds' || base === 'Kbuild.platforms' || base === 'Platform') {
-        add(toEntry(rel, node, false))
-      }
-    }, (dir) => !dir.startsWith(`${arch}/include`))
+    merged.walk(
+      arch,
+      (rel, node) => {
+        const base = path.posix.basename(rel)
+        const top = path.posix.dirname(rel) === arch
+        if (
+          (top && base.startsWith('Makefile')) ||
+          base === 'module.lds' ||
+          base === 'Kbuild.platforms' ||
+          base === 'Platform'
+        ) {
+          add(toEntry(rel, node, false))
+        }
+      },
+      (dir) => !dir.startsWith(`${arch}/include`),
+    )
     for (const f of ['Makefile', 'Module.symvers', '.kernelvariables', 'tools/objtool/objtool']) {
       merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
     }
@@ -102,7 +110,9 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   }
 
   if (picked.size === 0) {
-    throw new KernelTreeError(`Cannot pack ${tree.objtree}: no headers found under include/ or ${arch}/include/; pass --kernel a kernel build tree`)
+    throw new KernelTreeError(
+      `Cannot pack ${tree.objtree}: no headers found under include/ or ${arch}/include/; pass --kernel a kernel build tree`,
+    )
   }
   // Parent directories of everything picked, as cpio -pd creates them.
   for (const rel of [...picked.keys()]) {
@@ -116,7 +126,8 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
 }
 
 function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree): SourceEntry {
-  if (node.kind === 'symlink') return { path: rel, type: 'symlink', mode: 0o777, linkname: node.target, size: 0, strip: false }
+  if (node.kind === 'symlink')
+    return { path: rel, type: 'symlink', mode: 0o777, linkname: node.target, size: 0, strip: false }
   if (node.kind === 'dir') return { path: rel, type: 'directory', mode: 0o755, size: 0, strip: false }
   let real = node.real
   let st = node.st
@@ -182,7 +193,12 @@ class MergedTree {
   }
 
   /** Depth-first over a subtree: visit non-directories; descend into dirs for which `enter` is true. */
-  walk(rel: string, visit: (rel: string, node: Node) => void, enter: (dir: string) => boolean = () => true, above: ReadonlySet<string> = new Set()): void {
+  walk(
+    rel: string,
+    visit: (rel: string, node: Node) => void,
+    enter: (dir: string) => boolean = () => true,
+    above: ReadonlySet<string> = new Set(),
+  ): void {
     const node = this.resolve(rel)
     if (node === undefined) return
     if (node.kind !== 'dir') return visit(rel, node)
@@ -263,7 +279,10 @@ class MergedTree {
       real = realpathIn(p, this.sysroot)
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
-      this.skip(rel, code === 'ELOOP' ? `symlink to ${target}: a symlink loop` : `symlink to ${target}, which does not exist`)
+      this.skip(
+        rel,
+        code === 'ELOOP' ? `symlink to ${target}: a symlink loop` : `symlink to ${target}, which does not exist`,
+      )
       return undefined
     }
     const topLevel = !rel.includes('/')
@@ -284,7 +303,10 @@ class MergedTree {
 
   private file(rel: string, real: string, st: Stats): Node | undefined {
     if (st.size <= MAX_FILE_BYTES) return { kind: 'file', real, st }
-    this.skip(rel, `${(st.size / 2 ** 20).toFixed(0)} MiB, larger than any file a kernel build needs (${MAX_FILE_BYTES / 2 ** 20} MiB)`)
+    this.skip(
+      rel,
+      `${(st.size / 2 ** 20).toFixed(0)} MiB, larger than any file a kernel build needs (${MAX_FILE_BYTES / 2 ** 20} MiB)`,
+    )
     return undefined
   }
 

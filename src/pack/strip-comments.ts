@@ -67,7 +67,8 @@ for (const c of [SLASH, DQUOTE, SQUOTE, BACKSLASH, LF, CR]) PLAIN[c] = 0
 
 // Characters GCC accepts in a raw string delimiter (basic character set minus space ( ) \ and controls).
 const RAW_DELIM = new Uint8Array(256)
-for (const ch of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_{}[]#<>%:;.?*+-/^&|~!=,"\'') RAW_DELIM[ch.charCodeAt(0)] = 1
+for (const ch of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_{}[]#<>%:;.?*+-/^&|~!=,"\'')
+  RAW_DELIM[ch.charCodeAt(0)] = 1
 
 // Where we are in a directive: header names and escape rules depend on it (GCC's angled_headers).
 const D_NONE = 0 // ordinary text
@@ -300,8 +301,15 @@ export function stripComments(src: Buffer): Buffer {
         // In a directive: whole words decide what the line is.
         const end = wordEnd(s, i)
         const w = word(s, i, end, 18)
-        if (dir === D_HASH) dir = w === 'include' || w === 'include_next' || w === 'import' ? D_INCLUDE : w === 'if' || w === 'elif' ? D_IF : D_NONE
-        else if (dir === D_IF || dir === D_HAS || dir === D_HAS_PAREN) dir = w === '__has_include' || w === '__has_include_next' ? D_HAS : D_IF
+        if (dir === D_HASH)
+          dir =
+            w === 'include' || w === 'include_next' || w === 'import'
+              ? D_INCLUDE
+              : w === 'if' || w === 'elif'
+                ? D_IF
+                : D_NONE
+        else if (dir === D_IF || dir === D_HAS || dir === D_HAS_PAREN)
+          dir = w === '__has_include' || w === '__has_include_next' ? D_HAS : D_IF
         else dir = D_NONE // #include MACRO: GCC stops treating '<' as a header name once a macro expands
         i = end
         break
@@ -369,7 +377,7 @@ export function stripComments(src: Buffer): Buffer {
           }
         } else {
           // Keep each line break as it was (CRLF or lone CR), each preceded by a backslash.
-          for (let k = i; k < end; ) {
+          for (let k = i; k < end;) {
             const nl = newlineLen(s, k)
             if (nl === 0) {
               k++

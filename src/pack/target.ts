@@ -25,10 +25,13 @@ export function kernelTarget(tree: KernelTree): Target | undefined {
 
 export function targetFromConfig(arch: string, config: string): ElfId | undefined {
   const y = (sym: string): boolean => new RegExp(`^CONFIG_${sym}=y$`, 'm').test(config)
-  const le = (bigUnlessLittle: boolean): 'little' | 'big' => (bigUnlessLittle ? (y('CPU_LITTLE_ENDIAN') ? 'little' : 'big') : y('CPU_BIG_ENDIAN') ? 'big' : 'little')
+  const le = (bigUnlessLittle: boolean): 'little' | 'big' =>
+    bigUnlessLittle ? (y('CPU_LITTLE_ENDIAN') ? 'little' : 'big') : y('CPU_BIG_ENDIAN') ? 'big' : 'little'
   switch (arch) {
     case 'x86':
-      return y('X86_64') || y('64BIT') ? { bits: 64, endian: 'little', machine: 62 } : { bits: 32, endian: 'little', machine: 3 }
+      return y('X86_64') || y('64BIT')
+        ? { bits: 64, endian: 'little', machine: 62 }
+        : { bits: 32, endian: 'little', machine: 3 }
     case 'arm64':
       return { bits: 64, endian: le(false), machine: 183 }
     case 'arm':

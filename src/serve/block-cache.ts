@@ -66,7 +66,13 @@ export class BlockCache {
   }
 
   stats(): CacheStats {
-    return { bytes: this.bytes, boundBytes: this.boundBytes, blocks: this.entries.size, ...this.counts, collections: this.reclaimer.count }
+    return {
+      bytes: this.bytes,
+      boundBytes: this.boundBytes,
+      blocks: this.entries.size,
+      ...this.counts,
+      collections: this.reclaimer.count,
+    }
   }
 
   private insert(block: number, data: Buffer): void {

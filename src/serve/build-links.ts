@@ -47,7 +47,8 @@ export function createBuildLinks(release: string, view: string, modulesDir = MOD
     const p = path.join(dir, name)
     const target = linkTarget(p)
     if (target === view) out.links.push(p)
-    else if (exists(p)) out.kept.push({ path: p, reason: target === undefined ? 'it exists' : `it exists and points at ${target}` })
+    else if (exists(p))
+      out.kept.push({ path: p, reason: target === undefined ? 'it exists' : `it exists and points at ${target}` })
     else {
       symlinkSync(view, p)
       out.links.push(p)

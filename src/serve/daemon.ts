@@ -73,29 +73,50 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     const { tree, image: m } = await load(opts)
     const loadMs = performance.now() - t0
     log.info(
-      { image: opts.image, release: m.release, profile: m.profile, imageBytes: m.bytes, loadMs: round(loadMs), view: opts.view, xzBlocks: tree.archive?.index.blocks.length, cacheBytes: opts.view ? opts.cacheBytes : 0 },
+      {
+        image: opts.image,
+        release: m.release,
+        profile: m.profile,
+        imageBytes: m.bytes,
+        loadMs: round(loadMs),
+        view: opts.view,
+        xzBlocks: tree.archive?.index.blocks.length,
+        cacheBytes: opts.view ? opts.cacheBytes : 0,
+      },
       'image loaded',
     )
 
     const t1 = performance.now()
     try {
-      mounted = await mountFuse(opts.mountpoint, createOps(tree, log, counts), { allowOther: process.getuid?.() === 0, nonempty: opts.nonempty, log })
+      mounted = await mountFuse(opts.mountpoint, createOps(tree, log, counts), {
+        allowOther: process.getuid?.() === 0,
+        nonempty: opts.nonempty,
+        log,
+      })
     } catch (e) {
       if (KheadersError.is(e)) throw e
-      throw new MountpointError(`Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`)
+      throw new MountpointError(
+        `Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`,
+      )
     }
     // Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it.
-    await new Promise<void>((resolve, reject) => stat(path.join(opts.mountpoint, FLAT_FILES[2]), (e) => (e ? reject(e) : resolve())))
+    await new Promise<void>((resolve, reject) =>
+      stat(path.join(opts.mountpoint, FLAT_FILES[2]), (e) => (e ? reject(e) : resolve())),
+    )
     const mountMs = performance.now() - t1
     if (opts.linkBuild) {
       const view = path.join(opts.mountpoint, VIEW_DIR)
       try {
         links = { ...createBuildLinks(m.release, view), view }
       } catch (e) {
-        throw new IoError(`Cannot link ${MODULES_DIR}/${m.release}/build to ${view}: ${reason(e)}; run as root or mount without -o link_build`, e)
+        throw new IoError(
+          `Cannot link ${MODULES_DIR}/${m.release}/build to ${view}: ${reason(e)}; run as root or mount without -o link_build`,
+          e,
+        )
       }
       for (const k of links.kept) log.warn({ path: k.path, reason: k.reason }, `left ${k.path} alone: ${k.reason}`)
-      if (links.links.length) log.info({ links: links.links, target: view }, 'linked the kernel build directory to the view')
+      if (links.links.length)
+        log.info({ links: links.links, target: view }, 'linked the kernel build directory to the view')
     }
     const started = Date.now()
     writeState(opts.env, {
@@ -110,7 +131,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       version: version(),
       ...(links ? { links: { links: links.links, createdDir: links.createdDir, view: links.view } } : {}),
     })
-    log.info({ imageBytes: m.bytes, servedBytes: tree.bytes, loadMs: round(loadMs), mountMs: round(mountMs), totalMs: round(performance.now() - t0) }, 'mounted')
+    log.info(
+      {
+        imageBytes: m.bytes,
+        servedBytes: tree.bytes,
+        loadMs: round(loadMs),
+        mountMs: round(mountMs),
+        totalMs: round(performance.now() - t0),
+      },
+      'mounted',
+    )
     tell({ ready: true, pid: process.pid })
     // Off the path to ready: the view's table (unless a lookup needed it already), then the load's
     // garbage (JSON text, file records) goes, not whenever V8 next needs room, so that the idle
@@ -123,7 +153,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       const finish = (): void => {
         if (links) removeBuildLinks(links, links.view)
         removeState(opts.env, opts.mountpoint, process.pid)
-        log.info({ uptimeS: round((Date.now() - started) / 1000), rssBytes: process.memoryUsage().rss }, 'unmounted; exiting')
+        log.info(
+          { uptimeS: round((Date.now() - started) / 1000), rssBytes: process.memoryUsage().rss },
+          'unmounted; exiting',
+        )
         resolve(0)
       }
       watch!.arm(finish)
@@ -140,7 +173,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       process.on('SIGINT', onSignal)
       process.on('SIGHUP', onSignal)
       // Like dd: SIGUSR1 logs what the daemon has done (operations, cache, memory) and goes on.
-      process.on('SIGUSR1', () => log.info({ ops: counts, cache: tree.archive?.stats(), rssBytes: process.memoryUsage().rss, uptimeS: round((Date.now() - started) / 1000) }, 'stats'))
+      process.on('SIGUSR1', () =>
+        log.info(
+          {
+            ops: counts,
+            cache: tree.archive?.stats(),
+            rssBytes: process.memoryUsage().rss,
+            uptimeS: round((Date.now() - started) / 1000),
+          },
+          'stats',
+        ),
+      )
     })
   } catch (e) {
     watch?.stop()
@@ -148,7 +191,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (mounted !== undefined) await mounted.detach().catch(() => undefined)
     const err = KheadersError.is(e) ? e : undefined
     log.error({ err: err ? err.message : (e as Error).stack }, 'failed to start')
-    tell({ ready: false, message: err ? err.message : `internal error: ${(e as Error).message}`, exitCode: err ? err.exitCode : ExitCode.failure })
+    tell({
+      ready: false,
+      message: err ? err.message : `internal error: ${(e as Error).message}`,
+      exitCode: err ? err.exitCode : ExitCode.failure,
+    })
     throw e
   }
 }
@@ -157,7 +204,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
  * Read, check and index the image. Only the tree and the manifest's head outlive this call: the
  * file table (thousands of records) is garbage once the tree holds it in compact form.
  */
-async function load(opts: DaemonOptions): Promise<{ tree: Tree; image: { release: string; profile: string; bytes: number } }> {
+async function load(
+  opts: DaemonOptions,
+): Promise<{ tree: Tree; image: { release: string; profile: string; bytes: number } }> {
   const image = await readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
   const { release, profile } = image.manifest
   if (release !== opts.release && !opts.force) {

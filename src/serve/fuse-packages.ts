@@ -18,7 +18,8 @@ export function readOsRelease(file = '/etc/os-release'): OsRelease | undefined {
   } catch {
     return undefined
   }
-  const field = (k: string): string => (new RegExp(`^${k}=(.*)$`, 'm').exec(text)?.[1] ?? '').trim().replace(/^["']|["']$/g, '')
+  const field = (k: string): string =>
+    (new RegExp(`^${k}=(.*)$`, 'm').exec(text)?.[1] ?? '').trim().replace(/^["']|["']$/g, '')
   return { id: field('ID'), idLike: field('ID_LIKE').split(/\s+/).filter(Boolean), versionId: field('VERSION_ID') }
 }
 
@@ -39,8 +40,11 @@ function atLeast(version: string, min: string): boolean {
  * The install hint for the library and/or fusermount, e.g. "apt-get install libfuse2t64 fuse3".
  * Unknown systems (Yocto, Buildroot) get what to provide rather than a package manager line.
  */
-export function fuseInstallHint(need: { library: boolean; fusermount: boolean }, os: OsRelease | undefined = readOsRelease()): string {
-  const family = os === undefined ? '' : [os.id, ...os.idLike].find((f) => KNOWN.has(f)) ?? ''
+export function fuseInstallHint(
+  need: { library: boolean; fusermount: boolean },
+  os: OsRelease | undefined = readOsRelease(),
+): string {
+  const family = os === undefined ? '' : ([os.id, ...os.idLike].find((f) => KNOWN.has(f)) ?? '')
   const pkgs: string[] = []
   switch (family) {
     case 'debian':
@@ -49,8 +53,15 @@ export function fuseInstallHint(need: { library: boolean; fusermount: boolean },
       // numbers (Mint, Pop!_OS) cannot be placed: name both.
       const { id, versionId } = os!
       const t64 =
-        id === 'ubuntu' ? atLeast(versionId, '24.04') : id === 'debian' || id === 'raspbian' ? versionId === '' || atLeast(versionId, '13') : undefined
-      if (need.library) pkgs.push(t64 === undefined ? 'libfuse2t64 (libfuse2 on releases before 2024)' : t64 ? 'libfuse2t64' : 'libfuse2')
+        id === 'ubuntu'
+          ? atLeast(versionId, '24.04')
+          : id === 'debian' || id === 'raspbian'
+            ? versionId === '' || atLeast(versionId, '13')
+            : undefined
+      if (need.library)
+        pkgs.push(
+          t64 === undefined ? 'libfuse2t64 (libfuse2 on releases before 2024)' : t64 ? 'libfuse2t64' : 'libfuse2',
+        )
       if (need.fusermount) pkgs.push('fuse3')
       return `apt-get install ${pkgs.join(' ')}`
     }
@@ -64,7 +75,10 @@ export function fuseInstallHint(need: { library: boolean; fusermount: boolean },
     case 'arch':
       return 'pacman -S fuse2'
     default: {
-      const what = [need.library ? 'the libfuse 2.9 library (libfuse.so.2)' : '', need.fusermount ? 'fusermount (from libfuse 2 or 3)' : ''].filter(Boolean)
+      const what = [
+        need.library ? 'the libfuse 2.9 library (libfuse.so.2)' : '',
+        need.fusermount ? 'fusermount (from libfuse 2 or 3)' : '',
+      ].filter(Boolean)
       return `add ${what.join(' and ')} to the system image (Yocto: the fuse recipe; Buildroot: BR2_PACKAGE_LIBFUSE)`
     }
   }

@@ -25,18 +25,62 @@ export const MAX_CACHE_MB = 4096
 
 /** Accepted and ignored: the daemon always mounts ro,nosuid,nodev whatever these say. */
 const GENERIC = new Set([
-  'defaults', 'ro', 'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
-  'strictatime', 'nostrictatime', 'diratime', 'nodiratime', 'lazytime', 'nolazytime', 'sync', 'async', 'dirsync', 'auto',
-  'noauto', 'user', 'nouser', 'users', 'owner', 'group', 'nofail', '_netdev', 'silent', 'loud', 'mand', 'nomand',
-  'iversion', 'noiversion',
+  'defaults',
+  'ro',
+  'rw',
+  'dev',
+  'nodev',
+  'suid',
+  'nosuid',
+  'exec',
+  'noexec',
+  'atime',
+  'noatime',
+  'relatime',
+  'norelatime',
+  'strictatime',
+  'nostrictatime',
+  'diratime',
+  'nodiratime',
+  'lazytime',
+  'nolazytime',
+  'sync',
+  'async',
+  'dirsync',
+  'auto',
+  'noauto',
+  'user',
+  'nouser',
+  'users',
+  'owner',
+  'group',
+  'nofail',
+  '_netdev',
+  'silent',
+  'loud',
+  'mand',
+  'nomand',
+  'iversion',
+  'noiversion',
   // FUSE options kheadersfs sets itself
-  'allow_other', 'allow_root', 'default_permissions', 'kernel_cache', 'auto_unmount',
+  'allow_other',
+  'allow_root',
+  'default_permissions',
+  'kernel_cache',
+  'auto_unmount',
 ])
 /** Prefixes of options meant for other programs (systemd, mount helpers). */
 const FOREIGN = /^(x-|comment=|fsname=|subtype=|context=|fscontext=|defcontext=|rootcontext=|uid=|gid=)/
 
 export function parseMountOptions(lists: string[]): MountOpts {
-  const o: MountOpts = { force: false, allowUntrusted: false, nonempty: false, view: true, cacheMb: DEFAULT_CACHE_MB, linkBuild: false }
+  const o: MountOpts = {
+    force: false,
+    allowUntrusted: false,
+    nonempty: false,
+    view: true,
+    cacheMb: DEFAULT_CACHE_MB,
+    linkBuild: false,
+  }
   for (const list of lists) {
     for (const raw of list.split(',')) {
       const opt = raw.trim()
@@ -45,11 +89,13 @@ export function parseMountOptions(lists: string[]): MountOpts {
       const key = eq < 0 ? opt : opt.slice(0, eq)
       const value = eq < 0 ? undefined : opt.slice(eq + 1)
       const flag = (): true => {
-        if (value !== undefined) throw new UsageError(`Cannot use mount option "${opt}": ${key} takes no value; write just ${key}`)
+        if (value !== undefined)
+          throw new UsageError(`Cannot use mount option "${opt}": ${key} takes no value; write just ${key}`)
         return true
       }
       const need = (): string => {
-        if (value === undefined || value === '') throw new UsageError(`Cannot use mount option "${opt}": it needs a value (${key}=...)`)
+        if (value === undefined || value === '')
+          throw new UsageError(`Cannot use mount option "${opt}": it needs a value (${key}=...)`)
         return value
       }
       switch (key) {
@@ -73,29 +119,36 @@ export function parseMountOptions(lists: string[]): MountOpts {
           break
         case 'view': {
           const v = need()
-          if (v !== 'on' && v !== 'off') throw new UsageError(`Cannot use mount option "${opt}": choose view=on or view=off`)
+          if (v !== 'on' && v !== 'off')
+            throw new UsageError(`Cannot use mount option "${opt}": choose view=on or view=off`)
           o.view = v === 'on'
           break
         }
         case 'cache_mb': {
           const v = need()
           if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > MAX_CACHE_MB) {
-            throw new UsageError(`Cannot use mount option "${opt}": give a whole number of MiB from 1 to ${MAX_CACHE_MB}`)
+            throw new UsageError(
+              `Cannot use mount option "${opt}": give a whole number of MiB from 1 to ${MAX_CACHE_MB}`,
+            )
           }
           o.cacheMb = Number(v)
           break
         }
         case 'log_level': {
           const v = need()
-          if (!(LEVELS as readonly string[]).includes(v)) throw new UsageError(`Cannot use mount option "${opt}": choose one of ${LEVELS.join(', ')}`)
+          if (!(LEVELS as readonly string[]).includes(v))
+            throw new UsageError(`Cannot use mount option "${opt}": choose one of ${LEVELS.join(', ')}`)
           o.logLevel = v as Level
           break
         }
         default:
-          throw new UsageError(`Cannot use mount option "${opt}": not a kheadersfs or generic mount option; see "kheadersfs mount --help"`)
+          throw new UsageError(
+            `Cannot use mount option "${opt}": not a kheadersfs or generic mount option; see "kheadersfs mount --help"`,
+          )
       }
     }
   }
-  if (o.linkBuild && !o.view) throw new UsageError('Cannot use mount option "link_build" with view=off: the links point at the kheaders/ view')
+  if (o.linkBuild && !o.view)
+    throw new UsageError('Cannot use mount option "link_build" with view=off: the links point at the kheaders/ view')
   return o
 }

@@ -33,7 +33,8 @@ export const WRITE_OPS = [
 
 /** `counts` receives the number of calls per operation (reported by the daemon on SIGUSR1). */
 export function createOps(tree: Tree, log: Logger, counts?: Record<string, number>): Ops {
-  const size = (node: Node): number => (node.kind === 'file' ? node.size : node.kind === 'symlink' ? Buffer.byteLength(node.target) : 0)
+  const size = (node: Node): number =>
+    node.kind === 'file' ? node.size : node.kind === 'symlink' ? Buffer.byteLength(node.target) : 0
   // Everything is owned by root: BCC refuses kernel trees that are not (CVE-2024-2314).
   const stat = (node: Node): Stat => ({
     mode: node.mode,
@@ -62,7 +63,14 @@ export function createOps(tree: Tree, log: Logger, counts?: Record<string, numbe
       ok,
       counts,
     ),
-    read: guard(log, 'read', (path: string, _fd: number, buf: Buffer, len: number, pos: number) => readInto(tree, lookup(tree, path), buf, len, pos), (cb, n) => cb(n), counts),
+    read: guard(
+      log,
+      'read',
+      (path: string, _fd: number, buf: Buffer, len: number, pos: number) =>
+        readInto(tree, lookup(tree, path), buf, len, pos),
+      (cb, n) => cb(n),
+      counts,
+    ),
     readlink: guard(log, 'readlink', (path: string) => readlink(lookup(tree, path)), ok, counts),
     statfs: guard(
       log,
@@ -151,10 +159,13 @@ let loaded: typeof FuseType | undefined
 export function loadFuse(): typeof FuseType {
   if (loaded !== undefined) return loaded
   try {
-    loaded = (require('fuse-native') as { default?: typeof FuseType } & typeof FuseType)
+    loaded = require('fuse-native') as { default?: typeof FuseType } & typeof FuseType
     loaded = (loaded as { default?: typeof FuseType }).default ?? loaded
     return loaded
   } catch (e) {
-    throw new FuseUnavailableError(`Cannot load FUSE support: ${reason(e)}; ${fuseInstallHint({ library: true, fusermount: true })}`, e)
+    throw new FuseUnavailableError(
+      `Cannot load FUSE support: ${reason(e)}; ${fuseInstallHint({ library: true, fusermount: true })}`,
+      e,
+    )
   }
 }

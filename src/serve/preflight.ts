@@ -11,12 +11,18 @@ export function checkMountpoint(mountpoint: string, opts: { nonempty: boolean })
     st = statSync(mountpoint)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new MountpointError(`Cannot mount at ${mountpoint}: no such directory; create it first (mkdir -p ${mountpoint})`)
+    if (code === 'ENOENT')
+      throw new MountpointError(
+        `Cannot mount at ${mountpoint}: no such directory; create it first (mkdir -p ${mountpoint})`,
+      )
     throw new MountpointError(`Cannot mount at ${mountpoint}: ${reason(e)}`)
   }
-  if (!st.isDirectory()) throw new MountpointError(`Cannot mount at ${mountpoint}: not a directory; pass a directory as the mountpoint`)
+  if (!st.isDirectory())
+    throw new MountpointError(`Cannot mount at ${mountpoint}: not a directory; pass a directory as the mountpoint`)
   if (!opts.nonempty && readdirSync(mountpoint).length > 0) {
-    throw new MountpointError(`Cannot mount at ${mountpoint}: the directory is not empty; use an empty directory or pass -o nonempty`)
+    throw new MountpointError(
+      `Cannot mount at ${mountpoint}: the directory is not empty; use an empty directory or pass -o nonempty`,
+    )
   }
 }
 
@@ -35,7 +41,9 @@ export function checkFuse(env: NodeJS.ProcessEnv): void {
   // libfuse2 runs fusermount to mount as non-root and, for auto_unmount, as root too.
   const dirs = (env.PATH ?? '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin'])
   if (!dirs.some((d) => isExecutable(path.join(d, 'fusermount')))) {
-    throw new FuseUnavailableError(`Cannot mount: fusermount is not installed; ${fuseInstallHint({ library: false, fusermount: true })}`)
+    throw new FuseUnavailableError(
+      `Cannot mount: fusermount is not installed; ${fuseInstallHint({ library: false, fusermount: true })}`,
+    )
   }
 }
 

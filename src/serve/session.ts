@@ -48,9 +48,13 @@ export function watchSession(mountpoint: string): SessionWatch {
   }
   const startFinder = (): void => {
     try {
-      finder = spawn('findmnt', ['--poll=umount', '--first-only', '--noheadings', '--output', 'TARGET', '--mountpoint', mountpoint], {
-        stdio: 'ignore',
-      })
+      finder = spawn(
+        'findmnt',
+        ['--poll=umount', '--first-only', '--noheadings', '--output', 'TARGET', '--mountpoint', mountpoint],
+        {
+          stdio: 'ignore',
+        },
+      )
     } catch {
       finder = undefined // no findmnt: the slow poll still catches the end
       return

@@ -38,7 +38,10 @@ export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc']
 export const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
 
 /** `logFile` null: the daemon keeps our stderr (the journal). */
-export async function startDetached(argv: string[], opts: { logFile: string | null; env: NodeJS.ProcessEnv }): Promise<{ pid: number }> {
+export async function startDetached(
+  argv: string[],
+  opts: { logFile: string | null; env: NodeJS.ProcessEnv },
+): Promise<{ pid: number }> {
   ensureRunDir(opts.env)
   const logFd = opts.logFile === null ? 2 : openPrivateAppend(opts.logFile)
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...argv], {
@@ -66,7 +69,13 @@ export async function startDetached(argv: string[], opts: { logFile: string | nu
       try {
         msg = JSON.parse(buf.slice(0, nl)) as ReadyMessage
       } catch {
-        return settle(() => reject(new DaemonFailed(`The kheadersfs daemon sent a garbled readiness line; see ${opts.logFile ?? 'the journal'}`)))
+        return settle(() =>
+          reject(
+            new DaemonFailed(
+              `The kheadersfs daemon sent a garbled readiness line; see ${opts.logFile ?? 'the journal'}`,
+            ),
+          ),
+        )
       }
       if (msg.ready) {
         settle(() => {
@@ -84,7 +93,12 @@ export async function startDetached(argv: string[], opts: { logFile: string | nu
     child.on('error', (e) => settle(() => reject(new DaemonFailed(`Cannot start the kheadersfs daemon: ${e.message}`))))
     child.on('exit', (code, signal) =>
       settle(() =>
-        reject(failure ?? new DaemonFailed(`The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile ?? 'the journal'}`)),
+        reject(
+          failure ??
+            new DaemonFailed(
+              `The kheadersfs daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${opts.logFile ?? 'the journal'}`,
+            ),
+        ),
       ),
     )
   })

@@ -2,7 +2,21 @@
 // once it serves, for `status` and `umount`, a plain pid file beside it (systemd's PIDFile= reads
 // /run/kheadersfs/%i.pid: the file name is the systemd-escaped mountpoint, the unit's instance), and
 // the daemon's log when it runs detached. Root-only: the directory is 0700 and the files 0600.
-import { chmodSync, chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { IoError } from '../errors'
@@ -66,7 +80,8 @@ export function ensureRunDir(env: NodeJS.ProcessEnv): string {
   // State names images and mountpoints, logs name paths: ours alone, also if someone made the
   // directory before us, with other permissions or as another user (who could chmod it back).
   const st = lstatSync(dir)
-  if (!st.isDirectory()) throw new IoError(`Cannot use run directory ${dir}: it is not a directory (a link?); remove it`)
+  if (!st.isDirectory())
+    throw new IoError(`Cannot use run directory ${dir}: it is not a directory (a link?); remove it`)
   const uid = process.getuid?.() ?? 0
   const gid = process.getgid?.() ?? 0
   if (st.uid !== uid || st.gid !== gid) chownSync(dir, uid, gid)
@@ -81,7 +96,8 @@ export function ensureRunDir(env: NodeJS.ProcessEnv): string {
  */
 export function openPrivateAppend(file: string): number {
   const uid = process.getuid?.() ?? 0
-  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK
+  const flags =
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK
   try {
     const fd = openSync(file, flags, 0o600)
     const st = fstatSync(fd)

@@ -84,7 +84,12 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
     const data = n === 'config.gz' ? image.config : image.headers
     b.data.set(b.add(root, n, S_IFREG | 0o444, data.length), data)
   }
-  const tree: Tree = { mtime: new Date(image.manifest.epoch * 1000), bytes: image.config.length + image.headers.length, count: b.count, table: b.table() }
+  const tree: Tree = {
+    mtime: new Date(image.manifest.epoch * 1000),
+    bytes: image.config.length + image.headers.length,
+    count: b.count,
+    table: b.table(),
+  }
   if (!opts.view) return tree
   tree.archive = new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes)
   const files = image.manifest.files
@@ -169,7 +174,7 @@ function find(t: Table, path: string): number {
   const length = bytes === scratch ? scratch.write(path) : bytes.length
   let id = ROOT
   // `at` is the slash before the next name.
-  for (let at = 0; at < length; ) {
+  for (let at = 0; at < length;) {
     let end = at + 1
     while (end < length && bytes[end] !== 0x2f) end++
     if (!isDir(t, id)) throw new FsError('ENOTDIR', path)
@@ -204,7 +209,8 @@ function node(t: Table, id: number): Node {
 }
 
 /** "/kheaders" and below (not "/kheaders.txz"). */
-const inView = (path: string): boolean => path.startsWith(VIEW_PREFIX) && (path.length === VIEW_PREFIX.length || path[VIEW_PREFIX.length] === '/')
+const inView = (path: string): boolean =>
+  path.startsWith(VIEW_PREFIX) && (path.length === VIEW_PREFIX.length || path[VIEW_PREFIX.length] === '/')
 const VIEW_PREFIX = `/${VIEW_DIR}`
 
 export function lookup(tree: Tree, path: string): Node {

@@ -16,7 +16,10 @@ declare module 'lzma-native' {
     /** Input bytes the coder consumed so far; stays at the end of the data once the coder has finished. */
     totalIn(): number
   }
-  export function createStream(coder: 'easyEncoder' | 'streamEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder', options?: StreamOptions): LzmaStream
+  export function createStream(
+    coder: 'easyEncoder' | 'streamEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder',
+    options?: StreamOptions,
+  ): LzmaStream
   export function createCompressor(options?: StreamOptions): Transform
   export function createDecompressor(options?: StreamOptions): Transform
   export const CHECK_CRC32: number

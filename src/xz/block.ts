@@ -83,7 +83,8 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
     fail(`${where}: filter chain ${ids} is not supported (only LZMA2 alone, 0x21)`)
   }
   const checkAt = end - checkSize(block.check)
-  for (let p = block.dataOffset + block.dataSize; p < checkAt; p++) if (buf[p] !== 0) fail(`${where}: non-null block padding at byte ${p}`)
+  for (let p = block.dataOffset + block.dataSize; p < checkAt; p++)
+    if (buf[p] !== 0) fail(`${where}: non-null block padding at byte ${p}`)
 
   // The dictionary only has to hold what this block produces (it starts empty: blocks are independent),
   // while liblzma maps the full size per decoder (strace: one 8 MiB mmap per 1 MiB block at preset 6; only
@@ -92,14 +93,21 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   let out: Buffer
   let consumed: number
   try {
-    ;({ out, consumed } = await rawDecode(buf.subarray(block.dataOffset, block.dataOffset + block.dataSize), dictSize, block.uncompressedSize))
+    ;({ out, consumed } = await rawDecode(
+      buf.subarray(block.dataOffset, block.dataOffset + block.dataSize),
+      dictSize,
+      block.uncompressedSize,
+    ))
   } catch (e) {
     throw new XzFormatError(`xz: ${where}: LZMA2 data: ${(e as Error).message}`, e)
   }
   // The decoder stops at LZMA2's end marker and ignores what follows; the spec wants the sizes to match.
-  if (consumed !== block.dataSize) fail(`${where}: LZMA2 data ends after ${consumed} bytes, the index says ${block.dataSize}`)
-  if (out.length !== block.uncompressedSize) fail(`${where}: decoded ${out.length} bytes, the index says ${block.uncompressedSize}`)
-  if (opts.verify && !checkMatches(block.check, out, buf.subarray(checkAt, end))) fail(`${where}: check (${checkName(block.check)}) mismatch`)
+  if (consumed !== block.dataSize)
+    fail(`${where}: LZMA2 data ends after ${consumed} bytes, the index says ${block.dataSize}`)
+  if (out.length !== block.uncompressedSize)
+    fail(`${where}: decoded ${out.length} bytes, the index says ${block.uncompressedSize}`)
+  if (opts.verify && !checkMatches(block.check, out, buf.subarray(checkAt, end)))
+    fail(`${where}: check (${checkName(block.check)}) mismatch`)
   return out
 }
 
@@ -116,7 +124,8 @@ function rawDecode(data: Buffer, dictSize: number, outSize: number): Promise<{ o
     const out = Buffer.allocUnsafe(outSize)
     let n = 0
     dec.on('data', (c: Buffer) => {
-      if (n + c.length > outSize) return dec.destroy(new XzFormatError(`xz: decodes to more than the ${outSize} bytes the index says`))
+      if (n + c.length > outSize)
+        return dec.destroy(new XzFormatError(`xz: decodes to more than the ${outSize} bytes the index says`))
       n += c.copy(out, n)
     })
     dec.once('end', () => resolve({ out: n === outSize ? out : out.subarray(0, n), consumed: dec.totalIn() }))

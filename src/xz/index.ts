@@ -90,7 +90,8 @@ export class VliReader {
 
 /** Stream Flags (2 bytes) → check ID. */
 function streamFlags(buf: Buffer, at: number, where: string): number {
-  if (buf[at] !== 0 || (buf[at + 1] & 0xf0) !== 0) fail(`${where} at byte ${at}: unsupported stream flags ${buf.toString('hex', at, at + 2)}`)
+  if (buf[at] !== 0 || (buf[at + 1] & 0xf0) !== 0)
+    fail(`${where} at byte ${at}: unsupported stream flags ${buf.toString('hex', at, at + 2)}`)
   return buf[at + 1]
 }
 
@@ -105,17 +106,21 @@ interface IndexRecord {
 
 /** One Stream ending at `end` (its Footer's last byte is end - 1). */
 function parseStream(buf: Buffer, end: number): { fileOffset: number; check: number; records: IndexRecord[] } {
-  if (end < HEADER_SIZE + 8 + FOOTER_SIZE) fail(`a stream ending at byte ${end} would be shorter than 32 bytes (truncated?)`)
+  if (end < HEADER_SIZE + 8 + FOOTER_SIZE)
+    fail(`a stream ending at byte ${end} would be shorter than 32 bytes (truncated?)`)
   const footer = end - FOOTER_SIZE
-  if (buf[end - 2] !== 0x59 || buf[end - 1] !== 0x5a) fail(`no stream footer magic "YZ" at byte ${end - 2} (truncated or not .xz)`)
-  if (buf.readUInt32LE(footer) !== crc32(buf.subarray(footer + 4, footer + 10))) fail(`stream footer at byte ${footer}: CRC32 mismatch`)
+  if (buf[end - 2] !== 0x59 || buf[end - 1] !== 0x5a)
+    fail(`no stream footer magic "YZ" at byte ${end - 2} (truncated or not .xz)`)
+  if (buf.readUInt32LE(footer) !== crc32(buf.subarray(footer + 4, footer + 10)))
+    fail(`stream footer at byte ${footer}: CRC32 mismatch`)
   const check = streamFlags(buf, footer + 8, 'stream footer')
   const indexSize = (buf.readUInt32LE(footer + 4) + 1) * 4
   const indexStart = footer - indexSize
   if (indexStart < HEADER_SIZE) fail(`stream footer at byte ${footer}: index size ${indexSize} exceeds the stream`)
 
   const crcAt = footer - 4
-  if (buf[indexStart] !== 0) fail(`index at byte ${indexStart}: no index indicator (0x00), found 0x${buf[indexStart].toString(16)}`)
+  if (buf[indexStart] !== 0)
+    fail(`index at byte ${indexStart}: no index indicator (0x00), found 0x${buf[indexStart].toString(16)}`)
   const r = new VliReader(buf, indexStart + 1, crcAt)
   const count = r.vli('index record count')
   // Each record takes at least 2 bytes: a corrupt count must not drive a huge loop.
@@ -138,9 +143,11 @@ function parseStream(buf: Buffer, end: number): { fileOffset: number; check: num
   for (const rec of records) blocksSize += roundUp4(rec.unpaddedSize)
   const fileOffset = indexStart - blocksSize - HEADER_SIZE
   if (fileOffset < 0) fail(`index at byte ${indexStart}: its blocks (${blocksSize} bytes) do not fit before it`)
-  if (!buf.subarray(fileOffset, fileOffset + 6).equals(HEADER_MAGIC)) fail(`no stream header magic at byte ${fileOffset}, where the index puts the stream start`)
+  if (!buf.subarray(fileOffset, fileOffset + 6).equals(HEADER_MAGIC))
+    fail(`no stream header magic at byte ${fileOffset}, where the index puts the stream start`)
   if (!crcMatches(buf, fileOffset + 6, fileOffset + 8)) fail(`stream header at byte ${fileOffset}: CRC32 mismatch`)
-  if (streamFlags(buf, fileOffset + 6, 'stream header') !== check) fail(`stream at byte ${fileOffset}: header and footer flags differ`)
+  if (streamFlags(buf, fileOffset + 6, 'stream header') !== check)
+    fail(`stream at byte ${fileOffset}: header and footer flags differ`)
   return { fileOffset, check, records }
 }
 
@@ -173,8 +180,12 @@ export function parseXzIndex(buf: Buffer): XzIndex {
     for (const rec of s.records) {
       const headerSize = (buf[fileOffset] + 1) * 4
       const dataSize = rec.unpaddedSize - headerSize - checkSize(s.check)
-      if (buf[fileOffset] === 0) fail(`block ${blocks.length} at byte ${fileOffset}: no block header (found an index indicator)`)
-      if (dataSize <= 0) fail(`block ${blocks.length} at byte ${fileOffset}: unpadded size ${rec.unpaddedSize} leaves no room for compressed data`)
+      if (buf[fileOffset] === 0)
+        fail(`block ${blocks.length} at byte ${fileOffset}: no block header (found an index indicator)`)
+      if (dataSize <= 0)
+        fail(
+          `block ${blocks.length} at byte ${fileOffset}: unpadded size ${rec.unpaddedSize} leaves no room for compressed data`,
+        )
       blocks.push({
         index: blocks.length,
         stream: si,

@@ -77,10 +77,14 @@ const OUTPUT = path.join(ROOT, 'docs', 'benchmarks.md')
 function machineFacts(loadAtStart: number[]): string[] {
   const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown'
   const mem = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024
-  const tool = (cmd: string, args: string[]): string => spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.split('\n')[0] ?? '?'
+  const tool = (cmd: string, args: string[]): string =>
+    spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.split('\n')[0] ?? '?'
   return [
     `- nproc: ${os.availableParallelism()} (${cpu}), memory ${(mem / 2 ** 30).toFixed(1)} GiB`,
-    `- kernel: ${os.release()} (${tool('uname', ['-v'])}); load average (1, 5, 15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `- kernel: ${os.release()} (${tool('uname', ['-v'])}); load average (1, 5, 15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
     `- node ${process.version}; ${tool('xz', ['--version'])}; ${tool('tar', ['--version'])}`,
   ]
 }
@@ -122,9 +126,18 @@ function xzUncompressed(file: string): number {
  */
 function mergedTree(tree: DebianTree, dest: string): string {
   const top = (root: string, skip: string[]) => (src: string) => !skip.includes(path.relative(root, src))
-  cpSync(tree.srctree, dest, { recursive: true, verbatimSymlinks: true, filter: top(tree.srctree, ['scripts', 'tools']) })
-  cpSync(tree.objtree, dest, { recursive: true, verbatimSymlinks: true, filter: top(tree.objtree, ['Makefile', 'scripts', 'tools']) })
-  for (const d of ['scripts', 'tools']) cpSync(path.join(tree.kbuild, d), path.join(dest, d), { recursive: true, dereference: true })
+  cpSync(tree.srctree, dest, {
+    recursive: true,
+    verbatimSymlinks: true,
+    filter: top(tree.srctree, ['scripts', 'tools']),
+  })
+  cpSync(tree.objtree, dest, {
+    recursive: true,
+    verbatimSymlinks: true,
+    filter: top(tree.objtree, ['Makefile', 'scripts', 'tools']),
+  })
+  for (const d of ['scripts', 'tools'])
+    cpSync(path.join(tree.kbuild, d), path.join(dest, d), { recursive: true, dereference: true })
   return dest
 }
 
@@ -184,7 +197,10 @@ async function benchPack(tree: DebianTree, ws: Workspace): Promise<PackResult> {
   })
 
   // Context for the size row: what the archives hold, and what the same tar costs as one xz block.
-  const oursInfo = JSON.parse(run(NODE, [CLI, 'info', '--json', headersImg], { env })).payloads['kheaders.tar.xz'] as { uncompressedSize: number; blockSize: number }
+  const oursInfo = JSON.parse(run(NODE, [CLI, 'info', '--json', headersImg], { env })).payloads['kheaders.tar.xz'] as {
+    uncompressedSize: number
+    blockSize: number
+  }
   const oursTar = oursInfo.uncompressedSize
   const kernelTar = xzUncompressed(kernelTxz)
   section.add({
@@ -224,9 +240,10 @@ async function benchPack(tree: DebianTree, ws: Workspace): Promise<PackResult> {
   const listed = Object.values(m).reduce((a, b) => a + b, 0)
   section.add({
     measure: 'module-build image contents',
-    ours: Object.entries(m)
-      .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
-      .join(', ') + `, tar headers/padding ${(moduleBytes - listed).toLocaleString('en-US')}`,
+    ours:
+      Object.entries(m)
+        .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
+        .join(', ') + `, tar headers/padding ${(moduleBytes - listed).toLocaleString('en-US')}`,
     baseline: '—',
     how: '`tar -tvf` of the image (context for the size row)',
   })
@@ -261,8 +278,10 @@ function compareLists(ours: string[], theirs: string[]): { identical: boolean; t
   if (onlyOurs.length === 0 && onlyTheirs.length === 0 && ours.length === theirs.length) {
     return { identical: true, theirs: theirs.length, text: `identical (${n(ours.length)} entries)` }
   }
-  const first = [...onlyOurs.slice(0, 1).map((x) => ({ x, side: 'only in kheadersfs\'s' })), ...onlyTheirs.slice(0, 1).map((x) => ({ x, side: 'only in the kernel\'s' }))]
-    .sort((p, q2) => (p.x < q2.x ? -1 : p.x > q2.x ? 1 : 0))[0]
+  const first = [
+    ...onlyOurs.slice(0, 1).map((x) => ({ x, side: "only in kheadersfs's" })),
+    ...onlyTheirs.slice(0, 1).map((x) => ({ x, side: "only in the kernel's" })),
+  ].sort((p, q2) => (p.x < q2.x ? -1 : p.x > q2.x ? 1 : 0))[0]
   return {
     identical: false,
     theirs: theirs.length,
@@ -279,7 +298,9 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
   const txz = path.join(ws.mnt, 'kheaders.txz')
   const shmTxz = path.join(ws.shm, 'copy.txz')
   const extractTo = path.join(ws.shm, 'x')
-  const drop = canDropCaches ? 'caches dropped (`sync; echo 3 > drop_caches`) before each' : 'caches NOT dropped (not root)'
+  const drop = canDropCaches
+    ? 'caches dropped (`sync; echo 3 > drop_caches`) before each'
+    : 'caches NOT dropped (not root)'
 
   const reads = new Section(
     '2. Serve: reading',
@@ -287,7 +308,10 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
       `(its release differs from the running kernel), vs the same bytes in a file on tmpfs (/dev/shm). Ratio = kheadersfs time / tmpfs time ` +
       '(for throughput: kheadersfs / tmpfs, higher is better).',
   )
-  const life = new Section('3. Serve: lifecycle and memory', 'Same image and mountpoint; fresh mounts, all unmounted with `umount MNT`.')
+  const life = new Section(
+    '3. Serve: lifecycle and memory',
+    'Same image and mountpoint; fresh mounts, all unmounted with `umount MNT`.',
+  )
 
   // ── cold reads: the first read after a fresh mount (kernel cache empty) vs tmpfs after a drop.
   // `cat /dev/null` just before the timed read reloads cat itself (dropped too) on both sides, so
@@ -330,7 +354,11 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
   process.stderr.write(`serve: warm reads, ${warmRuns} runs\n`)
   cat(txz) // first read fills the kernel cache; warm means after it
   cat(shmTxz)
-  const warmCat = await compare(() => cat(txz), () => cat(shmTxz), warmRuns)
+  const warmCat = await compare(
+    () => cat(txz),
+    () => cat(shmTxz),
+    warmRuns,
+  )
   const catTput = warmCat[1].median / warmCat[0].median
   reads.add({
     measure: 'kheaders.txz warm read, `cat`',
@@ -340,7 +368,11 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
     target: atLeast(catTput, 0.9, 'throughput ≥ 0.9×'),
     how: `\`cat F > /dev/null\` after one unmeasured read, median of ${warmRuns} interleaved; process spawn (≈1–2 ms) is in both sides`,
   })
-  const warmRead = await compare(() => void readInProcess(txz), () => void readInProcess(shmTxz), warmRuns)
+  const warmRead = await compare(
+    () => void readInProcess(txz),
+    () => void readInProcess(shmTxz),
+    warmRuns,
+  )
   const readTput = warmRead[1].median / warmRead[0].median
   reads.add({
     measure: 'kheaders.txz warm read, in process',
@@ -377,8 +409,16 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
   const mntConfig = path.join(ws.mnt, 'config.gz')
   process.stderr.write(`serve: config.gz, ${batches} batches of ${iterations}\n`)
   const batch = (fn: () => void) => async (): Promise<number> => (await measure(fn, iterations)).median
-  const cfgCat = await compare(batch(() => cat(mntConfig)), batch(() => cat('/proc/config.gz')), batches)
-  const cfgRead = await compare(batch(() => void readFileSync(mntConfig)), batch(() => void readFileSync('/proc/config.gz')), batches)
+  const cfgCat = await compare(
+    batch(() => cat(mntConfig)),
+    batch(() => cat('/proc/config.gz')),
+    batches,
+  )
+  const cfgRead = await compare(
+    batch(() => void readFileSync(mntConfig)),
+    batch(() => void readFileSync('/proc/config.gz')),
+    batches,
+  )
   const sizes = `${statSync(mntConfig).size.toLocaleString('en-US')} B vs ${readFileSync('/proc/config.gz').length.toLocaleString('en-US')} B`
   reads.add({
     measure: 'config.gz ×200, `cat` each',
@@ -475,13 +515,19 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
       `RssAnon (and RssFile) of the daemon 10 s after \`kheadersfs mount\` returned (after 1 s: anon ${fmtMB(idle.anon)}, RssFile ${fmtMB(idle.file)}); ` +
       'bare node = `node -e "setTimeout(()=>{},10000)"` after 1 s',
   })
-  life.add(rssRow('daemon RSS after reading all files 3×', afterReads, `every file in MNT (${flat.join(', ')}; not the kheaders/ view: see 4.1, 4.4) read to EOF 3×, then VmRSS`))
+  life.add(
+    rssRow(
+      'daemon RSS after reading all files 3×',
+      afterReads,
+      `every file in MNT (${flat.join(', ')}; not the kheaders/ view: see 4.1, 4.4) read to EOF 3×, then VmRSS`,
+    ),
+  )
   life.add({
     measure: 'node with kheadersfs code loaded, no image',
     ours: fmtMem(code),
     baseline: `bare node ${fmtMem(bare)}`,
     ratio: `+${fmtMB(code.rss - bare.rss)}`,
-    how: '`node -e "require(\'dist/src/cli.js\')"` (loads every command\'s modules, runs nothing) after 1 s: context for the RSS rows',
+    how: "`node -e \"require('dist/src/cli.js')\"` (loads every command's modules, runs nothing) after 1 s: context for the RSS rows",
   })
   umountImage(ws, mm.pid)
 
@@ -503,24 +549,27 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
 function report(sections: Section[], started: Date, seconds: number, loadAtStart: number[]): string {
   const rows = sections.flatMap((s) => s.rows.map((r) => ({ s, r }))).filter((x) => x.r.target)
   const missed = rows.filter((x) => !x.r.target!.pass)
-  return [
-    '# kheadersfs benchmarks',
-    '',
-    `Generated by \`npm run bench\` (test/bench/bench.ts) on ${started.toISOString()}, in ${seconds.toFixed(0)} s. ` +
-      'Benchmarks report, they do not gate: a missed target is marked MISS. The machine is shared and noisy; every ' +
-      'ratio comes from interleaved runs in the same bench run, figures are medians (min–max in brackets).',
-    '',
-    ...machineFacts(loadAtStart),
-    '',
-    `**Summary: ${rows.length - missed.length} PASS, ${missed.length} MISS**` +
-      (missed.length ? ` (MISS: ${missed.map((x) => x.r.measure).join('; ')})` : ''),
-    '',
-    ...sections.map((s) => s.markdown()),
-  ].join('\n') + '\n'
+  return (
+    [
+      '# kheadersfs benchmarks',
+      '',
+      `Generated by \`npm run bench\` (test/bench/bench.ts) on ${started.toISOString()}, in ${seconds.toFixed(0)} s. ` +
+        'Benchmarks report, they do not gate: a missed target is marked MISS. The machine is shared and noisy; every ' +
+        'ratio comes from interleaved runs in the same bench run, figures are medians (min–max in brackets).',
+      '',
+      ...machineFacts(loadAtStart),
+      '',
+      `**Summary: ${rows.length - missed.length} PASS, ${missed.length} MISS**` +
+        (missed.length ? ` (MISS: ${missed.map((x) => x.r.measure).join('; ')})` : ''),
+      '',
+      ...sections.map((s) => s.markdown()),
+    ].join('\n') + '\n'
+  )
 }
 
 /** What every run starts with: the built CLI, the clock and load, a workspace cleaned up on Ctrl-C. */
-function startRun(): { started: Date; loadAtStart: number[]; t0: number; ws: ReturnType<typeof workspace> } | undefined {
+function startRun():
+  { started: Date; loadAtStart: number[]; t0: number; ws: ReturnType<typeof workspace> } | undefined {
   if (!existsSync(CLI)) {
     process.stderr.write(`kheadersfs bench: ${CLI} is missing; run "npx tsc -p ." first\n`)
     return undefined
@@ -590,7 +639,9 @@ async function main(): Promise<number> {
   if (only >= 0) {
     const what = process.argv[only + 1]
     if (what === 'boards' || what === 'view') return onlySection(what)
-    process.stderr.write(`kheadersfs bench: --only ${what ?? ''}: only "view" (section 4) and "boards" (section 5) can run alone\n`)
+    process.stderr.write(
+      `kheadersfs bench: --only ${what ?? ''}: only "view" (section 4) and "boards" (section 5) can run alone\n`,
+    )
     return 2
   }
   const tree = debianTree()
@@ -604,7 +655,11 @@ async function main(): Promise<number> {
   try {
     const pack = await benchPack(tree, ws)
     const serve = await benchServe(ws, pack.moduleImage)
-    const viewSections = await benchView(ws, tree, { moduleImage: pack.moduleImage, moduleSource: 'of section 1', headersImage: pack.headersImage })
+    const viewSections = await benchView(ws, tree, {
+      moduleImage: pack.moduleImage,
+      moduleSource: 'of section 1',
+      headersImage: pack.headersImage,
+    })
     rmSync(pack.headersImage, { force: true })
     // --skip boards: section 5 (emulated boards, ~11 min) is kept from the existing report.
     const skipBoards = process.argv.includes('--skip') && process.argv[process.argv.indexOf('--skip') + 1] === 'boards'
@@ -612,11 +667,19 @@ async function main(): Promise<number> {
     const boardSections = skipBoards ? [] : await benchBoards(ws)
     const all = [pack.section, ...serve, ...viewSections, ...boardSections]
     let md = report(all, started, (now() - t0) / 1000, loadAtStart)
-    if (kept !== undefined) md = spliceSection(md, `${kept}\n_Section 5 is from an earlier run (this one ran with \`--skip boards\`)._\n`, '5')
+    if (kept !== undefined)
+      md = spliceSection(
+        md,
+        `${kept}\n_Section 5 is from an earlier run (this one ran with \`--skip boards\`)._\n`,
+        '5',
+      )
     writeFileSync(OUTPUT, md)
     process.stdout.write(md + '\n')
     const missed = all.flatMap((s) => s.rows).filter((r) => r.target && !r.target.pass)
-    for (const r of missed) process.stdout.write(`MISS: ${r.measure}: ${r.ratio ?? r.ours} (kheadersfs ${r.ours}; baseline ${r.baseline}; target ${r.target!.text})\n`)
+    for (const r of missed)
+      process.stdout.write(
+        `MISS: ${r.measure}: ${r.ratio ?? r.ours} (kheadersfs ${r.ours}; baseline ${r.baseline}; target ${r.target!.text})\n`,
+      )
     process.stdout.write(`\nwrote ${path.relative(process.cwd(), OUTPUT) || OUTPUT}\n`)
     return 0
   } finally {
@@ -638,5 +701,10 @@ function sectionText(doc: string, n: number): string | undefined {
   const start = lines.findIndex((l) => l.startsWith(`## ${n}. `))
   if (start < 0) return undefined
   const end = lines.findIndex((l, i) => i > start && l.startsWith('## '))
-  return lines.slice(start, end < 0 ? undefined : end).join('\n').trimEnd() + '\n'
+  return (
+    lines
+      .slice(start, end < 0 ? undefined : end)
+      .join('\n')
+      .trimEnd() + '\n'
+  )
 }

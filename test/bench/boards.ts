@@ -33,7 +33,14 @@ function tarSizes(file: string, member?: string): Record<string, number> {
   const cmd = member ? `tar -xOf ${q(file)} ${q(member)} | tar -tvJf -` : `tar -tvf ${q(file)}`
   for (const line of sh(cmd, { maxBuffer: 256 << 20 }).split('\n')) {
     const f = line.trim().split(/\s+/)
-    if (f.length >= 6) out[f.slice(5).join(' ').replace(/^\.\//, '').replace(/ -> .*$/, '')] = Number(f[2])
+    if (f.length >= 6)
+      out[
+        f
+          .slice(5)
+          .join(' ')
+          .replace(/^\.\//, '')
+          .replace(/ -> .*$/, '')
+      ] = Number(f[2])
   }
   return out
 }
@@ -57,7 +64,12 @@ function packages(): { section: Section; debs: Partial<Record<(typeof ARCHS)[num
   for (const arch of ARCHS) {
     const deb = debFor(ROOT, arch)
     if (deb === undefined) {
-      section.add({ measure: `${arch} package`, ours: 'missing', baseline: '—', how: 'packaging/build.sh made no .deb for this arch' })
+      section.add({
+        measure: `${arch} package`,
+        ours: 'missing',
+        baseline: '—',
+        how: 'packaging/build.sh made no .deb for this arch',
+      })
       continue
     }
     debs[arch] = deb
@@ -68,7 +80,10 @@ function packages(): { section: Section; debs: Partial<Record<(typeof ARCHS)[num
       measure: `${arch}: .deb / Installed-Size`,
       ours: `${fmtBytes(size)} / ${fmtBytes(installed)}`,
       baseline: arch === 'amd64' || amd64 === 0 ? '—' : `amd64 .deb ${fmtBytes(amd64)}`,
-      ratio: arch === 'amd64' || amd64 === 0 ? `installed / .deb ${fmtRatio(installed / size)}` : `.deb vs amd64 ${fmtRatio(size / amd64)}; installed / .deb ${fmtRatio(installed / size)}`,
+      ratio:
+        arch === 'amd64' || amd64 === 0
+          ? `installed / .deb ${fmtRatio(installed / size)}`
+          : `.deb vs amd64 ${fmtRatio(size / amd64)}; installed / .deb ${fmtRatio(installed / size)}`,
       how: `${path.basename(deb)} (git ${head}): file size; \`dpkg-deb -f X Installed-Size\` (KiB, ×1024; dpkg's estimate: file sizes rounded up per file)`,
     })
   }
@@ -91,7 +106,9 @@ interface CrossResult {
 
 function crossPack(ws: Workspace): CrossResult {
   log('cross-built arm64 tree (test/fixtures/cross-kernel.sh arm64, cached)')
-  const tree = run('bash', [path.join(ROOT, 'test', 'fixtures', 'cross-kernel.sh'), 'arm64'], { stdio: ['ignore', 'pipe', 'pipe'] }).trim()
+  const tree = run('bash', [path.join(ROOT, 'test', 'fixtures', 'cross-kernel.sh'), 'arm64'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim()
   const release = readFileSync(path.join(tree, 'include', 'config', 'kernel.release'), 'utf8').trim()
   const section = new Section(
     '5.2 Packing a cross-built kernel tree (issue 11)',
@@ -121,7 +138,9 @@ function crossPack(ws: Workspace): CrossResult {
   run(NODE, [CLI, 'pack', '--kernel', plain, '-o', plainImg], { env })
   const plainMs = now() - t0
 
-  const info = JSON.parse(run(NODE, [CLI, 'info', '--json', rebuilt], { env })) as { hostPrograms?: { compiler: string; prefix: string; rebuilt: string[]; dropped: string[] } }
+  const info = JSON.parse(run(NODE, [CLI, 'info', '--json', rebuilt], { env })) as {
+    hostPrograms?: { compiler: string; prefix: string; rebuilt: string[]; dropped: string[] }
+  }
   const infoPlain = JSON.parse(run(NODE, [CLI, 'info', '--json', plainImg], { env })) as { hostPrograms?: unknown }
   const listA = tarSizes(rebuilt, 'kheaders.tar.xz')
   const listB = tarSizes(plainImg, 'kheaders.tar.xz')
@@ -144,7 +163,7 @@ function crossPack(ws: Workspace): CrossResult {
     ours: fmtBytes(sizeA),
     baseline: fmtBytes(sizeB),
     ratio: fmtRatio(sizeA / sizeB),
-    how: `whole image files; archive file lists ${sameList ? `identical (${namesA.length} entries)` : `DIFFER (${namesA.length} vs ${namesB.length} entries)`}, member sizes ${sameBytes ? 'identical' : 'differ'} (\`tar -tvJ\` of each kheaders.tar.xz)${sizeA === sizeB ? '; the images differ only in the manifest\'s hostPrograms record, which the tar padding absorbs' : '; the manifest (hostPrograms record) and xz make the difference'}`,
+    how: `whole image files; archive file lists ${sameList ? `identical (${namesA.length} entries)` : `DIFFER (${namesA.length} vs ${namesB.length} entries)`}, member sizes ${sameBytes ? 'identical' : 'differ'} (\`tar -tvJ\` of each kheaders.tar.xz)${sizeA === sizeB ? "; the images differ only in the manifest's hostPrograms record, which the tar padding absorbs" : '; the manifest (hostPrograms record) and xz make the difference'}`,
   })
   for (const p of HOST_PROGRAMS) {
     const x86 = path.join(tree, p)
@@ -156,7 +175,7 @@ function crossPack(ws: Workspace): CrossResult {
       ours: arm === undefined ? 'not in the image' : `${kb(arm)} (AArch64, rebuilt)`,
       baseline: `${kb(orig)} (${machine === 62 ? 'x86-64' : `e_machine ${machine}`}, in the cache tree)`,
       ratio: arm === undefined ? '—' : fmtRatio(arm / orig),
-      how: 'size in the image (`tar -tvJ` of its kheaders.tar.xz) vs the cross-built tree\'s own x86-64 file; both unstripped, as Kbuild links them (AArch64 binaries are laid out for 64 KiB pages, which pads small ones)',
+      how: "size in the image (`tar -tvJ` of its kheaders.tar.xz) vs the cross-built tree's own x86-64 file; both unstripped, as Kbuild links them (AArch64 binaries are laid out for 64 KiB pages, which pads small ones)",
     })
   }
   const dropped = info.hostPrograms?.dropped ?? []
@@ -187,7 +206,10 @@ async function board(deb: string, image: string, release: string): Promise<Secti
     3,
   )
   const teardowns: Array<() => unknown> = []
-  const t = { teardown: (fn: () => unknown) => void teardowns.push(fn), comment: (...a: unknown[]) => log(a.map(String).join(' ')) }
+  const t = {
+    teardown: (fn: () => unknown) => void teardowns.push(fn),
+    comment: (...a: unknown[]) => log(a.map(String).join(' ')),
+  }
   const b = await Board.create(t, 'trixie', 'arm64')
   try {
     const env = { QEMU_UNAME: release }
@@ -215,8 +237,14 @@ async function board(deb: string, image: string, release: string): Promise<Secti
 
     log('board: kheadersfs mount /proc-ext')
     // Time stamps inside the board (date +%s%N): mount returned, then the first byte of kheaders.txz read.
-    const mt = await b.must('a=$(date +%s%N); kheadersfs mount /proc-ext; b=$(date +%s%N); head -c 1 /proc-ext/kheaders.txz > /dev/null; c=$(date +%s%N); echo $a $b $c', { env, timeoutMs: 600_000 })
-    const [ta, tb, tc] = mt.stdout.trim().split(/\s+/).map((n) => Number(n) / 1e6)
+    const mt = await b.must(
+      'a=$(date +%s%N); kheadersfs mount /proc-ext; b=$(date +%s%N); head -c 1 /proc-ext/kheaders.txz > /dev/null; c=$(date +%s%N); echo $a $b $c',
+      { env, timeoutMs: 600_000 },
+    )
+    const [ta, tb, tc] = mt.stdout
+      .trim()
+      .split(/\s+/)
+      .map((n) => Number(n) / 1e6)
     const mountMs = tb - ta
     const readableMs = tc - ta
     let extractMs = NaN
@@ -229,7 +257,8 @@ async function board(deb: string, image: string, release: string): Promise<Secti
       extractMs = (await b.must('tar -xf /proc-ext/kheaders.txz -C /root/h', { env })).ms
       log('board: make -C /root/h M=/root/hello modules')
       builtX = await b.run('make -C /root/h M=/root/hello modules', { env, timeoutMs: 3600_000 })
-      if (builtX.code !== 0) log(`extracted build failed:\n${builtX.stdout.slice(-2000)}\n${builtX.stderr.slice(-2000)}`)
+      if (builtX.code !== 0)
+        log(`extracted build failed:\n${builtX.stdout.slice(-2000)}\n${builtX.stderr.slice(-2000)}`)
       log('board: make -C /proc-ext/kheaders M=/root/hello2 modules')
       builtV = await b.run('make -C /proc-ext/kheaders M=/root/hello2 modules', { env, timeoutMs: 3600_000 })
       if (builtV.code !== 0) log(`view build failed:\n${builtV.stdout.slice(-2000)}\n${builtV.stderr.slice(-2000)}`)
@@ -246,7 +275,9 @@ async function board(deb: string, image: string, release: string): Promise<Secti
       if (r === undefined) return 'not run'
       if (r.code !== 0) return `FAILED (exit ${r.code}) after ${fmtMs(r.ms)}`
       const f = b.path(`root/${dir}/hello.ko`)
-      return existsSync(f) ? `${fmtMs(r.ms)} (hello.ko ${elfMachine(f) === EM_AARCH64 ? 'AArch64' : `e_machine ${elfMachine(f)}`})` : `${fmtMs(r.ms)} (no hello.ko!)`
+      return existsSync(f)
+        ? `${fmtMs(r.ms)} (hello.ko ${elfMachine(f) === EM_AARCH64 ? 'AArch64' : `e_machine ${elfMachine(f)}`})`
+        : `${fmtMs(r.ms)} (no hello.ko!)`
     }
     const ok = (r: RunResult | undefined): boolean => r !== undefined && r.code === 0
 
@@ -267,7 +298,7 @@ async function board(deb: string, image: string, release: string): Promise<Secti
       measure: '`tar -xf /proc-ext/kheaders.txz -C /root/h`',
       ours: fmtMs(extractMs),
       baseline: '—',
-      how: 'extract the module-build archive from the mount to the board\'s disk (overlay upper dir on the host\'s disk), 1 run',
+      how: "extract the module-build archive from the mount to the board's disk (overlay upper dir on the host's disk), 1 run",
     })
     section.add({
       measure: 'hello.ko: view build vs extracted build',
@@ -279,7 +310,9 @@ async function board(deb: string, image: string, release: string): Promise<Secti
     section.add({
       measure: 'hello.ko: view build vs extract + build',
       ours: ok(builtV) ? fmtMs(builtV!.ms) : '—',
-      baseline: ok(builtX) ? `${fmtMs(extractMs + builtX!.ms)} (tar ${fmtMs(extractMs)} + make ${fmtMs(builtX!.ms)})` : '—',
+      baseline: ok(builtX)
+        ? `${fmtMs(extractMs + builtX!.ms)} (tar ${fmtMs(extractMs)} + make ${fmtMs(builtX!.ms)})`
+        : '—',
       ratio: ok(builtV) && ok(builtX) ? fmtRatio(builtV!.ms / (extractMs + builtX!.ms)) : '—',
       how: 'the rows above: building from the view against extracting the archive first and building from the copy',
     })
@@ -321,23 +354,41 @@ function recordedFigures(): Section | undefined {
   const section = new Section(
     '5.4 Figures recorded by the board tests',
     `Context, not measured by this bench: the step times the board tests (test/board/arm64-module-build.test.ts) last wrote to ${file}, ` +
-      `copied as they are — ${Object.entries(all).map(([board, f]) => `${board}: test run of ${f.date ?? '?'}${f.release ? `, release ${f.release}` : ''}${f.deb ? `, ${f.deb}` : ''}`).join('; ')}. One run each, emulated as above, ` +
-      'with Debian\'s own linux-headers-arm64 (packed on the board, and on the host with --sysroot) rather than the cross-built tree.',
+      `copied as they are — ${Object.entries(all)
+        .map(
+          ([board, f]) =>
+            `${board}: test run of ${f.date ?? '?'}${f.release ? `, release ${f.release}` : ''}${f.deb ? `, ${f.deb}` : ''}`,
+        )
+        .join('; ')}. One run each, emulated as above, ` +
+      "with Debian's own linux-headers-arm64 (packed on the board, and on the host with --sysroot) rather than the cross-built tree.",
     3,
   )
   for (const [board, figs] of Object.entries(all)) {
     const meta = `${board} test run (${figs.date ?? '?'})`
     for (const [k, v] of Object.entries(figs)) {
       if (typeof v !== 'number') continue
-      section.add({ measure: `${board}: ${FIGURE_LABELS[k] ?? k}`, ours: fmtMs(v), baseline: '—', how: `${meta}: \`${k}\`` })
+      section.add({
+        measure: `${board}: ${FIGURE_LABELS[k] ?? k}`,
+        ours: fmtMs(v),
+        baseline: '—',
+        how: `${meta}: \`${k}\``,
+      })
     }
     const ratio = (a: string, b: string, what: string): void => {
       if (typeof figs[a] === 'number' && typeof figs[b] === 'number') {
-        section.add({ measure: `${board}: ${what}`, ours: fmtMs(figs[a] as number), baseline: fmtMs(figs[b] as number), ratio: fmtRatio((figs[a] as number) / (figs[b] as number)), how: `${a} / ${b}, same test run` })
+        section.add({
+          measure: `${board}: ${what}`,
+          ours: fmtMs(figs[a] as number),
+          baseline: fmtMs(figs[b] as number),
+          ratio: fmtRatio((figs[a] as number) / (figs[b] as number)),
+          how: `${a} / ${b}, same test run`,
+        })
       }
     }
     ratio('buildFromMountMs', 'buildFromExtractedMs', 'view build / extracted build')
-    for (const [k, v] of Object.entries(figs)) if (typeof v !== 'number' && !['date', 'release', 'deb', 'board'].includes(k)) section.add({ measure: `${board}: ${k}`, ours: String(v), baseline: '—', how: meta })
+    for (const [k, v] of Object.entries(figs))
+      if (typeof v !== 'number' && !['date', 'release', 'deb', 'board'].includes(k))
+        section.add({ measure: `${board}: ${k}`, ours: String(v), baseline: '—', how: meta })
   }
   return section
 }
@@ -385,7 +436,8 @@ export function spliceSection(doc: string, markdown: string, n = '5'): string {
   let out: string[]
   if (start < 0) {
     const later = lines.findIndex((l) => (num(l) ?? 0) > Number(n))
-    if (later < 0) out = [...lines.slice(0, lines.length && lines[lines.length - 1] === '' ? -1 : undefined), ...body, '']
+    if (later < 0)
+      out = [...lines.slice(0, lines.length && lines[lines.length - 1] === '' ? -1 : undefined), ...body, '']
     else out = [...lines.slice(0, later), ...body, '', ...lines.slice(later)]
   } else {
     let end = lines.findIndex((l, i) => i > start && /^## /.test(l))
@@ -402,7 +454,8 @@ export function spliceSection(doc: string, markdown: string, n = '5'): string {
     if (cells[5] === 'PASS') pass++
     else if (cells[5] === '**MISS**') missed.push(cells[0].replace(/\\\|/g, '|'))
   }
-  const summary = `**Summary: ${pass} PASS, ${missed.length} MISS**` + (missed.length ? ` (MISS: ${missed.join('; ')})` : '')
+  const summary =
+    `**Summary: ${pass} PASS, ${missed.length} MISS**` + (missed.length ? ` (MISS: ${missed.join('; ')})` : '')
   const si = out.findIndex((l) => l.startsWith('**Summary: '))
   if (si >= 0) out[si] = summary
   return out.join('\n').replace(/\n*$/, '\n')

@@ -2,7 +2,19 @@
 // dropping, process memory, formatting, the report's Section table, the workspace that cleanup
 // undoes, and kheadersfs mount/umount helpers.
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { CLI } from '../helpers/cli'
@@ -86,7 +98,8 @@ export async function compare(a: Timed, b: Timed, runs: number): Promise<[Stats,
 export function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, ...opts })
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`)
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim()}`)
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${String(r.stderr ?? '').trim()}`)
   return String(r.stdout ?? '')
 }
 
@@ -104,7 +117,7 @@ export function readInProcess(file: string): number {
   const fd = openSync(file, 'r')
   let total = 0
   try {
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) total += n
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) total += n
   } finally {
     closeSync(fd)
   }
@@ -191,31 +204,45 @@ export class Section {
 
   add(row: Row): this {
     this.rows.push(row)
-    process.stderr.write(`  ${row.target ? (row.target.pass ? 'PASS' : 'MISS') : '    '}  ${row.measure}: ${row.ours} | ${row.baseline}${row.ratio ? ` | ${row.ratio}` : ''}\n`)
+    process.stderr.write(
+      `  ${row.target ? (row.target.pass ? 'PASS' : 'MISS') : '    '}  ${row.measure}: ${row.ours} | ${row.baseline}${row.ratio ? ` | ${row.ratio}` : ''}\n`,
+    )
     return this
   }
 
   markdown(): string {
     const cell = (s: string): string => s.replace(/\|/g, '\\|')
-    const table = this.rows.length === 0 ? [] : [
-      '| Measure | kheadersfs | Baseline | Ratio | Target | Result | How measured |',
-      '|---|---|---|---|---|---|---|',
-      ...this.rows.map((r) =>
-        [
-          r.measure,
-          r.ours,
-          r.baseline,
-          r.ratio ?? '—',
-          r.target?.text ?? '—',
-          r.target ? (r.target.pass ? 'PASS' : '**MISS**') : '—',
-          r.how,
-        ]
-          .map(cell)
-          .join(' | '),
-      ).map((l) => `| ${l} |`),
+    const table =
+      this.rows.length === 0
+        ? []
+        : [
+            '| Measure | kheadersfs | Baseline | Ratio | Target | Result | How measured |',
+            '|---|---|---|---|---|---|---|',
+            ...this.rows
+              .map((r) =>
+                [
+                  r.measure,
+                  r.ours,
+                  r.baseline,
+                  r.ratio ?? '—',
+                  r.target?.text ?? '—',
+                  r.target ? (r.target.pass ? 'PASS' : '**MISS**') : '—',
+                  r.how,
+                ]
+                  .map(cell)
+                  .join(' | '),
+              )
+              .map((l) => `| ${l} |`),
+            '',
+          ]
+    return [
+      `${'#'.repeat(this.level)} ${this.title}`,
       '',
-    ]
-    return [`${'#'.repeat(this.level)} ${this.title}`, '', this.intro, '', ...table, ...this.after.flatMap((a) => [a, ''])].join('\n')
+      this.intro,
+      '',
+      ...table,
+      ...this.after.flatMap((a) => [a, '']),
+    ].join('\n')
   }
 }
 
@@ -241,7 +268,15 @@ export function workspace(): Workspace {
   const mnt = path.join(base, 'mnt')
   const runDir = path.join(base, 'run')
   mkdirSync(mnt)
-  return { tmp, shm, base, mnt, runDir, env: { ...process.env, KHEADERSFS_RUN_DIR: runDir, KHEADERSFS_LOG_LEVEL: 'warn' }, foreign: [] }
+  return {
+    tmp,
+    shm,
+    base,
+    mnt,
+    runDir,
+    env: { ...process.env, KHEADERSFS_RUN_DIR: runDir, KHEADERSFS_LOG_LEVEL: 'warn' },
+    foreign: [],
+  }
 }
 
 function killPid(pid: number | undefined): void {
@@ -310,7 +345,10 @@ export function umountImage(ws: Workspace, pid: number): UmountTimes {
   run('umount', [ws.mnt])
   const command = now() - t0
   while (running(pid)) {
-    if (now() - t0 > 10_000) throw new Error(`daemon ${pid} still running 10 s after umount (${procState(pid)}; ${ws.mnt} ${isMounted(ws.mnt) ? 'still mounted' : 'unmounted'})`)
+    if (now() - t0 > 10_000)
+      throw new Error(
+        `daemon ${pid} still running 10 s after umount (${procState(pid)}; ${ws.mnt} ${isMounted(ws.mnt) ? 'still mounted' : 'unmounted'})`,
+      )
     sleep(1)
   }
   return { command, exited: now() - t0 }

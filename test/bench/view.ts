@@ -86,7 +86,10 @@ let builds = 0
 function buildModule(ws: Workspace, fx: Fixture, tree: string): number {
   const dir = path.join(ws.shm, `${fx.name}-${++builds}`)
   rmSync(dir, { recursive: true, force: true })
-  cpSync(fx.dir, dir, { recursive: true, filter: (src) => !/(\.o|\.ko|\.mod|\.mod\.c|\.cmd|modules\.order|Module\.symvers)$/.test(src) })
+  cpSync(fx.dir, dir, {
+    recursive: true,
+    filter: (src) => !/(\.o|\.ko|\.mod|\.mod\.c|\.cmd|modules\.order|Module\.symvers)$/.test(src),
+  })
   const ko = path.join(dir, fx.ko)
   if (existsSync(ko)) throw new Error(`${ko} exists before the build`)
   const t = time(() => void run('make', ['-C', tree, `M=${dir}`, 'modules']))
@@ -178,7 +181,8 @@ const mib = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB} MiB`
 interface Manifest {
   payloads: { 'kheaders.tar.xz': { size: number; uncompressedSize: number; blockSize?: number } }
 }
-const info = (ws: Workspace, image: string): Manifest => JSON.parse(run(NODE, [CLI, 'info', '--json', image], { env: ws.env })) as Manifest
+const info = (ws: Workspace, image: string): Manifest =>
+  JSON.parse(run(NODE, [CLI, 'info', '--json', image], { env: ws.env })) as Manifest
 
 // ───────────────────────────── archivemount ─────────────────────────────
 
@@ -199,7 +203,11 @@ function archivemountPid(ws: Workspace, dir: string): number {
     .map(Number)
     .find((p) => {
       try {
-        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'archivemount' && running(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(dir)
+        return (
+          readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'archivemount' &&
+          running(p) &&
+          readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(dir)
+        )
       } catch {
         return false
       }
@@ -257,7 +265,8 @@ export async function benchView(ws: Workspace, tree: DebianTree, images: ViewIma
 }
 
 /** Blocks of the image's kheaders.tar.xz. */
-const blocks = (m: Manifest): number => Math.ceil(m.payloads['kheaders.tar.xz'].uncompressedSize / (m.payloads['kheaders.tar.xz'].blockSize ?? Infinity))
+const blocks = (m: Manifest): number =>
+  Math.ceil(m.payloads['kheaders.tar.xz'].uncompressedSize / (m.payloads['kheaders.tar.xz'].blockSize ?? Infinity))
 
 // ── 4.1 module builds
 
@@ -319,8 +328,17 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
       const peak = reset ? peakRss(m.pid) : NaN
       const after = memory(m.pid)
       const st = await viewStats({ pid: m.pid, runDir: ws.runDir })
-      ;(cold[key(fx, c)] ??= []).push({ ms, decodes: st.cache.decodes, peakOverIdle: peak - idle.rss, idle, after, stats: st })
-      process.stderr.write(`    ${fx.ko} cold, cache_mb=${c}: ${fmtMs(ms)}, ${st.cache.decodes} decodes, RSS peak +${fmtMB(peak - idle.rss)}\n`)
+      ;(cold[key(fx, c)] ??= []).push({
+        ms,
+        decodes: st.cache.decodes,
+        peakOverIdle: peak - idle.rss,
+        idle,
+        after,
+        stats: st,
+      })
+      process.stderr.write(
+        `    ${fx.ko} cold, cache_mb=${c}: ${fmtMs(ms)}, ${st.cache.decodes} decodes, RSS peak +${fmtMB(peak - idle.rss)}\n`,
+      )
       // The warm build (hello only): the same mount again, right after the cold one.
       if (c === DEFAULT_CACHE_MB && fx === HELLO_FX) (warm[fx.name] ??= []).push(buildModule(ws, fx, view))
       umountImage(ws, m.pid)
@@ -348,7 +366,9 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
       process.stderr.write(`    ${fx.ko} extract + build: ${fmtMs(extract[fx.name].at(-1)!)}\n`)
     },
   ]
-  process.stderr.write(`view: module builds, ${runs} rounds of ${modules.length} × (${CACHES.length} cold view builds + extracted + extract)\n`)
+  process.stderr.write(
+    `view: module builds, ${runs} rounds of ${modules.length} × (${CACHES.length} cold view builds + extracted + extract)\n`,
+  )
   for (let i = 0; i < runs; i++) {
     for (const fx of i % 2 === 0 ? modules : [...modules].reverse()) {
       process.stderr.write(`  round ${i + 1}: ${fx.ko}\n`)
@@ -358,7 +378,8 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
   rmSync(shmTree, { recursive: true, force: true })
 
   const count = (n: number): string => n.toFixed(0)
-  const plusMB = (n: number): string => (Number.isNaN(n) ? 'not measured (clear_refs not writable)' : `${n < 0 ? '−' : '+'}${fmtMB(Math.abs(n))}`)
+  const plusMB = (n: number): string =>
+    Number.isNaN(n) ? 'not measured (clear_refs not writable)' : `${n < 0 ? '−' : '+'}${fmtMB(Math.abs(n))}`
   const pick = (xs: ColdBuild[], f: (b: ColdBuild) => number): Stats => stats(xs.map(f))
   const medianRun = (xs: ColdBuild[]): ColdBuild => [...xs].sort((a, b) => a.ms - b.ms)[xs.length >> 1]
   const defaultLabel = `default cache (cache_mb=${DEFAULT_CACHE_MB})`
@@ -383,7 +404,10 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
     baseline: `the archive has ${archiveBlocks} blocks`,
     ratio: '—',
     target: atMost(helloDecodes.median, 4, '≤ 4'),
-    how: `the daemon's \`cache.decodes\` (SIGUSR1) after the cold build, median of ${runs} (a block evicted and needed again counts again); with ${defaultLabel}: ${spread(pick(cold[key(HELLO_FX, DEFAULT_CACHE_MB)], (b) => b.decodes), count)}`,
+    how: `the daemon's \`cache.decodes\` (SIGUSR1) after the cold build, median of ${runs} (a block evicted and needed again counts again); with ${defaultLabel}: ${spread(
+      pick(cold[key(HELLO_FX, DEFAULT_CACHE_MB)], (b) => b.decodes),
+      count,
+    )}`,
   })
   for (const fx of modules) {
     const builds = cold[key(fx, DEFAULT_CACHE_MB)]
@@ -396,7 +420,10 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
       ratio: '—',
       target: atMost(over.median, 12e6, '≤ +12 MB'),
       how:
-        `VmHWM after the build minus VmRSS before it (VmHWM reset with clear_refs between them), median of ${runs}; blocks decoded ${spread(pick(builds, (b) => b.decodes), count)}; ` +
+        `VmHWM after the build minus VmRSS before it (VmHWM reset with clear_refs between them), median of ${runs}; blocks decoded ${spread(
+          pick(builds, (b) => b.decodes),
+          count,
+        )}; ` +
         `right after the build: RssAnon ${plusMB(stats(builds.map((b) => b.after.anon - b.idle.anon)).median)}, RssFile ${plusMB(stats(builds.map((b) => b.after.file - b.idle.file)).median)} over idle`,
     })
   }
@@ -424,7 +451,9 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
   const s = medianRun(cold[key(HELLO_FX, TARGET_CACHE_MB)]).stats
   section.add({
     measure: `daemon after a cold hello.ko build, cache_mb=${TARGET_CACHE_MB} (SIGUSR1)`,
-    ours: `${fmtCache(s)}; ops ${Object.entries(s.ops).map(([k, v]) => `${k} ${v}`).join(', ')}; RSS ${fmtMB(s.rssBytes)}`,
+    ours: `${fmtCache(s)}; ops ${Object.entries(s.ops)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}; RSS ${fmtMB(s.rssBytes)}`,
     baseline: '—',
     how: 'the daemon\'s "stats" log line after the build of median time',
   })
@@ -441,7 +470,10 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
         spread(t),
         fmtRatio(t.median / stats(extract[fx.name]).median),
         fmtRatio(t.median / stats(extracted[fx.name]).median),
-        spread(pick(b, (x) => x.decodes), count),
+        spread(
+          pick(b, (x) => x.decodes),
+          count,
+        ),
         `${plusMB(over.median)} (${plusMB(over.min)}–${plusMB(over.max)})`,
       ]
       process.stderr.write(`       ${cells.join(' | ')}\n`)
@@ -457,8 +489,15 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
   )
   section.after.push(
     'Baselines: ' +
-      modules.map((fx) => `${fx.ko} extract + build ${spread(stats(extract[fx.name]))}, extracted tree ${spread(stats(extracted[fx.name]))}`).join('; ') +
-      '. Blocks decoded: of the archive\'s ' + archiveBlocks + ', counting a block again each time an evicted block is needed again.',
+      modules
+        .map(
+          (fx) =>
+            `${fx.ko} extract + build ${spread(stats(extract[fx.name]))}, extracted tree ${spread(stats(extracted[fx.name]))}`,
+        )
+        .join('; ') +
+      ". Blocks decoded: of the archive's " +
+      archiveBlocks +
+      ', counting a block again each time an evicted block is needed again.',
   )
   return section
 }
@@ -472,7 +511,7 @@ async function bccStyle(ws: Workspace, image: string): Promise<Section> {
   const section = new Section(
     '4.2 BCC-style preprocessing on the headers profile',
     'What BCC does with a kernel that has CONFIG_IKHEADERS: it extracts /sys/kernel/kheaders.tar.xz to /tmp/kheaders-$(uname -r) ' +
-      'and compiles its programs with kconfig.h forced in and the kernel\'s include dirs. Here: `gcc -E -nostdinc -isystem ' +
+      "and compiles its programs with kconfig.h forced in and the kernel's include dirs. Here: `gcc -E -nostdinc -isystem " +
       '$(gcc -print-file-name=include) -D__KERNEL__ -include TREE/include/linux/kconfig.h -I TREE/arch/x86/include ' +
       '-I TREE/arch/x86/include/generated -I TREE/include -I TREE/arch/x86/include/uapi -I TREE/arch/x86/include/generated/uapi ' +
       '-I TREE/include/uapi -I TREE/include/generated/uapi probe.c` of a probe.c that includes linux/sched.h, on the ' +
@@ -493,11 +532,26 @@ async function bccStyle(ws: Workspace, image: string): Promise<Section> {
   const cpp = (tree: string): void => {
     const inc = (p: string): string[] => ['-I', path.join(tree, p)]
     run('gcc', [
-      '-E', '-nostdinc', '-isystem', gccInclude, '-D__KERNEL__', '-include', path.join(tree, 'include/linux/kconfig.h'),
-      ...inc(`arch/${arch}/include`), ...inc(`arch/${arch}/include/generated`), ...inc('include'), ...inc(`arch/${arch}/include/uapi`),
-      ...inc(`arch/${arch}/include/generated/uapi`), ...inc('include/uapi'), ...inc('include/generated/uapi'), probe, '-o', out,
+      '-E',
+      '-nostdinc',
+      '-isystem',
+      gccInclude,
+      '-D__KERNEL__',
+      '-include',
+      path.join(tree, 'include/linux/kconfig.h'),
+      ...inc(`arch/${arch}/include`),
+      ...inc(`arch/${arch}/include/generated`),
+      ...inc('include'),
+      ...inc(`arch/${arch}/include/uapi`),
+      ...inc(`arch/${arch}/include/generated/uapi`),
+      ...inc('include/uapi'),
+      ...inc('include/generated/uapi'),
+      probe,
+      '-o',
+      out,
     ])
-    if (!readFileSync(out, 'utf8').includes('struct task_struct {')) throw new Error(`gcc -E on ${tree}: no struct task_struct in the output`)
+    if (!readFileSync(out, 'utf8').includes('struct task_struct {'))
+      throw new Error(`gcc -E on ${tree}: no struct task_struct in the output`)
   }
 
   const m = mountImage(ws, image)
@@ -573,7 +627,12 @@ async function bccStyle(ws: Workspace, image: string): Promise<Section> {
 
 // ── 4.3 archivemount
 
-async function versusArchivemount(ws: Workspace, image: string, imageBytes: number, txzBlocks: number): Promise<Section> {
+async function versusArchivemount(
+  ws: Workspace,
+  image: string,
+  imageBytes: number,
+  txzBlocks: number,
+): Promise<Section> {
   const section = new Section(
     '4.3 Against archivemount',
     `\`archivemount -o ro FILE.tar.xz DIR\` (Debian's ${archivemountVersion()}, over libarchive) ` +
@@ -751,7 +810,7 @@ async function versusArchivemount(ws: Workspace, image: string, imageBytes: numb
 function mountPid(ws: Workspace): number {
   const pid = readdirSync(ws.runDir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => (JSON.parse(readFileSync(path.join(ws.runDir, f), 'utf8')) as { pid: number; mountpoint: string }))
+    .map((f) => JSON.parse(readFileSync(path.join(ws.runDir, f), 'utf8')) as { pid: number; mountpoint: string })
     .find((s) => s.mountpoint === ws.mnt)?.pid
   if (pid === undefined) throw new Error(`mounted, but no daemon state in ${ws.runDir}`)
   ws.daemon = pid
@@ -825,7 +884,9 @@ async function memoryBound(ws: Workspace, image: string, view: string): Promise<
       measure: 'cache stats after the 3 passes (SIGUSR1)',
       ours: fmtCache(last),
       baseline: '—',
-      how: `the daemon's "stats" log line; ops ${Object.entries(last.ops).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      how: `the daemon's "stats" log line; ops ${Object.entries(last.ops)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
     })
   } finally {
     if (isMounted(ws.mnt)) umountImage(ws, m.pid)
@@ -866,7 +927,12 @@ const drop = (): string => (canDropCaches ? '`sync; echo 3 > /proc/sys/vm/drop_c
 
 // ── 4.5 block size
 
-async function blockSizes(ws: Workspace, tree: DebianTree, moduleImage: string, moduleManifest: Manifest): Promise<Section> {
+async function blockSizes(
+  ws: Workspace,
+  tree: DebianTree,
+  moduleImage: string,
+  moduleManifest: Manifest,
+): Promise<Section> {
   const sizes = ['512K', '1M', '2M', '4M']
   const toBytes = (s: string): number => Number(s.slice(0, -1)) * (s.endsWith('M') ? MiB : 1024)
   // The module-build image of this section has the default block size: it is reused for that row, marked default.
@@ -888,7 +954,27 @@ async function blockSizes(ws: Workspace, tree: DebianTree, moduleImage: string, 
     }
     process.stderr.write(`view: pack --block-size ${s}\n`)
     const image = path.join(ws.tmp, `module-build-${s}.img`)
-    const packMs = time(() => void run(NODE, [CLI, 'pack', '--kernel', tree.objtree, '--profile', 'module-build', '--threads', '0', '--block-size', s, '-o', image], { env: ws.env }))
+    const packMs = time(
+      () =>
+        void run(
+          NODE,
+          [
+            CLI,
+            'pack',
+            '--kernel',
+            tree.objtree,
+            '--profile',
+            'module-build',
+            '--threads',
+            '0',
+            '--block-size',
+            s,
+            '-o',
+            image,
+          ],
+          { env: ws.env },
+        ),
+    )
     images[s] = { image, m: info(ws, image), packMs }
   }
 
@@ -926,8 +1012,15 @@ async function blockSizes(ws: Workspace, tree: DebianTree, moduleImage: string, 
   }
 
   const header = [
-    '| Block size | Blocks | Image | kheaders.tar.xz | Cold read of ' + SMALL + ` (median of ${readRuns}) | ` +
-      caches.map((c) => `Cold hello build, cache_mb=${c}${c === DEFAULT_CACHE_MB ? ' (default)' : ''} (median of ${buildRuns}): time; decodes; RSS`).join(' | ') +
+    '| Block size | Blocks | Image | kheaders.tar.xz | Cold read of ' +
+      SMALL +
+      ` (median of ${readRuns}) | ` +
+      caches
+        .map(
+          (c) =>
+            `Cold hello build, cache_mb=${c}${c === DEFAULT_CACHE_MB ? ' (default)' : ''} (median of ${buildRuns}): time; decodes; RSS`,
+        )
+        .join(' | ') +
       ' |',
     '|---|---|---|---|---|' + caches.map(() => '---|').join(''),
   ]
@@ -953,7 +1046,7 @@ async function blockSizes(ws: Workspace, tree: DebianTree, moduleImage: string, 
   })
   section.after.push([...header, ...rows].join('\n'))
   section.after.push(
-    'Decodes = blocks decoded during the build (a block evicted and needed again is decoded again). RSS = the daemon\'s ' +
+    "Decodes = blocks decoded during the build (a block evicted and needed again is decoded again). RSS = the daemon's " +
       '`process.memoryUsage().rss` in the same stats line. Images other than the default are packed here (`--threads 0`), which ' +
       'adds their pack time to the bench.',
   )

@@ -63,7 +63,10 @@ for (const target of TARGETS) {
       image = await packedImage(tree!, 'headers')
     } else {
       image = path.join(tmpDir(t), 'host-release.img')
-      const p = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '--release', os.release(), '-o', image], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
+      const p = await runCli(
+        ['pack', '--kernel', tree!.objtree, '--profile', 'headers', '--release', os.release(), '-o', image],
+        { env: { KHEADERSFS_LOG_LEVEL: 'warn' } },
+      )
       t.equal(p.code, 0, `pack --release ${os.release()}: ${p.stderr}`)
     }
     const img = await info(image)
@@ -78,25 +81,41 @@ for (const target of TARGETS) {
 
     const inst = await b.installDeb(deb)
     step(`apt-get install ./${path.basename(deb)}`, inst.ms)
-    const noCc = await b.run('for c in gcc cc make python3 g++ c++; do command -v $c; done; dpkg-query -W -f \'${Package} ${Status}\\n\' gcc make python3 2>/dev/null | grep " installed$"; true')
+    const noCc = await b.run(
+      'for c in gcc cc make python3 g++ c++; do command -v $c; done; dpkg-query -W -f \'${Package} ${Status}\\n\' gcc make python3 2>/dev/null | grep " installed$"; true',
+    )
     t.equal(noCc.stdout.trim(), '', 'no compiler, make or python3 in the root after installing the package')
 
     const dpkgL = await b.must('dpkg -L kheadersfs')
     const files = dpkgL.stdout.split('\n').filter((l) => l.startsWith('/'))
     for (const f of ['/usr/bin/kheadersfs', '/usr/lib/kheadersfs/app']) t.ok(files.includes(f), `dpkg -L lists ${f}`)
-    t.ok(files.some((f) => /^(\/usr)?\/sbin\/mount\.kheadersfs$/.test(f)), 'dpkg -L lists mount.kheadersfs')
-    t.ok(files.some((f) => /^\/usr\/lib\/systemd\/system\/kheadersfs@\.service$/.test(f)), 'dpkg -L lists the systemd unit')
-    t.ok(files.some((f) => /\/man\/man1\/kheadersfs\.1(\.gz)?$/.test(f)), 'dpkg -L lists the man page')
-    t.ok(files.some((f) => f.endsWith('.node')), 'the native addons are in the package')
+    t.ok(
+      files.some((f) => /^(\/usr)?\/sbin\/mount\.kheadersfs$/.test(f)),
+      'dpkg -L lists mount.kheadersfs',
+    )
+    t.ok(
+      files.some((f) => /^\/usr\/lib\/systemd\/system\/kheadersfs@\.service$/.test(f)),
+      'dpkg -L lists the systemd unit',
+    )
+    t.ok(
+      files.some((f) => /\/man\/man1\/kheadersfs\.1(\.gz)?$/.test(f)),
+      'dpkg -L lists the man page',
+    )
+    t.ok(
+      files.some((f) => f.endsWith('.node')),
+      'the native addons are in the package',
+    )
 
-    const node = await b.run('node --version; dpkg-query -W -f \'${Version}\' kheadersfs')
+    const node = await b.run("node --version; dpkg-query -W -f '${Version}' kheadersfs")
     t.comment(`${name}: node ${node.stdout.split('\n')[0]}, kheadersfs ${node.stdout.split('\n')[1]}`)
     const ver = await b.run('kheadersfs --version')
     t.equal(ver.code, 0, `kheadersfs --version runs: ${ver.stderr}`)
     const pkgVersion = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string
     t.match(ver.stdout, pkgVersion, `--version says ${pkgVersion}: ${ver.stdout.trim()}`)
     // The native addons load on this arch (kheadersfs mount needs both).
-    const addons = await b.run('cd /usr/lib/kheadersfs/app && node -e "require(\'fuse-native\'); require(\'lzma-native\'); console.log(\'ok\')"')
+    const addons = await b.run(
+      "cd /usr/lib/kheadersfs/app && node -e \"require('fuse-native'); require('lzma-native'); console.log('ok')\"",
+    )
     t.equal(addons.stdout.trim(), 'ok', `fuse-native and lzma-native load: ${addons.stderr.slice(-1500)}`)
 
     if (target.extras) {
@@ -133,9 +152,22 @@ for (const target of TARGETS) {
     if (m.code === 0) {
       const sums = await b.run('sha256sum /proc-ext/kheaders.txz /proc-ext/config.gz')
       t.equal(sums.code, 0, `sha256sum of the served files ${sums.stderr}`)
-      const got = Object.fromEntries(sums.stdout.trim().split('\n').map((l) => l.split(/\s+/).reverse()))
-      t.equal(got['/proc-ext/kheaders.txz'], img.payloads['kheaders.tar.xz'].sha256, 'kheaders.txz read on the board = the host image\'s archive')
-      t.equal(got['/proc-ext/config.gz'], img.payloads['config.gz'].sha256, 'config.gz read on the board = the host image\'s config')
+      const got = Object.fromEntries(
+        sums.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/\s+/).reverse()),
+      )
+      t.equal(
+        got['/proc-ext/kheaders.txz'],
+        img.payloads['kheaders.tar.xz'].sha256,
+        "kheaders.txz read on the board = the host image's archive",
+      )
+      t.equal(
+        got['/proc-ext/config.gz'],
+        img.payloads['config.gz'].sha256,
+        "config.gz read on the board = the host image's config",
+      )
       t0 = Date.now()
       const list = await b.run('tar -tJf /proc-ext/kheaders.txz')
       step('tar -tJf /proc-ext/kheaders.txz', Date.now() - t0)
@@ -158,9 +190,11 @@ for (const target of TARGETS) {
     // Purge removes every file of the package.
     const purge = await b.apt('purge -y -q kheadersfs')
     t.equal(purge.code, 0, `apt-get purge: ${purge.stderr}`)
-    const left = await b.run(`for f in ${files.map((f) => `'${f}'`).join(' ')}; do if { [ -e "$f" ] || [ -L "$f" ]; } && [ ! -d "$f" ]; then echo "$f"; fi; done; [ -e /usr/lib/kheadersfs ] && echo /usr/lib/kheadersfs; true`)
+    const left = await b.run(
+      `for f in ${files.map((f) => `'${f}'`).join(' ')}; do if { [ -e "$f" ] || [ -L "$f" ]; } && [ ! -d "$f" ]; then echo "$f"; fi; done; [ -e /usr/lib/kheadersfs ] && echo /usr/lib/kheadersfs; true`,
+    )
     t.equal(left.stdout.trim(), '', 'no file of the package is left after purge')
-    const gone = await b.run('dpkg-query -W -f \'${Status}\' kheadersfs')
+    const gone = await b.run("dpkg-query -W -f '${Status}' kheadersfs")
     t.notMatch(gone.stdout, /installed/, `dpkg no longer knows kheadersfs: ${gone.stdout}`)
   })
 }

@@ -4,7 +4,16 @@
 // board from this image) is in test/board/arm64-module-build.test.ts. Also --from-kheaders on the archive
 // the kernel's own gen_kheaders.sh makes from the same tree, served with -o link_build.
 import { spawnSync } from 'node:child_process'
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { readElfId, type ElfId } from '../../src/pack/elf'
@@ -42,93 +51,137 @@ const EXPECT: Record<CrossArch, { machine: number; bits: number; name: RegExp }>
 }
 
 for (const arch of ['arm64', 'arm'] as const) {
-  t.test(`${arch} kernel cross-built on x86: host programs rebuilt for the board, nothing x86 shipped`, { skip }, async (t) => {
-    const tree = crossKernel(arch)
-    const want = EXPECT[arch]
-    const before = readdirSync(path.join(tree, 'scripts/basic')).sort()
-    t.equal(readElfId(path.join(tree, 'scripts/basic/fixdep'))?.machine, 62, 'the tree\'s own fixdep is an x86-64 program')
-    const dir = tmpDir(t)
+  t.test(
+    `${arch} kernel cross-built on x86: host programs rebuilt for the board, nothing x86 shipped`,
+    { skip },
+    async (t) => {
+      const tree = crossKernel(arch)
+      const want = EXPECT[arch]
+      const before = readdirSync(path.join(tree, 'scripts/basic')).sort()
+      t.equal(
+        readElfId(path.join(tree, 'scripts/basic/fixdep'))?.machine,
+        62,
+        "the tree's own fixdep is an x86-64 program",
+      )
+      const dir = tmpDir(t)
 
-    const refused = path.join(dir, 'refused.img')
-    let t0 = Date.now()
-    const r0 = await runCli(['pack', '--kernel', tree, '--no-rebuild', '-o', refused])
-    const checkMs = Date.now() - t0
-    t.equal(r0.code, 7, r0.stderr)
-    t.match(errorLines(r0.stderr)[0], /scripts\/basic\/fixdep and \d+ more are built for x86-64 \(64-bit little-endian\), so "make M=" on the board would fail with "Exec format error"/)
-    t.notOk(existsSync(refused), 'refused: no image')
+      const refused = path.join(dir, 'refused.img')
+      let t0 = Date.now()
+      const r0 = await runCli(['pack', '--kernel', tree, '--no-rebuild', '-o', refused])
+      const checkMs = Date.now() - t0
+      t.equal(r0.code, 7, r0.stderr)
+      t.match(
+        errorLines(r0.stderr)[0],
+        /scripts\/basic\/fixdep and \d+ more are built for x86-64 \(64-bit little-endian\), so "make M=" on the board would fail with "Exec format error"/,
+      )
+      t.notOk(existsSync(refused), 'refused: no image')
 
-    const image = path.join(dir, `${arch}.img`)
-    t0 = Date.now()
-    const r = await runCli(['pack', '--kernel', tree, '-o', image])
-    const packMs = Date.now() - t0
-    t.equal(r.code, 0, r.stderr.slice(-3000))
-    t.comment(`pack with host-program rebuild: ${packMs} ms (refusal after selection and ELF check: ${checkMs} ms)`)
-    const info = JSON.parse((await runCli(['info', '--json', image])).stdout) as {
-      target: { machine: number; bits: number; name: string; from: string }
-      hostPrograms: { compiler: string; prefix: string; rebuilt: string[]; dropped: string[] }
-    }
-    t.equal(info.target.machine, want.machine)
-    t.equal(info.target.from, 'vmlinux', 'the kernel\'s own vmlinux named the target')
-    t.match(info.target.name, want.name)
-    t.equal(info.hostPrograms.prefix, CROSS_PREFIX[arch], 'compiler found from .config (CONFIG_CC_VERSION_TEXT)')
-    t.match(info.hostPrograms.compiler, new RegExp(`^${CROSS_PREFIX[arch]}gcc `))
-    t.same([...info.hostPrograms.rebuilt].sort(), ['scripts/basic/fixdep', 'scripts/genksyms/genksyms', 'scripts/mod/modpost'])
-    t.ok(info.hostPrograms.dropped.includes('scripts/kconfig/conf'), 'kconfig\'s conf is left out, named')
+      const image = path.join(dir, `${arch}.img`)
+      t0 = Date.now()
+      const r = await runCli(['pack', '--kernel', tree, '-o', image])
+      const packMs = Date.now() - t0
+      t.equal(r.code, 0, r.stderr.slice(-3000))
+      t.comment(`pack with host-program rebuild: ${packMs} ms (refusal after selection and ELF check: ${checkMs} ms)`)
+      const info = JSON.parse((await runCli(['info', '--json', image])).stdout) as {
+        target: { machine: number; bits: number; name: string; from: string }
+        hostPrograms: { compiler: string; prefix: string; rebuilt: string[]; dropped: string[] }
+      }
+      t.equal(info.target.machine, want.machine)
+      t.equal(info.target.from, 'vmlinux', "the kernel's own vmlinux named the target")
+      t.match(info.target.name, want.name)
+      t.equal(info.hostPrograms.prefix, CROSS_PREFIX[arch], 'compiler found from .config (CONFIG_CC_VERSION_TEXT)')
+      t.match(info.hostPrograms.compiler, new RegExp(`^${CROSS_PREFIX[arch]}gcc `))
+      t.same([...info.hostPrograms.rebuilt].sort(), [
+        'scripts/basic/fixdep',
+        'scripts/genksyms/genksyms',
+        'scripts/mod/modpost',
+      ])
+      t.ok(info.hostPrograms.dropped.includes('scripts/kconfig/conf'), "kconfig's conf is left out, named")
 
-    const out = path.join(dir, 'x')
-    extractArchive(image, out)
-    const elves = elfFiles(out)
-    t.ok(elves.size >= 3, `${elves.size} ELF files in the archive`)
-    const wrong = [...elves].filter(([, id]) => id.machine !== want.machine || id.bits !== want.bits).map(([p]) => p)
-    t.same(wrong, [], `every ELF file in the archive is for ${arch}`)
-    for (const p of ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/genksyms/genksyms']) t.ok(elves.has(p), `${p} shipped, rebuilt`)
+      const out = path.join(dir, 'x')
+      extractArchive(image, out)
+      const elves = elfFiles(out)
+      t.ok(elves.size >= 3, `${elves.size} ELF files in the archive`)
+      const wrong = [...elves].filter(([, id]) => id.machine !== want.machine || id.bits !== want.bits).map(([p]) => p)
+      t.same(wrong, [], `every ELF file in the archive is for ${arch}`)
+      for (const p of ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/genksyms/genksyms'])
+        t.ok(elves.has(p), `${p} shipped, rebuilt`)
 
-    t.same(readdirSync(path.join(tree, 'scripts/basic')).sort(), before, 'the user\'s tree gained no files')
-    t.equal(readElfId(path.join(tree, 'scripts/basic/fixdep'))?.machine, 62, 'and its fixdep is untouched')
+      t.same(readdirSync(path.join(tree, 'scripts/basic')).sort(), before, "the user's tree gained no files")
+      t.equal(readElfId(path.join(tree, 'scripts/basic/fixdep'))?.machine, 62, 'and its fixdep is untouched')
 
-    // Same bytes on a second pack: the rebuild is reproducible too.
-    const again = path.join(dir, 'again.img')
-    t.equal((await runCli(['pack', '--kernel', tree, '-o', again])).code, 0)
-    t.equal(readFileSync(again).equals(readFileSync(image)), true, 'packing twice gives the same image bytes')
-  })
+      // Same bytes on a second pack: the rebuild is reproducible too.
+      const again = path.join(dir, 'again.img')
+      t.equal((await runCli(['pack', '--kernel', tree, '-o', again])).code, 0)
+      t.equal(readFileSync(again).equals(readFileSync(image)), true, 'packing twice gives the same image bytes')
+    },
+  )
 }
 
-t.test('--from-kheaders: the archive gen_kheaders.sh makes from the arm64 tree, served with link_build', { skip }, async (t) => {
-  const tree = crossKernel('arm64')
-  const archive = kernelKheadersArchive(tree, 'arm64')
-  const dir = tmpDir(t)
-  const image = path.join(dir, 'kh.img')
-  const r = await runCli(['pack', '--from-kheaders', archive, '--config', path.join(tree, '.config'), '-o', image])
-  t.equal(r.code, 0, r.stderr)
-  const list = (args: string): string[] =>
-    spawnSync('sh', ['-c', args], { encoding: 'utf8', maxBuffer: 64 << 20 })
-      .stdout.split('\n')
-      .map((l) => l.replace(/^\.\//, '').replace(/\/$/, ''))
-      .filter((l) => l !== '' && l !== '.')
-      .sort()
-  const kernelList = list(`tar -tJf '${archive}'`)
-  t.ok(kernelList.length > 1000, `${kernelList.length} entries in the kernel's archive`)
-  t.same(list(`tar -xOf '${image}' kheaders.tar.xz | tar -tJ`), kernelList, 'the image lists exactly the kernel archive\'s files')
+t.test(
+  '--from-kheaders: the archive gen_kheaders.sh makes from the arm64 tree, served with link_build',
+  { skip },
+  async (t) => {
+    const tree = crossKernel('arm64')
+    const archive = kernelKheadersArchive(tree, 'arm64')
+    const dir = tmpDir(t)
+    const image = path.join(dir, 'kh.img')
+    const r = await runCli(['pack', '--from-kheaders', archive, '--config', path.join(tree, '.config'), '-o', image])
+    t.equal(r.code, 0, r.stderr)
+    const list = (args: string): string[] =>
+      spawnSync('sh', ['-c', args], { encoding: 'utf8', maxBuffer: 64 << 20 })
+        .stdout.split('\n')
+        .map((l) => l.replace(/^\.\//, '').replace(/\/$/, ''))
+        .filter((l) => l !== '' && l !== '.')
+        .sort()
+    const kernelList = list(`tar -tJf '${archive}'`)
+    t.ok(kernelList.length > 1000, `${kernelList.length} entries in the kernel's archive`)
+    t.same(
+      list(`tar -xOf '${image}' kheaders.tar.xz | tar -tJ`),
+      kernelList,
+      "the image lists exactly the kernel archive's files",
+    )
 
-  const release = /UTS_RELEASE "([^"]+)"/.exec(readFileSync(path.join(tree, 'include/generated/utsrelease.h'), 'utf8'))![1]
-  const modules = path.join('/lib/modules', release)
-  if (existsSync(modules)) return t.fail(`${modules} exists already; refusing to touch it`)
-  t.teardown(() => rmSync(modules, { recursive: true, force: true }))
-  const m = await mountImage(t, image, ['--force', '-o', 'link_build'])
-  const build = path.join(modules, 'build')
-  t.equal(readlinkSync(build), path.join(m.mnt, 'kheaders'))
-  // What BCC does with a kernel tree: kconfig.h forced in, the arch's and generic include dirs.
-  const src = path.join(dir, 'probe.c')
-  writeFileSync(src, '#include <linux/sched.h>\nint size = sizeof(struct task_struct);\n')
-  const inc = (p: string): string[] => ['-I', path.join(build, p)]
-  const cc = spawnSync(`${CROSS_PREFIX.arm64}gcc`, [
-    '-E', '-nostdinc', '-D__KERNEL__', '-include', path.join(build, 'include/linux/kconfig.h'),
-    ...inc('arch/arm64/include'), ...inc('arch/arm64/include/generated'), ...inc('include'), ...inc('arch/arm64/include/uapi'),
-    ...inc('arch/arm64/include/generated/uapi'), ...inc('include/uapi'), ...inc('include/generated/uapi'), src,
-  ], { encoding: 'utf8', maxBuffer: 256 << 20 })
-  t.equal(cc.status, 0, cc.stderr.slice(-2000))
-  t.match(cc.stdout, /struct task_struct \{/, 'linux/sched.h preprocesses from /lib/modules/<release>/build, nothing extracted')
-  t.equal(spawnSync('umount', [m.mnt]).status, 0)
-  t.ok(await waitGone(m.pid))
-  t.notOk(existsSync(build), 'the build link went with the mount')
-})
+    const release = /UTS_RELEASE "([^"]+)"/.exec(
+      readFileSync(path.join(tree, 'include/generated/utsrelease.h'), 'utf8'),
+    )![1]
+    const modules = path.join('/lib/modules', release)
+    if (existsSync(modules)) return t.fail(`${modules} exists already; refusing to touch it`)
+    t.teardown(() => rmSync(modules, { recursive: true, force: true }))
+    const m = await mountImage(t, image, ['--force', '-o', 'link_build'])
+    const build = path.join(modules, 'build')
+    t.equal(readlinkSync(build), path.join(m.mnt, 'kheaders'))
+    // What BCC does with a kernel tree: kconfig.h forced in, the arch's and generic include dirs.
+    const src = path.join(dir, 'probe.c')
+    writeFileSync(src, '#include <linux/sched.h>\nint size = sizeof(struct task_struct);\n')
+    const inc = (p: string): string[] => ['-I', path.join(build, p)]
+    const cc = spawnSync(
+      `${CROSS_PREFIX.arm64}gcc`,
+      [
+        '-E',
+        '-nostdinc',
+        '-D__KERNEL__',
+        '-include',
+        path.join(build, 'include/linux/kconfig.h'),
+        ...inc('arch/arm64/include'),
+        ...inc('arch/arm64/include/generated'),
+        ...inc('include'),
+        ...inc('arch/arm64/include/uapi'),
+        ...inc('arch/arm64/include/generated/uapi'),
+        ...inc('include/uapi'),
+        ...inc('include/generated/uapi'),
+        src,
+      ],
+      { encoding: 'utf8', maxBuffer: 256 << 20 },
+    )
+    t.equal(cc.status, 0, cc.stderr.slice(-2000))
+    t.match(
+      cc.stdout,
+      /struct task_struct \{/,
+      'linux/sched.h preprocesses from /lib/modules/<release>/build, nothing extracted',
+    )
+    t.equal(spawnSync('umount', [m.mnt]).status, 0)
+    t.ok(await waitGone(m.pid))
+    t.notOk(existsSync(build), 'the build link went with the mount')
+  },
+)

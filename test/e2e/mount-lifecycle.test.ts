@@ -1,7 +1,19 @@
 // The modprobe/rmmod lifecycle with real mounts: ready on return, external umount ends the daemon,
 // "in use" refusal, --lazy, SIGTERM, kill -9 and stale mounts, loading twice, status.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { running } from '../../src/serve/mounts'
@@ -62,7 +74,10 @@ t.test('lifecycle', async (t) => {
     await new Promise((r) => holder.stdout.once('data', r))
     const busy = await runCli(['umount', m.mnt], { env: m.env })
     t.equal(busy.code, 5)
-    t.match(busy.stderr, new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`))
+    t.match(
+      busy.stderr,
+      new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`),
+    )
     t.ok(isMounted(m.mnt) && running(m.pid), 'still mounted and served')
     t.ok(statSync(path.join(m.mnt, 'config.gz')).size > 0)
     holder.kill('SIGKILL')
@@ -89,11 +104,21 @@ t.test('lifecycle', async (t) => {
     // makes that path answer.
     const bin = path.join(path.dirname(image), 'umount-only')
     mkdirSync(bin, { recursive: true })
-    if (!existsSync(path.join(bin, 'umount'))) symlinkSync(execFileSync('sh', ['-c', 'command -v umount'], { encoding: 'utf8' }).trim(), path.join(bin, 'umount'))
-    for (const [who, env] of [['fusermount', {}], ['umount(8)', { PATH: bin }]] as const) {
+    if (!existsSync(path.join(bin, 'umount')))
+      symlinkSync(
+        execFileSync('sh', ['-c', 'command -v umount'], { encoding: 'utf8' }).trim(),
+        path.join(bin, 'umount'),
+      )
+    for (const [who, env] of [
+      ['fusermount', {}],
+      ['umount(8)', { PATH: bin }],
+    ] as const) {
       const busy = await runCli(['umount', m.mnt], { env: { ...m.env, ...de, ...env } })
       t.equal(busy.code, 5, `exit 5 when ${who} refuses`)
-      t.match(busy.stderr, new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`))
+      t.match(
+        busy.stderr,
+        new RegExp(`^kheadersfs: Cannot unload ${m.mnt}: in use by (sh|sleep) \\(pid ${holder.pid}, 1 open\\)`),
+      )
       t.ok(isMounted(m.mnt) && running(m.pid), 'still mounted and served')
     }
     holder.kill('SIGKILL')
@@ -135,40 +160,47 @@ t.test('lifecycle', async (t) => {
     t.match(log, /"msg":"unmounted; exiting"/)
   })
 
-  t.test('kill -9: the mount is removed (auto_unmount); with its helper killed too, the next mount and umount clean the stale mount', async (t) => {
-    const m = await mountImage(t, image, [])
-    process.kill(m.pid, 'SIGKILL')
-    const deadline = Date.now() + 10000
-    while (isMounted(m.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-    t.notOk(isMounted(m.mnt), 'libfuse auto_unmount removed the mount of the killed daemon')
+  t.test(
+    'kill -9: the mount is removed (auto_unmount); with its helper killed too, the next mount and umount clean the stale mount',
+    async (t) => {
+      const m = await mountImage(t, image, [])
+      process.kill(m.pid, 'SIGKILL')
+      const deadline = Date.now() + 10000
+      while (isMounted(m.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      t.notOk(isMounted(m.mnt), 'libfuse auto_unmount removed the mount of the killed daemon')
 
-    // Now a real stale mount: kill the daemon and the fusermount helper that would clean up after it.
-    const again = await runCli(['mount', '--image', image, m.mnt], { env: m.env })
-    t.equal(again.code, 0, again.stderr)
-    const pid = daemonPids(m.runDir)[0]
-    const kids = childPids(pid)
-    const names = kids.map((c) => readFileSync(`/proc/${c}/comm`, 'utf8').trim())
-    for (const c of kids) process.kill(c, 'SIGKILL')
-    process.kill(pid, 'SIGKILL')
-    await waitGone(pid)
-    for (const c of kids) await waitGone(c)
-    const ls = spawnSync('ls', [m.mnt], { encoding: 'utf8' })
-    t.match(ls.stderr, /Transport endpoint is not connected/, `stale mount (children killed: ${names.join(', ')}; mounted: ${isMounted(m.mnt)})`)
-    const status = await runCli(['status', '--json'], { env: m.env })
-    t.match(JSON.parse(status.stdout), [{ mountpoint: m.mnt, state: 'stale' }])
-    const mount = await runCli(['mount', '--image', image, m.mnt], { env: m.env })
-    t.equal(mount.code, 0, mount.stderr)
-    t.match(mount.stderr, /cleaned up a stale mount/)
-    t.ok(statSync(path.join(m.mnt, 'kheaders.txz')).size > 0, 'served again')
-    const pid2 = daemonPids(m.runDir)[0]
-    for (const c of childPids(pid2)) process.kill(c, 'SIGKILL')
-    process.kill(pid2, 'SIGKILL')
-    await waitGone(pid2)
-    const um = await runCli(['umount', m.mnt], { env: m.env })
-    t.equal(um.code, 0, um.stderr)
-    t.match(um.stdout, /cleaned up the stale mount/)
-    t.notOk(isMounted(m.mnt))
-  })
+      // Now a real stale mount: kill the daemon and the fusermount helper that would clean up after it.
+      const again = await runCli(['mount', '--image', image, m.mnt], { env: m.env })
+      t.equal(again.code, 0, again.stderr)
+      const pid = daemonPids(m.runDir)[0]
+      const kids = childPids(pid)
+      const names = kids.map((c) => readFileSync(`/proc/${c}/comm`, 'utf8').trim())
+      for (const c of kids) process.kill(c, 'SIGKILL')
+      process.kill(pid, 'SIGKILL')
+      await waitGone(pid)
+      for (const c of kids) await waitGone(c)
+      const ls = spawnSync('ls', [m.mnt], { encoding: 'utf8' })
+      t.match(
+        ls.stderr,
+        /Transport endpoint is not connected/,
+        `stale mount (children killed: ${names.join(', ')}; mounted: ${isMounted(m.mnt)})`,
+      )
+      const status = await runCli(['status', '--json'], { env: m.env })
+      t.match(JSON.parse(status.stdout), [{ mountpoint: m.mnt, state: 'stale' }])
+      const mount = await runCli(['mount', '--image', image, m.mnt], { env: m.env })
+      t.equal(mount.code, 0, mount.stderr)
+      t.match(mount.stderr, /cleaned up a stale mount/)
+      t.ok(statSync(path.join(m.mnt, 'kheaders.txz')).size > 0, 'served again')
+      const pid2 = daemonPids(m.runDir)[0]
+      for (const c of childPids(pid2)) process.kill(c, 'SIGKILL')
+      process.kill(pid2, 'SIGKILL')
+      await waitGone(pid2)
+      const um = await runCli(['umount', m.mnt], { env: m.env })
+      t.equal(um.code, 0, um.stderr)
+      t.match(um.stdout, /cleaned up the stale mount/)
+      t.notOk(isMounted(m.mnt))
+    },
+  )
 
   t.test('loading a loaded mountpoint says so, exits 0 and starts no second daemon', async (t) => {
     const m = await mountImage(t, image, [])
@@ -176,13 +208,17 @@ t.test('lifecycle', async (t) => {
     t.equal(r.code, 0)
     t.match(r.stdout, new RegExp(`${m.mnt} is already loaded \\(pid ${m.pid}`))
     t.same(daemonPids(m.runDir), [m.pid])
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === m.mnt)
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4] === m.mnt)
     t.equal(mounts.length, 1, 'one mount')
   })
 
   t.test('-f stays in the foreground, logs to stderr, and exits 0 on umount', async (t) => {
     const { mnt, env } = mountDirs(t)
-    const child = spawn(process.execPath, [require.resolve('../../src/cli'), 'mount', '-f', '--image', image, mnt], { env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [require.resolve('../../src/cli'), 'mount', '-f', '--image', image, mnt], {
+      env: { ...process.env, ...env },
+    })
     let err = ''
     child.stderr.on('data', (d: Buffer) => (err += d))
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)))

@@ -26,7 +26,10 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
 
   t.test('bytes equal the image payloads, whole and at random offsets and lengths', async (t) => {
     t.equal(sha256(readFileSync(path.join(m.mnt, 'kheaders.txz'))), image.manifest.payloads['kheaders.tar.xz'].sha256)
-    t.equal(sha256(readFileSync(path.join(m.mnt, 'kheaders.tar.xz'))), image.manifest.payloads['kheaders.tar.xz'].sha256)
+    t.equal(
+      sha256(readFileSync(path.join(m.mnt, 'kheaders.tar.xz'))),
+      image.manifest.payloads['kheaders.tar.xz'].sha256,
+    )
     t.equal(sha256(readFileSync(path.join(m.mnt, 'config.gz'))), image.manifest.payloads['config.gz'].sha256)
     const fd = openSync(path.join(m.mnt, 'kheaders.txz'), 'r')
     t.teardown(() => closeSync(fd))
@@ -76,7 +79,8 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
       t.equal(got.size, gnu.size, `${name}: same number of entries`)
       t.same(diff.slice(0, 5), [], `${name}: same names, types, modes, bytes and link targets`)
     }
-    const zcat = (cmd: string, args: string[]): Buffer => execFileSync(cmd, [...args, path.join(m.mnt, 'config.gz')], { maxBuffer: 1 << 26 })
+    const zcat = (cmd: string, args: string[]): Buffer =>
+      execFileSync(cmd, [...args, path.join(m.mnt, 'config.gz')], { maxBuffer: 1 << 26 })
     t.ok(zcat('busybox', ['zcat']).equals(zcat('zcat', [])), 'busybox zcat config.gz == zcat config.gz')
   })
 
@@ -96,9 +100,19 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
       t.equal(st.uid, 0)
       t.equal(st.mtimeMs, image.manifest.epoch * 1000, `${name} mtime`)
     }
-    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m.mnt)!
-    t.match(mountinfo, / ro,nosuid,nodev,noatime( \S+)* - fuse\.kheadersfs kheadersfs /, 'mounted ro,nosuid,nodev as fuse.kheadersfs')
-    const py = spawnSync('python3', ['-c', `import os; print(os.statvfs(${JSON.stringify(m.mnt)}).f_flag & os.ST_RDONLY)`], { encoding: 'utf8' })
+    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === m.mnt)!
+    t.match(
+      mountinfo,
+      / ro,nosuid,nodev,noatime( \S+)* - fuse\.kheadersfs kheadersfs /,
+      'mounted ro,nosuid,nodev as fuse.kheadersfs',
+    )
+    const py = spawnSync(
+      'python3',
+      ['-c', `import os; print(os.statvfs(${JSON.stringify(m.mnt)}).f_flag & os.ST_RDONLY)`],
+      { encoding: 'utf8' },
+    )
     t.equal(py.stdout.trim(), '1', 'statfs reports read-only')
   })
 
@@ -126,17 +140,35 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
       ['link', () => fs.linkSync(f, path.join(m.mnt, 'h')), 'EROFS'],
     ]
     for (const [name, fn, want] of table) t.equal(errnoCode(fn), want, name)
-    const fifo = spawnSync('python3', ['-c', `import os\ntry:\n os.mkfifo(${JSON.stringify(path.join(m.mnt, 'fifo'))})\nexcept OSError as e:\n print(e.errno)`], { encoding: 'utf8' })
+    const fifo = spawnSync(
+      'python3',
+      [
+        '-c',
+        `import os\ntry:\n os.mkfifo(${JSON.stringify(path.join(m.mnt, 'fifo'))})\nexcept OSError as e:\n print(e.errno)`,
+      ],
+      { encoding: 'utf8' },
+    )
     t.equal(fifo.stdout.trim(), String(os.constants.errno.EROFS), 'mknod (fifo) → EROFS')
-    const xattr = spawnSync('python3', ['-c', `import os\ntry:\n os.setxattr(${JSON.stringify(f)}, 'user.x', b'1')\nexcept OSError as e:\n print(e.errno)`], { encoding: 'utf8' })
+    const xattr = spawnSync(
+      'python3',
+      [
+        '-c',
+        `import os\ntry:\n os.setxattr(${JSON.stringify(f)}, 'user.x', b'1')\nexcept OSError as e:\n print(e.errno)`,
+      ],
+      { encoding: 'utf8' },
+    )
     t.equal(xattr.stdout.trim(), String(os.constants.errno.EROFS), 'setxattr → EROFS')
   })
 
   t.test('a non-root user can read, and cannot write', async (t) => {
-    const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sha256sum', path.join(m.mnt, 'config.gz')], { encoding: 'utf8' })
+    const r = spawnSync('runuser', ['-u', 'nobody', '--', 'sha256sum', path.join(m.mnt, 'config.gz')], {
+      encoding: 'utf8',
+    })
     t.equal(r.status, 0, r.stderr)
     t.equal(r.stdout.split(' ')[0], image.manifest.payloads['config.gz'].sha256)
-    const w = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `echo x > ${path.join(m.mnt, 'x')}`], { encoding: 'utf8' })
+    const w = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `echo x > ${path.join(m.mnt, 'x')}`], {
+      encoding: 'utf8',
+    })
     t.not(w.status, 0)
     t.match(w.stderr, /Read-only file system/)
     const u = spawnSync('runuser', ['-u', 'nobody', '--', 'fusermount', '-u', m.mnt], { encoding: 'utf8' })
@@ -160,4 +192,3 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
     t.equal(results.filter((r) => r === want).length, 32)
   })
 })
-

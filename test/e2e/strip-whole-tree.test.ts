@@ -22,7 +22,9 @@ const MAX_BUFFER = 1 << 30
 function commonTree(): string | undefined {
   const base = '/usr/src'
   if (!existsSync(base)) return undefined
-  const dirs = readdirSync(base).filter((d) => /^linux-headers-.+-common$/.test(d)).sort()
+  const dirs = readdirSync(base)
+    .filter((d) => /^linux-headers-.+-common$/.test(d))
+    .sort()
   return dirs.length > 0 ? path.join(base, dirs[dirs.length - 1]) : undefined
 }
 
@@ -103,7 +105,11 @@ function splitDiagnostics(stderr: string): Map<string, string[]> {
 
 const tree = commonTree()
 if (tree === undefined) {
-  t.test('whole Debian header tree', { skip: 'no /usr/src/linux-headers-*-common directory (install a Debian linux-headers package)' }, async () => undefined)
+  t.test(
+    'whole Debian header tree',
+    { skip: 'no /usr/src/linux-headers-*-common directory (install a Debian linux-headers package)' },
+    async () => undefined,
+  )
 } else {
   t.test(`every *.h of ${tree}: gcc sees the same tokens on the same lines after stripping`, async (t) => {
     const files = headers(tree).sort()
@@ -116,7 +122,9 @@ if (tree === undefined) {
 
     const rawBytes = raw.reduce((a, b) => a + b.length, 0)
     const strippedBytes = stripped.reduce((a, b) => a + b.length, 0)
-    t.comment(`${files.length} files, raw ${rawBytes} bytes, stripped ${strippedBytes} bytes (${((100 * strippedBytes) / rawBytes).toFixed(1)}%), strip time ${stripMs.toFixed(0)} ms`)
+    t.comment(
+      `${files.length} files, raw ${rawBytes} bytes, stripped ${strippedBytes} bytes (${((100 * strippedBytes) / rawBytes).toFixed(1)}%), strip time ${stripMs.toFixed(0)} ms`,
+    )
     t.ok(strippedBytes < rawBytes, 'stripped tree is smaller')
     const unchanged = stripped.filter((b, k) => b === raw[k]).length
     t.comment(`${unchanged} files had nothing to strip (returned as the same Buffer)`)
@@ -153,7 +161,8 @@ if (tree === undefined) {
       writeFileSync(stub, '')
       stubGen++
     }
-    const INCLUDE = /^[ \t]*#[ \t]*(?:include|include_next|import)[ \t]*[<"]([^>"\r\n]+)[>"]|__has_include(?:_next)?[ \t]*\([ \t]*[<"]([^>"\r\n]+)[>"]/gm
+    const INCLUDE =
+      /^[ \t]*#[ \t]*(?:include|include_next|import)[ \t]*[<"]([^>"\r\n]+)[>"]|__has_include(?:_next)?[ \t]*\([ \t]*[<"]([^>"\r\n]+)[>"]/gm
     const computed: string[] = []
     raw.forEach((b, k) => {
       const text = b.toString('latin1')
@@ -162,7 +171,8 @@ if (tree === undefined) {
     })
     const stubsFromDeps = async (files: string[]): Promise<void> => {
       const deps = (await gcc(origDir, [...gccArgs, '-M', '-MG', ...files])).stdout
-      for (const word of deps.replace(/\\\n/g, ' ').split(/\s+/)) if (word !== '' && !word.endsWith(':') && !/^h\d+\.h$/.test(word)) addStub(word)
+      for (const word of deps.replace(/\\\n/g, ' ').split(/\s+/))
+        if (word !== '' && !word.endsWith(':') && !/^h\d+\.h$/.test(word)) addStub(word)
     }
     if (computed.length > 0) await stubsFromDeps(computed)
     t.comment(`${stubGen} include stubs (${computed.length} files with computed includes)`)
@@ -203,7 +213,9 @@ if (tree === undefined) {
         const i = a.findIndex((line, j) => line !== c[j])
         if (i >= 0 || a.length !== c.length) {
           const j = i >= 0 ? i : Math.min(a.length, c.length)
-          differing.push(`${files[Number(name.slice(1, -2))]} (output line ${j + 1}: ${JSON.stringify(a[j])} vs ${JSON.stringify(c[j])})`)
+          differing.push(
+            `${files[Number(name.slice(1, -2))]} (output line ${j + 1}: ${JSON.stringify(a[j])} vs ${JSON.stringify(c[j])})`,
+          )
         }
         const da = (oDiag.get(name) ?? []).join('\n')
         if (da !== (sDiag.get(name) ?? []).join('\n')) diagDiffering.push(files[Number(name.slice(1, -2))])
@@ -211,7 +223,11 @@ if (tree === undefined) {
       }
     })
     t.comment(`${errorFiles} headers hit #error or other errors when preprocessed alone (same on both sides)`)
-    t.same(differing.slice(0, 10), [], `gcc -E -dD output identical for all ${checked.length} stripped files (${differing.length} differ)`)
+    t.same(
+      differing.slice(0, 10),
+      [],
+      `gcc -E -dD output identical for all ${checked.length} stripped files (${differing.length} differ)`,
+    )
     t.same(diagDiffering.slice(0, 10), [], `gcc diagnostics identical for all files (${diagDiffering.length} differ)`)
   })
 }

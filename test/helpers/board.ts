@@ -18,7 +18,19 @@
 // then remove the temp dir.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import path from 'node:path'
 import { readElfId } from '../../src/pack/elf'
 
@@ -57,19 +69,38 @@ export function boardSkipReason(arch: Arch, suite: Suite = 'trixie'): string | f
   const fmt = BINFMT[arch]
   if (fmt !== undefined) {
     const f = `/proc/sys/fs/binfmt_misc/${fmt}`
-    if (!existsSync(f)) return `no binfmt_misc entry ${f} (apt-get install qemu-user-static; update-binfmts --enable ${fmt})`
+    if (!existsSync(f))
+      return `no binfmt_misc entry ${f} (apt-get install qemu-user-static; update-binfmts --enable ${fmt})`
     if (!/^enabled/m.test(readFileSync(f, 'utf8'))) return `binfmt ${fmt} is disabled (update-binfmts --enable ${fmt})`
   }
-  const haveRoot = existsSync(path.join(CACHE, 'roots', `${suite}-${arch}.tar`)) || existsSync(path.join(CACHE, 'roots', `${suite}-${arch}.d`))
-  if (!haveRoot && spawnSync('sh', ['-c', 'command -v mmdebstrap']).status !== 0) return 'no cached base root and no mmdebstrap to make one (apt-get install mmdebstrap)'
+  const haveRoot =
+    existsSync(path.join(CACHE, 'roots', `${suite}-${arch}.tar`)) ||
+    existsSync(path.join(CACHE, 'roots', `${suite}-${arch}.d`))
+  if (!haveRoot && spawnSync('sh', ['-c', 'command -v mmdebstrap']).status !== 0)
+    return 'no cached base root and no mmdebstrap to make one (apt-get install mmdebstrap)'
   return false
 }
 
-function sh(script: string, opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
-  return spawnCapture('/bin/sh', ['-c', script], { ...process.env, ...opts.env } as Record<string, string>, opts.input, opts.timeoutMs)
+function sh(
+  script: string,
+  opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  return spawnCapture(
+    '/bin/sh',
+    ['-c', script],
+    { ...process.env, ...opts.env } as Record<string, string>,
+    opts.input,
+    opts.timeoutMs,
+  )
 }
 
-function spawnCapture(cmd: string, args: string[], env: Record<string, string>, input?: string, timeoutMs?: number): Promise<RunResult> {
+function spawnCapture(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+  timeoutMs?: number,
+): Promise<RunResult> {
   const t0 = Date.now()
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env })
@@ -133,7 +164,8 @@ export async function baseRoot(suite: Suite, arch: Arch, log: (s: string) => voi
 
 /** Mount points (from /proc/self/mountinfo) at or under `dir`, deepest first. */
 export function mountsUnder(dir: string): string[] {
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+  const unescape = (s: string): string =>
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
   const out: string[] = []
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = line.split(' ')
@@ -205,7 +237,14 @@ export class Board {
       const r = spawnSync(cmd, args, { encoding: 'utf8' })
       if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
     }
-    must('mount', ['-t', 'overlay', 'kheadersfs-board', '-o', `lowerdir=${lower},upperdir=${work}/upper,workdir=${work}/ovlwork`, root])
+    must('mount', [
+      '-t',
+      'overlay',
+      'kheadersfs-board',
+      '-o',
+      `lowerdir=${lower},upperdir=${work}/upper,workdir=${work}/ovlwork`,
+      root,
+    ])
     // rbind + rslave: unmounting the board's copies must never propagate to the host's mounts.
     for (const d of ['proc', 'sys', 'dev']) {
       mkdirSync(path.join(root, d), { recursive: true })
@@ -228,7 +267,10 @@ export class Board {
     copyFileSync('/etc/resolv.conf', path.join(root, 'etc/resolv.conf'))
     if (!existsSync(path.join(root, 'etc/mtab'))) symlinkSync('../proc/self/mounts', path.join(root, 'etc/mtab'))
     writeFileSync(path.join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 })
-    writeFileSync(path.join(root, 'etc/apt/apt.conf.d/90kheadersfs-board'), 'APT::Keep-Downloaded-Packages "true";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\nAcquire::Retries "5";\nAcquire::Languages "none";\nDPkg::Use-Pty "false";\n')
+    writeFileSync(
+      path.join(root, 'etc/apt/apt.conf.d/90kheadersfs-board'),
+      'APT::Keep-Downloaded-Packages "true";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\nAcquire::Retries "5";\nAcquire::Languages "none";\nDPkg::Use-Pty "false";\n',
+    )
     rmSync(path.join(root, 'etc/apt/apt.conf.d/docker-clean'), { force: true })
     t.comment(`board ${suite}/${arch}: root ${root} ready in ${Date.now() - t0} ms (overlay over ${lower})`)
     return b
@@ -256,13 +298,22 @@ export class Board {
     // every child's environment, which the board's node cannot load; the board gets only its own env.
     const vars = Object.entries(this.env(opts.env)).map(([k, v]) => `${k}=${v}`)
     const chroot = ['env', '-i', ...vars, 'chroot', this.root, '/bin/sh', '-c', cmd]
-    return spawnCapture('/usr/bin/env', chroot.slice(1), { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, opts.input, opts.timeoutMs)
+    return spawnCapture(
+      '/usr/bin/env',
+      chroot.slice(1),
+      { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      opts.input,
+      opts.timeoutMs,
+    )
   }
 
   /** run(), throwing with the output when the exit code is not 0. */
   async must(cmd: string, opts: RunOptions = {}): Promise<RunResult> {
     const r = await this.run(cmd, opts)
-    if (r.code !== 0) throw new Error(`board ${this.suite}/${this.arch}: \`${cmd}\` exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`)
+    if (r.code !== 0)
+      throw new Error(
+        `board ${this.suite}/${this.arch}: \`${cmd}\` exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`,
+      )
     return r
   }
 
@@ -282,8 +333,17 @@ export class Board {
     // With the lists, apt's binary caches (valid while the lists are unchanged: under qemu, building
     // them from the 56 MB Packages file takes minutes).
     if (existsSync(lists)) {
-      spawnSync('cp', ['-a', '--', ...readdirSync(lists).filter((f) => f !== 'lock' && f !== 'partial' && !f.endsWith('.bin')).map((f) => path.join(lists, f)), inRoot + '/'])
-      for (const bin of ['pkgcache.bin', 'srcpkgcache.bin']) if (existsSync(path.join(lists, bin))) spawnSync('cp', ['-a', path.join(lists, bin), this.path(`var/cache/apt/${bin}`)])
+      spawnSync('cp', [
+        '-a',
+        '--',
+        ...readdirSync(lists)
+          .filter((f) => f !== 'lock' && f !== 'partial' && !f.endsWith('.bin'))
+          .map((f) => path.join(lists, f)),
+        inRoot + '/',
+      ])
+      for (const bin of ['pkgcache.bin', 'srcpkgcache.bin'])
+        if (existsSync(path.join(lists, bin)))
+          spawnSync('cp', ['-a', path.join(lists, bin), this.path(`var/cache/apt/${bin}`)])
     }
     let r: RunResult | undefined
     const t0 = Date.now()
@@ -299,7 +359,9 @@ export class Board {
     rmSync(tmp, { recursive: true, force: true })
     mkdirSync(tmp, { recursive: true })
     spawnSync('cp', ['-a', inRoot + '/.', tmp + '/'])
-    for (const bin of ['pkgcache.bin', 'srcpkgcache.bin']) if (existsSync(this.path(`var/cache/apt/${bin}`))) spawnSync('cp', ['-a', this.path(`var/cache/apt/${bin}`), path.join(tmp, bin)])
+    for (const bin of ['pkgcache.bin', 'srcpkgcache.bin'])
+      if (existsSync(this.path(`var/cache/apt/${bin}`)))
+        spawnSync('cp', ['-a', this.path(`var/cache/apt/${bin}`), path.join(tmp, bin)])
     rmSync(path.join(tmp, 'lock'), { force: true })
     rmSync(path.join(tmp, 'partial'), { recursive: true, force: true })
     spawnSync('flock', [lists + '.lock', 'sh', '-c', 'rm -rf "$1" && mv "$2" "$1"', 'sh', lists, tmp])
@@ -322,8 +384,13 @@ export class Board {
   /** `apt-get install -y PKGS...` (after aptUpdate); throws when it fails. */
   async aptInstall(pkgs: string[], opts: { noRecommends?: boolean } = {}): Promise<RunResult> {
     await this.aptUpdate()
-    const r = await this.apt(`install -y -q ${opts.noRecommends ? '--no-install-recommends ' : ''}${pkgs.map(q).join(' ')}`)
-    if (r.code !== 0) throw new Error(`board ${this.suite}/${this.arch}: apt-get install ${pkgs.join(' ')} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`)
+    const r = await this.apt(
+      `install -y -q ${opts.noRecommends ? '--no-install-recommends ' : ''}${pkgs.map(q).join(' ')}`,
+    )
+    if (r.code !== 0)
+      throw new Error(
+        `board ${this.suite}/${this.arch}: apt-get install ${pkgs.join(' ')} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`,
+      )
     return r
   }
 
@@ -336,7 +403,10 @@ export class Board {
     const name = path.basename(deb)
     copyFileSync(deb, this.path(`tmp/${name}`))
     const r = await this.apt(`install -y -q /tmp/${q(name)}`)
-    if (r.code !== 0) throw new Error(`board ${this.suite}/${this.arch}: apt-get install /tmp/${name} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`)
+    if (r.code !== 0)
+      throw new Error(
+        `board ${this.suite}/${this.arch}: apt-get install /tmp/${name} exited ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`,
+      )
     return r
   }
 
@@ -386,7 +456,8 @@ export class Board {
       }
     }
     spawnSync('sleep', ['1'])
-    if (mountsUnder(this.root).length > 0 && spawnSync('umount', ['-R', this.root]).status !== 0) spawnSync('umount', ['-R', '-l', this.root])
+    if (mountsUnder(this.root).length > 0 && spawnSync('umount', ['-R', this.root]).status !== 0)
+      spawnSync('umount', ['-R', '-l', this.root])
     if (mountsUnder(this.work).length === 0) rmSync(this.work, { recursive: true, force: true })
   }
 
@@ -407,18 +478,23 @@ export class Board {
         }
       }
       const end = Date.now() + 3000
-      while (Date.now() < end && this.processes().some((p) => p.state !== 'Z')) await new Promise((res) => setTimeout(res, 100))
+      while (Date.now() < end && this.processes().some((p) => p.state !== 'Z'))
+        await new Promise((res) => setTimeout(res, 100))
     }
     // 2. Mounts: FUSE mounts first (lazily if stuck: a dead daemon leaves ENOTCONN), then the rest.
     for (const mp of mountsUnder(this.root)) {
-      const fstype = spawnSync('findmnt', ['-n', '-o', 'FSTYPE', '--mountpoint', mp], { encoding: 'utf8' }).stdout.trim()
+      const fstype = spawnSync('findmnt', ['-n', '-o', 'FSTYPE', '--mountpoint', mp], {
+        encoding: 'utf8',
+      }).stdout.trim()
       if (fstype.startsWith('fuse')) {
         if (spawnSync('umount', [mp]).status !== 0) spawnSync('umount', ['-l', mp])
       }
     }
-    if (mountsUnder(this.root).length > 0 && spawnSync('umount', ['-R', this.root]).status !== 0) spawnSync('umount', ['-R', '-l', this.root])
+    if (mountsUnder(this.root).length > 0 && spawnSync('umount', ['-R', this.root]).status !== 0)
+      spawnSync('umount', ['-R', '-l', this.root])
     const left = mountsUnder(this.work)
-    if (left.length > 0) throw new Error(`board ${this.root}: mounts left after umount -R, temp dir kept: ${left.join(', ')}`)
+    if (left.length > 0)
+      throw new Error(`board ${this.root}: mounts left after umount -R, temp dir kept: ${left.join(', ')}`)
     rmSync(this.work, { recursive: true, force: true })
   }
 }
@@ -430,7 +506,10 @@ export interface Layer {
 }
 
 /** The arm64 board's build tools and Debian's arm64 headers, plus what the kheadersfs package depends on. */
-export const ARM64_TOOLCHAIN: Layer = { name: 'toolchain', packages: ['make', 'gcc', 'kmod', 'xz-utils', 'linux-headers-arm64', 'nodejs', 'libfuse2t64', 'fuse3'] }
+export const ARM64_TOOLCHAIN: Layer = {
+  name: 'toolchain',
+  packages: ['make', 'gcc', 'kmod', 'xz-utils', 'linux-headers-arm64', 'nodejs', 'libfuse2t64', 'fuse3'],
+}
 
 /**
  * The cached layer `roots/<suite>-<arch>+<name>-<hash>.layer`: the upper directory of a board on the
@@ -460,7 +539,11 @@ export async function layerRoot(t: T, suite: Suite, arch: Arch, layer: Layer): P
   }
   try {
     t.comment(`layer ${path.basename(dir)}: installing ${layer.packages.join(' ')} (once)`)
-    const b = await Board.create({ teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) }, suite, arch)
+    const b = await Board.create(
+      { teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) },
+      suite,
+      arch,
+    )
     try {
       await b.aptInstall(layer.packages, { noRecommends: true })
       const tmp = `${dir}.tmp-${process.pid}`

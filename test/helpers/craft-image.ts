@@ -29,7 +29,8 @@ export function tarOf(members: Member[]): Promise<Buffer> {
     pack.on('end', () => resolve(Buffer.concat(chunks)))
     pack.on('error', reject)
   })
-  for (const [name, data] of members) pack.entry({ name, mode: 0o444, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) }, data)
+  for (const [name, data] of members)
+    pack.entry({ name, mode: 0o444, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) }, data)
   pack.finalize()
   return done
 }

@@ -2,7 +2,17 @@
 // srctree and linux-kbuild scripts, installed by .ci/setup. Also: images packed from it once per
 // build of kheadersfs (cached across test files), and a real module build against a tree.
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { ROOT, run, runCli } from './cli'
@@ -62,14 +72,19 @@ function toolHash(): string {
 const CACHE = path.join(os.tmpdir(), 'kheadersfs-test-cache')
 
 /** Pack the Debian tree once per tool build and profile; later callers get the cached image path. */
-export async function packedImage(tree: DebianTree, profile: 'module-build' | 'headers' = 'module-build'): Promise<string> {
+export async function packedImage(
+  tree: DebianTree,
+  profile: 'module-build' | 'headers' = 'module-build',
+): Promise<string> {
   mkdirSync(CACHE, { recursive: true })
   const file = path.join(CACHE, `${profile}-${tree.release}-${toolHash()}.img`)
   if (existsSync(file)) return file
   const tmp = path.join(CACHE, `.tmp-${process.pid}-${profile}`)
   mkdirSync(tmp, { recursive: true })
   try {
-    const r = await runCli(['pack', '--kernel', tree.objtree, '--profile', profile, '-o', path.join(tmp, 'img')], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
+    const r = await runCli(['pack', '--kernel', tree.objtree, '--profile', profile, '-o', path.join(tmp, 'img')], {
+      env: { KHEADERSFS_LOG_LEVEL: 'warn' },
+    })
     if (r.code !== 0) throw new Error(`pack failed (${r.code}): ${r.stderr}`)
     renameSync(path.join(tmp, 'img'), file)
   } finally {
@@ -95,16 +110,28 @@ export interface ModuleBuild {
  * in a private mount namespace where /usr/src and /usr/lib/linux-kbuild-* are hidden under empty
  * tmpfs mounts: the tree must be self-contained, with no file of the installed packages reachable.
  */
-export async function buildHello(tree: string, workdir: string, isolate: boolean, extraMake: string[] = []): Promise<ModuleBuild> {
+export async function buildHello(
+  tree: string,
+  workdir: string,
+  isolate: boolean,
+  extraMake: string[] = [],
+): Promise<ModuleBuild> {
   const dir = path.join(workdir, 'hello')
   rmSync(dir, { recursive: true, force: true })
   cpSync(HELLO, dir, { recursive: true })
   const make = ['make', '-C', tree, `M=${dir}`, ...extraMake, 'modules']
   const hide = isolate
-    ? ['/usr/src', ...readdirSync('/usr/lib').filter((d) => d.startsWith('linux-kbuild-')).map((d) => `/usr/lib/${d}`)].filter(existsSync)
+    ? [
+        '/usr/src',
+        ...readdirSync('/usr/lib')
+          .filter((d) => d.startsWith('linux-kbuild-'))
+          .map((d) => `/usr/lib/${d}`),
+      ].filter(existsSync)
     : []
   const script = [...hide.map((d) => `mount -t tmpfs -o ro kheadersfs-hide ${d}`), 'exec "$@"'].join(' && ')
-  const r = isolate ? await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...make]) : await run(make[0], make.slice(1))
+  const r = isolate
+    ? await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...make])
+    : await run(make[0], make.slice(1))
   const ko = path.join(dir, 'hello.ko')
   let vermagic = ''
   if (r.code === 0 && existsSync(ko)) {

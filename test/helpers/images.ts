@@ -16,13 +16,18 @@ export async function tinyImage(t: T, release = os.release(), profile = 'module-
   const dir = tmpDir(t)
   const tree = tinyTree(path.join(dir, 'tree'))
   const out = path.join(dir, 'tiny.img')
-  const r = await runCli(['pack', '--kernel', tree, '--release', release, '--profile', profile, '-o', out], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
+  const r = await runCli(['pack', '--kernel', tree, '--release', release, '--profile', profile, '-o', out], {
+    env: { KHEADERSFS_LOG_LEVEL: 'warn' },
+  })
   if (r.code !== 0) throw new Error(`tiny pack failed: ${r.stderr}`)
   return out
 }
 
 /** A big header for the view tests: 8000 distinct #define lines (~230 KB), no comments to strip. */
-export const BIG_HEADER = Array.from({ length: 8000 }, (_, i) => `#define KH_${String(i).padStart(5, '0')} 0x${(i * 2654435761 >>> 0).toString(16).padStart(8, '0')}\n`).join('')
+export const BIG_HEADER = Array.from(
+  { length: 8000 },
+  (_, i) => `#define KH_${String(i).padStart(5, '0')} 0x${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}\n`,
+).join('')
 
 /**
  * A tiny image for the serving core's tests, with what its view must handle: a symlink
@@ -32,10 +37,14 @@ export const BIG_HEADER = Array.from({ length: 8000 }, (_, i) => `#define KH_${S
  */
 export async function viewImage(t: T): Promise<{ file: string; tar: string }> {
   const dir = tmpDir(t)
-  const tree = tinyTree(path.join(dir, 'tree'), { extra: { 'include/linux/big.h': BIG_HEADER, 'include/linux/empty.h': '' } })
+  const tree = tinyTree(path.join(dir, 'tree'), {
+    extra: { 'include/linux/big.h': BIG_HEADER, 'include/linux/empty.h': '' },
+  })
   symlinkSync('kernel.h', path.join(tree, 'include/linux/link.h'))
   const file = path.join(dir, 'view.img')
-  const r = await runCli(['pack', '--kernel', tree, '--release', '6.9.0-view', '--block-size', '64K', '-o', file], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
+  const r = await runCli(['pack', '--kernel', tree, '--release', '6.9.0-view', '--block-size', '64K', '-o', file], {
+    env: { KHEADERSFS_LOG_LEVEL: 'warn' },
+  })
   if (r.code !== 0) throw new Error(`view pack failed: ${r.stderr}`)
   const tar = path.join(dir, 'tar')
   mkdirSync(tar)

@@ -85,7 +85,15 @@ export function logErrors(runDir: string): string[] {
 export interface DaemonStats {
   ops: Record<string, number>
   /** Absent when the mount serves no kheaders/ view (view=off). */
-  cache?: { bytes: number; boundBytes: number; blocks: number; hits: number; misses: number; decodes: number; evictions: number }
+  cache?: {
+    bytes: number
+    boundBytes: number
+    blocks: number
+    hits: number
+    misses: number
+    decodes: number
+    evictions: number
+  }
   rssBytes: number
 }
 
@@ -109,14 +117,18 @@ function daemonLog(m: { pid: number; runDir: string }): string | undefined {
 export async function daemonStats(m: { pid: number; runDir: string }): Promise<DaemonStats> {
   const file = daemonLog(m)
   if (file === undefined) throw new Error(`no log file for daemon ${m.pid} in ${m.runDir}`)
-  const lines = (): string[] => readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"msg":"stats"'))
+  const lines = (): string[] =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"msg":"stats"'))
   const before = lines().length
   process.kill(m.pid, 'SIGUSR1')
   const deadline = Date.now() + 5000
   for (;;) {
     const l = lines()
     if (l.length > before) return JSON.parse(l[l.length - 1]) as DaemonStats
-    if (Date.now() > deadline) throw new Error(`daemon ${m.pid} logged no stats 5 s after SIGUSR1 (log level below info?)`)
+    if (Date.now() > deadline)
+      throw new Error(`daemon ${m.pid} logged no stats 5 s after SIGUSR1 (log level below info?)`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }

@@ -45,12 +45,25 @@ export function rawSyscalls(ops: RawOp[], user?: string): string[] {
   const nr = SYSCALLS[os.arch()]
   if (nr === undefined || ops.length === 0) return ops.map(() => 'skipped')
   const hex = (s: string | Buffer | undefined): string => Buffer.from(s ?? '').toString('hex')
-  const input = ops.map((o) => [o.op, hex(o.path), hex(o.name), hex(o.value), String(o.offset ?? 0), String(o.length ?? 0)].join('\t')).join('\n') + '\n'
-  const perl = ['perl', '-e', PERL, Object.entries(nr).map(([k, v]) => `${k}=${v}`).join(',')]
+  const input =
+    ops
+      .map((o) =>
+        [o.op, hex(o.path), hex(o.name), hex(o.value), String(o.offset ?? 0), String(o.length ?? 0)].join('\t'),
+      )
+      .join('\n') + '\n'
+  const perl = [
+    'perl',
+    '-e',
+    PERL,
+    Object.entries(nr)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(','),
+  ]
   const argv = user === undefined ? perl : ['runuser', '-u', user, '--', ...perl]
   const r = spawnSync(argv[0], argv.slice(1), { input, encoding: 'utf8', maxBuffer: 256 * 2 ** 20 })
   if (r.status !== 0) throw new Error(`perl syscalls failed: ${r.stderr}`)
   const lines = r.stdout.split('\n').filter((l) => l !== '')
-  if (lines.length !== ops.length) throw new Error(`perl answered ${lines.length} of ${ops.length} syscalls: ${r.stderr}`)
+  if (lines.length !== ops.length)
+    throw new Error(`perl answered ${lines.length} of ${ops.length} syscalls: ${r.stderr}`)
   return lines
 }

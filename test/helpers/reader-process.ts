@@ -43,7 +43,15 @@ async function readAll(fh: FileHandle, chunk: number): Promise<{ hash: string; s
  * One positioned read at `pos`, checked against `want`. Returns false for a short read, which is
  * wrong unless `allowShort` (then only its bytes must be right).
  */
-async function checkedPread(r: ReaderResult, fh: FileHandle, want: Buffer, pos: number, len: number, what: string, allowShort = false): Promise<boolean> {
+async function checkedPread(
+  r: ReaderResult,
+  fh: FileHandle,
+  want: Buffer,
+  pos: number,
+  len: number,
+  what: string,
+  allowShort = false,
+): Promise<boolean> {
   const buf = Buffer.alloc(len)
   const { bytesRead } = await fh.read(buf, 0, len, pos)
   r.preads++
@@ -55,7 +63,10 @@ async function checkedPread(r: ReaderResult, fh: FileHandle, want: Buffer, pos: 
     r.short++
     return false
   }
-  wrong(r, `${what}: pread(${pos}, ${len}) gave ${bytesRead} bytes${prefixOk ? ' (right ones)' : ' that differ'}, not the expected ${expect.length}`)
+  wrong(
+    r,
+    `${what}: pread(${pos}, ${len}) gave ${bytesRead} bytes${prefixOk ? ' (right ones)' : ' that differ'}, not the expected ${expect.length}`,
+  )
   return false
 }
 
@@ -63,7 +74,15 @@ async function checkedPread(r: ReaderResult, fh: FileHandle, want: Buffer, pos: 
  * flat: `concurrency` loops, each `rounds` × (one whole read checked by sha256, `preads` random
  * positioned reads checked byte for byte, one stat). Loop i uses O_DIRECT when `direct` says so.
  */
-async function flatReader(a: { file: string; ref: string; rounds: number; concurrency: number; preads: number; direct: 'on' | 'off' | 'mixed'; seed: number }): Promise<ReaderResult> {
+async function flatReader(a: {
+  file: string
+  ref: string
+  rounds: number
+  concurrency: number
+  preads: number
+  direct: 'on' | 'off' | 'mixed'
+  seed: number
+}): Promise<ReaderResult> {
   const r = emptyResult()
   const want = readFileSync(a.ref)
   const wantHash = sha256(want)
@@ -78,10 +97,13 @@ async function flatReader(a: { file: string; ref: string; rounds: number; concur
           r.fullReads++
           if (direct) r.direct++
           r.bytes += got.size
-          if (got.hash !== wantHash || got.size !== want.length) wrong(r, `${a.file}: whole read of ${got.size} bytes, sha256 ${got.hash}`)
+          if (got.hash !== wantHash || got.size !== want.length)
+            wrong(r, `${a.file}: whole read of ${got.size} bytes, sha256 ${got.hash}`)
           for (let k = 0; k < a.preads; k++) {
             const near = rand() < 0.2
-            const pos = near ? Math.max(0, want.length - 2 + Math.floor(rand() * 4)) : Math.floor(rand() * (want.length + 4096))
+            const pos = near
+              ? Math.max(0, want.length - 2 + Math.floor(rand() * 4))
+              : Math.floor(rand() * (want.length + 4096))
             await checkedPread(r, fh, want, pos, LENGTHS[Math.floor(rand() * LENGTHS.length)], a.file)
           }
         } finally {
@@ -89,7 +111,8 @@ async function flatReader(a: { file: string; ref: string; rounds: number; concur
         }
         const st = await stat(a.file)
         r.stats++
-        if (st.size !== want.length || (st.mode & 0o7777) !== 0o444 || !st.isFile()) wrong(r, `${a.file}: stat says size ${st.size} mode ${st.mode.toString(8)}`)
+        if (st.size !== want.length || (st.mode & 0o7777) !== 0o444 || !st.isFile())
+          wrong(r, `${a.file}: stat says size ${st.size} mode ${st.mode.toString(8)}`)
       } catch (e) {
         failed(r, e)
       }
@@ -123,7 +146,14 @@ async function walk(root: string): Promise<Record<string, string>> {
  * a fraction `directFraction` of the files is read again with O_DIRECT, which always reaches the
  * daemon, whatever the page cache holds).
  */
-async function viewReader(a: { root: string; expected: string; passes: number; concurrency: number; directFraction: number; seed: number }): Promise<ReaderResult> {
+async function viewReader(a: {
+  root: string
+  expected: string
+  passes: number
+  concurrency: number
+  directFraction: number
+  seed: number
+}): Promise<ReaderResult> {
   const r = emptyResult()
   const expected = JSON.parse(readFileSync(a.expected, 'utf8')) as Record<string, string>
   const files = Object.keys(expected).filter((k) => expected[k].startsWith('f '))
@@ -175,7 +205,14 @@ async function viewReader(a: { root: string; expected: string; passes: number; c
  * "ready" once every loop has done `warmup` reads. With `allowShort`, a short read with the right
  * bytes is counted apart (a killed daemon), not as wrong.
  */
-async function hammerReader(a: { files: Array<{ path: string; ref: string }>; concurrency: number; warmup: number; direct: boolean; seed: number; allowShort?: boolean }): Promise<ReaderResult> {
+async function hammerReader(a: {
+  files: Array<{ path: string; ref: string }>
+  concurrency: number
+  warmup: number
+  direct: boolean
+  seed: number
+  allowShort?: boolean
+}): Promise<ReaderResult> {
   const r = emptyResult()
   const wants = a.files.map((f) => readFileSync(f.ref))
   let stop = false
@@ -269,7 +306,8 @@ async function slowReader(a: { file: string; ref: string; chunk: number; direct:
         r.preads++
         if (a.direct) r.direct++
         r.bytes += got
-        if (!buf.subarray(0, got).equals(want.subarray(pos, pos + a.chunk))) wrong(r, `${a.file}: ${got} bytes at ${pos} differ`)
+        if (!buf.subarray(0, got).equals(want.subarray(pos, pos + a.chunk)))
+          wrong(r, `${a.file}: ${got} bytes at ${pos} differ`)
         pos += got
         if (got === 0) {
           eof = true
@@ -280,7 +318,8 @@ async function slowReader(a: { file: string; ref: string; chunk: number; direct:
       if (eof) break
     }
     r.fullReads = pos === want.length ? 1 : 0
-    if (pos !== want.length && Object.keys(r.errors).length === 0) wrong(r, `${a.file}: ended at ${pos} of ${want.length}`)
+    if (pos !== want.length && Object.keys(r.errors).length === 0)
+      wrong(r, `${a.file}: ended at ${pos} of ${want.length}`)
   } finally {
     await fh.close()
   }
@@ -290,7 +329,12 @@ async function slowReader(a: { file: string; ref: string; chunk: number; direct:
 
 async function workerMain(mode: string, json: string): Promise<void> {
   const a = JSON.parse(json)
-  const programs: Record<string, (a: any) => Promise<ReaderResult>> = { flat: flatReader, view: viewReader, hammer: hammerReader, slow: slowReader }
+  const programs: Record<string, (a: any) => Promise<ReaderResult>> = {
+    flat: flatReader,
+    view: viewReader,
+    hammer: hammerReader,
+    slow: slowReader,
+  }
   const program = programs[mode]
   if (program === undefined) throw new Error(`unknown reader mode ${mode}`)
   const r = await program(a)

@@ -49,7 +49,10 @@ export function startWorker(mode: string, args: object, opts: { user?: string } 
   const child = (
     opts.user === undefined
       ? spawn(process.execPath, argv, { stdio: 'pipe', env: { ...process.env, UV_THREADPOOL_SIZE: '4' } })
-      : spawn('runuser', ['-u', opts.user, '--', process.execPath, ...argv], { stdio: 'pipe', env: { ...process.env, UV_THREADPOOL_SIZE: '4' } })
+      : spawn('runuser', ['-u', opts.user, '--', process.execPath, ...argv], {
+          stdio: 'pipe',
+          env: { ...process.env, UV_THREADPOOL_SIZE: '4' },
+        })
   ) as ChildProcessWithoutNullStreams
   let out = ''
   let err = ''
@@ -81,7 +84,10 @@ export function startWorker(mode: string, args: object, opts: { user?: string } 
         const l = lines.shift()
         if (l !== undefined) return resolve(l)
         waiters.push(resolve)
-        closed.then(() => reject(new Error(`reader ${mode} exited before printing a line: ${err.slice(-2000)}`)), () => undefined)
+        closed.then(
+          () => reject(new Error(`reader ${mode} exited before printing a line: ${err.slice(-2000)}`)),
+          () => undefined,
+        )
       }),
     send: (l) => child.stdin.write(l + '\n'),
     result,

@@ -29,7 +29,10 @@ function main(): void {
     const rows = figures.filter((f) => f.area === area)
     if (rows.length === 0) continue
     lines.push('', `## ${area}`, '', '| Case | Tried | Passed | Figures |', '|---|---|---|---|')
-    for (const f of rows) lines.push(`| ${f.name} | ${f.tried} | ${f.passed}${f.passed === f.tried ? '' : ' **FAIL**'} | ${(f.detail ?? '').replace(/\|/g, '\\|')} |`)
+    for (const f of rows)
+      lines.push(
+        `| ${f.name} | ${f.tried} | ${f.passed}${f.passed === f.tried ? '' : ' **FAIL**'} | ${(f.detail ?? '').replace(/\|/g, '\\|')} |`,
+      )
   }
   writeFileSync(out, lines.join('\n') + '\n')
   process.stdout.write(`${out}: ${passed}/${tried} cases passed in ${figures.length} checks\n`)

@@ -9,7 +9,8 @@ export const TINY_FILES: Record<string, string> = {
   Makefile: 'VERSION = 6\nPATCHLEVEL = 9\n# the real top Makefile\n',
   '.config': '# tiny\nCONFIG_X86=y\nCONFIG_MODULES=y\n',
   'Module.symvers': '0x12345678\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n',
-  'include/linux/kernel.h': '/* SPDX-License-Identifier: GPL-2.0 */\n#ifndef _K_H\n#define _K_H /* a comment */ 1\n// line comment\n#endif\n',
+  'include/linux/kernel.h':
+    '/* SPDX-License-Identifier: GPL-2.0 */\n#ifndef _K_H\n#define _K_H /* a comment */ 1\n// line comment\n#endif\n',
   'include/linux/types.h': '#define T "/* not a comment */"\n',
   'include/generated/utsrelease.h': `#define UTS_RELEASE "${TINY_RELEASE}"\n`,
   'include/generated/utsversion.h': '#define UTS_VERSION "#1 SMP PREEMPT_DYNAMIC Tue Nov 24 10:00:00 UTC 2026"\n',

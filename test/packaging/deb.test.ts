@@ -76,101 +76,163 @@ function depends(field: string): string[][] {
   return field.split(',').map((g) => g.split('|').map((d) => d.trim().replace(/\s+/g, ' ')))
 }
 
-t.test('Debian packages', { skip: tools.length > 0 && `missing ${tools.join(', ')} (bash .ci/setup --boards)` }, async (t) => {
-  if (process.env.KHEADERSFS_DEB_PREBUILT !== '1') {
-    const r = spawnSync('bash', [path.join(ROOT, 'packaging', 'build.sh'), ...ARCHS], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 })
-    t.equal(r.status, 0, 'packaging/build.sh succeeds', { stderr: r.stderr.split('\n').slice(-30).join('\n') })
-  }
-  const packaged = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies
-
-  for (const arch of ARCHS) {
-    t.test(arch, async (t) => {
-      const file = deb(arch)
-      t.ok(existsSync(file), `${path.basename(file)} exists`)
-      if (!existsSync(file)) return
-
-      const lint = spawnSync('lintian', ['--tag-display-limit', '0', file], { encoding: 'utf8' })
-      const errors = (lint.stdout + lint.stderr).split('\n').filter((l) => l.startsWith('E:'))
-      t.same(errors, [], 'lintian reports no errors')
-
-      const field = (name: string): string => execFileSync('dpkg-deb', ['-f', file, name], { encoding: 'utf8' }).trim()
-      t.equal(field('Package'), 'kheadersfs')
-      t.equal(field('Version'), VERSION, 'Version is package.json\'s')
-      t.equal(field('Architecture'), arch)
-      const deps = depends(field('Depends'))
-      t.ok(deps.some((g) => g.length === 1 && g[0] === 'nodejs (>= 18.19)'), 'Depends: nodejs (>= 18.19)')
-      t.ok(deps.some((g) => g.join(' | ') === 'fuse3 | fuse'), 'Depends: fuse3 | fuse')
-      const fuseLib = arch === 'armhf' ? 'libfuse2t64' : 'libfuse2t64 | libfuse2'
-      t.ok(deps.some((g) => g.join(' | ') === fuseLib), `Depends: ${fuseLib}`)
-      if (arch === 'armhf') t.notOk(deps.some((g) => g.includes('libfuse2')), 'armhf (64-bit time_t build) never accepts the old libfuse2')
-      t.match(field('Installed-Size'), /^[1-9][0-9]*$/)
-
-      const listing = execFileSync('dpkg-deb', ['--contents', file], { encoding: 'utf8', maxBuffer: 64 << 20 })
-      const paths = listing.split('\n').filter(Boolean).map((l) => l.slice(l.indexOf('./') + 2).replace(/ -> .*$/, '').replace(/\\\\/g, '\\')) // tar prints "\" as "\\"
-      for (const p of REQUIRED) t.ok(paths.includes(p), `contains /${p}`)
-      t.same(paths.filter((p) => /\.(map|ts)$/.test(p) || p.startsWith(`${APP}/dist/test`) || p.includes('/prebuilds/')), [], 'no tests, sources, maps or foreign prebuilds')
-      for (const dep of Object.keys(packaged)) t.ok(paths.includes(`${APP}/node_modules/${dep}/package.json`), `bundles ${dep}`)
-      t.notOk(listing.split('\n').some((l) => l.includes('./') && !/^\S+ root\/root /.test(l)), 'every file is owned by root:root')
-
-      const x = tmpDir(t, 'kheadersfs-deb-')
-      execFileSync('dpkg-deb', ['-x', file, x])
-      const all = files(x)
-      let elfs = 0
-      const wrong: string[] = []
-      const leaks: string[] = []
-      const marked: string[] = []
-      for (const rel of all) {
-        const buf = readFileSync(path.join(x, rel))
-        const e = elf(buf)
-        if (e) {
-          elfs++
-          const want = ELF[arch]
-          if (e.machine !== want.machine || e.cls !== want.cls) wrong.push(`${rel}: e_machine ${e.machine} class ${e.cls}`)
-          else if (arch === 'armhf' && !(e.flags & EF_ARM_ABI_FLOAT_HARD)) wrong.push(`${rel}: not hard-float`)
-        }
-        for (const s of LEAKS) if (buf.includes(s)) leaks.push(`${rel}: ${s}`)
-        if (!rel.startsWith(`${APP}/`) && buf.includes(MARK)) marked.push(rel)
-      }
-      t.ok(elfs >= 2, `ELF files found (${elfs})`)
-      t.same(wrong, [], `every ELF file is ${ELF[arch].name}`)
-      t.same(leaks, [], 'no build-machine path in any file')
-      t.same(marked, [], 'no install-helpers MARK in packaged files: install-helpers never replaces them')
-
-      const wrapper = readFileSync(path.join(x, 'usr/bin/kheadersfs'), 'utf8')
-      t.match(wrapper, /^#!\/bin\/sh\n/)
-      t.match(wrapper, /\nexec \/usr\/bin\/node \/usr\/lib\/kheadersfs\/app\/dist\/src\/cli\.js "\$@"\n/)
-      t.equal(lstatSync(path.join(x, 'usr/bin/kheadersfs')).mode & 0o777, 0o755)
-      const helper = readFileSync(path.join(x, 'sbin/mount.kheadersfs'), 'utf8')
-      t.match(helper, /^KHEADERSFS=\$\{KHEADERSFS_BIN:-\/usr\/bin\/kheadersfs\}$/m, 'mount.kheadersfs runs /usr/bin/kheadersfs')
-      for (const unit of ['kheadersfs@.service', 'proc\\x2dext.mount']) {
-        const text = readFileSync(path.join(x, 'usr/lib/systemd/system', unit), 'utf8')
-        t.notMatch(text, /\/usr\/local\//, `${unit} names no /usr/local path`)
-      }
-      t.match(readFileSync(path.join(x, 'usr/lib/systemd/system/kheadersfs@.service'), 'utf8'), /^ExecStart=\/usr\/bin\/kheadersfs mount %f$/m)
-      t.equal(readFileSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs'), 'utf8'), readFileSync(path.join(ROOT, 'completion', 'kheadersfs'), 'utf8'), 'the bash completion, unchanged')
-      t.equal(lstatSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs')).mode & 0o777, 0o644)
-      t.match(readFileSync(path.join(x, 'usr/share/doc/kheadersfs/copyright'), 'utf8'), /^Format: https:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/$/m)
-
-      const man = spawnSync('man', ['--warnings', '-l', path.join(x, 'usr/share/man/man1/kheadersfs.1.gz')], {
+t.test(
+  'Debian packages',
+  { skip: tools.length > 0 && `missing ${tools.join(', ')} (bash .ci/setup --boards)` },
+  async (t) => {
+    if (process.env.KHEADERSFS_DEB_PREBUILT !== '1') {
+      const r = spawnSync('bash', [path.join(ROOT, 'packaging', 'build.sh'), ...ARCHS], {
+        cwd: ROOT,
         encoding: 'utf8',
-        env: { ...process.env, MANWIDTH: '80', MAN_DISABLE_SECCOMP: '1', PAGER: 'cat', MANPAGER: 'cat' },
+        maxBuffer: 64 << 20,
       })
-      t.equal(man.status, 0, 'man -l succeeds')
-      t.equal(man.stderr, '', 'man -l prints no warnings')
-      t.match(man.stdout, /KHEADERSFS\(1\)/)
-      t.match(man.stdout, /^NAME\n\s+kheadersfs\s+-\s+kernel headers/m)
+      t.equal(r.status, 0, 'packaging/build.sh succeeds', { stderr: r.stderr.split('\n').slice(-30).join('\n') })
+    }
+    const packaged = (
+      JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
+    ).dependencies
 
-      if (arch === 'amd64' && process.arch === 'x64') {
-        // The host can run this one: the packaged CLI and both addons from the package's own tree.
-        const cli = path.join(x, APP, 'dist/src/cli.js')
-        const v = spawnSync(process.execPath, [cli, '--version'], { encoding: 'utf8' })
-        t.equal(v.status, 0, 'packaged CLI runs')
-        t.match(v.stdout, VERSION)
-        const nm = path.join(x, APP, 'node_modules')
-        const load = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(nm + '/fuse-native')}); process.stdout.write(require(${JSON.stringify(nm + '/lzma-native')}).versionString())`], { encoding: 'utf8' })
-        t.equal(load.status, 0, 'fuse-native and lzma-native load from the package', { stderr: load.stderr })
-        t.equal(load.stdout, '5.2.3', 'lzma-native is the bundled xz 5.2.3')
-      }
-    })
-  }
-})
+    for (const arch of ARCHS) {
+      t.test(arch, async (t) => {
+        const file = deb(arch)
+        t.ok(existsSync(file), `${path.basename(file)} exists`)
+        if (!existsSync(file)) return
+
+        const lint = spawnSync('lintian', ['--tag-display-limit', '0', file], { encoding: 'utf8' })
+        const errors = (lint.stdout + lint.stderr).split('\n').filter((l) => l.startsWith('E:'))
+        t.same(errors, [], 'lintian reports no errors')
+
+        const field = (name: string): string =>
+          execFileSync('dpkg-deb', ['-f', file, name], { encoding: 'utf8' }).trim()
+        t.equal(field('Package'), 'kheadersfs')
+        t.equal(field('Version'), VERSION, "Version is package.json's")
+        t.equal(field('Architecture'), arch)
+        const deps = depends(field('Depends'))
+        t.ok(
+          deps.some((g) => g.length === 1 && g[0] === 'nodejs (>= 18.19)'),
+          'Depends: nodejs (>= 18.19)',
+        )
+        t.ok(
+          deps.some((g) => g.join(' | ') === 'fuse3 | fuse'),
+          'Depends: fuse3 | fuse',
+        )
+        const fuseLib = arch === 'armhf' ? 'libfuse2t64' : 'libfuse2t64 | libfuse2'
+        t.ok(
+          deps.some((g) => g.join(' | ') === fuseLib),
+          `Depends: ${fuseLib}`,
+        )
+        if (arch === 'armhf')
+          t.notOk(
+            deps.some((g) => g.includes('libfuse2')),
+            'armhf (64-bit time_t build) never accepts the old libfuse2',
+          )
+        t.match(field('Installed-Size'), /^[1-9][0-9]*$/)
+
+        const listing = execFileSync('dpkg-deb', ['--contents', file], { encoding: 'utf8', maxBuffer: 64 << 20 })
+        const paths = listing
+          .split('\n')
+          .filter(Boolean)
+          .map((l) =>
+            l
+              .slice(l.indexOf('./') + 2)
+              .replace(/ -> .*$/, '')
+              .replace(/\\\\/g, '\\'),
+          ) // tar prints "\" as "\\"
+        for (const p of REQUIRED) t.ok(paths.includes(p), `contains /${p}`)
+        t.same(
+          paths.filter((p) => /\.(map|ts)$/.test(p) || p.startsWith(`${APP}/dist/test`) || p.includes('/prebuilds/')),
+          [],
+          'no tests, sources, maps or foreign prebuilds',
+        )
+        for (const dep of Object.keys(packaged))
+          t.ok(paths.includes(`${APP}/node_modules/${dep}/package.json`), `bundles ${dep}`)
+        t.notOk(
+          listing.split('\n').some((l) => l.includes('./') && !/^\S+ root\/root /.test(l)),
+          'every file is owned by root:root',
+        )
+
+        const x = tmpDir(t, 'kheadersfs-deb-')
+        execFileSync('dpkg-deb', ['-x', file, x])
+        const all = files(x)
+        let elfs = 0
+        const wrong: string[] = []
+        const leaks: string[] = []
+        const marked: string[] = []
+        for (const rel of all) {
+          const buf = readFileSync(path.join(x, rel))
+          const e = elf(buf)
+          if (e) {
+            elfs++
+            const want = ELF[arch]
+            if (e.machine !== want.machine || e.cls !== want.cls)
+              wrong.push(`${rel}: e_machine ${e.machine} class ${e.cls}`)
+            else if (arch === 'armhf' && !(e.flags & EF_ARM_ABI_FLOAT_HARD)) wrong.push(`${rel}: not hard-float`)
+          }
+          for (const s of LEAKS) if (buf.includes(s)) leaks.push(`${rel}: ${s}`)
+          if (!rel.startsWith(`${APP}/`) && buf.includes(MARK)) marked.push(rel)
+        }
+        t.ok(elfs >= 2, `ELF files found (${elfs})`)
+        t.same(wrong, [], `every ELF file is ${ELF[arch].name}`)
+        t.same(leaks, [], 'no build-machine path in any file')
+        t.same(marked, [], 'no install-helpers MARK in packaged files: install-helpers never replaces them')
+
+        const wrapper = readFileSync(path.join(x, 'usr/bin/kheadersfs'), 'utf8')
+        t.match(wrapper, /^#!\/bin\/sh\n/)
+        t.match(wrapper, /\nexec \/usr\/bin\/node \/usr\/lib\/kheadersfs\/app\/dist\/src\/cli\.js "\$@"\n/)
+        t.equal(lstatSync(path.join(x, 'usr/bin/kheadersfs')).mode & 0o777, 0o755)
+        const helper = readFileSync(path.join(x, 'sbin/mount.kheadersfs'), 'utf8')
+        t.match(
+          helper,
+          /^KHEADERSFS=\$\{KHEADERSFS_BIN:-\/usr\/bin\/kheadersfs\}$/m,
+          'mount.kheadersfs runs /usr/bin/kheadersfs',
+        )
+        for (const unit of ['kheadersfs@.service', 'proc\\x2dext.mount']) {
+          const text = readFileSync(path.join(x, 'usr/lib/systemd/system', unit), 'utf8')
+          t.notMatch(text, /\/usr\/local\//, `${unit} names no /usr/local path`)
+        }
+        t.match(
+          readFileSync(path.join(x, 'usr/lib/systemd/system/kheadersfs@.service'), 'utf8'),
+          /^ExecStart=\/usr\/bin\/kheadersfs mount %f$/m,
+        )
+        t.equal(
+          readFileSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs'), 'utf8'),
+          readFileSync(path.join(ROOT, 'completion', 'kheadersfs'), 'utf8'),
+          'the bash completion, unchanged',
+        )
+        t.equal(lstatSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs')).mode & 0o777, 0o644)
+        t.match(
+          readFileSync(path.join(x, 'usr/share/doc/kheadersfs/copyright'), 'utf8'),
+          /^Format: https:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/$/m,
+        )
+
+        const man = spawnSync('man', ['--warnings', '-l', path.join(x, 'usr/share/man/man1/kheadersfs.1.gz')], {
+          encoding: 'utf8',
+          env: { ...process.env, MANWIDTH: '80', MAN_DISABLE_SECCOMP: '1', PAGER: 'cat', MANPAGER: 'cat' },
+        })
+        t.equal(man.status, 0, 'man -l succeeds')
+        t.equal(man.stderr, '', 'man -l prints no warnings')
+        t.match(man.stdout, /KHEADERSFS\(1\)/)
+        t.match(man.stdout, /^NAME\n\s+kheadersfs\s+-\s+kernel headers/m)
+
+        if (arch === 'amd64' && process.arch === 'x64') {
+          // The host can run this one: the packaged CLI and both addons from the package's own tree.
+          const cli = path.join(x, APP, 'dist/src/cli.js')
+          const v = spawnSync(process.execPath, [cli, '--version'], { encoding: 'utf8' })
+          t.equal(v.status, 0, 'packaged CLI runs')
+          t.match(v.stdout, VERSION)
+          const nm = path.join(x, APP, 'node_modules')
+          const load = spawnSync(
+            process.execPath,
+            [
+              '-e',
+              `require(${JSON.stringify(nm + '/fuse-native')}); process.stdout.write(require(${JSON.stringify(nm + '/lzma-native')}).versionString())`,
+            ],
+            { encoding: 'utf8' },
+          )
+          t.equal(load.status, 0, 'fuse-native and lzma-native load from the package', { stderr: load.stderr })
+          t.equal(load.stdout, '5.2.3', 'lzma-native is the bundled xz 5.2.3')
+        }
+      })
+    }
+  },
+)

@@ -35,7 +35,8 @@ interface Op {
   raw?: RawOp
 }
 
-const abs = (root: string, rel: P): P => (rel.length === 0 ? Buffer.from(root) : Buffer.concat([Buffer.from(root + '/'), rel]))
+const abs = (root: string, rel: P): P =>
+  rel.length === 0 ? Buffer.from(root) : Buffer.concat([Buffer.from(root + '/'), rel])
 
 /** What a call did, comparable across two filesystems: its value, or its errno. */
 function outcome(fn: () => string): string {
@@ -75,7 +76,11 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
   execFileSync('mount', ['--bind', refDir, refMnt])
   t.teardown(() => execFileSync('umount', ['-l', refMnt]))
   execFileSync('mount', ['-o', 'remount,bind,ro', refMnt])
-  t.match(execFileSync('findmnt', ['-n', '-o', 'OPTIONS', refMnt], { encoding: 'utf8' }), /^ro[,\n]/, 'the oracle is read-only')
+  t.match(
+    execFileSync('findmnt', ['-n', '-o', 'OPTIONS', refMnt], { encoding: 'utf8' }),
+    /^ro[,\n]/,
+    'the oracle is read-only',
+  )
 
   // Pools of paths, from the reference tree.
   const files: string[] = []
@@ -97,7 +102,13 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
   const flat = ['kheaders.txz', 'kheaders.tar.xz', 'config.gz']
   for (const f of flat) sizes.set(f, fs.statSync(path.join(refDir, f)).size)
   const odd = ['\x01', '\n', ' ', '\\', '*', '%s', '\x7f', '\xe9', '\u2603']
-  const oddBytes = [Buffer.from([0xff]), Buffer.from([0xc3, 0x28]), Buffer.from([0xc0, 0xaf]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('é'.normalize('NFD'))]
+  const oddBytes = [
+    Buffer.from([0xff]),
+    Buffer.from([0xc3, 0x28]),
+    Buffer.from([0xc0, 0xaf]),
+    Buffer.from([0xed, 0xa0, 0x80]),
+    Buffer.from('é'.normalize('NFD')),
+  ]
 
   /** A random path, and what kind it is (for the report). */
   const randomPath = (forWrite: boolean): [string, P] => {
@@ -108,12 +119,27 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
     if (x < 0.44) return ['dir', b(pick(dirs))]
     if (x < 0.48 && links.length) return ['link', b(pick(links))]
     if (x < 0.5) return ['link-below', b(`${links.length ? pick(links) : pick(files)}/x`)]
-    if (x < 0.6) return ['missing', b(`${pick(dirs)}/${pick(['nope', 'Makefile.bak', 'a', '.hidden', 'linux'])}${Math.floor(rand() * 100)}`)]
+    if (x < 0.6)
+      return [
+        'missing',
+        b(`${pick(dirs)}/${pick(['nope', 'Makefile.bak', 'a', '.hidden', 'linux'])}${Math.floor(rand() * 100)}`),
+      ]
     if (x < 0.68) return ['below-file', b(`${pick([...files, ...flat])}/${pick(['x', 'x/y', '.', '..'])}`)]
     if (x < 0.72) return ['trailing-slash', b(`${pick([...files, ...flat, ...dirs])}/`)]
     if (x < 0.76) {
       const d = pick(dirs)
-      return ['dot-forms', b(pick([`${d}/.`, `${d}/..`, `${d}//${pick(files).split('/').pop()}`, `./${d}`, `${d}/./../${d.split('/').pop()}`]))]
+      return [
+        'dot-forms',
+        b(
+          pick([
+            `${d}/.`,
+            `${d}/..`,
+            `${d}//${pick(files).split('/').pop()}`,
+            `./${d}`,
+            `${d}/./../${d.split('/').pop()}`,
+          ]),
+        ),
+      ]
     }
     if (x < 0.82) {
       const n = pick([255, 256, 300, 1023, 1025, 5000])
@@ -121,13 +147,28 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
     }
     if (x < 0.84) return ['path-5000', b(`${pick(dirs)}/${'a/'.repeat(2500)}x`)]
     if (x < 0.9) return ['odd-chars', b(`${pick(dirs)}/${pick(odd)}${pick(['', 'Makefile', 'x'])}`)]
-    if (x < 0.95) return ['odd-bytes', Buffer.concat([b(`${pick(dirs)}/`), pick(oddBytes), b(pick(['', 'Makefile', '.h']))])]
+    if (x < 0.95)
+      return ['odd-bytes', Buffer.concat([b(`${pick(dirs)}/`), pick(oddBytes), b(pick(['', 'Makefile', '.h']))])]
     return forWrite ? ['file', b(pick(files))] : ['root', b('')]
   }
 
   const offsets = (rel: P): Array<number | bigint> => {
     const n = sizes.get(rel.toString()) ?? 100
-    return [0, 1, Math.floor(rand() * n), n - 1, n, n + 1, n + 4096, 2 ** 31, 2 ** 32 + 5, 2 ** 40, Number.MAX_SAFE_INTEGER, 2n ** 62n, 2n ** 63n - 1n].filter((o) => typeof o === 'bigint' || o >= 0)
+    return [
+      0,
+      1,
+      Math.floor(rand() * n),
+      n - 1,
+      n,
+      n + 1,
+      n + 4096,
+      2 ** 31,
+      2 ** 32 + 5,
+      2 ** 40,
+      Number.MAX_SAFE_INTEGER,
+      2n ** 62n,
+      2n ** 63n - 1n,
+    ].filter((o) => typeof o === 'bigint' || o >= 0)
   }
   const LENGTHS = [0, 1, 4095, 4096, 131072, 131073, 2 ** 20, 2 ** 20 + 7]
   const OPEN_FLAGS: Array<[string, number]> = [
@@ -159,7 +200,12 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
     if (x < 0.25) {
       const [name, flags] = pick(OPEN_FLAGS)
       const [kind, rel] = randomPath(name.startsWith('O_RDONLY') && !name.includes('CREAT') ? false : true)
-      return { op: `open ${name}`, kind, rel, run: (root) => outcome(() => withFd(abs(root, rel), flags, (fd) => describe(fs.fstatSync(fd)))) }
+      return {
+        op: `open ${name}`,
+        kind,
+        rel,
+        run: (root) => outcome(() => withFd(abs(root, rel), flags, (fd) => describe(fs.fstatSync(fd)))),
+      }
     }
     if (x < 0.4) {
       const [kind, rel] = randomPath(false)
@@ -179,14 +225,21 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
           ),
       }
     }
-    if (x < 0.45) return read('readFile', (p) => {
-      const b = fs.readFileSync(p)
-      return `${b.length} ${sha256(b)}`
-    })
+    if (x < 0.45)
+      return read('readFile', (p) => {
+        const b = fs.readFileSync(p)
+        return `${b.length} ${sha256(b)}`
+      })
     if (x < 0.53) return read('readdir', (p) => sha256(Buffer.from(fs.readdirSync(p).sort().join('\0'))))
     if (x < 0.58) return read('readlink', (p) => fs.readlinkSync(p).toString())
     if (x < 0.63) {
-      const mode = pick([constants.F_OK, constants.R_OK, constants.W_OK, constants.X_OK, constants.R_OK | constants.W_OK])
+      const mode = pick([
+        constants.F_OK,
+        constants.R_OK,
+        constants.W_OK,
+        constants.X_OK,
+        constants.R_OK | constants.W_OK,
+      ])
       return read(`access ${mode}`, (p) => {
         fs.accessSync(p, mode)
         return ''
@@ -234,7 +287,8 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
       const len = pick([0, 1, 2 ** 40])
       return write(`truncate ${len}`, (p) => fs.truncateSync(p, len))
     }
-    if (x < 0.85) return write('ftruncate of a read-only fd', (p) => withFd(p, constants.O_RDONLY, (fd) => fs.ftruncateSync(fd, 0)))
+    if (x < 0.85)
+      return write('ftruncate of a read-only fd', (p) => withFd(p, constants.O_RDONLY, (fd) => fs.ftruncateSync(fd, 0)))
     if (x < 0.87) return write('chmod', (p) => fs.chmodSync(p, pick([0o777, 0o4755, 0o644])))
     if (x < 0.89) return write('chown', (p) => fs.chownSync(p, 1, 1))
     if (x < 0.9) return write('lchown', (p) => fs.lchownSync(p, 0, 0))
@@ -245,7 +299,12 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
     const [kind, rel] = randomPath(x < 0.97)
     const raw: RawOp =
       x < 0.955
-        ? { op: 'setxattr', path: rel, name: pick(['user.x', 'trusted.x', 'security.x', 'system.posix_acl_access']), value: 'v' }
+        ? {
+            op: 'setxattr',
+            path: rel,
+            name: pick(['user.x', 'trusted.x', 'security.x', 'system.posix_acl_access']),
+            value: 'v',
+          }
         : x < 0.96
           ? { op: 'lsetxattr', path: rel, name: 'user.x', value: 'v' }
           : x < 0.97
@@ -264,16 +323,25 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
   const mismatches = new Map<string, { n: number; example: string }>()
   const tolerated: Record<string, number> = {}
   const compare = (o: Op, got: string, want: string): boolean => {
-    const name = o.op.replace(/\(.*$/, '').replace(/ to .*$/, '').replace(/ \d+$/, '')
+    const name = o.op
+      .replace(/\(.*$/, '')
+      .replace(/ to .*$/, '')
+      .replace(/ \d+$/, '')
     byOp[name] = (byOp[name] ?? 0) + 1
     if (got === want) return true
     // Documented difference: FUSE without xattr handlers says "not supported" where ext4 says "none".
-    if ((o.raw?.op === 'getxattr' && got === 'err EOPNOTSUPP' && want === 'err ENODATA') || (o.raw?.op === 'listxattr' && got === 'err EOPNOTSUPP' && want === 'ok 0')) {
+    if (
+      (o.raw?.op === 'getxattr' && got === 'err EOPNOTSUPP' && want === 'err ENODATA') ||
+      (o.raw?.op === 'listxattr' && got === 'err EOPNOTSUPP' && want === 'ok 0')
+    ) {
       tolerated[`${o.raw.op}: EOPNOTSUPP for ${want}`] = (tolerated[`${o.raw.op}: EOPNOTSUPP for ${want}`] ?? 0) + 1
       return true
     }
     const key = `${name} [${o.kind}]: kheadersfs ${got.slice(0, 80)} / oracle ${want.slice(0, 80)}`
-    const e = mismatches.get(key) ?? { n: 0, example: `${o.op} ${JSON.stringify(o.rel.toString('latin1').slice(0, 120))}` }
+    const e = mismatches.get(key) ?? {
+      n: 0,
+      example: `${o.op} ${JSON.stringify(o.rel.toString('latin1').slice(0, 120))}`,
+    }
     e.n++
     mismatches.set(key, e)
     return false
@@ -300,7 +368,9 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
   const seconds = (Date.now() - t0) / 1000
   const daemonAlive = running(m.pid)
   const errors = logErrors(m.runDir)
-  const list = [...mismatches.entries()].sort((a, b) => b[1].n - a[1].n).map(([k, v]) => `${v.n}× ${k} (e.g. ${v.example})`)
+  const list = [...mismatches.entries()]
+    .sort((a, b) => b[1].n - a[1].n)
+    .map(([k, v]) => `${v.n}× ${k} (e.g. ${v.example})`)
   record({
     area: 'Hostile input',
     name: `${count} random operations through the kernel (${Object.keys(byOp).length} kinds: open/read/pread/stat/lstat/readdir/readlink/access, 14 write kinds, xattrs, negative offsets) on the ${tree !== undefined ? 'Debian module-build' : 'tiny'} image vs a read-only copy`,
@@ -308,11 +378,16 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
     passed,
     detail: `seed ${seed}, ${seconds.toFixed(1)} s; ${count - passed} mismatches${list.length ? ` (${list.slice(0, 3).join('; ')})` : ''}; tolerated ${JSON.stringify(tolerated)}; daemon alive: ${daemonAlive}; ${errors.length} error log lines`,
   })
-  t.comment(`seed ${seed} (KHEADERSFS_FUZZ_SEED=${seed} repeats this run), scale ${scale()}, ops ${JSON.stringify(byOp)}`)
+  t.comment(
+    `seed ${seed} (KHEADERSFS_FUZZ_SEED=${seed} repeats this run), scale ${scale()}, ops ${JSON.stringify(byOp)}`,
+  )
   if (list.length) t.comment(`mismatches (count× op [path kind]: kheadersfs / oracle):\n${list.join('\n')}`)
   t.same(list.slice(0, 20), [], `every operation matched the oracle (seed ${seed})`)
   t.equal(passed, tried, `${passed} of ${tried} operations matched`)
   t.ok(daemonAlive, 'the daemon is still alive')
   t.same(errors, [], 'no error-level line in the daemon log')
-  t.ok(fs.readFileSync(path.join(m.mnt, 'config.gz')).equals(fs.readFileSync(path.join(refDir, 'config.gz'))), 'still serving the same bytes')
+  t.ok(
+    fs.readFileSync(path.join(m.mnt, 'config.gz')).equals(fs.readFileSync(path.join(refDir, 'config.gz'))),
+    'still serving the same bytes',
+  )
 })

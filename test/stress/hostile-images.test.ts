@@ -32,7 +32,8 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
     ['config.gz', config],
     ['kheaders.tar.xz', headers],
   ]
-  const withSums = async (list: Member[]): Promise<Buffer> => tarOf([...list, ['SHA256SUMS', sums(list.filter(([n]) => n !== 'evil'))]])
+  const withSums = async (list: Member[]): Promise<Buffer> =>
+    tarOf([...list, ['SHA256SUMS', sums(list.filter(([n]) => n !== 'evil'))]])
 
   const cases: Case[] = []
   const add = (name: string, bytes: Buffer, why: RegExp): void => {
@@ -43,32 +44,60 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
   const cuts = size(20, 8)
   for (let i = 0; i < cuts; i++) {
     const at = i === 0 ? 0 : i === 1 ? 511 : i === 2 ? valid.length - 1 : Math.floor((valid.length * i) / cuts)
-    add(`truncated to ${at} of ${valid.length} bytes`, valid.subarray(0, at), /truncated|missing member|end-of-archive|padding|not a/)
+    add(
+      `truncated to ${at} of ${valid.length} bytes`,
+      valid.subarray(0, at),
+      /truncated|missing member|end-of-archive|padding|not a/,
+    )
   }
   const flips = size(50, 12)
   for (let i = 0; i < flips; i++) {
     const b = Buffer.from(valid)
     const at = randomInt(0, b.length)
     b[at] ^= 1 << randomInt(0, 8)
-    add(`bit flip at byte ${at}`, b, /checksum|SHA256SUMS|padding|end-of-archive|corrupted|not ustar|expected|size field|truncated|regular file|missing member|prefix|not valid|manifest/)
+    add(
+      `bit flip at byte ${at}`,
+      b,
+      /checksum|SHA256SUMS|padding|end-of-archive|corrupted|not ustar|expected|size field|truncated|regular file|missing member|prefix|not valid|manifest/,
+    )
   }
 
   // Not an image at all.
   add('empty file', Buffer.alloc(0), /truncated/)
   add('text file', Buffer.from('#!/bin/sh\necho hello\n'.repeat(50)), /bad checksum|truncated/)
   add('gzip file', gzipSync(Buffer.alloc(100_000)), /bad checksum|truncated/)
-  add('a plain tar of other files', await tarOf([['README', Buffer.from('hi')]]), /member 1 is "README", expected manifest\.json/)
+  add(
+    'a plain tar of other files',
+    await tarOf([['README', Buffer.from('hi')]]),
+    /member 1 is "README", expected manifest\.json/,
+  )
   add('the headers archive instead of an image', headers, /bad checksum|truncated/)
 
   // Format identity and version.
-  add('wrong format identifier', await craft({ ...m(), format: 'squashfs' }, config, headers), /format "squashfs", not "kheadersfs-image"/)
-  add('future format version 2.0', await craft({ ...m(), version: '2.0' }, config, headers), /image format version 2\.0 is not supported \(this kheadersfs reads 1\.x\); upgrade kheadersfs/)
-  add('version that is not a number', await craft({ ...m(), version: 'latest' }, config, headers), /bad version "latest"/)
+  add(
+    'wrong format identifier',
+    await craft({ ...m(), format: 'squashfs' }, config, headers),
+    /format "squashfs", not "kheadersfs-image"/,
+  )
+  add(
+    'future format version 2.0',
+    await craft({ ...m(), version: '2.0' }, config, headers),
+    /image format version 2\.0 is not supported \(this kheadersfs reads 1\.x\); upgrade kheadersfs/,
+  )
+  add(
+    'version that is not a number',
+    await craft({ ...m(), version: 'latest' }, config, headers),
+    /bad version "latest"/,
+  )
 
   // Sizes the file cannot back.
   const big = m()
   big.payloads['kheaders.tar.xz'].size = headers.length + 1_000_000
-  add('manifest claims a payload larger than its member', await craft(big, config, headers), /kheaders\.tar\.xz is \d+ bytes but the manifest says \d+/)
+  add(
+    'manifest claims a payload larger than its member',
+    await craft(big, config, headers),
+    /kheaders\.tar\.xz is \d+ bytes but the manifest says \d+/,
+  )
   const huge = m()
   huge.payloads['kheaders.tar.xz'].uncompressedSize = 5e12
   add('manifest claims a 5 TB archive', await craft(huge, config, headers), /bad uncompressedSize/)
@@ -80,18 +109,42 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
   add('counts claim a billion files', await craft(many, config, headers), /bad counts\.files/)
   const lying = m()
   lying.payloads['kheaders.tar.xz'].uncompressedSize += 512
-  add('manifest and xz index disagree on the tar size', await craft(lying, config, headers), /holds \d+ bytes of tar, the manifest says \d+/)
+  add(
+    'manifest and xz index disagree on the tar size',
+    await craft(lying, config, headers),
+    /holds \d+ bytes of tar, the manifest says \d+/,
+  )
   const member = Buffer.from(valid)
   member.write('77777777777\0', 124, 'latin1') // the size field of manifest.json's header: 8 GiB
   fixChecksum(member, 0)
   add('tar header claims an 8 GiB member', member, /truncated: manifest\.json needs \d+ bytes/)
 
   // Members: duplicates, extras, strange names.
-  add('duplicate manifest.json', await withSums([members()[0], ...members()]), /duplicate member manifest\.json|member 2 is "manifest\.json"/)
-  add('unexpected member after SHA256SUMS', Buffer.concat([(await withSums(members())).subarray(0, -1024), await tarOf([['evil', Buffer.from('x')]])]), /unexpected member "evil" after SHA256SUMS/)
-  add('unexpected member in the middle', await withSums([members()[0], ['evil', Buffer.from('rm -rf /')], members()[1], members()[2]]), /member 2 is "evil", expected config\.gz/)
-  add('member named ../kheaders.tar.xz', await withSums([members()[0], members()[1], ['../kheaders.tar.xz', headers]]), /member 3 is "\.\.\/kheaders\.tar\.xz", expected kheaders\.tar\.xz/)
-  add('member named /etc/passwd', await withSums([members()[0], ['/etc/passwd', config], members()[2]]), /member 2 is "\/etc\/passwd", expected config\.gz/)
+  add(
+    'duplicate manifest.json',
+    await withSums([members()[0], ...members()]),
+    /duplicate member manifest\.json|member 2 is "manifest\.json"/,
+  )
+  add(
+    'unexpected member after SHA256SUMS',
+    Buffer.concat([(await withSums(members())).subarray(0, -1024), await tarOf([['evil', Buffer.from('x')]])]),
+    /unexpected member "evil" after SHA256SUMS/,
+  )
+  add(
+    'unexpected member in the middle',
+    await withSums([members()[0], ['evil', Buffer.from('rm -rf /')], members()[1], members()[2]]),
+    /member 2 is "evil", expected config\.gz/,
+  )
+  add(
+    'member named ../kheaders.tar.xz',
+    await withSums([members()[0], members()[1], ['../kheaders.tar.xz', headers]]),
+    /member 3 is "\.\.\/kheaders\.tar\.xz", expected kheaders\.tar\.xz/,
+  )
+  add(
+    'member named /etc/passwd',
+    await withSums([members()[0], ['/etc/passwd', config], members()[2]]),
+    /member 2 is "\/etc\/passwd", expected config\.gz/,
+  )
   for (const bad of ['../etc/passwd', '/etc/shadow', 'include/../../x', 'a//b', '.']) {
     const mm = m()
     mm.files[mm.files.length - 1][0] = bad
@@ -99,7 +152,11 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
   }
   const link = m()
   link.files.push(['include/zz-escape', 'l', link.files.at(-1)[2] + 512, 0, 0o777, ''])
-  add('symlink without a target', await craft(link, config, headers), /bad link target|counts do not match|outside the archive/)
+  add(
+    'symlink without a target',
+    await craft(link, config, headers),
+    /bad link target|counts do not match|outside the archive/,
+  )
 
   // Payloads that pass their checksums but are not what they claim.
   const notXz = gzipSync(Buffer.alloc(4096))
@@ -109,7 +166,11 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
   const otherXz = execFileSync('xz', ['-c', '--check=crc64'], { input: Buffer.alloc(3 << 20) })
   const ox = m()
   ox.payloads['kheaders.tar.xz'] = { ...ox.payloads['kheaders.tar.xz'], size: otherXz.length, sha256: sha256(otherXz) }
-  add('kheaders.tar.xz is another archive', await craft(ox, config, otherXz), /holds \d+ bytes of tar, the manifest says \d+|block size/)
+  add(
+    'kheaders.tar.xz is another archive',
+    await craft(ox, config, otherXz),
+    /holds \d+ bytes of tar, the manifest says \d+|block size/,
+  )
 
   let passed = 0
   let tried = 0
@@ -123,8 +184,16 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
       t.equal(v.code, 4, `${c.name}: verify exits 4`),
       t.match(errorLines(v.stderr).join('\n'), c.why, `${c.name}: verify says why`),
       t.equal(mnt.code, 4, `${c.name}: mount exits 4`),
-      t.equal(errorLines(mnt.stderr).length, 1, `${c.name}: mount says one line (${errorLines(mnt.stderr).join(' | ')})`),
-      t.match(errorLines(mnt.stderr)[0] ?? '', /^kheadersfs: Cannot (use|read|load) image .*bad\.img: /, `${c.name}: mount names the image`),
+      t.equal(
+        errorLines(mnt.stderr).length,
+        1,
+        `${c.name}: mount says one line (${errorLines(mnt.stderr).join(' | ')})`,
+      ),
+      t.match(
+        errorLines(mnt.stderr)[0] ?? '',
+        /^kheadersfs: Cannot (use|read|load) image .*bad\.img: /,
+        `${c.name}: mount names the image`,
+      ),
       t.match(errorLines(mnt.stderr)[0] ?? '', c.why, `${c.name}: mount says why`),
       t.notOk(isMounted(d.mnt), `${c.name}: nothing mounted`),
       t.same(daemonPids(d.runDir), [], `${c.name}: no daemon`),
@@ -132,7 +201,13 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
     tried++
     if (ok) passed++
   }
-  record({ area: 'Hostile input', name: 'Images: truncated, bit flips, not a tar, wrong format/version, absurd sizes, duplicate/unexpected members, unsafe names, lying payloads — refused by verify and mount, no mount left', tried, passed, detail: `${cuts} truncations, ${flips} bit flips, ${cases.length - cuts - flips} crafted` })
+  record({
+    area: 'Hostile input',
+    name: 'Images: truncated, bit flips, not a tar, wrong format/version, absurd sizes, duplicate/unexpected members, unsafe names, lying payloads — refused by verify and mount, no mount left',
+    tried,
+    passed,
+    detail: `${cuts} truncations, ${flips} bit flips, ${cases.length - cuts - flips} crafted`,
+  })
   t.equal(passed, tried)
 })
 

@@ -58,7 +58,9 @@ t.test('pack interrupted at random points', { skip: tree === undefined && SKIP_N
   const dir = tmpDir(t)
   const out = path.join(dir, 'kheaders.img')
   const t0 = Date.now()
-  const first = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
+  const first = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], {
+    env: { KHEADERSFS_LOG_LEVEL: 'warn' },
+  })
   t.equal(first.code, 0, first.stderr)
   const packMs = Date.now() - t0
   const good = fileSha256(out)
@@ -76,19 +78,41 @@ t.test('pack interrupted at random points', { skip: tree === undefined && SKIP_N
       const checks =
         signal === 'SIGKILL'
           ? [
-              t.equal(r.signal ?? 'exited', r.code === 0 ? 'exited' : 'SIGKILL', `kill -9 at ${when}: killed (or done)`),
-              t.ok(left.every((n) => /^\.kheaders\.img\.kheadersfs-tmp-\d+$/.test(n)), `kill -9 at ${when}: a temp file left is recognizable (${left.join(', ')})`),
+              t.equal(
+                r.signal ?? 'exited',
+                r.code === 0 ? 'exited' : 'SIGKILL',
+                `kill -9 at ${when}: killed (or done)`,
+              ),
+              t.ok(
+                left.every((n) => /^\.kheaders\.img\.kheadersfs-tmp-\d+$/.test(n)),
+                `kill -9 at ${when}: a temp file left is recognizable (${left.join(', ')})`,
+              ),
             ]
           : [
               // A SIGINT that lands while node is still starting, before pack has installed its handler
               // (and long before any file exists), ends the process the default way: that is Ctrl-C too.
-              t.ok(r.code === 130 || r.code === 0 || (r.signal === 'SIGINT' && !r.duringWrite && r.stderr === ''), `SIGINT at ${when}: exit 130, done, or ended before pack started: ${r.code ?? r.signal} ${r.stderr}`),
+              t.ok(
+                r.code === 130 || r.code === 0 || (r.signal === 'SIGINT' && !r.duringWrite && r.stderr === ''),
+                `SIGINT at ${when}: exit 130, done, or ended before pack started: ${r.code ?? r.signal} ${r.stderr}`,
+              ),
               t.same(left, [], `SIGINT at ${when}: no temp file`),
-              r.code === 130 ? t.match(errorLines(r.stderr).join('\n'), /^kheadersfs pack: interrupted; no image was written$/m, 'says so') : true,
+              r.code === 130
+                ? t.match(
+                    errorLines(r.stderr).join('\n'),
+                    /^kheadersfs pack: interrupted; no image was written$/m,
+                    'says so',
+                  )
+                : true,
             ]
-      const intact = t.equal(fileSha256(out), good, `${signal} at ${when}: the image at the output path is the old one, whole`)
+      const intact = t.equal(
+        fileSha256(out),
+        good,
+        `${signal} at ${when}: the image at the output path is the old one, whole`,
+      )
       // The next pack cleans up what a kill left, and still gives the same bytes.
-      const next = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
+      const next = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], {
+        env: { KHEADERSFS_LOG_LEVEL: 'warn' },
+      })
       const cleaned = [
         t.equal(next.code, 0, next.stderr),
         t.same(temps(dir), [], 'no temp file after the next pack'),
@@ -99,7 +123,10 @@ t.test('pack interrupted at random points', { skip: tree === undefined && SKIP_N
     }
     record({
       area: 'Faults',
-      name: signal === 'SIGKILL' ? '`kill -9` of pack at random points (and during the write)' : 'SIGINT of pack at random points (and during the write)',
+      name:
+        signal === 'SIGKILL'
+          ? '`kill -9` of pack at random points (and during the write)'
+          : 'SIGINT of pack at random points (and during the write)',
       tried: runs,
       passed,
       detail: `pack takes ~${(packMs / 1000).toFixed(1)} s; ${inWrite} signals landed while the temp file existed; output never partial${signal === 'SIGKILL' ? '; leftover temp removed by the next pack' : '; exit 130, no temp file'}`,
@@ -108,22 +135,37 @@ t.test('pack interrupted at random points', { skip: tree === undefined && SKIP_N
   }
 })
 
-t.test('pack onto a full filesystem: clear ENOSPC, no file, no temp', { skip: (tree === undefined && SKIP_NO_DEBIAN) || (process.getuid?.() !== 0 && 'needs root to mount a small tmpfs') }, async (t) => {
-  const dir = path.join(tmpDir(t), 'small')
-  mkdirSync(dir)
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'kheadersfs-test-full', dir])
-  t.equal(m.status, 0, m.stderr?.toString())
-  t.teardown(() => {
-    spawnSync('umount', [dir])
-  })
-  const out = path.join(dir, 'kheaders.img')
-  const r = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], { env: { KHEADERSFS_LOG_LEVEL: 'warn' } })
-  const ok = [
-    t.equal(r.code, 8, 'exit 8 (I/O)'),
-    t.equal(errorLines(r.stderr).length, 1, errorLines(r.stderr).join(' | ')),
-    t.match(errorLines(r.stderr)[0] ?? '', /^kheadersfs: Cannot write image .*kheaders\.img: ENOSPC: no space left on device; free some space or pass -o a path on another filesystem$/),
-    t.notOk(existsSync(out), 'no image'),
-    t.same(readdirSync(dir), [], 'no temp file'),
-  ].every(Boolean)
-  record({ area: 'Faults', name: 'pack onto a full filesystem (1 MiB tmpfs)', tried: 1, passed: ok ? 1 : 0, detail: 'exit 8, one ENOSPC line naming the fix, no image, no temp file' })
-})
+t.test(
+  'pack onto a full filesystem: clear ENOSPC, no file, no temp',
+  { skip: (tree === undefined && SKIP_NO_DEBIAN) || (process.getuid?.() !== 0 && 'needs root to mount a small tmpfs') },
+  async (t) => {
+    const dir = path.join(tmpDir(t), 'small')
+    mkdirSync(dir)
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'kheadersfs-test-full', dir])
+    t.equal(m.status, 0, m.stderr?.toString())
+    t.teardown(() => {
+      spawnSync('umount', [dir])
+    })
+    const out = path.join(dir, 'kheaders.img')
+    const r = await runCli(['pack', '--kernel', tree!.objtree, '--profile', 'headers', '-o', out], {
+      env: { KHEADERSFS_LOG_LEVEL: 'warn' },
+    })
+    const ok = [
+      t.equal(r.code, 8, 'exit 8 (I/O)'),
+      t.equal(errorLines(r.stderr).length, 1, errorLines(r.stderr).join(' | ')),
+      t.match(
+        errorLines(r.stderr)[0] ?? '',
+        /^kheadersfs: Cannot write image .*kheaders\.img: ENOSPC: no space left on device; free some space or pass -o a path on another filesystem$/,
+      ),
+      t.notOk(existsSync(out), 'no image'),
+      t.same(readdirSync(dir), [], 'no temp file'),
+    ].every(Boolean)
+    record({
+      area: 'Faults',
+      name: 'pack onto a full filesystem (1 MiB tmpfs)',
+      tried: 1,
+      passed: ok ? 1 : 0,
+      detail: 'exit 8, one ENOSPC line naming the fix, no image, no temp file',
+    })
+  },
+)

@@ -14,7 +14,12 @@ class Recording extends Reclaimer {
 }
 
 /** A decoder whose blocks are `size` bytes of the block number, resolved when `release` is called. */
-function decoder(size: number): { decode: (b: number) => Promise<Buffer>; calls: number[]; running: () => number; release: () => void } {
+function decoder(size: number): {
+  decode: (b: number) => Promise<Buffer>
+  calls: number[]
+  running: () => number
+  release: () => void
+} {
   const calls: number[] = []
   const waiting: Array<() => void> = []
   let running = 0
@@ -74,7 +79,10 @@ t.test('concurrent reads of one block share a single decode; decodes run at most
   }
   d.release()
   const got = await all
-  t.same(got.map((b) => b[0]), [7, 7, 8, 9, 10])
+  t.same(
+    got.map((b) => b[0]),
+    [7, 7, 8, 9, 10],
+  )
   t.equal(got[0], got[1], 'the same buffer for both readers of block 7')
   t.equal(d.running(), 2, 'never more than 2 decodes at once')
   t.match(c.stats(), { decodes: 4, misses: 4, hits: 1 })
@@ -117,6 +125,9 @@ t.test('Reclaimer collects once per threshold of discarded bytes, and the collec
   kept = []
   for (let i = 0; i < 32; i++) r.discard(2 * 2 ** 20)
   t.equal(r.count, 17, '16 more collections')
-  t.ok(process.memoryUsage().arrayBuffers < before + 8 * 2 ** 20, `external memory returned: ${((process.memoryUsage().arrayBuffers - before) / 2 ** 20).toFixed(1)} MiB above the start`)
+  t.ok(
+    process.memoryUsage().arrayBuffers < before + 8 * 2 ** 20,
+    `external memory returned: ${((process.memoryUsage().arrayBuffers - before) / 2 ** 20).toFixed(1)} MiB above the start`,
+  )
   t.equal(kept.length, 0)
 })

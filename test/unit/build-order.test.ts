@@ -9,7 +9,8 @@ function tree(spec: Spec): { entries: SourceEntry[]; content: (i: number) => Buf
   const entries: SourceEntry[] = Object.entries(spec)
     .map(([p, v]): SourceEntry => {
       if (v === null) return { path: p, type: 'directory', mode: 0o755, size: 0, strip: false }
-      if (typeof v === 'object') return { path: p, type: 'symlink', mode: 0o777, linkname: v.link, size: 0, strip: false }
+      if (typeof v === 'object')
+        return { path: p, type: 'symlink', mode: 0o777, linkname: v.link, size: 0, strip: false }
       return { path: p, type: 'file', mode: 0o644, data: Buffer.from(v), size: v.length, strip: false }
     })
     .sort((a, b) => compareTarPaths(a.path, b.path))
@@ -60,64 +61,100 @@ const BASE: Spec = {
   'include/linux/rare.h': '#include <linux/types.h>\n',
 }
 
-t.test('tiers: directories and links, Kbuild files and what they name, the seeds closure, other headers, the rest', async (t) => {
-  const o = order(BASE)
-  const at = (p: string): number => {
-    const i = o.indexOf(p)
-    if (i < 0) throw new Error(`${p} not in the order`)
-    return i
-  }
-  t.equal(o.length, Object.keys(BASE).length, 'every entry exactly once')
-  t.equal(new Set(o).size, o.length)
-  const dirs = Object.keys(BASE).filter((p) => BASE[p] === null)
-  t.same(o.slice(0, dirs.length), [...dirs].sort(compareTarPaths), 'directories first, in name order')
-  const kbuild = ['Makefile', 'Module.symvers', 'arch/x86/Makefile', 'include/config/auto.conf', 'scripts/Kbuild.include', 'scripts/Makefile.modpost']
-  const named = ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/mod/modpost.real-lsb-64']
-  const tier1 = o.slice(dirs.length, dirs.length + kbuild.length + named.length)
-  t.same(tier1, [...kbuild, ...named].sort(compareTarPaths), 'Kbuild files, the programs they name and NAME.* siblings, in name order')
-  // Tier 2: closure of the seeds and of what modpost writes out (vermagic.h → utsrelease.h).
-  const closure = [
-    'include/linux/kconfig.h',
-    'include/generated/autoconf.h',
-    'include/linux/module.h',
-    'include/linux/export.h',
-    'include/linux/types.h',
-    'include/uapi/linux/types.h',
-    'arch/x86/include/uapi/asm/types.h',
-    'include/asm-generic/types.h',
-    'arch/x86/include/asm/module.h',
-    'include/asm-generic/module.h',
-    'include/linux/vermagic.h',
-    'include/generated/utsrelease.h',
-  ]
-  const start = dirs.length + tier1.length
-  t.same(new Set(o.slice(start, start + closure.length)), new Set(closure), 'the seeds closure follows, and nothing else')
-  t.equal(o[start], 'include/linux/types.h', 'most included first (types.h: 5 includers)')
-  // Tier 3: netfilter.h (2 includers) before ip.h (1) before tcp.h/rare.h (0); skbuff.h right after netfilter.h.
-  t.ok(at('include/linux/netfilter.h') > at('include/generated/utsrelease.h'))
-  t.equal(at('include/linux/skbuff.h'), at('include/linux/netfilter.h') + 1, 'skbuff.h (1 includer) follows netfilter.h (2), as part of its closure')
-  t.ok(at('include/net/ip.h') < at('include/net/tcp.h'))
-  t.ok(at('include/net/ip.h') < at('include/linux/rare.h'))
-  // Tier 4: what nothing names.
-  t.same(o.slice(-2), ['.config', 'scripts/kernel-doc'], 'the rest last, in name order')
-})
+t.test(
+  'tiers: directories and links, Kbuild files and what they name, the seeds closure, other headers, the rest',
+  async (t) => {
+    const o = order(BASE)
+    const at = (p: string): number => {
+      const i = o.indexOf(p)
+      if (i < 0) throw new Error(`${p} not in the order`)
+      return i
+    }
+    t.equal(o.length, Object.keys(BASE).length, 'every entry exactly once')
+    t.equal(new Set(o).size, o.length)
+    const dirs = Object.keys(BASE).filter((p) => BASE[p] === null)
+    t.same(o.slice(0, dirs.length), [...dirs].sort(compareTarPaths), 'directories first, in name order')
+    const kbuild = [
+      'Makefile',
+      'Module.symvers',
+      'arch/x86/Makefile',
+      'include/config/auto.conf',
+      'scripts/Kbuild.include',
+      'scripts/Makefile.modpost',
+    ]
+    const named = ['scripts/basic/fixdep', 'scripts/mod/modpost', 'scripts/mod/modpost.real-lsb-64']
+    const tier1 = o.slice(dirs.length, dirs.length + kbuild.length + named.length)
+    t.same(
+      tier1,
+      [...kbuild, ...named].sort(compareTarPaths),
+      'Kbuild files, the programs they name and NAME.* siblings, in name order',
+    )
+    // Tier 2: closure of the seeds and of what modpost writes out (vermagic.h → utsrelease.h).
+    const closure = [
+      'include/linux/kconfig.h',
+      'include/generated/autoconf.h',
+      'include/linux/module.h',
+      'include/linux/export.h',
+      'include/linux/types.h',
+      'include/uapi/linux/types.h',
+      'arch/x86/include/uapi/asm/types.h',
+      'include/asm-generic/types.h',
+      'arch/x86/include/asm/module.h',
+      'include/asm-generic/module.h',
+      'include/linux/vermagic.h',
+      'include/generated/utsrelease.h',
+    ]
+    const start = dirs.length + tier1.length
+    t.same(
+      new Set(o.slice(start, start + closure.length)),
+      new Set(closure),
+      'the seeds closure follows, and nothing else',
+    )
+    t.equal(o[start], 'include/linux/types.h', 'most included first (types.h: 5 includers)')
+    // Tier 3: netfilter.h (2 includers) before ip.h (1) before tcp.h/rare.h (0); skbuff.h right after netfilter.h.
+    t.ok(at('include/linux/netfilter.h') > at('include/generated/utsrelease.h'))
+    t.equal(
+      at('include/linux/skbuff.h'),
+      at('include/linux/netfilter.h') + 1,
+      'skbuff.h (1 includer) follows netfilter.h (2), as part of its closure',
+    )
+    t.ok(at('include/net/ip.h') < at('include/net/tcp.h'))
+    t.ok(at('include/net/ip.h') < at('include/linux/rare.h'))
+    // Tier 4: what nothing names.
+    t.same(o.slice(-2), ['.config', 'scripts/kernel-doc'], 'the rest last, in name order')
+  },
+)
 
 t.test('include resolution: arch before generic, quoted next to the file first, links followed', async (t) => {
-  const o = order({
-    'include/linux': null,
-    'include/linux/module.h': '#include <asm/page.h>\n#include "local.h"\n#include <linux/link.h>\n',
-    'include/linux/local.h': '\n',
-    'include/local.h': '\n',
-    'arch/arm64/include/asm/page.h': '\n',
-    'include/asm/page.h': '\n',
-    'include/linux/link.h': { link: '../real/target.h' },
-    'include/real/target.h': '\n',
-    'include/zz/unrelated.h': '\n',
-  }, 'arm64')
+  const o = order(
+    {
+      'include/linux': null,
+      'include/linux/module.h': '#include <asm/page.h>\n#include "local.h"\n#include <linux/link.h>\n',
+      'include/linux/local.h': '\n',
+      'include/local.h': '\n',
+      'arch/arm64/include/asm/page.h': '\n',
+      'include/asm/page.h': '\n',
+      'include/linux/link.h': { link: '../real/target.h' },
+      'include/real/target.h': '\n',
+      'include/zz/unrelated.h': '\n',
+    },
+    'arm64',
+  )
   t.same(o.slice(0, 2), ['include/linux', 'include/linux/link.h'], 'the directory and the link first')
   const first = o.slice(2, 6)
-  t.same(new Set(first), new Set(['include/linux/module.h', 'arch/arm64/include/asm/page.h', 'include/linux/local.h', 'include/real/target.h']))
-  t.ok(o.indexOf('include/asm/page.h') > o.indexOf('include/real/target.h'), 'the generic asm/page.h is shadowed by the arch one')
+  t.same(
+    new Set(first),
+    new Set([
+      'include/linux/module.h',
+      'arch/arm64/include/asm/page.h',
+      'include/linux/local.h',
+      'include/real/target.h',
+    ]),
+  )
+  t.ok(
+    o.indexOf('include/asm/page.h') > o.indexOf('include/real/target.h'),
+    'the generic asm/page.h is shadowed by the arch one',
+  )
   t.ok(o.indexOf('include/local.h') > o.indexOf('include/linux/local.h'), '"local.h" resolves next to module.h')
 })
 
@@ -132,6 +169,9 @@ t.test('deterministic, whatever the input order of equal trees, and no entry los
   const two = order(Object.fromEntries(Object.entries(spec).reverse()))
   t.same(one, two)
   t.equal(new Set(one).size, Object.keys(spec).length)
-  t.ok(one.indexOf('include/linux/a.h') < one.indexOf('include/linux/netfilter.h'), 'a.h is in the closure of the seed sched.h')
+  t.ok(
+    one.indexOf('include/linux/a.h') < one.indexOf('include/linux/netfilter.h'),
+    'a.h is in the closure of the seed sched.h',
+  )
   t.ok(SEEDS.includes('include/linux/sched.h'))
 })

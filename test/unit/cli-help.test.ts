@@ -39,8 +39,9 @@ t.test('short flags grouped with -h ask for help too; after --, --help is an arg
   t.match(status.stderr, /^kheadersfs status: /)
 })
 
-t.test('the tool\'s own --help lists every command', async (t) => {
+t.test("the tool's own --help lists every command", async (t) => {
   const r = await runCli(['--help'])
   t.equal(r.code, 0)
-  for (const name of Object.keys(COMMANDS)) t.match(r.stdout, new RegExp(`^  ${name} +${COMMANDS[name].summary.replace(/[()]/g, '\\$&')}$`, 'm'))
+  for (const name of Object.keys(COMMANDS))
+    t.match(r.stdout, new RegExp(`^  ${name} +${COMMANDS[name].summary.replace(/[()]/g, '\\$&')}$`, 'm'))
 })

@@ -42,29 +42,47 @@ t.test('registered for kheadersfs', async (t) => {
   t.equal(r.stdout.trim(), 'complete -F _kheadersfs kheadersfs')
 })
 
-t.test('kheadersfs <TAB>: exactly the CLI\'s commands, and the global options', async (t) => {
+t.test("kheadersfs <TAB>: exactly the CLI's commands, and the global options", async (t) => {
   t.same(complete('kheadersfs '), [...commands, '--help', '--version', '--log-level'])
   t.same(complete('kheadersfs m'), ['mount'], 'kheadersfs m<TAB>')
   t.same(complete('kheadersfs i'), ['info', 'install-helpers'])
   t.same(complete('kheadersfs st'), ['status'])
   t.same(complete('kheadersfs --log-level d'), ['debug'])
-  t.same(complete('kheadersfs --log-level='), ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'joined form, after "="')
+  t.same(
+    complete('kheadersfs --log-level='),
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    'joined form, after "="',
+  )
   t.same(complete('kheadersfs --log-level=w'), ['warn'])
   t.same(complete('kheadersfs --log-level debug u'), ['umount'], 'the command after --log-level LEVEL')
   t.same(complete('kheadersfs frob '), [], 'nothing after an unknown command')
 })
 
-t.test('-o mount options: kheadersfs\'s own, values, after a comma', async (t) => {
+t.test("-o mount options: kheadersfs's own, values, after a comma", async (t) => {
   t.same(complete('kheadersfs mount -o cache'), ['cache_mb='], '-o cache<TAB>')
-  t.same(complete('kheadersfs mount -o '), ['image=', 'release=', 'force', 'nonempty', 'log_level=', 'allow_untrusted_image', 'view=', 'cache_mb=', 'link_build'])
-  t.same(complete('kheadersfs mount -o ro,l'), ['ro,log_level=', 'ro,link_build'], 'the last item of a list (no "=" in the word yet)')
+  t.same(complete('kheadersfs mount -o '), [
+    'image=',
+    'release=',
+    'force',
+    'nonempty',
+    'log_level=',
+    'allow_untrusted_image',
+    'view=',
+    'cache_mb=',
+    'link_build',
+  ])
+  t.same(
+    complete('kheadersfs mount -o ro,l'),
+    ['ro,log_level=', 'ro,link_build'],
+    'the last item of a list (no "=" in the word yet)',
+  )
   t.same(complete('kheadersfs mount -o view='), ['on', 'off'])
   t.same(complete('kheadersfs mount -o ro,view=of'), ['off'])
   t.same(complete('kheadersfs mount -o log_level=t'), ['trace'])
   t.same(complete('kheadersfs mount --options f'), ['force'])
   t.same(complete('kheadersfs mount -ocache'), ['-ocache_mb='], 'the joined -oOPTS form')
   t.same(complete('kheadersfs mount -o cache_mb='), [], 'no guess for a number')
-  t.same(complete('kheadersfs pack -o cache'), [], 'pack\'s -o is a file')
+  t.same(complete('kheadersfs pack -o cache'), [], "pack's -o is a file")
 })
 
 t.test('options and their values per command', async (t) => {
@@ -92,7 +110,7 @@ t.test('files and directories where they go', async (t) => {
   t.same(complete('kheadersfs mount ', dir), ['tree'], 'the mountpoint: a directory')
 })
 
-t.test('no drift: every option a command\'s --help lists is offered; every option offered is taken', async (t) => {
+t.test("no drift: every option a command's --help lists is offered; every option offered is taken", async (t) => {
   for (const name of commands) {
     const offered = complete(`kheadersfs ${name} -`)
     const usage = COMMANDS[name].load().usage
@@ -113,7 +131,9 @@ t.test('no drift: every option a command\'s --help lists is offered; every optio
     // --help is checked on its own: it prints the usage and exits 0.
     const BOGUS = '--kheadersfs-completion-check'
     const checked = offered.filter((o) => o !== '--help')
-    const runs = await Promise.all(checked.map((o) => runCli([name, o, BOGUS], { env: { KHEADERSFS_LOG_LEVEL: 'silent' } })))
+    const runs = await Promise.all(
+      checked.map((o) => runCli([name, o, BOGUS], { env: { KHEADERSFS_LOG_LEVEL: 'silent' } })),
+    )
     t.same(
       runs.map((r) => r.code),
       checked.map(() => 2),
@@ -121,7 +141,10 @@ t.test('no drift: every option a command\'s --help lists is offered; every optio
     )
     const unknown = checked.filter((o, i) => runs[i].stderr.includes(`Unknown option '${o}'`))
     t.same(unknown, [], `${name}: every option offered is one it takes`)
-    t.ok(runs.filter((r) => r.stderr.includes(`Unknown option '${BOGUS}'`)).length > 0, `${name}: the check does tell a known option from an unknown one`)
+    t.ok(
+      runs.filter((r) => r.stderr.includes(`Unknown option '${BOGUS}'`)).length > 0,
+      `${name}: the check does tell a known option from an unknown one`,
+    )
     t.ok(offered.includes('--help'), `${name}: --help offered`)
     const help = await runCli([name, '--help'])
     t.equal(help.code, 0, `${name} --help exits 0`)
@@ -131,9 +154,20 @@ t.test('no drift: every option a command\'s --help lists is offered; every optio
 
 t.test('no drift: the -o options offered are what parseMountOptions takes and mount --help lists', async (t) => {
   const offered = complete('kheadersfs mount -o ')
-  const sample: Record<string, string> = { 'image=': 'image=/x.img', 'release=': 'release=6.1.0', 'log_level=': 'log_level=debug', 'view=': 'view=off', 'cache_mb=': 'cache_mb=8' }
-  for (const o of offered) t.doesNotThrow(() => parseMountOptions([sample[o] ?? o]), `parseMountOptions takes ${sample[o] ?? o}`)
-  t.throws(() => parseMountOptions(['frob']), /not a kheadersfs or generic mount option/, 'and refuses what it does not know (so the check above means something)')
+  const sample: Record<string, string> = {
+    'image=': 'image=/x.img',
+    'release=': 'release=6.1.0',
+    'log_level=': 'log_level=debug',
+    'view=': 'view=off',
+    'cache_mb=': 'cache_mb=8',
+  }
+  for (const o of offered)
+    t.doesNotThrow(() => parseMountOptions([sample[o] ?? o]), `parseMountOptions takes ${sample[o] ?? o}`)
+  t.throws(
+    () => parseMountOptions(['frob']),
+    /not a kheadersfs or generic mount option/,
+    'and refuses what it does not know (so the check above means something)',
+  )
   // mount --help: "-o OPTS  comma-separated options: image=PATH, release=R, ...; generic mount options ..."
   const text = /-o OPTS\s+comma-separated options: ([^;]*);/.exec(mount.usage)
   t.ok(text, 'the mount usage has its -o list')

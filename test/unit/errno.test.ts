@@ -41,7 +41,11 @@ t.test('toErrno: typed errors answer their errno (negated), silently', async (t)
   t.equal(toErrno(new MountBusyError('busy'), log, 'op', '/'), -errno.EBUSY)
   t.equal(toErrno(new UsageError('bad'), log, 'op', '/'), -errno.EINVAL)
   const enospc = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
-  t.equal(toErrno(new IoError('write failed', enospc), log, 'op', '/'), -errno.ENOSPC, 'IoError carries its cause\'s errno')
+  t.equal(
+    toErrno(new IoError('write failed', enospc), log, 'op', '/'),
+    -errno.ENOSPC,
+    "IoError carries its cause's errno",
+  )
   t.equal(lines.length, 0, 'nothing logged for expected errors')
 })
 
@@ -49,7 +53,13 @@ t.test('toErrno: anything else is EIO, logged once as an error with the op and p
   const { log, lines } = capture()
   t.equal(toErrno(new TypeError('x is undefined'), log, 'read', '/kheaders/a.h'), -errno.EIO)
   t.equal(lines.length, 1)
-  t.match(lines[0], { level: 50, op: 'read', path: '/kheaders/a.h', msg: 'unexpected error in a filesystem operation; answered EIO', err: { type: 'TypeError', message: 'x is undefined' } })
+  t.match(lines[0], {
+    level: 50,
+    op: 'read',
+    path: '/kheaders/a.h',
+    msg: 'unexpected error in a filesystem operation; answered EIO',
+    err: { type: 'TypeError', message: 'x is undefined' },
+  })
   // A Node system error is not one of ours either: EIO and logged (handlers type what they expect).
   const enoent = Object.assign(new Error('ENOENT'), { code: 'ENOENT', errno: -2 })
   t.equal(toErrno(enoent, log, 'getattr', '/'), -errno.EIO)
@@ -112,7 +122,12 @@ t.test('guard: a promise answers when it settles, once', async (t) => {
   const { log, lines } = capture()
   let resolve!: (n: number) => void
   const { cb, calls } = recorder()
-  const h = guard(log, 'read', (_path: string, _fd: number) => new Promise<number>((r) => (resolve = r)), (c, n) => c(n))
+  const h = guard(
+    log,
+    'read',
+    (_path: string, _fd: number) => new Promise<number>((r) => (resolve = r)),
+    (c, n) => c(n),
+  )
   h('/kheaders/a.h', 3, cb)
   await settle()
   t.same(calls, [], 'no answer before the promise settles')
@@ -128,7 +143,12 @@ t.test('guard: a promise answers when it settles, once', async (t) => {
 t.test('guard: a rejection answers the errno; an unknown one EIO, logged', async (t) => {
   const { log, lines } = capture()
   const a = recorder()
-  guard(log, 'read', async (path: string) => Promise.reject(new FsError('EISDIR', path)), (c, n: number) => c(n))('/kheaders', a.cb)
+  guard(
+    log,
+    'read',
+    async (path: string) => Promise.reject(new FsError('EISDIR', path)),
+    (c, n: number) => c(n),
+  )('/kheaders', a.cb)
   t.same(a.calls, [], 'not answered synchronously')
   await settle()
   t.same(a.calls, [[-errno.EISDIR]])
@@ -151,7 +171,12 @@ t.test('guard: a rejection answers the errno; an unknown one EIO, logged', async
   t.match(lines[0], { op: 'read', path: '/kheaders/big.h', err: { message: 'decoder broke' } })
 
   const c = recorder()
-  guard(log, 'read', (_path: string) => Promise.reject('not an Error'), (cb, n: number) => cb(n))('/x', c.cb)
+  guard(
+    log,
+    'read',
+    (_path: string) => Promise.reject('not an Error'),
+    (cb, n: number) => cb(n),
+  )('/x', c.cb)
   await settle()
   t.same(c.calls, [[-errno.EIO]], 'a rejection with a non-Error: EIO, once')
 })
@@ -164,7 +189,10 @@ t.test('guard: the path is the first argument when it is a string, else empty; c
   }
   guard(log, 'statfs', (_p: string) => bad(), ok, counts)('/', recorder().cb)
   guard(log, 'weird', (_n: number) => bad(), ok, counts)(5, recorder().cb)
-  t.match(lines, [{ op: 'statfs', path: '/' }, { op: 'weird', path: '' }])
+  t.match(lines, [
+    { op: 'statfs', path: '/' },
+    { op: 'weird', path: '' },
+  ])
   const get = guard(log, 'getattr', (_p: string) => 1, ok, counts)
   for (let i = 0; i < 3; i++) get('/', recorder().cb)
   t.same(counts, { statfs: 1, weird: 1, getattr: 3 }, 'failed calls count too')

@@ -61,7 +61,11 @@ t.test('each class: its name, exit code and errno; instanceof itself, KheadersEr
     t.ok(e instanceof cls && e instanceof KheadersError && e instanceof Error, `${name}: instanceof`)
     t.ok(KheadersError.is(e) && cls.is(e), `${name}: KheadersError.is and ${name}.is`)
     const others = KINDS.filter(([n]) => n !== name)
-    t.same(others.filter(([, other]) => e instanceof other || other.is(e)).map(([n]) => n), [], `${name}: no other class claims it`)
+    t.same(
+      others.filter(([, other]) => e instanceof other || other.is(e)).map(([n]) => n),
+      [],
+      `${name}: no other class claims it`,
+    )
     t.notOk('cause' in e, `${name}: no cause unless given`)
     t.match(e.stack, new RegExp(`^${name}: Cannot frob`), `${name}: the stack names the class`)
   }
@@ -70,21 +74,28 @@ t.test('each class: its name, exit code and errno; instanceof itself, KheadersEr
   t.notOk(KheadersError.is({ exitCode: 2 }), 'nor is a look-alike object')
 })
 
-t.test('cause: kept as the standard Error cause; IoError answers its errno, DaemonFailed exits with its exit code', async (t) => {
-  const enospc = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
-  for (const [name, cls] of KINDS) t.equal(new cls('x', enospc).cause, enospc, `${name}: cause`)
-  t.equal(new IoError('x', enospc).errno, errno.ENOSPC, 'IoError: the cause\'s errno')
-  t.equal(new IoError('x', new Error('no code')).errno, errno.EIO, 'IoError: EIO when the cause has none')
-  t.equal(new ImageFormatError('x', enospc).errno, errno.EINVAL, 'other classes keep their own errno')
-  t.equal(new KernelTreeError('x', enospc).exitCode, ExitCode.kernelTree)
-  // The daemon's readiness line: the mount command exits as the daemon's error would have.
-  const relayed = new DaemonFailed('Cannot mount at /m: the directory is not empty', { ready: false, message: 'm', exitCode: 9 })
-  t.equal(relayed.exitCode, 9, 'DaemonFailed: the readiness message\'s exit code')
-  t.equal(new DaemonFailed('x', { ready: false, message: 'm', exitCode: 0 }).exitCode, 0, 'even 0')
-  t.equal(new DaemonFailed('x', new UsageError('bad')).exitCode, 2, 'a KheadersError cause: its exit code')
-  t.equal(new DaemonFailed('x', new Error('spawn ENOENT')).exitCode, 1, 'a cause without one: failure')
-  t.equal(relayed.errno, errno.EIO)
-})
+t.test(
+  'cause: kept as the standard Error cause; IoError answers its errno, DaemonFailed exits with its exit code',
+  async (t) => {
+    const enospc = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+    for (const [name, cls] of KINDS) t.equal(new cls('x', enospc).cause, enospc, `${name}: cause`)
+    t.equal(new IoError('x', enospc).errno, errno.ENOSPC, "IoError: the cause's errno")
+    t.equal(new IoError('x', new Error('no code')).errno, errno.EIO, 'IoError: EIO when the cause has none')
+    t.equal(new ImageFormatError('x', enospc).errno, errno.EINVAL, 'other classes keep their own errno')
+    t.equal(new KernelTreeError('x', enospc).exitCode, ExitCode.kernelTree)
+    // The daemon's readiness line: the mount command exits as the daemon's error would have.
+    const relayed = new DaemonFailed('Cannot mount at /m: the directory is not empty', {
+      ready: false,
+      message: 'm',
+      exitCode: 9,
+    })
+    t.equal(relayed.exitCode, 9, "DaemonFailed: the readiness message's exit code")
+    t.equal(new DaemonFailed('x', { ready: false, message: 'm', exitCode: 0 }).exitCode, 0, 'even 0')
+    t.equal(new DaemonFailed('x', new UsageError('bad')).exitCode, 2, 'a KheadersError cause: its exit code')
+    t.equal(new DaemonFailed('x', new Error('spawn ENOENT')).exitCode, 1, 'a cause without one: failure')
+    t.equal(relayed.errno, errno.EIO)
+  },
+)
 
 t.test('FsError: errno only, named by it', async (t) => {
   const e = new FsError('ENOTDIR', '/a/b')
@@ -98,9 +109,20 @@ t.test('defineError: a new class in one line', async (t) => {
   const Frob = defineError('FrobError', ExitCode.busy, 'EAGAIN')
   const e = new Frob('frobbed')
   t.same([e.name, e.exitCode, e.errno, e.message], ['FrobError', 5, errno.EAGAIN, 'frobbed'])
-  t.ok(e instanceof Frob && !(e instanceof MountBusyError) && !MountBusyError.is(e), 'not the other class with exit code 5')
-  const Computed = defineError('ComputedError', () => ExitCode.io, () => 42)
-  t.same([new Computed('x').exitCode, new Computed('x').errno], [8, 42], 'exit code and errno from functions of the cause')
+  t.ok(
+    e instanceof Frob && !(e instanceof MountBusyError) && !MountBusyError.is(e),
+    'not the other class with exit code 5',
+  )
+  const Computed = defineError(
+    'ComputedError',
+    () => ExitCode.io,
+    () => 42,
+  )
+  t.same(
+    [new Computed('x').exitCode, new Computed('x').errno],
+    [8, 42],
+    'exit code and errno from functions of the cause',
+  )
 })
 
 t.test('XzFormatError from src/xz: "xz: ..." with the bad-image exit code and EIO', async (t) => {
@@ -115,13 +137,17 @@ t.test('XzFormatError from src/xz: "xz: ..." with the bad-image exit code and EI
   t.match(e, { name: 'XzFormatError', exitCode: 4, errno: errno.EIO, message: /^xz: / })
 })
 
-t.test('report: the one printer, one line, the class\'s exit code', async (t) => {
+t.test("report: the one printer, one line, the class's exit code", async (t) => {
   const lines: string[] = []
   const stderr = { write: (s: string) => lines.push(s) }
   t.equal(report(new ImageNotFoundError('Cannot find an image for 6.1; pass --image'), stderr), 3)
   t.equal(report(new UsageError('kheadersfs mount: give exactly one MOUNTPOINT'), stderr), 2)
   t.equal(report(new DaemonFailed('Cannot mount at /m: busy', { ready: false, message: '', exitCode: 9 }), stderr), 9)
-  t.same(lines, ['kheadersfs: Cannot find an image for 6.1; pass --image\n', 'kheadersfs mount: give exactly one MOUNTPOINT\n', 'kheadersfs: Cannot mount at /m: busy\n'])
+  t.same(lines, [
+    'kheadersfs: Cannot find an image for 6.1; pass --image\n',
+    'kheadersfs mount: give exactly one MOUNTPOINT\n',
+    'kheadersfs: Cannot mount at /m: busy\n',
+  ])
   const out: string[] = []
   t.equal(report(new TypeError('x is undefined'), { write: (s: string) => out.push(s) }), 1)
   t.match(out.join(''), /^kheadersfs: internal error: TypeError: x is undefined\n[\s\S]*Please report this/)

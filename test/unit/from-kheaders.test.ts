@@ -28,14 +28,21 @@ function kernelArchive(dir: string, files = FILES): string {
     writeFileSync(path.join(src, rel), text)
   }
   const out = path.join(dir, 'kheaders.tar.xz')
-  const r = spawnSync('sh', ['-c', `tar --sort=name --owner=0 --group=0 --numeric-owner --mode=u=rw,go=r,a+X -C "${src}" -cf - . | xz > "${out}"`])
+  const r = spawnSync('sh', [
+    '-c',
+    `tar --sort=name --owner=0 --group=0 --numeric-owner --mode=u=rw,go=r,a+X -C "${src}" -cf - . | xz > "${out}"`,
+  ])
   if (r.status !== 0) throw new Error(r.stderr.toString())
   return out
 }
 
 function listing(tarArgs: string[]): string[] {
   const r = spawnSync('sh', ['-c', `tar ${tarArgs.join(' ')}`], { encoding: 'utf8' })
-  return r.stdout.split('\n').map((l) => l.replace(/^\.\//, '').replace(/\/$/, '')).filter((l) => l !== '' && l !== '.').sort()
+  return r.stdout
+    .split('\n')
+    .map((l) => l.replace(/^\.\//, '').replace(/\/$/, ''))
+    .filter((l) => l !== '' && l !== '.')
+    .sort()
 }
 
 t.test('the kernel archive packs to a headers image with its exact file list and bytes', async (t) => {
@@ -50,7 +57,7 @@ t.test('the kernel archive packs to a headers image with its exact file list and
   t.equal(info.release, '6.6.50-android15-kh')
   t.equal(info.arch, 'arm64')
   t.equal(info.profile, 'headers')
-  t.equal(info.created, '2026-11-30T00:00:00.000Z', 'mtime from the archive\'s compile.h')
+  t.equal(info.created, '2026-11-30T00:00:00.000Z', "mtime from the archive's compile.h")
   t.match(info.source, { kind: 'kheaders-archive', sha256: /^[0-9a-f]{64}$/ })
   const inner = path.join(dir, 'inner.tar.xz')
   writeFileSync(inner, spawnSync('tar', ['-xOf', img, 'kheaders.tar.xz']).stdout)
@@ -66,7 +73,13 @@ t.test('an archive embedded in a module (kheaders.ko) is found by its checked xz
   const dir = tmpDir(t)
   const xz = readFileSync(kernelArchive(dir))
   // ELF-ish bytes around it, with a stray "YZ" and a stray xz magic before the real stream.
-  const ko = Buffer.concat([Buffer.from('\x7fELF....YZ....'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]), Buffer.alloc(7), xz, Buffer.from('.symtab kernel_headers_data_end YZ\0\0')])
+  const ko = Buffer.concat([
+    Buffer.from('\x7fELF....YZ....'),
+    Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]),
+    Buffer.alloc(7),
+    xz,
+    Buffer.from('.symtab kernel_headers_data_end YZ\0\0'),
+  ])
   t.same(findXzStream(ko, 'kheaders.ko'), xz)
   const file = path.join(dir, 'kheaders.ko')
   writeFileSync(file, ko)
@@ -83,10 +96,30 @@ t.test('refusals: no config, not an archive, module-build profile, a tree flag',
   const config = path.join(dir, '.config')
   writeFileSync(config, 'CONFIG_ARM64=y\n')
   const cases: Array<[string, string[], number, RegExp]> = [
-    ['no --config', ['--from-kheaders', archive], 2, /--from-kheaders needs --config too .*--config \/proc\/config\.gz/],
-    ['not xz', ['--from-kheaders', __filename, '--config', config], 7, /no \.xz stream in it; pass --from-kheaders the kernel's kheaders\.tar\.xz/],
-    ['missing', ['--from-kheaders', path.join(dir, 'nope'), '--config', config], 7, /Cannot read .*nope: ENOENT.*modprobe kheaders/],
-    ['module-build', ['--from-kheaders', archive, '--profile', 'module-build'], 2, /holds headers only.*--profile headers/],
+    [
+      'no --config',
+      ['--from-kheaders', archive],
+      2,
+      /--from-kheaders needs --config too .*--config \/proc\/config\.gz/,
+    ],
+    [
+      'not xz',
+      ['--from-kheaders', __filename, '--config', config],
+      7,
+      /no \.xz stream in it; pass --from-kheaders the kernel's kheaders\.tar\.xz/,
+    ],
+    [
+      'missing',
+      ['--from-kheaders', path.join(dir, 'nope'), '--config', config],
+      7,
+      /Cannot read .*nope: ENOENT.*modprobe kheaders/,
+    ],
+    [
+      'module-build',
+      ['--from-kheaders', archive, '--profile', 'module-build'],
+      2,
+      /holds headers only.*--profile headers/,
+    ],
     ['with --kernel', ['--from-kheaders', archive, '--kernel', dir], 2, /packs an archive, not a tree: drop --kernel/],
   ]
   for (const [what, args, code, msg] of cases) {

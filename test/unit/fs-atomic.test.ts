@@ -29,7 +29,11 @@ t.test('replaces the target whole; strings and Buffers; no temp left', async (t)
   writeFileAtomic(path.join(w, 'empty'), '', { mode: 0o644 })
   t.equal(readFileSync(path.join(w, 'empty'), 'utf8'), '', 'an empty file')
   t.same(readdirSync(w).sort(), ['empty', 'x.json'])
-  t.equal(tempPathFor(target, 42), path.join(w, '.x.json.kheadersfs-tmp-42'), 'temp files: hidden, beside the target, named by pid')
+  t.equal(
+    tempPathFor(target, 42),
+    path.join(w, '.x.json.kheadersfs-tmp-42'),
+    'temp files: hidden, beside the target, named by pid',
+  )
 })
 
 t.test('mode: the umask applies, unless exactMode', async (t) => {
@@ -60,7 +64,10 @@ t.test('never writes through a link at the target or at the temp path', async (t
 
 t.test('failure: the system error as is, the temp removed, the old target kept', async (t) => {
   const w = tmpDir(t)
-  t.throws(() => writeFileAtomic(path.join(w, 'no/such/dir/x'), 'x', { mode: 0o644 }), { code: 'ENOENT', syscall: 'open' })
+  t.throws(() => writeFileAtomic(path.join(w, 'no/such/dir/x'), 'x', { mode: 0o644 }), {
+    code: 'ENOENT',
+    syscall: 'open',
+  })
   // rename onto a non-empty directory fails after the temp was written: the temp must go.
   const dir = path.join(w, 'target')
   mkdirSync(dir)

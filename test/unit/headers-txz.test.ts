@@ -32,21 +32,30 @@ t.test('normalized tar: uid/gid 0, no owner names, fixed mtime, given modes, com
   t.equal(tar.length, a.tarSize)
   const w = tmpDir(t)
   writeFileSync(path.join(w, 'a.tar'), tar)
-  const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', path.join(w, 'a.tar')], { env: { TZ: 'UTC' } }).toString()
-  for (const line of listing.trim().split('\n')) t.match(line, /^([-d]rw[-x]r-[-x]r-[-x]|lrwxrwxrwx) 0\/0 +\d+ 2023-11-14 22:13:20 /, line)
+  const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', path.join(w, 'a.tar')], {
+    env: { TZ: 'UTC' },
+  }).toString()
+  for (const line of listing.trim().split('\n'))
+    t.match(line, /^([-d]rw[-x]r-[-x]r-[-x]|lrwxrwxrwx) 0\/0 +\d+ 2023-11-14 22:13:20 /, line)
   t.match(listing, /^-rwxr-xr-x .* scripts\/fixdep$/m)
   t.match(listing, /^lrwxrwxrwx .* include\/b\.h -> a\.h$/m)
   execFileSync('tar', ['-xf', path.join(w, 'a.tar'), '-C', w])
   t.equal(execFileSync('cat', [path.join(w, 'include/a.h')]).toString(), ' \n#define A 1  \n')
-  t.equal(a.rawBytes, ENTRIES.reduce((n, e) => n + (e.data?.length ?? 0), 0))
+  t.equal(
+    a.rawBytes,
+    ENTRIES.reduce((n, e) => n + (e.data?.length ?? 0), 0),
+  )
   t.ok(a.strippedBytes < a.rawBytes)
 })
 
-t.test('recorded offsets point at each file\'s bytes in the tar (incl. pax long names)', async (t) => {
+t.test("recorded offsets point at each file's bytes in the tar (incl. pax long names)", async (t) => {
   const a = await buildArchive(ENTRIES, opts)
   const tar = await xzDecode(a.txz)
   const listed = await listTar(tar)
-  t.same(listed.map((f) => f.path), a.files.map((f) => f.path))
+  t.same(
+    listed.map((f) => f.path),
+    a.files.map((f) => f.path),
+  )
   for (const f of a.files.filter((f) => f.type === 'file')) {
     const got = listed.find((l) => l.path === f.path)!
     t.equal(f.offset, got.offset, `${f.path} offset`)
@@ -76,8 +85,11 @@ t.test('abort stops the archive with the signal reason', async (t) => {
 })
 
 t.test('a file that cannot be read is named', async (t) => {
-  await t.rejects(buildArchive([{ path: 'x.h', type: 'file', mode: 0o644, source: '/nonexistent/x.h', size: 1, strip: true }], opts), {
-    exitCode: 7,
-    message: /Cannot read \/nonexistent\/x\.h \(x\.h\): ENOENT/,
-  })
+  await t.rejects(
+    buildArchive([{ path: 'x.h', type: 'file', mode: 0o644, source: '/nonexistent/x.h', size: 1, strip: true }], opts),
+    {
+      exitCode: 7,
+      message: /Cannot read \/nonexistent\/x\.h \(x\.h\): ENOENT/,
+    },
+  )
 })

@@ -23,7 +23,14 @@ const manifest = (over: Partial<Manifest> = {}): Manifest => ({
   epoch: 1_700_000_000,
   payloads: {
     'config.gz': { size: config.length, sha256: sha256(config), uncompressedSize: 100 },
-    'kheaders.tar.xz': { size: headers.length, sha256: sha256(headers), uncompressedSize: 4096, blockSize: 1 << 20, preset: 6, check: 'crc64' },
+    'kheaders.tar.xz': {
+      size: headers.length,
+      sha256: sha256(headers),
+      uncompressedSize: 4096,
+      blockSize: 1 << 20,
+      preset: 6,
+      check: 'crc64',
+    },
   },
   counts: { files: 1, directories: 1, symlinks: 1 },
   bytes: { raw: 10, stripped: 8 },
@@ -64,7 +71,10 @@ t.test('manifest validation names the bad field', async (t) => {
   bad((o) => o.files.push(o.files[1]), /twice|outside/)
   bad((o) => (o.counts.files = 2), /counts do not match/)
   t.throws(() => parseManifest(Buffer.from('{')), { message: /not valid JSON/ })
-  t.ok(parseManifest(Buffer.from(serializeManifest(manifest()).toString().replace('"1.0"', '"1.7"'))), 'a newer minor version is read')
+  t.ok(
+    parseManifest(Buffer.from(serializeManifest(manifest()).toString().replace('"1.0"', '"1.7"'))),
+    'a newer minor version is read',
+  )
 })
 
 t.test('image: a plain tar of manifest.json, config.gz, kheaders.tar.xz, SHA256SUMS', async (t) => {
@@ -86,13 +96,17 @@ t.test('image: a plain tar of manifest.json, config.gz, kheaders.tar.xz, SHA256S
 t.test('image: every truncation, bit flip, reorder or extra member is refused with a reason', async (t) => {
   const img = await image()
   for (const len of [0, 100, 511, 512, 1024, img.length - 1024, img.length - 512, img.length - 1]) {
-    t.throws(() => parseImage(img.subarray(0, len), 'x.img'), { exitCode: 4, message: /^Cannot use image x\.img: .*; repack it/ }, `truncated to ${len}`)
+    t.throws(
+      () => parseImage(img.subarray(0, len), 'x.img'),
+      { exitCode: 4, message: /^Cannot use image x\.img: .*; repack it/ },
+      `truncated to ${len}`,
+    )
   }
   let caught = 0
   for (let i = 0; i < 200; i++) {
     const pos = (i * 7919) % img.length
     const flipped = Buffer.from(img)
-    flipped[pos] ^= 1 << i % 8
+    flipped[pos] ^= 1 << (i % 8)
     try {
       parseImage(flipped, 'x.img')
     } catch (e) {
@@ -114,14 +128,24 @@ t.test('atomic write: never a partial file; stale temps from a killed run are re
   writeFileSync(tempPathFor(target, process.ppid), 'a live writer')
   t.same(removeStaleTemps(target), [tempPathFor(target, 999_999)])
   t.ok(existsSync(tempPathFor(target, process.ppid)), 'a temp file of a live process is left alone')
-  t.throws(() => writeImage(path.join(w, 'no/such/dir/x.img'), Buffer.from('x')), { exitCode: 8, message: /Cannot write image .*ENOENT.*pass -o/ })
+  t.throws(() => writeImage(path.join(w, 'no/such/dir/x.img'), Buffer.from('x')), {
+    exitCode: 8,
+    message: /Cannot write image .*ENOENT.*pass -o/,
+  })
 })
 
-t.test('atomic write on a full filesystem: clear ENOSPC, no target, no temp', { skip: process.getuid?.() !== 0 && 'needs root to mount a small tmpfs' }, async (t) => {
-  const w = tmpDir(t)
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'kheadersfs-test', w])
-  t.teardown(() => execFileSync('umount', [w]))
-  const target = path.join(w, 'out.img')
-  t.throws(() => writeImage(target, Buffer.alloc(1 << 20)), { exitCode: 8, message: /Cannot write image .*out\.img: ENOSPC: no space left on device; free some space/ })
-  t.same(readdirSync(w), [])
-})
+t.test(
+  'atomic write on a full filesystem: clear ENOSPC, no target, no temp',
+  { skip: process.getuid?.() !== 0 && 'needs root to mount a small tmpfs' },
+  async (t) => {
+    const w = tmpDir(t)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'kheadersfs-test', w])
+    t.teardown(() => execFileSync('umount', [w]))
+    const target = path.join(w, 'out.img')
+    t.throws(() => writeImage(target, Buffer.alloc(1 << 20)), {
+      exitCode: 8,
+      message: /Cannot write image .*out\.img: ENOSPC: no space left on device; free some space/,
+    })
+    t.same(readdirSync(w), [])
+  },
+)

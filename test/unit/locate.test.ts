@@ -31,7 +31,10 @@ t.test('searchPath: $KHEADERSFS_IMAGE first when set, then the modules directory
 })
 
 t.test('locateImage: an explicit path is taken as given, even when missing', async (t) => {
-  t.same(locateImage({ explicit: '/no/such.img', release, env: { KHEADERSFS_IMAGE: '/x' } }), { path: '/no/such.img', tried: ['/no/such.img'] })
+  t.same(locateImage({ explicit: '/no/such.img', release, env: { KHEADERSFS_IMAGE: '/x' } }), {
+    path: '/no/such.img',
+    tried: ['/no/such.img'],
+  })
 })
 
 t.test('locateImage: nothing anywhere is exit 3 with every place named', async (t) => {
@@ -46,22 +49,30 @@ t.test('locateImage: nothing anywhere is exit 3 with every place named', async (
   })
 })
 
-t.test('locateImage: the first that exists wins, in search order', { skip: process.getuid?.() !== 0 && 'needs root to write under /lib/modules and /usr/lib' }, async (t) => {
-  const env = { KHEADERSFS_IMAGE: path.join(tmpDir(t), 'env.img') }
-  const tried = [env.KHEADERSFS_IMAGE, modules, library]
-  const madeLibrary = !existsSync('/usr/lib/kheadersfs')
-  t.teardown(() => {
-    rmSync(path.dirname(modules), { recursive: true, force: true })
-    rmSync(library, { force: true })
-    if (madeLibrary) rmdirSync('/usr/lib/kheadersfs')
-  })
-  mkdirSync(path.dirname(modules))
-  mkdirSync('/usr/lib/kheadersfs', { recursive: true })
-  writeFileSync(library, '')
-  t.same(locateImage({ release, env }), { path: library, tried }, 'only the library has one')
-  writeFileSync(modules, '')
-  t.same(locateImage({ release, env }), { path: modules, tried }, 'the modules directory before the library')
-  writeFileSync(env.KHEADERSFS_IMAGE, '')
-  t.same(locateImage({ release, env }), { path: env.KHEADERSFS_IMAGE, tried }, '$KHEADERSFS_IMAGE before both')
-  t.same(locateImage({ release, env: {} }), { path: modules, tried: [modules, library] }, 'unset: the modules directory')
-})
+t.test(
+  'locateImage: the first that exists wins, in search order',
+  { skip: process.getuid?.() !== 0 && 'needs root to write under /lib/modules and /usr/lib' },
+  async (t) => {
+    const env = { KHEADERSFS_IMAGE: path.join(tmpDir(t), 'env.img') }
+    const tried = [env.KHEADERSFS_IMAGE, modules, library]
+    const madeLibrary = !existsSync('/usr/lib/kheadersfs')
+    t.teardown(() => {
+      rmSync(path.dirname(modules), { recursive: true, force: true })
+      rmSync(library, { force: true })
+      if (madeLibrary) rmdirSync('/usr/lib/kheadersfs')
+    })
+    mkdirSync(path.dirname(modules))
+    mkdirSync('/usr/lib/kheadersfs', { recursive: true })
+    writeFileSync(library, '')
+    t.same(locateImage({ release, env }), { path: library, tried }, 'only the library has one')
+    writeFileSync(modules, '')
+    t.same(locateImage({ release, env }), { path: modules, tried }, 'the modules directory before the library')
+    writeFileSync(env.KHEADERSFS_IMAGE, '')
+    t.same(locateImage({ release, env }), { path: env.KHEADERSFS_IMAGE, tried }, '$KHEADERSFS_IMAGE before both')
+    t.same(
+      locateImage({ release, env: {} }),
+      { path: modules, tried: [modules, library] },
+      'unset: the modules directory',
+    )
+  },
+)

@@ -5,7 +5,18 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { FSTYPE, health, holders, isDirectory, kheadersMounts, mounts, parseMountinfo, rssBytes, running, unmount } from '../../src/serve/mounts'
+import {
+  FSTYPE,
+  health,
+  holders,
+  isDirectory,
+  kheadersMounts,
+  mounts,
+  parseMountinfo,
+  rssBytes,
+  running,
+  unmount,
+} from '../../src/serve/mounts'
 import { tmpDir } from '../helpers/tmp'
 
 const root = process.getuid?.() === 0
@@ -21,106 +32,168 @@ t.test('parseMountinfo: fields, optional fields, \\ooo escapes; malformed lines 
     '5 6 7:8 / /y rw - ext4',
   ].join('\n')
   t.same(parseMountinfo(text), [
-    { id: 36, mountpoint: '/mnt/parent', options: 'ro,noatime', fstype: 'ext3', source: '/dev/root', superOptions: 'rw,errors=continue' },
-    { id: 620, mountpoint: '/tmp/a b\tc\\d', options: 'rw,nosuid,nodev,relatime', fstype: 'fuse.kheadersfs', source: 'kheadersfs,ro', superOptions: 'rw,user_id=0,group_id=0,allow_other' },
-    { id: 621, mountpoint: '/proc-ext', options: 'rw,relatime', fstype: 'fuse.kheadersfs', source: 'kheadersfs', superOptions: 'rw,user_id=0' },
+    {
+      id: 36,
+      mountpoint: '/mnt/parent',
+      options: 'ro,noatime',
+      fstype: 'ext3',
+      source: '/dev/root',
+      superOptions: 'rw,errors=continue',
+    },
+    {
+      id: 620,
+      mountpoint: '/tmp/a b\tc\\d',
+      options: 'rw,nosuid,nodev,relatime',
+      fstype: 'fuse.kheadersfs',
+      source: 'kheadersfs,ro',
+      superOptions: 'rw,user_id=0,group_id=0,allow_other',
+    },
+    {
+      id: 621,
+      mountpoint: '/proc-ext',
+      options: 'rw,relatime',
+      fstype: 'fuse.kheadersfs',
+      source: 'kheadersfs',
+      superOptions: 'rw,user_id=0',
+    },
   ])
   t.equal(FSTYPE, 'fuse.kheadersfs')
-  t.same(parseMountinfo('9 8 0:1 / /a\\012b rw - tmpfs x\\040y rw\n')[0], { id: 9, mountpoint: '/a\nb', options: 'rw', fstype: 'tmpfs', source: 'x y', superOptions: 'rw' }, 'newline and space escapes')
+  t.same(
+    parseMountinfo('9 8 0:1 / /a\\012b rw - tmpfs x\\040y rw\n')[0],
+    { id: 9, mountpoint: '/a\nb', options: 'rw', fstype: 'tmpfs', source: 'x y', superOptions: 'rw' },
+    'newline and space escapes',
+  )
 })
 
-t.test('mounts(): this process\'s table; kheadersMounts() only fuse.kheadersfs', async (t) => {
+t.test("mounts(): this process's table; kheadersMounts() only fuse.kheadersfs", async (t) => {
   const all = mounts()
-  t.ok(all.some((m) => m.mountpoint === '/'), 'the root is mounted')
-  t.ok(all.some((m) => m.mountpoint === '/proc' && m.fstype === 'proc'), '/proc is proc')
+  t.ok(
+    all.some((m) => m.mountpoint === '/'),
+    'the root is mounted',
+  )
+  t.ok(
+    all.some((m) => m.mountpoint === '/proc' && m.fstype === 'proc'),
+    '/proc is proc',
+  )
   t.ok(kheadersMounts().every((m) => m.fstype === 'fuse.kheadersfs'))
 })
 
-t.test('unmount of a tmpfs: ok, busy while a file is open, an error for what is not mounted', { skip: !root && 'needs root to mount a tmpfs' }, async (t) => {
-  const dir = tmpDir(t)
-  const mnt = path.join(dir, 'mnt')
-  mkdirSync(mnt)
-  const mounted = (): boolean => mounts().some((m) => m.mountpoint === mnt)
-  t.teardown(() => {
-    if (mounted()) spawnSync('umount', ['-l', mnt])
-  })
-  const mountTmpfs = (): void => {
-    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'kheadersfs-test', mnt], { encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(`mount: ${r.stderr}`)
-    writeFileSync(path.join(mnt, 'f'), 'x')
-  }
-  /** A process holding `mnt`/f open until killed. */
-  const hold = async (): Promise<ReturnType<typeof spawn>> => {
-    const p = spawn('sh', ['-c', `exec 7<"${mnt}/f"; echo held; exec sleep 60`])
-    t.teardown(() => p.kill('SIGKILL'))
-    await new Promise((r) => p.stdout!.once('data', r))
-    return p
-  }
-  const release = async (p: ReturnType<typeof spawn>): Promise<void> => {
-    p.kill('SIGKILL')
-    await new Promise((r) => p.once('exit', r))
-  }
-
-  mountTmpfs()
-  let holder = await hold()
-  // sh execs sleep right after saying "held": either name may be current.
-  t.match(holders(mnt), [{ pid: holder.pid, command: /^(sh|sleep)$/, files: 1 }], 'holders names the process and its open file')
-  t.equal(holders(mnt).length, 1, 'and nobody else')
-  t.equal(unmount(mnt, false), 'busy', 'busy while the file is open')
-  t.ok(mounted(), 'still mounted')
-  await release(holder)
-  t.same(holders(mnt), [])
-  t.equal(unmount(mnt, false), 'ok')
-  t.notOk(mounted(), 'unmounted')
-
-  mountTmpfs()
-  holder = await hold()
-  t.equal(unmount(mnt, true), 'ok', 'lazy: ok even while a file is open')
-  t.notOk(mounted(), 'detached at once')
-  await release(holder)
-
-  const r = unmount(mnt, false)
-  t.match(r, { error: /not mounted/ }, 'not mounted: an error naming why, in English')
-
-  t.test('under a German locale: "busy" is still busy, from fusermount and from umount(8)', async (t) => {
-    const saved = { LANG: process.env.LANG, LC_ALL: process.env.LC_ALL, LANGUAGE: process.env.LANGUAGE, PATH: process.env.PATH }
-    const restore = (): void => {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k]
-        else process.env[k] = v
-      }
+t.test(
+  'unmount of a tmpfs: ok, busy while a file is open, an error for what is not mounted',
+  { skip: !root && 'needs root to mount a tmpfs' },
+  async (t) => {
+    const dir = tmpDir(t)
+    const mnt = path.join(dir, 'mnt')
+    mkdirSync(mnt)
+    const mounted = (): boolean => mounts().some((m) => m.mountpoint === mnt)
+    t.teardown(() => {
+      if (mounted()) spawnSync('umount', ['-l', mnt])
+    })
+    const mountTmpfs = (): void => {
+      const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'kheadersfs-test', mnt], { encoding: 'utf8' })
+      if (r.status !== 0) throw new Error(`mount: ${r.stderr}`)
+      writeFileSync(path.join(mnt, 'f'), 'x')
     }
-    t.teardown(restore)
-    // umount(8) is the fallback for a mount fusermount refuses; with no fusermount on PATH, it is
-    // what answers (fusermount itself never translates its messages).
-    const bin = path.join(dir, 'bin')
-    mkdirSync(bin)
-    symlinkSync(spawnSync('sh', ['-c', 'command -v umount'], { encoding: 'utf8' }).stdout.trim(), path.join(bin, 'umount'))
-    const withoutFusermount = <R>(fn: () => R): R => {
-      process.env.PATH = bin
-      try {
-        return fn()
-      } finally {
-        process.env.PATH = saved.PATH
-      }
+    /** A process holding `mnt`/f open until killed. */
+    const hold = async (): Promise<ReturnType<typeof spawn>> => {
+      const p = spawn('sh', ['-c', `exec 7<"${mnt}/f"; echo held; exec sleep 60`])
+      t.teardown(() => p.kill('SIGKILL'))
+      await new Promise((r) => p.stdout!.once('data', r))
+      return p
     }
-    Object.assign(process.env, { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', LANGUAGE: 'de' })
+    const release = async (p: ReturnType<typeof spawn>): Promise<void> => {
+      p.kill('SIGKILL')
+      await new Promise((r) => p.once('exit', r))
+    }
+
     mountTmpfs()
-    const holder = await hold()
-    // Without German messages this case proves nothing: .ci/setup installs and generates them.
-    const plain = spawnSync('umount', [mnt], { encoding: 'utf8' })
-    t.not(plain.status, 0)
-    t.match(plain.stderr, /das Ziel wird gerade benutzt/, 'umount(8) itself answers in German here (util-linux-locales, de_DE.UTF-8)')
-    t.notMatch(plain.stderr, /busy/i)
-    t.equal(unmount(mnt, false), 'busy', 'busy (fusermount)')
-    t.equal(withoutFusermount(() => unmount(mnt, false)), 'busy', 'busy (umount(8))')
-    t.ok(mounted())
+    let holder = await hold()
+    // sh execs sleep right after saying "held": either name may be current.
+    t.match(
+      holders(mnt),
+      [{ pid: holder.pid, command: /^(sh|sleep)$/, files: 1 }],
+      'holders names the process and its open file',
+    )
+    t.equal(holders(mnt).length, 1, 'and nobody else')
+    t.equal(unmount(mnt, false), 'busy', 'busy while the file is open')
+    t.ok(mounted(), 'still mounted')
     await release(holder)
-    t.equal(withoutFusermount(() => unmount(mnt, false)), 'ok')
-    t.notOk(mounted())
-    t.match(withoutFusermount(() => unmount(mnt, false)), { error: /^umount: .*: not mounted\.$/ }, 'its error reads in English (the C locale)')
-  })
-})
+    t.same(holders(mnt), [])
+    t.equal(unmount(mnt, false), 'ok')
+    t.notOk(mounted(), 'unmounted')
+
+    mountTmpfs()
+    holder = await hold()
+    t.equal(unmount(mnt, true), 'ok', 'lazy: ok even while a file is open')
+    t.notOk(mounted(), 'detached at once')
+    await release(holder)
+
+    const r = unmount(mnt, false)
+    t.match(r, { error: /not mounted/ }, 'not mounted: an error naming why, in English')
+
+    t.test('under a German locale: "busy" is still busy, from fusermount and from umount(8)', async (t) => {
+      const saved = {
+        LANG: process.env.LANG,
+        LC_ALL: process.env.LC_ALL,
+        LANGUAGE: process.env.LANGUAGE,
+        PATH: process.env.PATH,
+      }
+      const restore = (): void => {
+        for (const [k, v] of Object.entries(saved)) {
+          if (v === undefined) delete process.env[k]
+          else process.env[k] = v
+        }
+      }
+      t.teardown(restore)
+      // umount(8) is the fallback for a mount fusermount refuses; with no fusermount on PATH, it is
+      // what answers (fusermount itself never translates its messages).
+      const bin = path.join(dir, 'bin')
+      mkdirSync(bin)
+      symlinkSync(
+        spawnSync('sh', ['-c', 'command -v umount'], { encoding: 'utf8' }).stdout.trim(),
+        path.join(bin, 'umount'),
+      )
+      const withoutFusermount = <R>(fn: () => R): R => {
+        process.env.PATH = bin
+        try {
+          return fn()
+        } finally {
+          process.env.PATH = saved.PATH
+        }
+      }
+      Object.assign(process.env, { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', LANGUAGE: 'de' })
+      mountTmpfs()
+      const holder = await hold()
+      // Without German messages this case proves nothing: .ci/setup installs and generates them.
+      const plain = spawnSync('umount', [mnt], { encoding: 'utf8' })
+      t.not(plain.status, 0)
+      t.match(
+        plain.stderr,
+        /das Ziel wird gerade benutzt/,
+        'umount(8) itself answers in German here (util-linux-locales, de_DE.UTF-8)',
+      )
+      t.notMatch(plain.stderr, /busy/i)
+      t.equal(unmount(mnt, false), 'busy', 'busy (fusermount)')
+      t.equal(
+        withoutFusermount(() => unmount(mnt, false)),
+        'busy',
+        'busy (umount(8))',
+      )
+      t.ok(mounted())
+      await release(holder)
+      t.equal(
+        withoutFusermount(() => unmount(mnt, false)),
+        'ok',
+      )
+      t.notOk(mounted())
+      t.match(
+        withoutFusermount(() => unmount(mnt, false)),
+        { error: /^umount: .*: not mounted\.$/ },
+        'its error reads in English (the C locale)',
+      )
+    })
+  },
+)
 
 t.test('running, rssBytes, isDirectory, health of a plain directory', async (t) => {
   t.equal(running(process.pid), true)

@@ -11,7 +11,13 @@ t.test('versions at and above the floor pass, older ones get one line naming the
   for (const ok of ['18.19.0', '18.20.4', '20.19.2', '22.0.0', '24.1.0']) t.equal(nodeTooOld(ok), undefined, ok)
   for (const old of ['18.18.2', '16.20.2', '12.22.12']) {
     const msg = nodeTooOld(old)
-    t.match(msg, new RegExp(`^kheadersfs: Node\\.js 18\\.19 or newer is required, this is ${old.replace(/\./g, '\\.')}; install a newer nodejs`), old)
+    t.match(
+      msg,
+      new RegExp(
+        `^kheadersfs: Node\\.js 18\\.19 or newer is required, this is ${old.replace(/\./g, '\\.')}; install a newer nodejs`,
+      ),
+      old,
+    )
     t.notMatch(msg, /\n/)
   }
 })

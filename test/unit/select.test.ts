@@ -9,7 +9,8 @@ import { tmpDir } from '../helpers/tmp'
 import { tinyTree } from '../helpers/tiny-tree'
 
 const env = {}
-const paths = (dir: string, profile: 'headers' | 'module-build') => selectFiles(detectKernelTree({ kernel: dir, env }), profile).entries.map((e) => e.path)
+const paths = (dir: string, profile: 'headers' | 'module-build') =>
+  selectFiles(detectKernelTree({ kernel: dir, env }), profile).entries.map((e) => e.path)
 
 t.test('headers profile: every *.h under include/ and arch/<arch>/include/, parents included', async (t) => {
   const dir = tinyTree(tmpDir(t))
@@ -33,22 +34,42 @@ t.test('headers profile: every *.h under include/ and arch/<arch>/include/, pare
   ])
 })
 
-t.test('module-build profile: headers + Makefiles, config, scripts (no junk), symvers; no other arch, no stamps', async (t) => {
-  const dir = tinyTree(tmpDir(t))
-  const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
-  const p = sel.entries.map((e) => e.path)
-  for (const want of ['.config', 'Makefile', 'Module.symvers', 'arch/x86/Makefile', 'arch/x86/Makefile_32.cpu', 'include/config/auto.conf', 'include/config/kernel.release', 'scripts/Makefile.build', 'scripts/basic/fixdep']) {
-    t.ok(p.includes(want), `has ${want}`)
-  }
-  for (const not of ['include/config/MODULES', 'arch/arm64/include/asm/page.h', 'arch/x86/kernel/setup.c', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o', 'Documentation/index.rst']) {
-    t.notOk(p.includes(not), `has no ${not}`)
-  }
-  const fixdep = sel.entries.find((e) => e.path === 'scripts/basic/fixdep')!
-  t.equal(fixdep.mode, 0o755, 'executables keep +x (as 0755)')
-  t.equal(sel.entries.find((e) => e.path === 'Makefile')!.mode, 0o644)
-  t.ok(sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.strip, 'headers are stripped')
-  t.notOk(sel.entries.find((e) => e.path === 'Makefile')!.strip)
-})
+t.test(
+  'module-build profile: headers + Makefiles, config, scripts (no junk), symvers; no other arch, no stamps',
+  async (t) => {
+    const dir = tinyTree(tmpDir(t))
+    const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
+    const p = sel.entries.map((e) => e.path)
+    for (const want of [
+      '.config',
+      'Makefile',
+      'Module.symvers',
+      'arch/x86/Makefile',
+      'arch/x86/Makefile_32.cpu',
+      'include/config/auto.conf',
+      'include/config/kernel.release',
+      'scripts/Makefile.build',
+      'scripts/basic/fixdep',
+    ]) {
+      t.ok(p.includes(want), `has ${want}`)
+    }
+    for (const not of [
+      'include/config/MODULES',
+      'arch/arm64/include/asm/page.h',
+      'arch/x86/kernel/setup.c',
+      'scripts/basic/.fixdep.cmd',
+      'scripts/mod/modpost.o',
+      'Documentation/index.rst',
+    ]) {
+      t.notOk(p.includes(not), `has no ${not}`)
+    }
+    const fixdep = sel.entries.find((e) => e.path === 'scripts/basic/fixdep')!
+    t.equal(fixdep.mode, 0o755, 'executables keep +x (as 0755)')
+    t.equal(sel.entries.find((e) => e.path === 'Makefile')!.mode, 0o644)
+    t.ok(sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.strip, 'headers are stripped')
+    t.notOk(sel.entries.find((e) => e.path === 'Makefile')!.strip)
+  },
+)
 
 t.test('module-build names the missing piece and the fix', async (t) => {
   for (const [omit, re] of [
@@ -58,7 +79,11 @@ t.test('module-build names the missing piece and the fix', async (t) => {
     ['scripts/Makefile.build', /scripts\/Makefile\.build is missing/],
   ] as const) {
     const dir = tinyTree(tmpDir(t), { omit: [omit] })
-    t.throws(() => selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build'), { exitCode: 7, message: re }, omit)
+    t.throws(
+      () => selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build'),
+      { exitCode: 7, message: re },
+      omit,
+    )
   }
 })
 
@@ -73,13 +98,18 @@ t.test('objtree wins over srctree; a stub Makefile is replaced by the real one',
   writeFileSync(path.join(obj, 'include/linux/kernel.h'), '/* obj wins */\n')
   writeFileSync(path.join(obj, 'Makefile'), `include ${src}/Makefile\n`)
   const sel = selectFiles(detectKernelTree({ kernel: obj, env, config: path.join(src, '.config') }), 'module-build')
-  t.equal(sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.source, path.join(obj, 'include/linux/kernel.h'))
+  t.equal(
+    sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.source,
+    path.join(obj, 'include/linux/kernel.h'),
+  )
   t.equal(sel.entries.find((e) => e.path === 'Makefile')!.source, path.join(src, 'Makefile'))
 })
 
 t.test('symlinks: inside the tree kept, top-level split links followed, others skipped by name', async (t) => {
   const base = tmpDir(t)
-  const dir = tinyTree(path.join(base, 'tree'), { omit: ['scripts/Makefile.build', 'scripts/basic/fixdep', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o'] })
+  const dir = tinyTree(path.join(base, 'tree'), {
+    omit: ['scripts/Makefile.build', 'scripts/basic/fixdep', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o'],
+  })
   rmSync(path.join(dir, 'scripts'), { recursive: true, force: true })
   // Debian-style: scripts/ lives elsewhere and the tree links to it at the top.
   const kbuild = path.join(base, 'kbuild', 'scripts')
@@ -95,15 +125,23 @@ t.test('symlinks: inside the tree kept, top-level split links followed, others s
   const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
   const by = new Map(sel.entries.map((e) => [e.path, e]))
   t.match(by.get('include/linux/alias.h'), { type: 'symlink', linkname: 'kernel.h' })
-  t.match(by.get('include/linux/dangling.h'), { type: 'symlink', linkname: 'missing-target' }, 'in-tree links are kept even if dangling, as cpio does')
+  t.match(
+    by.get('include/linux/dangling.h'),
+    { type: 'symlink', linkname: 'missing-target' },
+    'in-tree links are kept even if dangling, as cpio does',
+  )
   t.match(by.get('scripts/Makefile.build'), { type: 'file', source: path.join(kbuild, 'Makefile.build') })
   t.notOk(by.has('include/linux/escape.h'))
   t.notOk(by.has('include/linux/abs.h'))
-  t.same(
-    sel.skipped.map((s) => s.path).sort(),
-    ['include/linux/abs.h', 'include/linux/dangling-abs.h', 'include/linux/escape.h'],
+  t.same(sel.skipped.map((s) => s.path).sort(), [
+    'include/linux/abs.h',
+    'include/linux/dangling-abs.h',
+    'include/linux/escape.h',
+  ])
+  t.match(
+    sel.skipped.find((s) => s.path === 'include/linux/abs.h'),
+    { reason: /outside the kernel tree/ },
   )
-  t.match(sel.skipped.find((s) => s.path === 'include/linux/abs.h'), { reason: /outside the kernel tree/ })
 })
 
 t.test('FIFOs, device nodes, sockets and unprintable names are skipped by name', async (t) => {
@@ -123,7 +161,14 @@ t.test('FIFOs, device nodes, sockets and unprintable names are skipped by name',
 
 t.test('compareTarPaths sorts directory by directory, like GNU tar --sort=name', async (t) => {
   const list = ['include/acpi-x.h', 'include/acpi/b.h', 'include', 'include/acpi', 'include/Z.h', 'include/acpi/a.h']
-  t.same([...list].sort(compareTarPaths), ['include', 'include/Z.h', 'include/acpi', 'include/acpi/a.h', 'include/acpi/b.h', 'include/acpi-x.h'])
+  t.same([...list].sort(compareTarPaths), [
+    'include',
+    'include/Z.h',
+    'include/acpi',
+    'include/acpi/a.h',
+    'include/acpi/b.h',
+    'include/acpi-x.h',
+  ])
   // Same order as GNU tar's own --sort=name on a real directory.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kh-sort-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -132,6 +177,10 @@ t.test('compareTarPaths sorts directory by directory, like GNU tar --sort=name',
     writeFileSync(path.join(dir, f), '')
   }
   const gnu = execFileSync('tar', ['--sort=name', '-cf', '-', '-C', dir, 'include'])
-  const names = execFileSync('tar', ['-tf', '-'], { input: gnu }).toString().trim().split('\n').map((s) => s.replace(/\/$/, ''))
+  const names = execFileSync('tar', ['-tf', '-'], { input: gnu })
+    .toString()
+    .trim()
+    .split('\n')
+    .map((s) => s.replace(/\/$/, ''))
   t.same([...names].sort(compareTarPaths), names)
 })

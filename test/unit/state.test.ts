@@ -1,11 +1,36 @@
 // Per-mount state files (src/serve/state.ts): names, the run directory's ownership and mode, the
 // state and pid files written through a rename (never through what was there), reads that refuse
 // another mountpoint's state, and removal that spares a newer daemon's state.
-import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs'
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
-import { ensureRunDir, listStates, logPath, mountId, openPrivateAppend, pidPath, readState, removeState, runDir, statePath, writeState, type DaemonState } from '../../src/serve/state'
+import {
+  ensureRunDir,
+  listStates,
+  logPath,
+  mountId,
+  openPrivateAppend,
+  pidPath,
+  readState,
+  removeState,
+  runDir,
+  statePath,
+  writeState,
+  type DaemonState,
+} from '../../src/serve/state'
 import { daemonState } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 
@@ -38,10 +63,13 @@ t.test('ensureRunDir: made 0700, a looser mode tightened, a link refused', async
   t.equal(mode(dir), 0o700)
   chmodSync(dir, 0o777)
   ensureRunDir({ KHEADERSFS_RUN_DIR: dir })
-  t.equal(mode(dir), 0o700, 'someone else\'s 0777 made ours again')
+  t.equal(mode(dir), 0o700, "someone else's 0777 made ours again")
   const link = path.join(base, 'link')
   symlinkSync(dir, link)
-  t.throws(() => ensureRunDir({ KHEADERSFS_RUN_DIR: link }), { exitCode: 8, message: `Cannot use run directory ${link}: it is not a directory (a link?); remove it` })
+  t.throws(() => ensureRunDir({ KHEADERSFS_RUN_DIR: link }), {
+    exitCode: 8,
+    message: `Cannot use run directory ${link}: it is not a directory (a link?); remove it`,
+  })
   const file = path.join(base, 'file')
   writeFileSync(file, '')
   t.throws(() => ensureRunDir({ KHEADERSFS_RUN_DIR: file }), { code: 'EEXIST' }, 'a file in the way: mkdir fails')
@@ -82,13 +110,16 @@ t.test('writeState/readState/listStates/removeState', async (t) => {
   )
 
   removeState(env, '/m', 999)
-  t.same(readState(env, '/m'), state('/m', 100), 'another pid\'s state is left alone')
+  t.same(readState(env, '/m'), state('/m', 100), "another pid's state is left alone")
   t.equal(readFileSync(pidPath(env, '/m'), 'utf8'), '100\n')
   removeState(env, '/m', 100)
   t.equal(readState(env, '/m'), undefined, 'its own pid: removed')
   t.notOk(readdirSync(dir).includes('m.pid'), 'with the pid file')
   removeState(env, '/proc-ext')
-  t.notOk(readdirSync(dir).some((n) => n.startsWith('proc')), 'no pid given: removed')
+  t.notOk(
+    readdirSync(dir).some((n) => n.startsWith('proc')),
+    'no pid given: removed',
+  )
   removeState(env, '/never')
   t.pass('removing what is not there is quiet')
 })

@@ -9,9 +9,10 @@ import { collectStatus } from '../../src/serve/status'
 import { daemonState } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 
-const state = (mountpoint: string, pid: number, started = Date.now() - 5000): DaemonState => daemonState(mountpoint, pid, started)
+const state = (mountpoint: string, pid: number, started = Date.now() - 5000): DaemonState =>
+  daemonState(mountpoint, pid, started)
 
-t.test('a running daemon without its mount: detached, with the daemon\'s figures; a dead one: nothing', async (t) => {
+t.test("a running daemon without its mount: detached, with the daemon's figures; a dead one: nothing", async (t) => {
   const base = tmpDir(t)
   const env = { KHEADERSFS_RUN_DIR: path.join(base, 'run') }
   t.same(

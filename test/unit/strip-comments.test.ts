@@ -27,8 +27,16 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'block and line comments', input: L('int a; /* c */ int b; // d', 'int e;'), output: L('int a;   int b;  ', 'int e;') },
-  { name: 'multi-line comment: one backslash-newline per line break', input: L('int a; /* x', ' * y', ' */ int b;'), output: L('int a;  \\', '\\', ' int b;') },
+  {
+    name: 'block and line comments',
+    input: L('int a; /* c */ int b; // d', 'int e;'),
+    output: L('int a;   int b;  ', 'int e;'),
+  },
+  {
+    name: 'multi-line comment: one backslash-newline per line break',
+    input: L('int a; /* x', ' * y', ' */ int b;'),
+    output: L('int a;  \\', '\\', ' int b;'),
+  },
   {
     name: 'comment markers in string and character literals',
     input: L(`s = "/* no */ // no"; c = '/'; d = '*'; /* yes */ e = "*/";`),
@@ -39,14 +47,22 @@ const CASES: Case[] = [
     input: L(String.raw`a = "\"/*"; b = '\''; c = "\\"; /* x */ d = "\\\"/*"; // y`),
     output: L(String.raw`a = "\"/*"; b = '\''; c = "\\";   d = "\\\"/*";  `),
   },
-  { name: '// inside /* */ and /* inside //', input: L('a /* x // y */ b // c /* d', 'e */ f;'), output: L('a   b  ', 'e */ f;') },
+  {
+    name: '// inside /* */ and /* inside //',
+    input: L('a /* x // y */ b // c /* d', 'e */ f;'),
+    output: L('a   b  ', 'e */ f;'),
+  },
   { name: '//* and /*/ and **/', input: L('a //* x */ b', 'c /*/ d */ e /** f **/g'), output: L('a  ', 'c   e  g') },
   {
     name: '/* and */ split by a splice',
     input: L('int a; /\\', '* c */ int b;', 'int c; /* d *\\', '/ int e;'),
     output: L('int a;  \\', ' int b;', 'int c;  \\', ' int e;'),
   },
-  { name: '// comment continued by a splice', input: L('int a; // c \\', 'still comment', 'int b;'), output: L('int a;  \\', '', 'int b;') },
+  {
+    name: '// comment continued by a splice',
+    input: L('int a; // c \\', 'still comment', 'int b;'),
+    output: L('int a;  \\', '', 'int b;'),
+  },
   {
     name: 'splice with space or tab before the newline (GCC extension)',
     input: L('int a; // c \\  ', 'still comment', 'int b; /* d \\\t', '*/ int c;'),
@@ -104,16 +120,28 @@ const CASES: Case[] = [
     input: L('// SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note', '/* gone */ int a;'),
     output: L('// SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note', '  int a;'),
   },
-  { name: 'SPDX only: nothing to strip', input: L('/* SPDX-License-Identifier: MIT */', 'int a;'), output: L('/* SPDX-License-Identifier: MIT */', 'int a;') },
+  {
+    name: 'SPDX only: nothing to strip',
+    input: L('/* SPDX-License-Identifier: MIT */', 'int a;'),
+    output: L('/* SPDX-License-Identifier: MIT */', 'int a;'),
+  },
   { name: 'line comment at EOF without newline', input: 'int a; // c', output: 'int a;  ' },
   { name: 'block comment at EOF without newline', input: 'int a; /* c */', output: 'int a;  ' },
-  { name: 'unterminated /* is left as it is', input: L('int a; /* b */ int c; /* never', 'ends'), output: L('int a;   int c; /* never', 'ends') },
+  {
+    name: 'unterminated /* is left as it is',
+    input: L('int a; /* b */ int c; /* never', 'ends'),
+    output: L('int a;   int c; /* never', 'ends'),
+  },
   {
     name: "unterminated ' in #error runs to the end of the line",
     input: L("#error don't /* x */ stop", 'int a; /* y */'),
     output: L("#error don't /* x */ stop", 'int a;  '),
   },
-  { name: 'unterminated string runs to the end of the line', input: L('char *s = "abc /* c */', 'int d; /* e */'), output: L('char *s = "abc /* c */', 'int d;  ') },
+  {
+    name: 'unterminated string runs to the end of the line',
+    input: L('char *s = "abc /* c */', 'int d; /* e */'),
+    output: L('char *s = "abc /* c */', 'int d;  '),
+  },
   {
     name: 'header names after #include, #include_next, __has_include; not after #define',
     input: L(
@@ -164,18 +192,36 @@ const CASES: Case[] = [
     output: 'int a;   int c; /* d\n */',
   },
   {
-    name: 'a lone CR ending a comment\'s last line break, then LF, is kept (would become one CRLF)',
+    name: "a lone CR ending a comment's last line break, then LF, is kept (would become one CRLF)",
     input: 'int a; // x \\\r y\nint b; /* c */\n',
     output: 'int a; // x \\\r y\nint b;  \n',
   },
   {
     name: 'raw strings (GNU C): no comments, no splices inside',
-    input: L('const char *r = R"x(/* no */ \\', ')x"; /* yes */ const char *u = u8R"(// no)"; int v = 1R"(/* a plain string */)";'),
-    output: L('const char *r = R"x(/* no */ \\', ')x";   const char *u = u8R"(// no)"; int v = 1R"(/* a plain string */)";'),
+    input: L(
+      'const char *r = R"x(/* no */ \\',
+      ')x"; /* yes */ const char *u = u8R"(// no)"; int v = 1R"(/* a plain string */)";',
+    ),
+    output: L(
+      'const char *r = R"x(/* no */ \\',
+      ')x";   const char *u = u8R"(// no)"; int v = 1R"(/* a plain string */)";',
+    ),
   },
-  { name: '%: digraph directive', input: L('%:include <a//b.h> /* c */', '%:%: /* d */'), output: L('%:include <a//b.h>  ', '%:%:  ') },
-  { name: 'a comment between tokens separates them', input: L('int a/**/b;', 'int c = d/**/+/**/+e;'), output: L('int a b;', 'int c = d + +e;') },
-  { name: 'nothing to strip', input: L('#define A "/* not a comment */"', "char c = '/';"), output: L('#define A "/* not a comment */"', "char c = '/';") },
+  {
+    name: '%: digraph directive',
+    input: L('%:include <a//b.h> /* c */', '%:%: /* d */'),
+    output: L('%:include <a//b.h>  ', '%:%:  '),
+  },
+  {
+    name: 'a comment between tokens separates them',
+    input: L('int a/**/b;', 'int c = d/**/+/**/+e;'),
+    output: L('int a b;', 'int c = d + +e;'),
+  },
+  {
+    name: 'nothing to strip',
+    input: L('#define A "/* not a comment */"', "char c = '/';"),
+    output: L('#define A "/* not a comment */"', "char c = '/';"),
+  },
 ]
 
 t.test('exact output and line count of every case', async (t) => {
@@ -273,10 +319,69 @@ t.test('gcc sees the same tokens, lines, macros and diagnostics after stripping'
 
 t.test('random snippets of C lexing corners: gcc sees no difference', { skip: skipGcc }, async (t) => {
   const root = tmpDir(t, 'kheadersfs-strip-fuzz-')
-  const pieces = ['/', '*', '/*', '*/', '//', '/**/', '\\\n', '\\ \n', '\\\t\n', '\\\\\n', '*/\\ \n', '\\', '"', "'", '"\\""', "'\\''",
-    '"\\\\"', '\n', '\n', '\r\n', '\r', ' ', '\t', '\f', '\0', 'a', '1', '1e+', '.', ';', '(', ')', '<', '>', '#', '# ', '##', '%:', '%:%:',
-    '$', '\xc3\xa9', '\xff', 'R', 'u8R', 'R"(', ')"', '"(', "L'", 'u"', '??/', 'SPDX', '#include ', '# include_next ', '#import ', 'include',
-    '#define X ', '#define Y(a) #a\n', 'Y(', '#if ', '#error ', 'int q = __LINE__;']
+  const pieces = [
+    '/',
+    '*',
+    '/*',
+    '*/',
+    '//',
+    '/**/',
+    '\\\n',
+    '\\ \n',
+    '\\\t\n',
+    '\\\\\n',
+    '*/\\ \n',
+    '\\',
+    '"',
+    "'",
+    '"\\""',
+    "'\\''",
+    '"\\\\"',
+    '\n',
+    '\n',
+    '\r\n',
+    '\r',
+    ' ',
+    '\t',
+    '\f',
+    '\0',
+    'a',
+    '1',
+    '1e+',
+    '.',
+    ';',
+    '(',
+    ')',
+    '<',
+    '>',
+    '#',
+    '# ',
+    '##',
+    '%:',
+    '%:%:',
+    '$',
+    '\xc3\xa9',
+    '\xff',
+    'R',
+    'u8R',
+    'R"(',
+    ')"',
+    '"(',
+    "L'",
+    'u"',
+    '??/',
+    'SPDX',
+    '#include ',
+    '# include_next ',
+    '#import ',
+    'include',
+    '#define X ',
+    '#define Y(a) #a\n',
+    'Y(',
+    '#if ',
+    '#error ',
+    'int q = __LINE__;',
+  ]
   let seed = 20240601
   const random = (k: number): number => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff
@@ -299,29 +404,68 @@ t.test('the oracle can fail: broken strippings are caught', { skip: skipGcc }, a
   const input = (name: string): Buffer => bytes(CASES.find((c) => c.name.startsWith(name))!.input)
   // Bare newlines instead of backslash-newlines end the #define early (the "stray '##'" bug).
   const define = input('multi-line comment without splices inside a #define')
-  t.match(gccDiff(root, define, Buffer.from(L('#define B 1 ', ' + 2', 'int b = B;'))), /^tokens line/, 'comment replaced by a bare newline in a #define')
+  t.match(
+    gccDiff(root, define, Buffer.from(L('#define B 1 ', ' + 2', 'int b = B;'))),
+    /^tokens line/,
+    'comment replaced by a bare newline in a #define',
+  )
   const assert = input('multi-line comment inside a multi-line #define')
-  const broken = Buffer.from(assert.toString('latin1').replace(/\/\*[^]*?\*\//, (m) => ' ' + m.replace(/[^\n]/g, '')), 'latin1')
+  const broken = Buffer.from(
+    assert.toString('latin1').replace(/\/\*[^]*?\*\//, (m) => ' ' + m.replace(/[^\n]/g, '')),
+    'latin1',
+  )
   t.match(gccDiff(root, assert, broken), /^tokens line/, 'spliced comment lines replaced by bare newlines')
   // A lost line break moves every later token up one line.
   const multi = input('multi-line comment: one')
-  t.match(gccDiff(root, multi, Buffer.from(L('int a;  \\', ' int b;'))), /^tokens line/, 'one backslash-newline too few')
-  t.equal(gccDiff(root, multi, Buffer.from(L('int a;  ', '', ' int b;'))), '', 'bare newlines outside a directive are equivalent')
+  t.match(
+    gccDiff(root, multi, Buffer.from(L('int a;  \\', ' int b;'))),
+    /^tokens line/,
+    'one backslash-newline too few',
+  )
+  t.equal(
+    gccDiff(root, multi, Buffer.from(L('int a;  ', '', ' int b;'))),
+    '',
+    'bare newlines outside a directive are equivalent',
+  )
   // A comment marker inside a literal is text.
   const literal = input('comment markers in string')
-  t.match(gccDiff(root, literal, Buffer.from(literal.toString().replace('/* no */', '  '))), /^tokens line/, 'comment removed from a string literal')
+  t.match(
+    gccDiff(root, literal, Buffer.from(literal.toString().replace('/* no */', '  '))),
+    /^tokens line/,
+    'comment removed from a string literal',
+  )
   // An unterminated character constant runs to the end of the line: removing "/* x */" changes #error's text.
   const error = input("unterminated ' in #error")
-  t.match(gccDiff(root, error, Buffer.from(L("#error don't   stop", 'int a;  '))), /^diagnostics line/, "comment removed after an unterminated '")
+  t.match(
+    gccDiff(root, error, Buffer.from(L("#error don't   stop", 'int a;  '))),
+    /^diagnostics line/,
+    "comment removed after an unterminated '",
+  )
   // #include <a//b.h> names a header; taking // for a comment changes the include.
   const include = input('header names')
-  t.match(gccDiff(root, include, Buffer.from(include.toString().replace('<linux//x.h>', '<linux'))), /line/, '// removed from a header name')
+  t.match(
+    gccDiff(root, include, Buffer.from(include.toString().replace('<linux//x.h>', '<linux'))),
+    /line/,
+    '// removed from a header name',
+  )
 })
 
 t.test('__LINE__ and diagnostics line numbers are unchanged', { skip: skipGcc }, async (t) => {
   const root = tmpDir(t, 'kheadersfs-strip-line-')
   const src = Buffer.from(
-    L('/* one', ' * two', ' */', '#define L __LINE__ /* three', 'four */', 'int x = __LINE__; // five \\', 'six', 'int y = L;', '/* a */ /* b', '*/ int z = __LINE__;', '#warning here'),
+    L(
+      '/* one',
+      ' * two',
+      ' */',
+      '#define L __LINE__ /* three',
+      'four */',
+      'int x = __LINE__; // five \\',
+      'six',
+      'int y = L;',
+      '/* a */ /* b',
+      '*/ int z = __LINE__;',
+      '#warning here',
+    ),
   )
   const stripped = stripComments(src)
   for (const [name, text] of [
@@ -331,7 +475,10 @@ t.test('__LINE__ and diagnostics line numbers are unchanged', { skip: skipGcc },
     const dir = path.join(root, name)
     mkdirSync(dir)
     writeFileSync(path.join(dir, 'x.h'), text)
-    const r = spawnSync('gcc', ['-x', 'c', '-E', '-P', '-fdiagnostics-plain-output', 'x.h'], { cwd: dir, encoding: 'utf8' })
+    const r = spawnSync('gcc', ['-x', 'c', '-E', '-P', '-fdiagnostics-plain-output', 'x.h'], {
+      cwd: dir,
+      encoding: 'utf8',
+    })
     t.match(r.stdout, /int x = 6;/, `${name}: __LINE__ after comments`)
     t.match(r.stdout, /int y = 8;/, `${name}: __LINE__ in a macro defined with a multi-line comment`)
     t.match(r.stdout, /int z = 10;/, `${name}: __LINE__ after a comment spanning lines`)

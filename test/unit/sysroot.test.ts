@@ -25,11 +25,22 @@ t.test('realpathIn: absolute links and .. stay inside the root; loops fail with 
   symlinkSync('loop-b', path.join(root, 'usr/src/tree/loop-a'))
   symlinkSync('loop-a', path.join(root, 'usr/src/tree/loop-b'))
   const tree = path.join(root, 'usr/src/tree')
-  t.equal(realpathIn(path.join(tree, 'scripts/Makefile.build'), root), path.join(root, 'usr/lib/kbuild/scripts/Makefile.build'))
-  t.equal(realpathIn(path.join(tree, 'up'), root), path.join(root, 'usr/lib/kbuild'), '.. is clamped at the root, as in a chroot')
+  t.equal(
+    realpathIn(path.join(tree, 'scripts/Makefile.build'), root),
+    path.join(root, 'usr/lib/kbuild/scripts/Makefile.build'),
+  )
+  t.equal(
+    realpathIn(path.join(tree, 'up'), root),
+    path.join(root, 'usr/lib/kbuild'),
+    '.. is clamped at the root, as in a chroot',
+  )
   t.throws(() => realpathIn(path.join(tree, 'loop-a'), root), { code: 'ELOOP' })
   t.throws(() => realpathIn(path.join(tree, 'missing'), root), { code: 'ENOENT' })
-  t.throws(() => realpathIn(path.join(tree, 'scripts'), undefined), { code: 'ENOENT' }, 'no root: the link means this machine\'s /usr/lib/kbuild (absent)')
+  t.throws(
+    () => realpathIn(path.join(tree, 'scripts'), undefined),
+    { code: 'ENOENT' },
+    "no root: the link means this machine's /usr/lib/kbuild (absent)",
+  )
 })
 
 t.test('a Debian-style split tree inside a root packs from the root, not from this machine', async (t) => {
@@ -55,7 +66,10 @@ t.test('a Debian-style split tree inside a root packs from the root, not from th
   write(path.join(root, common, 'arch/arm64/include/asm/page.h'), '#define PAGE_SHIFT 12\n')
   write(path.join(root, kbuild, 'scripts/Makefile.build'), '# build, in the root\n')
 
-  t.throws(() => detectKernelTree({ kernel: obj, env }), { exitCode: 7, message: new RegExp(`includes ${common}/Makefile, which is not on this machine; .*pass --sysroot ROOT`) })
+  t.throws(() => detectKernelTree({ kernel: obj, env }), {
+    exitCode: 7,
+    message: new RegExp(`includes ${common}/Makefile, which is not on this machine; .*pass --sysroot ROOT`),
+  })
 
   // A decoy at the same absolute paths on this machine: with --sysroot it must never be read.
   const decoys = [common, kbuild]
@@ -72,11 +86,28 @@ t.test('a Debian-style split tree inside a root packs from the root, not from th
   const { entries } = selectFiles(tree, 'module-build')
   const sources = entries.filter((e) => e.source !== undefined).map((e) => e.source!)
   t.ok(sources.length >= 8, `${sources.length} files read`)
-  t.same(sources.filter((s) => !s.startsWith(root + '/')), [], 'every file read is inside the root')
-  t.equal(entries.find((e) => e.path === 'Makefile')?.source, path.join(root, common, 'Makefile'), 'the stub is replaced by the root\'s Makefile')
-  t.equal(entries.find((e) => e.path === 'scripts/Makefile.build')?.source, path.join(root, kbuild, 'scripts/Makefile.build'))
+  t.same(
+    sources.filter((s) => !s.startsWith(root + '/')),
+    [],
+    'every file read is inside the root',
+  )
+  t.equal(
+    entries.find((e) => e.path === 'Makefile')?.source,
+    path.join(root, common, 'Makefile'),
+    "the stub is replaced by the root's Makefile",
+  )
+  t.equal(
+    entries.find((e) => e.path === 'scripts/Makefile.build')?.source,
+    path.join(root, kbuild, 'scripts/Makefile.build'),
+  )
 
-  t.throws(() => detectKernelTree({ kernel: obj, sysroot: path.join(root, 'nope'), env }), { exitCode: 7, message: /Cannot read sysroot .*nope: ENOENT.*; pass --sysroot an existing directory/ })
+  t.throws(() => detectKernelTree({ kernel: obj, sysroot: path.join(root, 'nope'), env }), {
+    exitCode: 7,
+    message: /Cannot read sysroot .*nope: ENOENT.*; pass --sysroot an existing directory/,
+  })
   rmSync(path.join(root, common), { recursive: true })
-  t.throws(() => detectKernelTree({ kernel: obj, sysroot: root, env }), { exitCode: 7, message: new RegExp(`includes ${common}/Makefile, which is not in the sysroot`) })
+  t.throws(() => detectKernelTree({ kernel: obj, sysroot: root, env }), {
+    exitCode: 7,
+    message: new RegExp(`includes ${common}/Makefile, which is not in the sysroot`),
+  })
 })

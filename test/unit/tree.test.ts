@@ -7,7 +7,18 @@ import { constants as os } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { readImage, type Image } from '../../src/image/read'
-import { buildTree, FLAT_FILES, lookup, NAME_MAX, paths, readInto, readlink, VIEW_DIR, type Node, type Tree } from '../../src/serve/tree'
+import {
+  buildTree,
+  FLAT_FILES,
+  lookup,
+  NAME_MAX,
+  paths,
+  readInto,
+  readlink,
+  VIEW_DIR,
+  type Node,
+  type Tree,
+} from '../../src/serve/tree'
 import { BIG_HEADER, viewImage } from '../helpers/images'
 import { walkTree } from '../helpers/walk'
 
@@ -28,7 +39,7 @@ function walk(dir: string): string[] {
 /** Read all of `node` through readInto in `chunk`-byte reads, as the kernel would. */
 async function readAll(tree: Tree, node: Node, size: number, chunk: number): Promise<Buffer> {
   const parts: Buffer[] = []
-  for (let pos = 0; ; ) {
+  for (let pos = 0; ;) {
     const buf = Buffer.alloc(chunk)
     const n = await readInto(tree, node, buf, chunk, pos)
     if (n === 0) break
@@ -47,9 +58,17 @@ t.test('tree', async (t) => {
   t.test('without the view: exactly the flat files, read-only, dated by the image', async (t) => {
     const tree = buildTree(image)
     t.same(paths(tree).sort(), ['/', '/config.gz', '/kheaders.tar.xz', '/kheaders.txz'])
-    t.same(lookup(tree, '/'), { kind: 'dir', mode: S_IFDIR | 0o555, entries: ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'] })
+    t.same(lookup(tree, '/'), {
+      kind: 'dir',
+      mode: S_IFDIR | 0o555,
+      entries: ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'],
+    })
     t.same([...FLAT_FILES], ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'])
-    for (const [name, data] of [['config.gz', image.config], ['kheaders.tar.xz', image.headers], ['kheaders.txz', image.headers]] as const) {
+    for (const [name, data] of [
+      ['config.gz', image.config],
+      ['kheaders.tar.xz', image.headers],
+      ['kheaders.txz', image.headers],
+    ] as const) {
       const node = lookup(tree, `/${name}`)
       t.equal(node.kind, 'file', name)
       t.equal(node.mode, S_IFREG | 0o444, `${name} mode 0444`)
@@ -63,12 +82,27 @@ t.test('tree', async (t) => {
 
   t.test('with the view: every entry of the archive, with its type, mode, size and bytes', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
-    t.same(lookup(tree, '/'), { kind: 'dir', mode: S_IFDIR | 0o555, entries: ['config.gz', 'kheaders', 'kheaders.tar.xz', 'kheaders.txz'] })
+    t.same(lookup(tree, '/'), {
+      kind: 'dir',
+      mode: S_IFDIR | 0o555,
+      entries: ['config.gz', 'kheaders', 'kheaders.tar.xz', 'kheaders.txz'],
+    })
     const top = lookup(tree, '/kheaders')
     t.equal(top.mode, S_IFDIR | 0o555, 'kheaders/ is 0555')
     const want = walk(tar)
-    t.ok(want.includes('include/linux/big.h') && want.includes('include/linux/link.h') && want.includes('include/linux/empty.h'), 'the image holds the cases under test')
-    t.same(paths(tree).filter((p) => p.startsWith('/kheaders/')).sort(), want.map((p) => `/kheaders/${p}`).sort(), 'the same paths as tar unpacks')
+    t.ok(
+      want.includes('include/linux/big.h') &&
+        want.includes('include/linux/link.h') &&
+        want.includes('include/linux/empty.h'),
+      'the image holds the cases under test',
+    )
+    t.same(
+      paths(tree)
+        .filter((p) => p.startsWith('/kheaders/'))
+        .sort(),
+      want.map((p) => `/kheaders/${p}`).sort(),
+      'the same paths as tar unpacks',
+    )
     let fileBytes = 0
     for (const rel of want) {
       const st = lstatSync(path.join(tar, rel))
@@ -76,7 +110,11 @@ t.test('tree', async (t) => {
       if (st.isDirectory()) {
         t.equal(node.kind, 'dir', rel)
         t.equal(node.mode, S_IFDIR | (st.mode & 0o7777), `${rel} mode`)
-        t.same(node.kind === 'dir' && [...node.entries].sort(), readdirSync(path.join(tar, rel)).sort(), `${rel} entries`)
+        t.same(
+          node.kind === 'dir' && [...node.entries].sort(),
+          readdirSync(path.join(tar, rel)).sort(),
+          `${rel} entries`,
+        )
       } else if (st.isSymbolicLink()) {
         t.equal(node.kind, 'symlink', rel)
         t.equal(node.mode, S_IFLNK | 0o777, `${rel} mode`)
@@ -85,22 +123,39 @@ t.test('tree', async (t) => {
         t.equal(node.kind, 'file', rel)
         t.equal(node.mode, S_IFREG | (st.mode & 0o7777), `${rel} mode`)
         t.equal(node.kind === 'file' && node.size, st.size, `${rel} size`)
-        t.ok((await readAll(tree, node, st.size, 4096)).equals(readFileSync(path.join(tar, rel))), `${rel}: the bytes tar unpacks`)
+        t.ok(
+          (await readAll(tree, node, st.size, 4096)).equals(readFileSync(path.join(tar, rel))),
+          `${rel}: the bytes tar unpacks`,
+        )
         fileBytes += st.size
       }
     }
-    t.same(lookup(tree, '/kheaders').kind === 'dir' && [...(lookup(tree, '/kheaders') as { entries: string[] }).entries].sort(), readdirSync(tar).sort())
+    t.same(
+      lookup(tree, '/kheaders').kind === 'dir' &&
+        [...(lookup(tree, '/kheaders') as { entries: string[] }).entries].sort(),
+      readdirSync(tar).sort(),
+    )
     t.equal(readlink(lookup(tree, '/kheaders/include/linux/link.h')), 'kernel.h')
-    t.equal(tree.bytes, image.config.length + image.headers.length + fileBytes, 'statfs bytes: payloads once plus the view files')
+    t.equal(
+      tree.bytes,
+      image.config.length + image.headers.length + fileBytes,
+      'statfs bytes: payloads once plus the view files',
+    )
     t.ok(tree.archive !== undefined, 'an archive reader with the view')
     const big = readFileSync(path.join(tar, 'include/linux/big.h'))
     t.equal(big.toString(), BIG_HEADER, 'big.h is served as written (nothing to strip)')
     // One odd-sized read size, so that reads straddle the 64 KiB blocks at every possible phase.
-    t.ok((await readAll(tree, lookup(tree, '/kheaders/include/linux/big.h'), big.length, 12_347)).equals(big), 'big.h in 12347-byte reads')
+    t.ok(
+      (await readAll(tree, lookup(tree, '/kheaders/include/linux/big.h'), big.length, 12_347)).equals(big),
+      'big.h in 12347-byte reads',
+    )
   })
 
   t.test('a manifest without its directory records still gives every directory (0755)', async (t) => {
-    const bare: Image = { ...image, manifest: { ...image.manifest, files: image.manifest.files.filter((f) => f.type !== 'directory') } }
+    const bare: Image = {
+      ...image,
+      manifest: { ...image.manifest, files: image.manifest.files.filter((f) => f.type !== 'directory') },
+    }
     const tree = buildTree(bare, { view: true, cacheBytes: 0 })
     const full = buildTree(image, { view: true, cacheBytes: 0 })
     t.same(paths(tree).sort(), paths(full).sort(), 'the same paths')
@@ -158,7 +213,10 @@ t.test('tree', async (t) => {
     t.ok(buf.equals(image.config.subarray(0, 16)))
     buf = fresh(16)
     t.equal(readInto(tree, config, buf, 16, size - 3), 3, '3 bytes left: 3')
-    t.ok(buf.equals(Buffer.concat([image.config.subarray(size - 3), Buffer.alloc(13, 0xaa)])), 'the last 3 bytes, the rest of the buffer untouched')
+    t.ok(
+      buf.equals(Buffer.concat([image.config.subarray(size - 3), Buffer.alloc(13, 0xaa)])),
+      'the last 3 bytes, the rest of the buffer untouched',
+    )
     buf = fresh(16)
     t.equal(readInto(tree, config, buf, 16, size), 0, 'at EOF: 0')
     t.equal(readInto(tree, config, buf, 16, size + 1_000_000), 0, 'far past EOF: 0')
@@ -188,7 +246,10 @@ t.test('tree', async (t) => {
     t.ok(buf.equals(big.subarray(at, at + 300)), '300 bytes across the block boundary')
     buf = fresh(100)
     t.equal(await readInto(tree, node, buf, 100, node.size - 5), 5, 'view file: 5 bytes left: 5')
-    t.ok(buf.equals(Buffer.concat([big.subarray(big.length - 5), Buffer.alloc(95, 0xaa)])), 'and not one byte of the next tar member')
+    t.ok(
+      buf.equals(Buffer.concat([big.subarray(big.length - 5), Buffer.alloc(95, 0xaa)])),
+      'and not one byte of the next tar member',
+    )
     t.equal(readInto(tree, node, fresh(100), 100, node.size), 0, 'view file at EOF: 0 at once')
     t.equal(readInto(tree, node, fresh(100), 100, node.size + 4096), 0, 'view file past EOF: 0 at once')
     const empty = lookup(tree, '/kheaders/include/linux/empty.h')
@@ -200,9 +261,21 @@ t.test('tree', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 0 })
     const buf = Buffer.alloc(10)
     t.throws(() => readInto(tree, lookup(tree, '/'), buf, 10, 0), fsError('EISDIR'), 'read of the root: EISDIR')
-    t.throws(() => readInto(tree, lookup(tree, '/kheaders/include'), buf, 10, 0), fsError('EISDIR'), 'read of a view directory: EISDIR')
-    t.throws(() => readInto(tree, lookup(tree, '/kheaders/include/linux/link.h'), buf, 10, 0), fsError('EINVAL'), 'read of a symlink: EINVAL')
-    t.throws(() => readInto(tree, lookup(tree, '/config.gz'), buf, 10, -1), fsError('EINVAL'), 'negative offset: EINVAL')
+    t.throws(
+      () => readInto(tree, lookup(tree, '/kheaders/include'), buf, 10, 0),
+      fsError('EISDIR'),
+      'read of a view directory: EISDIR',
+    )
+    t.throws(
+      () => readInto(tree, lookup(tree, '/kheaders/include/linux/link.h'), buf, 10, 0),
+      fsError('EINVAL'),
+      'read of a symlink: EINVAL',
+    )
+    t.throws(
+      () => readInto(tree, lookup(tree, '/config.gz'), buf, 10, -1),
+      fsError('EINVAL'),
+      'negative offset: EINVAL',
+    )
     t.throws(() => readlink(lookup(tree, '/config.gz')), fsError('EINVAL'), 'readlink of a file: EINVAL')
     t.throws(() => readlink(lookup(tree, '/kheaders')), fsError('EINVAL'), 'readlink of a directory: EINVAL')
     t.ok(buf.equals(Buffer.alloc(10)), 'nothing written')

@@ -35,7 +35,11 @@ t.test('verify', async (t) => {
     const r = await runCli(['verify', '--json', good])
     t.equal(r.code, 0, r.stderr)
     t.same(errorLines(r.stderr), [])
-    const out = JSON.parse(r.stdout) as { filename: string; verified: boolean; checks: Array<{ name: string; ok: boolean; detail: string }> }
+    const out = JSON.parse(r.stdout) as {
+      filename: string
+      verified: boolean
+      checks: Array<{ name: string; ok: boolean; detail: string }>
+    }
     t.same(Object.keys(out), ['filename', 'verified', 'checks'])
     t.equal(out.filename, good)
     t.equal(out.verified, true)
@@ -52,11 +56,19 @@ t.test('verify', async (t) => {
     t.equal(text.code, 4)
     t.match(text.stdout, /^FAIL gzip +config\.gz does not gunzip: /m)
     t.notMatch(text.stdout, /verified/)
-    t.match(errorLines(text.stderr), [new RegExp(`^kheadersfs: Cannot use image ${bad}: config\\.gz does not gunzip: .*; repack it with "kheadersfs pack"$`)])
+    t.match(errorLines(text.stderr), [
+      new RegExp(
+        `^kheadersfs: Cannot use image ${bad}: config\\.gz does not gunzip: .*; repack it with "kheadersfs pack"$`,
+      ),
+    ])
 
     const json = await runCli(['verify', '--json', bad])
     t.equal(json.code, 4)
-    const out = JSON.parse(json.stdout) as { filename: string; verified: boolean; checks: Array<{ name: string; ok: boolean; detail: string }> }
+    const out = JSON.parse(json.stdout) as {
+      filename: string
+      verified: boolean
+      checks: Array<{ name: string; ok: boolean; detail: string }>
+    }
     t.equal(out.verified, false)
     t.same(
       out.checks.map((c) => [c.name, c.ok]),

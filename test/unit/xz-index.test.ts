@@ -9,15 +9,25 @@ import { headerText } from '../helpers/header-text'
 import { tmpDir } from '../helpers/tmp'
 
 const INPUT = headerText(700_000)
-const xz = (args: string[], input: Buffer = INPUT): Buffer => execFileSync('xz', ['-c', ...args], { input, maxBuffer: 64 << 20 })
+const xz = (args: string[], input: Buffer = INPUT): Buffer =>
+  execFileSync('xz', ['-c', ...args], { input, maxBuffer: 64 << 20 })
 
-const CHECK_NAMES: Record<string, number> = { None: XZ_CHECK.none, CRC32: XZ_CHECK.crc32, CRC64: XZ_CHECK.crc64, 'SHA-256': XZ_CHECK.sha256 }
+const CHECK_NAMES: Record<string, number> = {
+  None: XZ_CHECK.none,
+  CRC32: XZ_CHECK.crc32,
+  CRC64: XZ_CHECK.crc64,
+  'SHA-256': XZ_CHECK.sha256,
+}
 
 /** Compare every stream and block against `xz --robot --list -vv` (columns per xz(1), ROBOT MODE). */
 function matchesXzList(t: tap.Test, file: Buffer, what: string): XzIndex {
   const f = path.join(tmpDir(t), 'f.xz')
   writeFileSync(f, file)
-  const rows = execFileSync('xz', ['--robot', '--list', '-vv', f]).toString().trim().split('\n').map((l) => l.split('\t'))
+  const rows = execFileSync('xz', ['--robot', '--list', '-vv', f])
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'))
   const ix = parseXzIndex(file)
   const streams = rows.filter((r) => r[0] === 'stream')
   const blocks = rows.filter((r) => r[0] === 'block')
@@ -31,7 +41,16 @@ function matchesXzList(t: tap.Test, file: Buffer, what: string): XzIndex {
     const s = ix.streams[i]
     t.same(
       [s.index + 1, s.blocks, s.fileOffset, s.uncompressedOffset, s.size, s.uncompressedSize, s.check, s.padding],
-      [Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]), Number(r[5]), Number(r[6]), CHECK_NAMES[r[8]], Number(r[9])],
+      [
+        Number(r[1]),
+        Number(r[2]),
+        Number(r[3]),
+        Number(r[4]),
+        Number(r[5]),
+        Number(r[6]),
+        CHECK_NAMES[r[8]],
+        Number(r[9]),
+      ],
       `${what}: stream ${i}`,
     )
   }
@@ -39,7 +58,18 @@ function matchesXzList(t: tap.Test, file: Buffer, what: string): XzIndex {
   for (const [i, r] of blocks.entries()) {
     const b = ix.blocks[i]
     t.same(
-      [b.stream + 1, b.index - firstInStream[b.stream] + 1, b.index + 1, b.fileOffset, b.uncompressedOffset, b.totalSize, b.uncompressedSize, b.check, b.headerSize, b.dataSize],
+      [
+        b.stream + 1,
+        b.index - firstInStream[b.stream] + 1,
+        b.index + 1,
+        b.fileOffset,
+        b.uncompressedOffset,
+        b.totalSize,
+        b.uncompressedSize,
+        b.check,
+        b.headerSize,
+        b.dataSize,
+      ],
       [1, 2, 3, 4, 5, 6, 7, 9, 11, 13].map((c) => (c === 9 ? CHECK_NAMES[r[c]] : Number(r[c]))),
       `${what}: block ${i}`,
     )
@@ -77,8 +107,14 @@ t.test('concatenated streams with stream padding; offsets run on across streams'
   const empty = xz([], Buffer.alloc(0))
   const file = Buffer.concat([a, Buffer.alloc(8), b, empty, Buffer.alloc(4), a, Buffer.alloc(12)])
   const ix = matchesXzList(t, file, 'concatenated')
-  t.same(ix.streams.map((s) => s.padding), [8, 0, 4, 12])
-  t.same(ix.streams.map((s) => s.fileOffset), [0, a.length + 8, a.length + 8 + b.length, a.length + 12 + b.length + empty.length])
+  t.same(
+    ix.streams.map((s) => s.padding),
+    [8, 0, 4, 12],
+  )
+  t.same(
+    ix.streams.map((s) => s.fileOffset),
+    [0, a.length + 8, a.length + 8 + b.length, a.length + 12 + b.length + empty.length],
+  )
   t.equal(ix.check, null, 'mixed checks')
   t.equal(ix.uncompressedSize, 500_000)
   t.equal(ix.blocks.at(-1)!.uncompressedOffset, 300_000 + 3 * 65536)
@@ -95,17 +131,38 @@ t.test('lzma-native files as src/pack/xz.ts writes them (1 and 2 threads)', asyn
 
 t.test('findBlocks returns exactly the blocks overlapping [start, end)', async (t) => {
   const ix = parseXzIndex(xz(['-6', '--block-size=64KiB', '-T1']))
-  const brute = (s: number, e: number) => ix.blocks.filter((b) => s < e && b.uncompressedOffset < e && b.uncompressedOffset + b.uncompressedSize > s)
+  const brute = (s: number, e: number) =>
+    ix.blocks.filter((b) => s < e && b.uncompressedOffset < e && b.uncompressedOffset + b.uncompressedSize > s)
   const K = 65536
-  const ranges: Array<[number, number]> = [[0, 1], [0, K], [0, K + 1], [K - 1, K + 1], [K, 2 * K], [5 * K + 3, 9 * K], [0, INPUT.length], [INPUT.length - 1, INPUT.length + 100], [INPUT.length, INPUT.length + 5], [7, 7], [9, 3]]
+  const ranges: Array<[number, number]> = [
+    [0, 1],
+    [0, K],
+    [0, K + 1],
+    [K - 1, K + 1],
+    [K, 2 * K],
+    [5 * K + 3, 9 * K],
+    [0, INPUT.length],
+    [INPUT.length - 1, INPUT.length + 100],
+    [INPUT.length, INPUT.length + 5],
+    [7, 7],
+    [9, 3],
+  ]
   let x = 7
   for (let i = 0; i < 200; i++) {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0
     const s = x % INPUT.length
     ranges.push([s, s + (x >>> 20)])
   }
-  for (const [s, e] of ranges) t.same(findBlocks(ix, s, e).map((b) => b.index), brute(s, e).map((b) => b.index), `[${s}, ${e})`)
-  t.same(findBlocks(ix, K, K + 1).map((b) => b.index), [1])
+  for (const [s, e] of ranges)
+    t.same(
+      findBlocks(ix, s, e).map((b) => b.index),
+      brute(s, e).map((b) => b.index),
+      `[${s}, ${e})`,
+    )
+  t.same(
+    findBlocks(ix, K, K + 1).map((b) => b.index),
+    [1],
+  )
   t.same(findBlocks(ix, 0, INPUT.length).length, ix.blocks.length)
 })
 
@@ -121,7 +178,10 @@ t.test('multibyte integers: 1 to 9 bytes, minimal encoding only', async (t) => {
   t.throws(() => read(0x80, 0x00), { name: 'XzFormatError', message: /ends in a null byte/ })
   t.throws(() => read(0x80, 0x80), { name: 'XzFormatError', message: /runs past its field/ })
   t.throws(() => read(...Array(9).fill(0x80), 0x01), { name: 'XzFormatError', message: /longer than 9 bytes/ })
-  t.throws(() => read(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), { name: 'XzFormatError', message: /too large/ })
+  t.throws(() => read(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), {
+    name: 'XzFormatError',
+    message: /too large/,
+  })
 })
 
 /** A stream with the given Index body (after the indicator) and `blocks` bytes of fake blocks, all CRCs valid. */
@@ -137,7 +197,16 @@ function forgeStream(indexBody: number[], blockBytes: number): Buffer {
   index = Buffer.concat([index, u32(crc32(index))])
   const footerBody = Buffer.concat([u32(index.length / 4 - 1), flags])
   const block = Buffer.alloc(blockBytes, 1)
-  return Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0]), flags, u32(crc32(flags)), block, index, u32(crc32(footerBody)), footerBody, Buffer.from('YZ')])
+  return Buffer.concat([
+    Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0]),
+    flags,
+    u32(crc32(flags)),
+    block,
+    index,
+    u32(crc32(footerBody)),
+    footerBody,
+    Buffer.from('YZ'),
+  ])
 }
 
 t.test('malformed files throw XzFormatError naming the problem', async (t) => {
