@@ -98,11 +98,13 @@ export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel
   const ctx: Context = { ...base, log: createLogger({ level, destination: 2, pretty }), logLevel: level }
   const cmd = command.load()
   // "kheadersfs COMMAND --help", for every command alike: its usage on stdout, exit 0 (see parseCommand).
-  return cmd.run(args, ctx).catch((e: unknown) => {
+  try {
+    return await cmd.run(args, ctx)
+  } catch (e) {
     if (!(e instanceof HelpRequested)) throw e
     base.stdout.write(cmd.usage + '\n')
     return 0
-  })
+  }
 }
 
 /** Print a failure as one line and map it to its exit code; unexpected errors say they are bugs. */

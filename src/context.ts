@@ -17,5 +17,6 @@ export interface Context {
 
 export type Command = {
   usage: string
-  run(args: string[], ctx: Context): Promise<number>
+  /** The exit code; commands that do no I/O worth waiting on (info, install-helpers) answer at once. */
+  run(args: string[], ctx: Context): number | Promise<number>
 }

@@ -57,7 +57,7 @@ export function prettyLine(json: string): string {
     .filter(([k]) => !OMIT.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
   const level = LABEL[r.level as number] ?? 'log'
-  return `kheadersfs: ${level === 'info' ? '' : `${level}: `}${r.msg ?? ''}${fields.length ? ` (${fields.join(', ')})` : ''}\n`
+  return `kheadersfs: ${level === 'info' ? '' : `${level}: `}${typeof r.msg === 'string' ? r.msg : ''}${fields.length ? ` (${fields.join(', ')})` : ''}\n`
 }
 
 /** Errors as pino's serializer writes them ({type, message, stack, own fields}); BigInts as strings. */

@@ -11,11 +11,11 @@ export const info: Command = {
 Show an image's kernel release, architecture, profile, creation time, sizes, sha256s and counts.
   --json   print the manifest (without its file table) as JSON`,
 
-  async run(args, ctx) {
+  run(args, ctx) {
     const { values, positionals } = parseCommand('info', args, { json: { type: 'boolean' } })
     if (positionals.length !== 1)
       throw new UsageError('kheadersfs info: give exactly one IMAGE; see "kheadersfs info --help"')
-    const image = await readImage(positionals[0])
+    const image = readImage(positionals[0])
     ctx.stdout.write(
       values.json ? JSON.stringify(infoObject(positionals[0], image), null, 2) + '\n' : infoText(positionals[0], image),
     )

@@ -84,7 +84,7 @@ Files another program installed are never replaced; --uninstall removes only khe
   --destdir DIR   stage the files under DIR (for packaging); paths inside them stay unprefixed
   --uninstall     remove the files installed before`,
 
-  async run(args, ctx) {
+  run(args, ctx) {
     const { values, positionals } = parseCommand('install-helpers', args, {
       uninstall: { type: 'boolean' },
       destdir: { type: 'string' },

@@ -18,7 +18,7 @@ Exits 0 only if all hold; otherwise names what is wrong and exits 4.
     if (positionals.length !== 1)
       throw new UsageError('kheadersfs verify: give exactly one IMAGE; see "kheadersfs verify --help"')
     const file = positionals[0]
-    const image = await readImage(file)
+    const image = readImage(file)
     const checks = await verifyImage(image)
     const bad = checks.find((c) => !c.ok)
     if (values.json)

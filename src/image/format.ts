@@ -129,7 +129,7 @@ const CODE_TYPE = { f: 'file', d: 'directory', l: 'symlink' } as const
 
 export function toRow(f: FileRecord): FileRow {
   if (f.type === 'symlink') return [f.path, 'l', f.offset, f.size, f.mode, f.link ?? '']
-  return [f.path, TYPE_CODE[f.type] as 'f' | 'd', f.offset, f.size, f.mode]
+  return [f.path, TYPE_CODE[f.type], f.offset, f.size, f.mode]
 }
 
 export function fromRow(row: unknown, i: number): FileRecord {
@@ -151,7 +151,7 @@ export function fromRow(row: unknown, i: number): FileRecord {
   if (mode > 0o7777) badRow(i, `has a bad mode ${mode}`)
   const link: unknown = row[5]
   if (code === 'l' ? typeof link !== 'string' || link === '' : link !== undefined) badRow(i, 'has a bad link target')
-  const rec: FileRecord = { path: p as string, type: CODE_TYPE[code as 'f'], offset, size, mode }
+  const rec: FileRecord = { path: p, type: CODE_TYPE[code as 'f'], offset, size, mode }
   if (code === 'l') rec.link = link as string
   return rec
 }

@@ -25,7 +25,7 @@ export function parseManifest(json: Buffer): Manifest {
   if (!version) throw new Error(`manifest.json has a bad version ${JSON.stringify(o.version)}`)
   if (Number(version[1]) !== FORMAT_MAJOR) {
     throw new Error(
-      `image format version ${o.version} is not supported (this kheadersfs reads ${FORMAT_MAJOR}.x); upgrade kheadersfs or repack the image`,
+      `image format version ${version[0]} is not supported (this kheadersfs reads ${FORMAT_MAJOR}.x); upgrade kheadersfs or repack the image`,
     )
   }
   const str = (k: string, re: RegExp): string => {

@@ -3,7 +3,7 @@
 // file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
-import { parseXzIndex, type XzIndex } from '../xz/index'
+import { parseXzIndex, type XzIndex } from '../xz/xz-index'
 import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, sha256, type Manifest } from './format'
 import { parseManifest } from './manifest'
 
@@ -36,7 +36,7 @@ export interface ReadOptions {
   trustedOnly?: boolean
 }
 
-export async function readImage(file: string, opts: ReadOptions = {}): Promise<Image> {
+export function readImage(file: string, opts: ReadOptions = {}): Image {
   let buf: Buffer
   let fd: number | undefined
   try {
@@ -172,9 +172,9 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
     const size = octal(h, 124, 12)
     if (size === undefined) fail(`member ${memberName} has a bad size field`)
     const start = off + BLOCK
-    const end = start + size!
+    const end = start + size
     if (end > buf.length) fail(`truncated: ${memberName} needs ${size} bytes, only ${buf.length - start} present`)
-    const padEnd = start + Math.ceil(size! / BLOCK) * BLOCK
+    const padEnd = start + Math.ceil(size / BLOCK) * BLOCK
     if (padEnd > buf.length || !isZero(buf.subarray(end, padEnd)))
       fail(`padding after ${memberName} is missing or not zero`)
     members.push({ name: memberName, offset: start, data: buf.subarray(start, end) })
@@ -193,7 +193,7 @@ function parseSums(data: Buffer, fail: (why: string) => never): Map<string, stri
   for (const line of lines) {
     const m = /^([0-9a-f]{64}) {2}(\S+)$/.exec(line)
     if (!m || sums.has(m[2])) fail(`${MEMBER.sums} has a bad line ${JSON.stringify(line.slice(0, 80))}`)
-    sums.set(m![2], m![1])
+    sums.set(m[2], m[1])
   }
   const want = [MEMBER.manifest, MEMBER.config, MEMBER.headers]
   if (sums.size !== want.length || want.some((n) => !sums.has(n)))

@@ -108,7 +108,7 @@ export async function listTar(tar: Buffer): Promise<FileRecord[]> {
     extract.on('finish', () => resolve())
     extract.on('error', reject)
   })
-  Readable.from([tar]).pipe(extract as unknown as NodeJS.WritableStream)
+  Readable.from([tar]).pipe(extract)
   await done
   return out
 }

@@ -7,8 +7,9 @@
 //   0. directories and symbolic links, in name order (no data; tar -xf makes parents first);
 //   1. the Kbuild files every external build reads: Makefiles and *.include/*.lds under scripts/ and
 //      arch/<arch>/, the top Makefile, Module.symvers, include/config/{auto.conf,kernel.release} —
-//      then the programs and scripts under scripts/ and tools/ those name (scripts/basic/fixdep, scripts/mod/modpost, …, and
-//      siblings NAME.* of a named program, e.g. Debian's modpost.real-lsb-64), in name order;
+//      then the programs and scripts under scripts/ and tools/ those name (scripts/basic/fixdep,
+//      scripts/mod/modpost, …, and siblings NAME.* of a named program, e.g. Debian's
+//      modpost.real-lsb-64), in name order;
 //   2. the include closure of the headers every module starts from (SEEDS: Kbuild's forced
 //      -include files, linux/module.h, and linux/sched.h where BPF tools start, plus every
 //      `#include <…>` the files of 1 write out, e.g. modpost's NAME.mod.c), ranked by how many
@@ -45,9 +46,9 @@ const INCLUDE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/gm
 const GENERATED_INCLUDE = /#[ \t]*include[ \t]*<([^>"\n\0]+)>/g
 
 /**
- * Order `entries` (name-sorted, from selectFiles) by the rule above; returns their indices in order. `content(i)` is the bytes that
- * will be archived for entry i (comments already stripped): headers are scanned for #include, Kbuild
- * files for the paths they name.
+ * Order `entries` (name-sorted, from selectFiles) by the rule above; returns their indices in order.
+ * `content(i)` is the bytes that will be archived for entry i (comments already stripped): headers are
+ * scanned for #include, Kbuild files for the paths they name.
  */
 export function buildOrder(
   entries: readonly SourceEntry[],

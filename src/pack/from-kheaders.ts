@@ -8,7 +8,7 @@ import path from 'node:path'
 import tarStream from 'tar-stream'
 import { KernelTreeError, UsageError, reason } from '../errors'
 import { sha256 } from '../image/format'
-import { parseXzIndex } from '../xz/index'
+import { parseXzIndex } from '../xz/xz-index'
 import { buildEpoch, type KernelTree } from './kernel-tree'
 import { compareTarPaths, type SourceEntry } from './select'
 

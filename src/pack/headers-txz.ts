@@ -1,7 +1,8 @@
 // Selected files → normalized tar (tar-stream) → xz (lzma-native). Normalized as gen_kheaders.sh does
 // and stricter: uid/gid 0 with no owner names, modes 0644/0755/0777, one fixed mtime; entries in build
-// order (build-order.ts) rather than gen_kheaders.sh's --sort=name, which tar -xf does not see. Records where each file's bytes sit in the uncompressed tar, so that the image can
-// serve any file without decoding the archive in order.
+// order (build-order.ts) rather than gen_kheaders.sh's --sort=name, which tar -xf does not see.
+// Records where each file's bytes sit in the uncompressed tar, so that the image can serve any file
+// without decoding the archive in order.
 import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import tarStream from 'tar-stream'
@@ -66,7 +67,7 @@ async function readAll(
   signal: AbortSignal | undefined,
   onFile: () => void,
 ): Promise<{ contents: Array<Buffer | undefined>; rawBytes: number; strippedBytes: number }> {
-  const contents: Array<Buffer | undefined> = new Array(entries.length)
+  const contents = new Array<Buffer | undefined>(entries.length)
   let rawBytes = 0
   let strippedBytes = 0
   let next = 0

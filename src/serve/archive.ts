@@ -3,7 +3,7 @@
 // the byte-bounded block cache. This is what lets the kheaders/ view serve any file without ever
 // decompressing the whole archive.
 import { decodeBlock } from '../xz/block'
-import { findBlocks, type XzIndex } from '../xz/index'
+import { findBlocks, type XzIndex } from '../xz/xz-index'
 import { BlockCache, type CacheStats } from './block-cache'
 
 export class ArchiveReader {

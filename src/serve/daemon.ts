@@ -70,7 +70,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     checkMountpoint(opts.mountpoint, { nonempty: opts.nonempty })
     // Started first: findmnt starts up on the other core while the image loads.
     watch = watchSession(opts.mountpoint)
-    const { tree, image: m } = await load(opts)
+    const { tree, image: m } = load(opts)
     const loadMs = performance.now() - t0
     log.info(
       {
@@ -204,10 +204,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
  * Read, check and index the image. Only the tree and the manifest's head outlive this call: the
  * file table (thousands of records) is garbage once the tree holds it in compact form.
  */
-async function load(
-  opts: DaemonOptions,
-): Promise<{ tree: Tree; image: { release: string; profile: string; bytes: number } }> {
-  const image = await readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
+function load(opts: DaemonOptions): { tree: Tree; image: { release: string; profile: string; bytes: number } } {
+  const image = readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
   const { release, profile } = image.manifest
   if (release !== opts.release && !opts.force) {
     throw new ImageFormatError(

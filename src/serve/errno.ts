@@ -6,6 +6,9 @@ import { constants } from 'node:os'
 import { KheadersError } from '../errors'
 import type { Logger } from '../log'
 
+/** A fuse-native callback: cb(code, ...values), code negative for -errno (types/fuse-native.d.ts). */
+export type FuseReply = (code: number, ...values: unknown[]) => void
+
 export function toErrno(e: unknown, log: Logger, op: string, path: string): number {
   if (KheadersError.is(e)) return -e.errno
   log.error({ op, path, err: e }, 'unexpected error in a filesystem operation; answered EIO')
@@ -21,11 +24,11 @@ export function guard<A extends unknown[], R>(
   log: Logger,
   op: string,
   fn: (...args: A) => R | Promise<R>,
-  reply: (cb: (...r: any[]) => void, result: R) => void,
+  reply: (cb: FuseReply, result: R) => void,
   counts?: Record<string, number>,
-): (...argsAndCb: [...A, (...r: any[]) => void]) => void {
+): (...argsAndCb: [...A, FuseReply]) => void {
   return (...argsAndCb) => {
-    const cb = argsAndCb[argsAndCb.length - 1] as (...r: any[]) => void
+    const cb = argsAndCb[argsAndCb.length - 1] as FuseReply
     const args = argsAndCb.slice(0, -1) as A
     const path = typeof args[0] === 'string' ? args[0] : ''
     if (counts !== undefined) counts[op] = (counts[op] ?? 0) + 1

@@ -5,7 +5,7 @@ import type FuseType from 'fuse-native'
 import type { Ops, Stat } from 'fuse-native'
 import { FsError, FuseUnavailableError, reason } from '../errors'
 import type { Logger } from '../log'
-import { EROFS, guard } from './errno'
+import { EROFS, guard, type FuseReply } from './errno'
 import { fuseInstallHint } from './fuse-packages'
 import { completeView, lookup, NAME_MAX, readInto, readlink, type Node, type Tree } from './tree'
 
@@ -48,7 +48,7 @@ export function createOps(tree: Tree, log: Logger, counts?: Record<string, numbe
     mtime: tree.mtime,
     ctime: tree.mtime,
   })
-  const ok = (cb: (...r: any[]) => void, value: unknown): void => cb(0, value)
+  const ok = (cb: FuseReply, value: unknown): void => cb(0, value)
   const ops: Ops = {
     getattr: guard(log, 'getattr', (path: string) => stat(lookup(tree, path)), ok, counts),
     fgetattr: guard(log, 'fgetattr', (path: string, _fd: number) => stat(lookup(tree, path)), ok, counts),
@@ -97,7 +97,7 @@ export function createOps(tree: Tree, log: Logger, counts?: Record<string, numbe
   }
   for (const op of WRITE_OPS) {
     ops[op] = (...args: unknown[]) => {
-      const cb = args[args.length - 1] as (code: number, ...rest: unknown[]) => void
+      const cb = args[args.length - 1] as FuseReply
       // setxattr's callback also carries fuse-native's buffer back; the code is what matters.
       cb(EROFS)
     }
@@ -137,20 +137,17 @@ export function mountFuse(mountpoint: string, ops: Ops, opts: MountOptions): Pro
     // If the daemon dies, libfuse's fusermount helper removes the mount instead of leaving it stale.
     autoUnmount: true,
   })
+  // A synchronous throw from fuse.mount rejects the promise too (the executor's own contract).
   return new Promise((resolve, reject) => {
-    try {
-      fuse.mount((err) => {
-        if (err) return reject(err)
-        resolve({
-          detach: () =>
-            new Promise<void>((res, rej) => {
-              Fuse.unmount(mountpoint, (e) => (e ? rej(e) : res()))
-            }),
-        })
+    fuse.mount((err) => {
+      if (err) return reject(err)
+      resolve({
+        detach: () =>
+          new Promise<void>((res, rej) => {
+            Fuse.unmount(mountpoint, (e) => (e ? rej(e) : res()))
+          }),
       })
-    } catch (e) {
-      reject(e)
-    }
+    })
   })
 }
 

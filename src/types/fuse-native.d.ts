@@ -36,7 +36,7 @@ declare module 'fuse-native' {
     read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void
     readlink?(path: string, cb: Cb<string>): void
     statfs?(path: string, cb: Cb<Statfs>): void
-    [op: string]: ((...args: any[]) => void) | undefined
+    [op: string]: ((...args: never[]) => void) | undefined
   }
   export interface Options {
     force?: boolean

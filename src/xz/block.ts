@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import { crc32 } from './crc32'
 import { XzFormatError } from '../errors'
-import { VliReader, XZ_CHECK, checkSize, type XzBlock } from './index'
+import { VliReader, XZ_CHECK, checkSize, type XzBlock } from './xz-index'
 
 const FILTER_LZMA2 = 0x21
 

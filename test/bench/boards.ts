@@ -304,16 +304,16 @@ async function board(deb: string, image: string, release: string): Promise<Secti
       measure: 'hello.ko: view build vs extracted build',
       ours: ko('hello2', builtV),
       baseline: ko('hello', builtX),
-      ratio: ok(builtV) && ok(builtX) ? fmtRatio(builtV!.ms / builtX!.ms) : '—',
+      ratio: ok(builtV) && ok(builtX) ? fmtRatio(builtV.ms / builtX.ms) : '—',
       how: `\`make -C /proc-ext/kheaders M=/root/hello2 modules\` vs \`make -C /root/h M=/root/hello modules\`: test/fixtures/hello, fresh copies, the board's gcc (not the aarch64-linux-gnu-gcc the kernel was built with); the extracted build ran first, then the view build on the same mount (after the tar extraction had read the whole archive through it), 1 run each`,
     })
     section.add({
       measure: 'hello.ko: view build vs extract + build',
-      ours: ok(builtV) ? fmtMs(builtV!.ms) : '—',
+      ours: ok(builtV) ? fmtMs(builtV.ms) : '—',
       baseline: ok(builtX)
-        ? `${fmtMs(extractMs + builtX!.ms)} (tar ${fmtMs(extractMs)} + make ${fmtMs(builtX!.ms)})`
+        ? `${fmtMs(extractMs + builtX.ms)} (tar ${fmtMs(extractMs)} + make ${fmtMs(builtX.ms)})`
         : '—',
-      ratio: ok(builtV) && ok(builtX) ? fmtRatio(builtV!.ms / (extractMs + builtX!.ms)) : '—',
+      ratio: ok(builtV) && ok(builtX) ? fmtRatio(builtV.ms / (extractMs + builtX.ms)) : '—',
       how: 'the rows above: building from the view against extracting the archive first and building from the copy',
     })
     section.add({
@@ -378,9 +378,9 @@ function recordedFigures(): Section | undefined {
       if (typeof figs[a] === 'number' && typeof figs[b] === 'number') {
         section.add({
           measure: `${board}: ${what}`,
-          ours: fmtMs(figs[a] as number),
-          baseline: fmtMs(figs[b] as number),
-          ratio: fmtRatio((figs[a] as number) / (figs[b] as number)),
+          ours: fmtMs(figs[a]),
+          baseline: fmtMs(figs[b]),
+          ratio: fmtRatio((figs[a]) / (figs[b])),
           how: `${a} / ${b}, same test run`,
         })
       }

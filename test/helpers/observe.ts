@@ -9,7 +9,10 @@ export function rss(pid: number): number {
   return rssBytes(pid) ?? 0
 }
 
-/** RSS of the glibc main-arena heap ([heap] in smaps) of `pid`, in bytes: where malloc'ed memory that is never given back shows. */
+/**
+ * RSS of the glibc main-arena heap ([heap] in smaps) of `pid`, in bytes: where malloc'ed memory that is
+ * never given back shows.
+ */
 export function heapRss(pid: number): number {
   try {
     const m = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/smaps`, 'utf8'))
@@ -81,7 +84,10 @@ export function logErrors(runDir: string): string[] {
     })
 }
 
-/** The daemon's figures: SIGUSR1 makes it log one "stats" line (src/serve/daemon.ts: ops per operation, block cache, RSS). */
+/**
+ * The daemon's figures: SIGUSR1 makes it log one "stats" line (src/serve/daemon.ts: ops per operation,
+ * block cache, RSS).
+ */
 export interface DaemonStats {
   ops: Record<string, number>
   /** Absent when the mount serves no kheaders/ view (view=off). */

@@ -53,7 +53,7 @@ export function startWorker(mode: string, args: object, opts: { user?: string } 
           stdio: 'pipe',
           env: { ...process.env, UV_THREADPOOL_SIZE: '4' },
         })
-  ) as ChildProcessWithoutNullStreams
+  )
   let out = ''
   let err = ''
   const lines: string[] = []

@@ -64,7 +64,7 @@ function files(dir: string, rel = ''): string[] {
 /** ELF header fields, or undefined for a file that is not ELF. */
 function elf(buf: Buffer): { cls: number; machine: number; flags: number } | undefined {
   if (buf.length < 52 || buf.readUInt32BE(0) !== 0x7f454c46) return undefined
-  const cls = buf[4]!
+  const cls = buf[4]
   const le = buf[5] === 1
   const machine = le ? buf.readUInt16LE(18) : buf.readUInt16BE(18)
   const flagsAt = cls === 2 ? 48 : 36

@@ -262,7 +262,7 @@ t.test('random FUSE operations through the kernel give what a read-only copy of 
             const direct = root !== refMnt ? constants.O_DIRECT : 0
             return withFd(abs(root, rel), constants.O_RDONLY | direct, (fd) => {
               const buf = Buffer.alloc(len)
-              const n = fs.readSync(fd, buf, 0, len, off as number)
+              const n = fs.readSync(fd, buf, 0, len, off)
               return `${n} ${sha256(buf.subarray(0, n))}`
             })
           }),

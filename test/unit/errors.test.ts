@@ -26,7 +26,7 @@ import {
   type KheadersErrorClass,
 } from '../../src/errors'
 import { toErrno } from '../../src/serve/errno'
-import { parseXzIndex } from '../../src/xz/index'
+import { parseXzIndex } from '../../src/xz/xz-index'
 
 const { errno } = constants
 const silent = pino({ level: 'silent' })

@@ -98,7 +98,7 @@ t.test(
     const hold = async (): Promise<ReturnType<typeof spawn>> => {
       const p = spawn('sh', ['-c', `exec 7<"${mnt}/f"; echo held; exec sleep 60`])
       t.teardown(() => p.kill('SIGKILL'))
-      await new Promise((r) => p.stdout!.once('data', r))
+      await new Promise((r) => p.stdout.once('data', r))
       return p
     }
     const release = async (p: ReturnType<typeof spawn>): Promise<void> => {

@@ -4,7 +4,7 @@ import path from 'node:path'
 import t from 'tap'
 import { xzBuffer } from '../../src/pack/xz'
 import { crc64, decodeBlock, lzma2DictSize, parseBlockHeader } from '../../src/xz/block'
-import { XZ_CHECK, parseXzIndex, type XzBlock } from '../../src/xz/index'
+import { XZ_CHECK, parseXzIndex, type XzBlock } from '../../src/xz/xz-index'
 import { headerText } from '../helpers/header-text'
 import { tmpDir } from '../helpers/tmp'
 

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { crc32 } from 'node:zlib'
 import t from 'tap'
 import { xzBuffer } from '../../src/pack/xz'
-import { VliReader, XZ_CHECK, findBlocks, parseXzIndex, type XzIndex } from '../../src/xz/index'
+import { VliReader, XZ_CHECK, findBlocks, parseXzIndex, type XzIndex } from '../../src/xz/xz-index'
 import { headerText } from '../helpers/header-text'
 import { tmpDir } from '../helpers/tmp'
 
