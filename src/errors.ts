@@ -117,7 +117,7 @@ function exitCodeOf(e: unknown): ExitCode | undefined {
 }
 
 /** The positive errno of a Node system error (`err.errno` is negative, `err.code` is the name). */
-export function errnoOf(e: unknown): number | undefined {
+function errnoOf(e: unknown): number | undefined {
   const code = (e as NodeJS.ErrnoException | undefined)?.code
   if (code && code in constants.errno) return constants.errno[code as keyof typeof constants.errno]
   return undefined

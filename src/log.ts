@@ -51,7 +51,7 @@ const LABEL: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40
 const OMIT = new Set(['level', 'time', 'pid', 'name', 'msg', 'hostname'])
 
 /** One record → "kheadersfs: warning: message (key=value, ...)". */
-export function prettyLine(json: string): string {
+function prettyLine(json: string): string {
   const r = JSON.parse(json) as Record<string, unknown>
   const fields = Object.entries(r)
     .filter(([k]) => !OMIT.has(k))

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 export const FORMAT_ID = 'kheadersfs-image'
 /** Readers refuse another major version; minor versions only add fields. */
 export const FORMAT_MAJOR = 1
-export const FORMAT_MINOR = 2
+const FORMAT_MINOR = 2
 export const FORMAT_VERSION = `${FORMAT_MAJOR}.${FORMAT_MINOR}`
 
 export const MEMBER = {
@@ -24,7 +24,6 @@ export const MEMBER = {
   sums: 'SHA256SUMS',
 } as const
 export const MEMBER_ORDER = [MEMBER.manifest, MEMBER.config, MEMBER.headers, MEMBER.sums] as const
-export type PayloadName = typeof MEMBER.config | typeof MEMBER.headers
 
 export const BLOCK = 512
 export const MEMBER_MODE = 0o444

@@ -9,7 +9,7 @@ import path from 'node:path'
 /** Links followed in one lookup before giving up, as the kernel's MAXSYMLINKS. */
 const MAX_LINKS = 40
 
-export class LoopError extends Error {
+class LoopError extends Error {
   readonly code = 'ELOOP'
 }
 

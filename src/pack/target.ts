@@ -3,7 +3,7 @@
 // .config (64-bit, endianness) say it instead.
 import { existsSync } from 'node:fs'
 import path from 'node:path'
-import { describeElf, readElfId, sameMachine, type ElfId } from './elf'
+import { readElfId, sameMachine, type ElfId } from './elf'
 import type { KernelTree } from './kernel-tree'
 import type { SourceEntry } from './select'
 
@@ -71,5 +71,3 @@ export function foreignBinaries(entries: SourceEntry[], target: ElfId): Foreign[
   }
   return out
 }
-
-export { describeElf }

@@ -35,7 +35,7 @@ export interface Lzma2Options {
  *   0.5% smaller, the second at about the same encoder time.
  * lzma-native applies a `preset` after the other fields, so every field is given explicitly.
  */
-export function lzma2Options(preset: number, blockSize: number): Lzma2Options {
+function lzma2Options(preset: number, blockSize: number): Lzma2Options {
   const level = Math.min(9, Math.max(1, preset))
   const presetDict = 2 ** [18, 20, 21, 22, 22, 23, 23, 24, 25, 26][level]
   const fast = level <= 3

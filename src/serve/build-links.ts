@@ -8,7 +8,7 @@ import { lstatSync, mkdirSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync 
 import path from 'node:path'
 
 export const MODULES_DIR = '/lib/modules'
-export const LINK_NAMES = ['build', 'source'] as const
+const LINK_NAMES = ['build', 'source'] as const
 
 export interface BuildLinks {
   /** Links this mount owns (to remove at unload). */

@@ -21,7 +21,7 @@ export interface MountOpts {
 
 /** Default bound of the decoded-block cache: measured in docs/design.md ("Block size and cache"). */
 export const DEFAULT_CACHE_MB = 8
-export const MAX_CACHE_MB = 4096
+const MAX_CACHE_MB = 4096
 
 /** Accepted and ignored: the daemon always mounts ro,nosuid,nodev whatever these say. */
 const GENERIC = new Set([

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 // fs's callback API, not fs/promises: that module loads ~10 more (readline's among them) into both
 // processes of every mount.
-import { readdir, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
+import { readdir, readFileSync, readdirSync, readlinkSync } from 'node:fs'
 
 export const FSTYPE = 'fuse.kheadersfs'
 
@@ -159,13 +159,5 @@ export function rssBytes(pid: number): number | undefined {
     return m ? Number(m[1]) * 1024 : undefined
   } catch {
     return undefined
-  }
-}
-
-export function isDirectory(p: string): boolean {
-  try {
-    return statSync(p).isDirectory()
-  } catch {
-    return false
   }
 }

@@ -4,7 +4,7 @@
 // of discarded blocks keeps the daemon at "image + cache bound + a fixed overhead" (docs/design.md).
 
 /** Bytes discarded between two collections: the most garbage the daemon carries. */
-export const RECLAIM_EVERY_BYTES = 4 * 2 ** 20
+const RECLAIM_EVERY_BYTES = 4 * 2 ** 20
 
 let collect: (() => void) | undefined
 

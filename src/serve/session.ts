@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readlinkSync } from 'node:fs'
 
-export function fuseFds(): number[] {
+function fuseFds(): number[] {
   const fds: number[] = []
   for (const fd of readdirSync('/proc/self/fd')) {
     try {

@@ -27,7 +27,7 @@ export function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
  * V8 flags for the daemon: a small young generation keeps its idle RSS ~5 MB lower; gc() for the
  * reclaimer without a second context (docs/design.md, "Memory").
  */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc']
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc']
 
 /**
  * glibc raises its mmap threshold after the first freed large block, after which the xz decoders'
@@ -35,7 +35,7 @@ export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc']
  * 64 MB of RSS. A fixed threshold at the chunk size keeps them in their own mappings, returned to the
  * system when freed: the same cache costs 37 MB (docs/design.md, "Memory").
  */
-export const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
+const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
 
 /** `logFile` null: the daemon keeps our stderr (the journal). */
 export async function startDetached(

@@ -197,10 +197,11 @@ async function benchPack(tree: DebianTree, ws: Workspace): Promise<PackResult> {
   })
 
   // Context for the size row: what the archives hold, and what the same tar costs as one xz block.
-  const oursInfo = JSON.parse(run(NODE, [CLI, 'info', '--json', headersImg], { env })).payloads['kheaders.tar.xz'] as {
-    uncompressedSize: number
-    blockSize: number
-  }
+  const oursInfo = (
+    JSON.parse(run(NODE, [CLI, 'info', '--json', headersImg], { env })) as {
+      payloads: Record<string, { uncompressedSize: number; blockSize: number }>
+    }
+  ).payloads['kheaders.tar.xz']
   const oursTar = oursInfo.uncompressedSize
   const kernelTar = xzUncompressed(kernelTxz)
   section.add({

@@ -380,7 +380,7 @@ function recordedFigures(): Section | undefined {
           measure: `${board}: ${what}`,
           ours: fmtMs(figs[a]),
           baseline: fmtMs(figs[b]),
-          ratio: fmtRatio((figs[a]) / (figs[b])),
+          ratio: fmtRatio(figs[a] / figs[b]),
           how: `${a} / ${b}, same test run`,
         })
       }

@@ -59,7 +59,7 @@ export function time(fn: () => void): number {
 export type Timed = () => void | number | Promise<void | number>
 
 /** One timed call: its duration in ms, or the number it returns if it measures itself. */
-export async function sample(fn: Timed): Promise<number> {
+async function sample(fn: Timed): Promise<number> {
   await tick()
   const t0 = now()
   const r = await fn()

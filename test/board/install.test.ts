@@ -110,7 +110,8 @@ for (const target of TARGETS) {
     t.comment(`${name}: node ${node.stdout.split('\n')[0]}, kheadersfs ${node.stdout.split('\n')[1]}`)
     const ver = await b.run('kheadersfs --version')
     t.equal(ver.code, 0, `kheadersfs --version runs: ${ver.stderr}`)
-    const pkgVersion = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string
+    const pkgVersion = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string })
+      .version
     t.match(ver.stdout, pkgVersion, `--version says ${pkgVersion}: ${ver.stdout.trim()}`)
     // The native addons load on this arch (kheadersfs mount needs both).
     const addons = await b.run(
@@ -156,7 +157,7 @@ for (const target of TARGETS) {
         sums.stdout
           .trim()
           .split('\n')
-          .map((l) => l.split(/\s+/).reverse()),
+          .map((l) => l.split(/\s+/).reverse() as [string, string]),
       )
       t.equal(
         got['/proc-ext/kheaders.txz'],

@@ -42,7 +42,7 @@ function elfFiles(dir: string, rel = ''): Map<string, ElfId> {
 function extractArchive(image: string, into: string): void {
   mkdirSync(into, { recursive: true })
   const r = spawnSync('sh', ['-c', 'tar -xOf "$1" kheaders.tar.xz | tar -xJf - -C "$2"', 'sh', image, into])
-  if (r.status !== 0) throw new Error(`extract: ${r.stderr}`)
+  if (r.status !== 0) throw new Error(`extract: ${r.stderr.toString()}`)
 }
 
 const EXPECT: Record<CrossArch, { machine: number; bits: number; name: RegExp }> = {

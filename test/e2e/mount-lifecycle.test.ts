@@ -220,7 +220,7 @@ t.test('lifecycle', async (t) => {
       env: { ...process.env, ...env },
     })
     let err = ''
-    child.stderr.on('data', (d: Buffer) => (err += d))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
     const deadline = Date.now() + 10000
     while (!err.includes('"msg":"mounted"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))

@@ -184,7 +184,7 @@ t.test('served bytes, readers, stat and errno', { skip: tree === undefined && SK
           new Promise<string>((resolve) => {
             const c = spawn('sha256sum', [path.join(m.mnt, 'kheaders.txz')])
             let out = ''
-            c.stdout.on('data', (d: Buffer) => (out += d))
+            c.stdout.on('data', (d: Buffer) => (out += d.toString()))
             c.on('close', () => resolve(out.split(' ')[0]))
           }),
       ),

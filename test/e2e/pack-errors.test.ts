@@ -168,7 +168,7 @@ t.test(
     })
     let err = ''
     child.stderr.on('data', (d: Buffer) => {
-      err += d
+      err += d.toString()
       if (err.includes('"msg":"packing"') || err.includes('kernel tree')) child.kill('SIGINT')
     })
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))

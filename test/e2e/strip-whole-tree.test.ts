@@ -57,7 +57,7 @@ async function gcc(cwd: string, args: string[]): Promise<{ stdout: string; stder
 
 /** Run jobs with at most `limit` in flight. */
 async function pool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
-  const results: T[] = new Array(jobs.length)
+  const results = new Array<T>(jobs.length)
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < jobs.length) {

@@ -35,7 +35,7 @@ import path from 'node:path'
 import { readElfId } from '../../src/pack/elf'
 
 export const CACHE = process.env.KHEADERSFS_BOARD_CACHE ?? '/var/cache/kheadersfs'
-export const MIRROR = 'http://deb.debian.org/debian'
+const MIRROR = 'http://deb.debian.org/debian'
 
 export type Suite = 'trixie' | 'bookworm'
 export type Arch = 'amd64' | 'arm64' | 'armhf'

@@ -1,18 +1,25 @@
 // Hand-made images for hostile-input tests: any members in any order, with SHA256SUMS recomputed so
 // that the checks behind the checksums (manifest fields, xz index, member layout) are what is tested.
 import tarStream from 'tar-stream'
-import { sha256 } from '../../src/image/format'
+import { sha256, type FileRow, type Manifest } from '../../src/image/format'
 import { parseImage, readContainer } from '../../src/image/read'
 
 export type Member = [name: string, data: Buffer]
 
+/** manifest.json as written (the file table as rows), for altering on purpose. */
+export type ManifestJson = Omit<Manifest, 'files' | 'format' | 'profile'> & {
+  format: string
+  profile: string
+  files: FileRow[]
+}
+
 /** The members of a valid image, for altering one of them. */
-export function membersOf(image: Buffer): { manifest: Record<string, any>; config: Buffer; headers: Buffer } {
+export function membersOf(image: Buffer): { manifest: ManifestJson; config: Buffer; headers: Buffer } {
   const img = parseImage(image, 'valid.img')
   const raw = readContainer(image, (why) => {
     throw new Error(why)
   })[0].data
-  return { manifest: JSON.parse(raw.toString('utf8')) as Record<string, any>, config: img.config, headers: img.headers }
+  return { manifest: JSON.parse(raw.toString('utf8')) as ManifestJson, config: img.config, headers: img.headers }
 }
 
 /** SHA256SUMS for `members` (every member but the sums), as the packer writes it. */
@@ -36,7 +43,7 @@ export function tarOf(members: Member[]): Promise<Buffer> {
 }
 
 /** An image from a manifest object and payloads, with consistent SHA256SUMS. */
-export function image(manifest: Record<string, any>, config: Buffer, headers: Buffer): Promise<Buffer> {
+export function image(manifest: ManifestJson, config: Buffer, headers: Buffer): Promise<Buffer> {
   const members: Member[] = [
     ['manifest.json', Buffer.from(JSON.stringify(manifest))],
     ['config.gz', config],

@@ -56,7 +56,7 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10000
 }
 
 /** The daemon's log file in a run directory (one per mountpoint). */
-export function logFile(runDir: string): string | undefined {
+function logFile(runDir: string): string | undefined {
   try {
     const f = readdirSync(runDir).find((n) => n.endsWith('.log'))
     return f === undefined ? undefined : path.join(runDir, f)

@@ -328,12 +328,13 @@ async function slowReader(a: { file: string; ref: string; chunk: number; direct:
 }
 
 async function workerMain(mode: string, json: string): Promise<void> {
-  const a = JSON.parse(json)
-  const programs: Record<string, (a: any) => Promise<ReaderResult>> = {
-    flat: flatReader,
-    view: viewReader,
-    hammer: hammerReader,
-    slow: slowReader,
+  // The parent wrote these arguments from each reader's own parameter type (readers.ts).
+  const a: unknown = JSON.parse(json)
+  const programs: Record<string, (a: unknown) => Promise<ReaderResult>> = {
+    flat: (a) => flatReader(a as Parameters<typeof flatReader>[0]),
+    view: (a) => viewReader(a as Parameters<typeof viewReader>[0]),
+    hammer: (a) => hammerReader(a as Parameters<typeof hammerReader>[0]),
+    slow: (a) => slowReader(a as Parameters<typeof slowReader>[0]),
   }
   const program = programs[mode]
   if (program === undefined) throw new Error(`unknown reader mode ${mode}`)

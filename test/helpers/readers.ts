@@ -6,7 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import path from 'node:path'
 
 /** The reader program: node READER flat|view|hammer|slow '<json args>' (see reader-process.ts). */
-export const READER = path.join(__dirname, 'reader-process.js')
+const READER = path.join(__dirname, 'reader-process.js')
 
 export interface ReaderResult {
   /** Whole-file reads and their checks. */
@@ -46,14 +46,13 @@ export function emptyResult(): ReaderResult {
 /** Start a reader process (reader-process.ts) in `mode` with `args`, optionally as another user. */
 export function startWorker(mode: string, args: object, opts: { user?: string } = {}): Worker {
   const argv = [READER, mode, JSON.stringify(args)]
-  const child = (
+  const child =
     opts.user === undefined
       ? spawn(process.execPath, argv, { stdio: 'pipe', env: { ...process.env, UV_THREADPOOL_SIZE: '4' } })
       : spawn('runuser', ['-u', opts.user, '--', process.execPath, ...argv], {
           stdio: 'pipe',
           env: { ...process.env, UV_THREADPOOL_SIZE: '4' },
         })
-  )
   let out = ''
   let err = ''
   const lines: string[] = []

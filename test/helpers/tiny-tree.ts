@@ -5,7 +5,7 @@ import path from 'node:path'
 
 export const TINY_RELEASE = '6.9.0-tiny'
 
-export const TINY_FILES: Record<string, string> = {
+const TINY_FILES: Record<string, string> = {
   Makefile: 'VERSION = 6\nPATCHLEVEL = 9\n# the real top Makefile\n',
   '.config': '# tiny\nCONFIG_X86=y\nCONFIG_MODULES=y\n',
   'Module.symvers': '0x12345678\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n',

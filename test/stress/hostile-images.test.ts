@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import t from 'tap'
 import { sha256 } from '../../src/image/format'
 import { errorLines, runCli } from '../helpers/cli'
-import { image as craft, membersOf, sums, tarOf, type Member } from '../helpers/craft-image'
+import { image as craft, membersOf, sums, tarOf, type ManifestJson, type Member } from '../helpers/craft-image'
 import { tinyImage } from '../helpers/images'
 import { daemonPids, isMounted, mountDirs } from '../helpers/mount'
 import { record, size } from '../helpers/stress'
@@ -26,7 +26,7 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
   const valid = readFileSync(await tinyImage(t))
   const { manifest, config, headers } = membersOf(valid)
   const dir = tmpDir(t)
-  const m = (): Record<string, any> => structuredClone(manifest)
+  const m = (): ManifestJson => structuredClone(manifest)
   const members = (): Member[] => [
     ['manifest.json', Buffer.from(JSON.stringify(manifest))],
     ['config.gz', config],
@@ -151,7 +151,7 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
     add(`file table path ${JSON.stringify(bad)}`, await craft(mm, config, headers), /unsafe path/)
   }
   const link = m()
-  link.files.push(['include/zz-escape', 'l', link.files.at(-1)[2] + 512, 0, 0o777, ''])
+  link.files.push(['include/zz-escape', 'l', link.files[link.files.length - 1][2] + 512, 0, 0o777, ''])
   add(
     'symlink without a target',
     await craft(link, config, headers),

@@ -31,7 +31,7 @@ function interrupt(out: string, signal: NodeJS.Signals, when: number | 'write'):
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let stderr = ''
-  child.stderr.on('data', (d: Buffer) => (stderr += d))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   let duringWrite = false
   let poll: NodeJS.Timeout | undefined
   const send = (): void => {

@@ -199,7 +199,7 @@ t.test('mounted ro,nosuid,nodev even when -o rw,dev,suid,exec is passed (CLI and
     seen.push(`${mi.perMount.join(',')} / ${mi.superOpts.join(',')}`)
     const missing = ['ro', 'nosuid', 'nodev'].filter((o) => !mi.perMount.includes(o))
     if (code !== 0 || missing.length || !mi.superOpts.includes('ro'))
-      bad.push(`${name}: exit ${code}, per-mount ${mi.perMount}, super ${mi.superOpts}`)
+      bad.push(`${name}: exit ${code}, per-mount ${mi.perMount.join(',')}, super ${mi.superOpts.join(',')}`)
     const findmnt = execFileSync('findmnt', ['-n', '-o', 'OPTIONS', mnt], { encoding: 'utf8' })
     if (!/(^|,)nosuid(,|$)/.test(findmnt) || !/(^|,)nodev(,|$)/.test(findmnt))
       bad.push(`${name}: findmnt says ${findmnt}`)
@@ -317,7 +317,7 @@ t.test('other users read every file but cannot unmount or stop a root mount', as
   })
   t.ok(
     readOk,
-    `nobody reads the right bytes (${JSON.stringify(sum.errors)} ${sum.wrongDetail.slice(0, 3)} ${asNobody.stderr.slice(0, 300)})`,
+    `nobody reads the right bytes (${JSON.stringify(sum.errors)} ${sum.wrongDetail.slice(0, 3).join(', ')} ${asNobody.stderr.slice(0, 300)})`,
   )
   t.ok(viewFiles > 0)
   t.equal(modes, '444 444 444', 'flat files 0444')
@@ -356,7 +356,7 @@ t.test('as root, an image another user could have written is refused unless --al
     const ok = r.code === 4 && lines.length === 1 && /--allow-untrusted-image/.test(lines[0]) && reason.test(lines[0])
     if (!ok || isMounted(mnt) || left.length || daemonPids(runDir).length || state.length) {
       bad.push(
-        `${what}: exit ${r.code}, stderr ${JSON.stringify(lines)}, mounted ${isMounted(mnt)}, processes ${left.length}, state ${state}`,
+        `${what}: exit ${r.code}, stderr ${JSON.stringify(lines)}, mounted ${isMounted(mnt)}, processes ${left.length}, state ${state.join(',')}`,
       )
     }
   }
@@ -436,7 +436,7 @@ t.test(
             `${f}: ${st.isSymbolicLink() ? 'symlink' : 'mode ' + mode(path.join(runDir, f))} uid ${st.uid}`
           )
         }),
-        files.filter((f) => /\.(json|pid|log)$/.test(f)).length !== 3 && `files: ${files}`,
+        files.filter((f) => /\.(json|pid|log)$/.test(f)).length !== 3 && `files: ${files.join(',')}`,
         ...extra(runDir, mnt),
       ].filter(Boolean) as string[]
       await runCli(['umount', mnt], { env })

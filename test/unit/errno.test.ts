@@ -6,16 +6,16 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import t from 'tap'
 import { FsError, IoError, MountBusyError, UsageError } from '../../src/errors'
-import { EROFS, guard, toErrno } from '../../src/serve/errno'
+import { EROFS, guard, toErrno, type FuseReply } from '../../src/serve/errno'
 
 const { errno } = constants
 
 /** A real pino logger whose records land in `lines` (parsed). */
-function capture(): { log: pino.Logger; lines: Array<Record<string, any>> } {
-  const lines: Array<Record<string, any>> = []
+function capture(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = []
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, any>)
+      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>)
       done()
     },
   })
@@ -23,7 +23,7 @@ function capture(): { log: pino.Logger; lines: Array<Record<string, any>> } {
 }
 
 /** A callback that records every call's arguments. */
-function recorder(): { cb: (...r: any[]) => void; calls: unknown[][] } {
+function recorder(): { cb: FuseReply; calls: unknown[][] } {
   const calls: unknown[][] = []
   return { cb: (...r: unknown[]) => calls.push(r), calls }
 }
@@ -31,7 +31,7 @@ function recorder(): { cb: (...r: any[]) => void; calls: unknown[][] } {
 /** Let every pending promise reaction run (a settled handler's callback fires within this). */
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r))
 
-const ok = (cb: (...r: any[]) => void, value: unknown): void => cb(0, value)
+const ok = (cb: FuseReply, value: unknown): void => cb(0, value)
 
 t.test('toErrno: typed errors answer their errno (negated), silently', async (t) => {
   const { log, lines } = capture()
@@ -174,6 +174,7 @@ t.test('guard: a rejection answers the errno; an unknown one EIO, logged', async
   guard(
     log,
     'read',
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what this test is about
     (_path: string) => Promise.reject('not an Error'),
     (cb, n: number) => cb(n),
   )('/x', c.cb)

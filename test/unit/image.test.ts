@@ -7,6 +7,7 @@ import { FORMAT_ID, sha256, type Manifest } from '../../src/image/format'
 import { parseManifest, serializeManifest } from '../../src/image/manifest'
 import { parseImage } from '../../src/image/read'
 import { buildImage, writeImage } from '../../src/image/write'
+import type { ManifestJson } from '../helpers/craft-image'
 import { tmpDir } from '../helpers/tmp'
 
 // A real .xz of 4096 bytes (what the manifest below says the tar holds), one block.
@@ -52,8 +53,8 @@ t.test('manifest round-trips and is deterministic', async (t) => {
 })
 
 t.test('manifest validation names the bad field', async (t) => {
-  const bad = (patch: (o: Record<string, any>) => void, re: RegExp): void => {
-    const o = JSON.parse(serializeManifest(manifest()).toString())
+  const bad = (patch: (o: ManifestJson) => void, re: RegExp): void => {
+    const o = JSON.parse(serializeManifest(manifest()).toString()) as ManifestJson
     patch(o)
     t.throws(() => parseManifest(Buffer.from(JSON.stringify(o))), { message: re }, re.source)
   }

@@ -85,7 +85,7 @@ t.test('block headers: sizes, filters, LZMA2 dictionary, as xz --robot --list -v
       t.same(
         [h.size, h.compressedSize !== undefined, h.uncompressedSize !== undefined],
         [Number(r[11]), r[12][0] === 'c', r[12][1] === 'u'],
-        `${args}: block ${i}`,
+        `${args.join(' ')}: block ${i}`,
       )
       if (h.compressedSize !== undefined)
         t.same([h.compressedSize, h.uncompressedSize], [Number(r[13]), b.uncompressedSize])

@@ -177,7 +177,10 @@ t.test('multibyte integers: 1 to 9 bytes, minimal encoding only', async (t) => {
   t.same([r.vli('a'), r.pos, r.vli('b'), r.pos], [129, 2, 5, 3])
   t.throws(() => read(0x80, 0x00), { name: 'XzFormatError', message: /ends in a null byte/ })
   t.throws(() => read(0x80, 0x80), { name: 'XzFormatError', message: /runs past its field/ })
-  t.throws(() => read(...Array(9).fill(0x80), 0x01), { name: 'XzFormatError', message: /longer than 9 bytes/ })
+  t.throws(() => read(...new Array<number>(9).fill(0x80), 0x01), {
+    name: 'XzFormatError',
+    message: /longer than 9 bytes/,
+  })
   t.throws(() => read(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), {
     name: 'XzFormatError',
     message: /too large/,
