@@ -142,76 +142,27 @@ t.test('refusals', async (t) => {
     'FUSE not available',
     { skip: process.getuid?.() !== 0 && 'needs root for a private mount namespace' },
     async (t) => {
-      // No /dev/fuse: a private mount namespace with an empty /dev (only /dev/null, which node needs).
       const { mnt, env, runDir } = mountDirs(t)
-      const noDev = await run(
-        'unshare',
-        [
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && exec "$@"',
-          'sh',
-          process.execPath,
-          CLI,
-          'mount',
-          '--image',
-          image,
-          mnt,
-        ],
-        { env },
-      )
+      /** kheadersfs mount, run after `setup` (sh) in a private mount namespace that undoes it on exit. */
+      const mountAfter = (setup: string): ReturnType<typeof run> => {
+        const inNamespace = ['--mount', '--propagation', 'private', 'sh', '-c', `${setup} && exec "$@"`, 'sh']
+        return run('unshare', [...inNamespace, process.execPath, CLI, 'mount', '--image', image, mnt], { env })
+      }
+      // No /dev/fuse: a private mount namespace with an empty /dev (only /dev/null, which node needs).
+      const noDev = await mountAfter('mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3')
       t.equal(noDev.code, 6, noDev.stderr)
       t.match(errorLines(noDev.stderr)[0], /Cannot mount: \/dev\/fuse does not exist; load the fuse module/)
       t.same(daemonPids(runDir), [])
       // No libfuse2: the library replaced by an empty file in a private mount namespace.
       const lib = /=> (\S+libfuse\.so\.2)$/m.exec(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout)?.[1]
       if (lib === undefined) return t.fail('libfuse.so.2 not found by ldconfig')
-      const noLib = await run(
-        'unshare',
-        [
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          `mount --bind /dev/null ${lib} && exec "$@"`,
-          'sh',
-          process.execPath,
-          CLI,
-          'mount',
-          '--image',
-          image,
-          mnt,
-        ],
-        { env },
-      )
+      const noLib = await mountAfter(`mount --bind /dev/null ${lib}`)
       t.equal(noLib.code, 6, noLib.stderr)
       // The hint names this system's packages: Debian 12 here (libfuse2; fusermount from fuse3).
       t.match(errorLines(noLib.stderr)[0], /Cannot load FUSE support: .*; apt-get install libfuse2 fuse3$/)
       t.notOk(isMounted(mnt))
       // No fusermount: /dev/null over it (fuse3's /usr/bin/fusermount -> fusermount3 is followed).
-      const noFusermount = await run(
-        'unshare',
-        [
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount --bind /dev/null "$(command -v fusermount)" && exec "$@"',
-          'sh',
-          process.execPath,
-          CLI,
-          'mount',
-          '--image',
-          image,
-          mnt,
-        ],
-        { env },
-      )
+      const noFusermount = await mountAfter('mount --bind /dev/null "$(command -v fusermount)"')
       t.equal(noFusermount.code, 6, noFusermount.stderr)
       t.match(errorLines(noFusermount.stderr)[0], /Cannot mount: fusermount is not installed; apt-get install fuse3$/)
       t.same(daemonPids(runDir), [])

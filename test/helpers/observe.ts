@@ -2,6 +2,7 @@
 // daemon's log lines and the figures it logs on SIGUSR1.
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { CacheStats } from '../../src/serve/block-cache'
 import { rssBytes, running } from '../../src/serve/mounts'
 
 /** Resident set size of `pid` in bytes (VmRSS), or 0 when it is gone. */
@@ -91,15 +92,7 @@ export function logErrors(runDir: string): string[] {
 export interface DaemonStats {
   ops: Record<string, number>
   /** Absent when the mount serves no kheaders/ view (view=off). */
-  cache?: {
-    bytes: number
-    boundBytes: number
-    blocks: number
-    hits: number
-    misses: number
-    decodes: number
-    evictions: number
-  }
+  cache?: CacheStats
   rssBytes: number
 }
 

@@ -109,3 +109,20 @@ export function sumResults(rs: ReaderResult[]): ReaderResult {
   }
   return out
 }
+
+/** The assertions a test needs from its readers (tap's Test has these). */
+interface Asserts {
+  same(found: unknown, wanted: unknown, message: string): boolean
+  equal(found: unknown, wanted: unknown, message: string): boolean
+}
+
+/** Every reader process exited 0, and together they saw no wrong byte and no failed call. */
+export function checkReaders(t: Asserts, results: Array<{ code: number | null }>, sum: ReaderResult): void {
+  t.same(
+    results.map((r) => r.code),
+    results.map(() => 0),
+    'every reader process exited 0',
+  )
+  t.equal(sum.wrong, 0, `no mismatch ${JSON.stringify(sum.wrongDetail.slice(0, 5))}`)
+  t.same(sum.errors, {}, 'no read failed')
+}
