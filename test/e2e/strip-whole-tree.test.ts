@@ -6,6 +6,8 @@
 // misreads `/\<nl>*`, `// ...\<nl>` and `#include <a//b.h>` and would flag the space + backslash-newline
 // replacement itself. A full `gcc -E` is the real lexer; includes are satisfied by empty stubs, so each
 // header is preprocessed alone (no CONFIG_*, no __KERNEL__) and gcc never stops at a missing file.
+// gcc's output for the unstripped side does not depend on kheadersfs: it is kept between runs
+// (helpers/reference-cache.ts), keyed by gcc's version and arguments, the batch's bytes and the stubs.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -13,6 +15,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { stripComments } from '../../src/pack/strip-comments'
+import { ReferenceCache, type Output } from '../helpers/reference-cache'
 import { tmpDir } from '../helpers/tmp'
 
 const run = promisify(execFile)
@@ -154,11 +157,13 @@ if (tree === undefined) {
     // originals; a stub too many is harmless), then gcc -M -MG for computed includes (#include MACRO).
     const stubRoot = path.join(w, 'stubs')
     let stubGen = 0
+    const stubs = new Set<string>()
     const addStub = (name: string): void => {
       const stub = path.resolve(stubInc, name)
       if (path.isAbsolute(name) || !stub.startsWith(stubRoot + path.sep) || existsSync(stub)) return
       mkdirSync(path.dirname(stub), { recursive: true })
       writeFileSync(stub, '')
+      stubs.add(path.relative(stubRoot, stub))
       stubGen++
     }
     const INCLUDE =
@@ -181,12 +186,30 @@ if (tree === undefined) {
     // gcc -M -MG and the pair runs again; so does a pair that ran while stubs were being added.
     const t2 = Date.now()
     const preprocess = (cwd: string, b: string[]) => gcc(cwd, [...gccArgs, '-E', '-dD', ...b])
+    const cache = new ReferenceCache('strip-whole-tree', w)
+    const gccVersion = (await run('gcc', ['--version'])).stdout
+    /** The unstripped side: from the cache when gcc already saw these bytes with these stubs. */
+    const reference = async (b: string[]): Promise<Output> => {
+      const gen = stubGen
+      const key = cache.key([
+        gccVersion,
+        ...gccArgs,
+        [...stubs].sort().join('\n'),
+        ...b.flatMap((name) => [name, raw[Number(name.slice(1, -2))]]),
+      ])
+      const hit = cache.get(key)
+      if (hit !== undefined) return hit
+      const o = await preprocess(origDir, b)
+      // A stub added while gcc ran may or may not have been seen: such an output is not stored.
+      if (gen === stubGen) cache.put(key, o)
+      return o
+    }
     const fatal = (r: { stderr: string }): boolean => /fatal error/.test(r.stderr)
     const results = await pool(
       batches.map((b) => async () => {
         for (let round = 0; ; round++) {
           const gen = stubGen
-          const o = await preprocess(origDir, b)
+          const o = await reference(b)
           const s = await preprocess(stripDir, b)
           if (fatal(o) || fatal(s)) {
             if (round === 5) throw new Error(`gcc stopped with a fatal error:\n${o.stderr}\n${s.stderr}`)
@@ -198,7 +221,11 @@ if (tree === undefined) {
       }),
       os.availableParallelism(),
     )
-    t.comment(`gcc -E -dD on ${checked.length} files x 2: ${Date.now() - t2} ms`)
+    const pruned = cache.prune()
+    t.comment(
+      `gcc -E -dD on ${checked.length} files x 2: ${Date.now() - t2} ms; unstripped side from the cache for ` +
+        `${cache.hits} of ${cache.hits + cache.misses} batches (${pruned} old entries removed)`,
+    )
 
     const differing: string[] = []
     const diagDiffering: string[] = []
