@@ -45,14 +45,9 @@ export function emptyResult(): ReaderResult {
 
 /** Start a reader process (reader-process.ts) in `mode` with `args`, optionally as another user. */
 export function startWorker(mode: string, args: object, opts: { user?: string } = {}): Worker {
-  const argv = [READER, mode, JSON.stringify(args)]
-  const child =
-    opts.user === undefined
-      ? spawn(process.execPath, argv, { stdio: 'pipe', env: { ...process.env, UV_THREADPOOL_SIZE: '4' } })
-      : spawn('runuser', ['-u', opts.user, '--', process.execPath, ...argv], {
-          stdio: 'pipe',
-          env: { ...process.env, UV_THREADPOOL_SIZE: '4' },
-        })
+  const argv = [process.execPath, READER, mode, JSON.stringify(args)]
+  if (opts.user !== undefined) argv.unshift('runuser', '-u', opts.user, '--')
+  const child = spawn(argv[0], argv.slice(1), { stdio: 'pipe', env: { ...process.env, UV_THREADPOOL_SIZE: '4' } })
   let out = ''
   let err = ''
   const lines: string[] = []

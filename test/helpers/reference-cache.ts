@@ -29,11 +29,16 @@ export class ReferenceCache {
     this.dir = path.join(ROOT, name)
   }
 
+  /** `s` with this run's temp directory replaced by the placeholder, as keys and entries hold it. */
+  private hide(s: string): string {
+    return s.split(this.tmp).join(PLACEHOLDER)
+  }
+
   /** The digest of `parts` (strings are hashed with this run's temp directory replaced). */
   key(parts: Array<string | Buffer>): string {
     const h = createHash('sha256')
     for (const p of parts) {
-      const b = typeof p === 'string' ? Buffer.from(p.split(this.tmp).join(PLACEHOLDER)) : p
+      const b = typeof p === 'string' ? Buffer.from(this.hide(p)) : p
       h.update(`${b.length}:`).update(b)
     }
     return h.digest('hex')
@@ -55,16 +60,10 @@ export class ReferenceCache {
 
   /** Store an output; a cache that cannot be written only costs the next run its time. */
   put(key: string, out: Output): void {
-    const away = (s: string): string => s.split(this.tmp).join(PLACEHOLDER)
+    const stored: Output = { stdout: this.hide(out.stdout), stderr: this.hide(out.stderr) }
     try {
       mkdirSync(this.dir, { recursive: true })
-      writeFileAtomic(
-        path.join(this.dir, `${key}.json`),
-        JSON.stringify({ stdout: away(out.stdout), stderr: away(out.stderr) }),
-        {
-          mode: 0o644,
-        },
-      )
+      writeFileAtomic(path.join(this.dir, `${key}.json`), JSON.stringify(stored), { mode: 0o644 })
     } catch {
       // read-only or full /var/cache: run without the cache
     }

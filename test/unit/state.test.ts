@@ -29,12 +29,10 @@ import {
   runDir,
   statePath,
   writeState,
-  type DaemonState,
 } from '../../src/serve/state'
-import { daemonState } from '../helpers/daemon-state'
+import { daemonState as state } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 
-const state = (mountpoint: string, pid: number): DaemonState => daemonState(mountpoint, pid)
 const mode = (p: string): number => lstatSync(p).mode & 0o7777
 
 t.test('names: systemd-escape --path of the mountpoint, in the run directory', async (t) => {
