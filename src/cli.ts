@@ -6,6 +6,7 @@ import type { Command, Context } from './context'
 import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
 import { nodeTooOld } from './node-version'
+import { rawArgv } from './os-path'
 import { version } from './version'
 
 /** The mount command's module: it also recognizes mount.fuse's calling form. */
@@ -130,7 +131,8 @@ if (require.main === module) {
   const ctx = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }
   // Exit explicitly: a daemon's FUSE thread and helpers would otherwise keep the event loop alive
   // after its mount is gone. stdout/stderr writes are synchronous for files, pipes and TTYs on Linux.
-  main(process.argv.slice(2), ctx).then(
+  // The arguments' exact bytes: a mountpoint's name need not be UTF-8 (os-path.ts).
+  main(rawArgv(), ctx).then(
     (code) => process.exit(code),
     (e: unknown) => process.exit(report(e, process.stderr)),
   )

@@ -91,7 +91,8 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
         allowUntrusted,
         nonempty: o.nonempty,
         view: o.view,
-        cacheBytes: o.cacheMb * 2 ** 20,
+        cacheBytes: o.cacheMb === undefined ? undefined : o.cacheMb * 2 ** 20,
+        defaultCacheBytes: DEFAULT_CACHE_MB * 2 ** 20,
         linkBuild: o.linkBuild,
         readyFd,
         logFile: values['log-file'] ?? null,
@@ -115,7 +116,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     const daemonOpts = [
       ...(o.nonempty ? ['nonempty'] : []),
       `view=${o.view ? 'on' : 'off'}`,
-      `cache_mb=${o.cacheMb}`,
+      ...(o.cacheMb === undefined ? [] : [`cache_mb=${o.cacheMb}`]),
       ...(o.linkBuild ? ['link_build'] : []),
     ]
     argv.push('-o', daemonOpts.join(','), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))

@@ -1,7 +1,9 @@
 // Decoded xz blocks, kept in a least-recently-used cache bounded in bytes. Concurrent reads of one
-// block share a single decode, and at most `concurrency` decodes run at once, so the memory in use is
-// at most the bound plus `concurrency` blocks in flight, however much is read. Evicted blocks and the
-// decoder's output chunks are handed to a Reclaimer, so dead blocks do not pile up awaiting V8.
+// block share a single decode, and at most `concurrency` decodes run at once, queued fairly between
+// users (fair-queue.ts), so the memory in use is at most the bound plus `concurrency` blocks in
+// flight, however much is read and by whom. Evicted blocks and the decoder's output chunks are handed
+// to a Reclaimer, so dead blocks do not pile up awaiting V8.
+import { FairQueue, type QueueStats, type Ticket } from './fair-queue'
 import { Reclaimer } from './reclaim'
 
 export interface CacheStats {
@@ -16,24 +18,28 @@ export interface CacheStats {
   evictions: number
   /** Full garbage collections run to return discarded blocks to the system. */
   collections: number
+  /** The decode queue. */
+  queue: QueueStats
 }
 
 export class BlockCache {
   private readonly entries = new Map<number, Buffer>() // insertion order = LRU order
-  private readonly pending = new Map<number, Promise<Buffer>>()
-  private readonly queue: Array<() => void> = []
-  private running = 0
+  private readonly pending = new Map<number, { promise: Promise<Buffer>; ticket: Ticket }>()
+  private readonly queue: FairQueue
   private bytes = 0
   private readonly counts = { hits: 0, misses: 0, decodes: 0, evictions: 0 }
 
   constructor(
     private readonly boundBytes: number,
     private readonly decode: (block: number) => Promise<Buffer>,
-    private readonly concurrency = 2,
+    concurrency = 2,
     private readonly reclaimer = new Reclaimer(),
-  ) {}
+  ) {
+    this.queue = new FairQueue(concurrency)
+  }
 
-  get(block: number): Promise<Buffer> {
+  /** Block `block`, for a reader of user `uid` (whose turn decides when a decode runs). */
+  get(block: number, uid = 0): Promise<Buffer> {
     const hit = this.entries.get(block)
     if (hit !== undefined) {
       this.counts.hits++
@@ -44,10 +50,12 @@ export class BlockCache {
     const inFlight = this.pending.get(block)
     if (inFlight !== undefined) {
       this.counts.hits++
-      return inFlight
+      inFlight.ticket.promote(uid)
+      return inFlight.promise
     }
     this.counts.misses++
-    const p = this.limited(() => this.decode(block)).then(
+    const { promise, ticket } = this.queue.run(uid, () => this.decode(block))
+    const p = promise.then(
       (data) => {
         this.pending.delete(block)
         this.counts.decodes++
@@ -61,7 +69,7 @@ export class BlockCache {
         throw e
       },
     )
-    this.pending.set(block, p)
+    this.pending.set(block, { promise: p, ticket })
     return p
   }
 
@@ -72,11 +80,12 @@ export class BlockCache {
       blocks: this.entries.size,
       ...this.counts,
       collections: this.reclaimer.count,
+      queue: this.queue.stats(),
     }
   }
 
   private insert(block: number, data: Buffer): void {
-    // A block larger than the whole bound is served but not kept.
+    // A block larger than the whole bound is served but not kept (the daemon refuses such a bound).
     if (data.length > this.boundBytes) return this.reclaimer.discard(data.length)
     while (this.bytes + data.length > this.boundBytes) {
       const [oldest, old] = this.entries.entries().next().value as [number, Buffer]
@@ -87,21 +96,5 @@ export class BlockCache {
     }
     this.entries.set(block, data)
     this.bytes += data.length
-  }
-
-  private limited<T>(fn: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const start = (): void => {
-        this.running++
-        fn()
-          .then(resolve, reject)
-          .finally(() => {
-            this.running--
-            this.queue.shift()?.()
-          })
-      }
-      if (this.running < this.concurrency) start()
-      else this.queue.push(start)
-    })
   }
 }

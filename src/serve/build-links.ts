@@ -6,6 +6,7 @@
 // empty again.
 import { lstatSync, mkdirSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs'
 import path from 'node:path'
+import { decodeOsPath, fsPath } from '../os-path'
 
 export const MODULES_DIR = '/lib/modules'
 const LINK_NAMES = ['build', 'source'] as const
@@ -21,7 +22,7 @@ export interface BuildLinks {
 
 function linkTarget(p: string): string | undefined {
   try {
-    return readlinkSync(p)
+    return decodeOsPath(readlinkSync(p, { encoding: 'buffer' }))
   } catch {
     return undefined
   }
@@ -50,7 +51,7 @@ export function createBuildLinks(release: string, view: string, modulesDir = MOD
     else if (exists(p))
       out.kept.push({ path: p, reason: target === undefined ? 'it exists' : `it exists and points at ${target}` })
     else {
-      symlinkSync(view, p)
+      symlinkSync(fsPath(view), p)
       out.links.push(p)
     }
   }

@@ -13,8 +13,8 @@ export interface MountOpts {
   logLevel?: Level
   /** Serve the archive's tree as kheaders/ (view=on|off). */
   view: boolean
-  /** Bound of the decoded-block cache (cache_mb=N). */
-  cacheMb: number
+  /** Bound of the decoded-block cache (cache_mb=N); undefined: DEFAULT_CACHE_MB, or one block if larger. */
+  cacheMb?: number
   /** Point /lib/modules/<release>/build and source at the view while mounted. */
   linkBuild: boolean
 }
@@ -78,7 +78,6 @@ export function parseMountOptions(lists: string[]): MountOpts {
     allowUntrusted: false,
     nonempty: false,
     view: true,
-    cacheMb: DEFAULT_CACHE_MB,
     linkBuild: false,
   }
   for (const list of lists) {

@@ -1,9 +1,12 @@
 // What is mounted where, from /proc/self/mountinfo, and whether a kheadersfs mount is alive, stale
-// (its daemon died: "Transport endpoint is not connected") or absent.
-import { spawnSync } from 'node:child_process'
+// (its daemon died: "Transport endpoint is not connected") or absent. Paths are compared as the bytes
+// they are (os-path.ts), so a mountpoint whose name is not UTF-8 is found like any other.
 // fs's callback API, not fs/promises: that module loads ~10 more (readline's among them) into both
 // processes of every mount.
 import { readdir, readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { constants } from 'node:os'
+import { decodeOsPath, encodeOsPath, fsPath } from '../os-path'
+import { loadBinding } from './fuse'
 
 export const FSTYPE = 'fuse.kheadersfs'
 
@@ -16,14 +19,16 @@ export interface MountEntry {
   superOptions: string
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. */
+/** mountinfo escapes space, tab, newline and backslash as \ooo; the rest are the path's own bytes. */
 function unescape(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+  if (!s.includes('\\')) return s
+  return decodeOsPath(encodeOsPath(s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(0xdc00 + parseInt(o, 8)))))
 }
 
-export function parseMountinfo(text: string): MountEntry[] {
+/** `text` as decodeOsPath gives it (bytes that are not UTF-8 kept), or the file's bytes. */
+export function parseMountinfo(text: string | Buffer): MountEntry[] {
   const out: MountEntry[] = []
-  for (const line of text.split('\n')) {
+  for (const line of (typeof text === 'string' ? text : decodeOsPath(text)).split('\n')) {
     if (line === '') continue
     const f = line.split(' ')
     const dash = f.indexOf('-', 6)
@@ -41,7 +46,7 @@ export function parseMountinfo(text: string): MountEntry[] {
 }
 
 export function mounts(): MountEntry[] {
-  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+  return parseMountinfo(readFileSync('/proc/self/mountinfo'))
 }
 
 export function kheadersMounts(): MountEntry[] {
@@ -69,7 +74,9 @@ export async function health(mountpoint: string, timeoutMs = 2000): Promise<Heal
     timer.unref()
   })
   const probe = new Promise<Health>((resolve) =>
-    readdir(mountpoint, (e) => resolve(e?.code === 'ENOTCONN' || e?.code === 'ECONNABORTED' ? 'stale' : 'live')),
+    readdir(fsPath(mountpoint), (e) =>
+      resolve(e?.code === 'ENOTCONN' || e?.code === 'ECONNABORTED' ? 'stale' : 'live'),
+    ),
   )
   try {
     return await Promise.race([probe, timeout])
@@ -79,39 +86,22 @@ export async function health(mountpoint: string, timeoutMs = 2000): Promise<Heal
 }
 
 /**
- * The environment for the tools whose messages are read below, in the C locale: a translated
- * util-linux says "das Ziel wird gerade benutzt", not "target is busy" (LANGUAGE would override
- * LC_ALL for gettext, except in the C locale; dropped anyway).
- */
-function cLocale(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' }
-  delete env.LANGUAGE
-  return env
-}
-
-/**
- * Unmount. `lazy` detaches at once (umount -l semantics); otherwise the kernel refuses while a file
- * is open and this returns 'busy'. fusermount serves root and the mount's owner alike.
+ * Unmount, with no shell and no process in between for root (umount2 on the path's bytes, never
+ * following a link there), fusermount -u for other users. `lazy` detaches at once (umount -l);
+ * otherwise the kernel refuses while a file is open and this returns 'busy'.
  */
 export function unmount(mountpoint: string, lazy: boolean): 'ok' | 'busy' | { error: string } {
-  const env = cLocale()
-  const r = spawnSync('fusermount', [lazy ? '-uz' : '-u', '--', mountpoint], { encoding: 'utf8', env })
-  if (r.status === 0) return 'ok'
-  const msg = `${r.stderr ?? ''}${r.error ? r.error.message : ''}`.trim()
-  if (/busy/i.test(msg)) return 'busy'
-  // fusermount refuses a mount it does not find in /etc/mtab terms; root can still umount(8) it.
-  if (process.getuid?.() === 0) {
-    const u = spawnSync('umount', lazy ? ['-l', mountpoint] : [mountpoint], { encoding: 'utf8', env })
-    if (u.status === 0) return 'ok'
-    if (/busy/i.test(u.stderr)) return 'busy'
-    return { error: (u.stderr || msg).trim().split('\n')[0] }
-  }
-  return { error: msg.split('\n')[0] || `fusermount exited with ${r.status}` }
+  const r = loadBinding().unmount(encodeOsPath(mountpoint), lazy)
+  if (r.errno === 0) return 'ok'
+  if (r.errno === constants.errno.EBUSY) return 'busy'
+  if (r.errno === constants.errno.EINVAL) return { error: 'not mounted' }
+  return { error: r.message.trim().split('\n')[0] || `error ${r.errno}` }
 }
 
 /** Processes holding files open under `mountpoint` (what fuser -m reports), for "in use" messages. */
 export function holders(mountpoint: string): Array<{ pid: number; command: string; files: number }> {
-  const prefix = mountpoint.endsWith('/') ? mountpoint : mountpoint + '/'
+  const exact = encodeOsPath(mountpoint)
+  const prefix = Buffer.concat([exact, Buffer.from(exact[exact.length - 1] === 0x2f ? '' : '/')])
   const out: Array<{ pid: number; command: string; files: number }> = []
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue
@@ -119,8 +109,9 @@ export function holders(mountpoint: string): Array<{ pid: number; command: strin
     try {
       for (const fd of readdirSync(`/proc/${p}/fd`)) {
         try {
-          const target = readlinkSync(`/proc/${p}/fd/${fd}`)
-          if (target === mountpoint || target.startsWith(prefix)) files++
+          const target = readlinkSync(`/proc/${p}/fd/${fd}`, { encoding: 'buffer' })
+          if (target.equals(exact) || (target.length > prefix.length && prefix.equals(target.subarray(0, prefix.length))))
+            files++
         } catch {
           // fd closed meanwhile
         }

@@ -3,12 +3,13 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { FuseUnavailableError, MountpointError, reason } from '../errors'
+import { fsPath } from '../os-path'
 import { fuseInstallHint } from './fuse-packages'
 
 export function checkMountpoint(mountpoint: string, opts: { nonempty: boolean }): void {
   let st
   try {
-    st = statSync(mountpoint)
+    st = statSync(fsPath(mountpoint))
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (code === 'ENOENT')
@@ -19,7 +20,7 @@ export function checkMountpoint(mountpoint: string, opts: { nonempty: boolean })
   }
   if (!st.isDirectory())
     throw new MountpointError(`Cannot mount at ${mountpoint}: not a directory; pass a directory as the mountpoint`)
-  if (!opts.nonempty && readdirSync(mountpoint).length > 0) {
+  if (!opts.nonempty && readdirSync(fsPath(mountpoint)).length > 0) {
     throw new MountpointError(
       `Cannot mount at ${mountpoint}: the directory is not empty; use an empty directory or pass -o nonempty`,
     )

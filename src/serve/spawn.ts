@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process'
 import { closeSync, fstatSync } from 'node:fs'
 import { DaemonFailed, type KheadersError } from '../errors'
+import { argvForChild } from '../os-path'
 import type { ReadyMessage } from './daemon'
 import { ensureRunDir, openPrivateAppend } from './state'
 
@@ -44,10 +45,13 @@ export async function startDetached(
 ): Promise<{ pid: number }> {
   ensureRunDir(opts.env)
   const logFd = opts.logFile === null ? 2 : openPrivateAppend(opts.logFile)
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...argv], {
+  // Paths that are not UTF-8 travel hex-encoded (Node would mangle them in argv: os-path.ts).
+  // argv[0] is the script; the positions the child decodes count from its first argument.
+  const child_ = argvForChild(argv.slice(1))
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, argv[0], ...child_.args], {
     detached: true, // own session: survives the terminal and the caller
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...DAEMON_ENV, ...opts.env },
+    env: { ...DAEMON_ENV, ...opts.env, ...child_.env },
     cwd: '/', // never keep the caller's directory busy
   })
   if (logFd !== 2) closeSync(logFd)

@@ -21,6 +21,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { IoError } from '../errors'
 import { writeFileAtomic } from '../fs-atomic'
+import { encodeOsPath } from '../os-path'
 
 export interface DaemonState {
   pid: number
@@ -37,11 +38,16 @@ export interface DaemonState {
   links?: { links: string[]; createdDir?: string; view: string }
 }
 
+/**
+ * /run/kheadersfs for root; for another user their own runtime directory ($XDG_RUNTIME_DIR, made by
+ * systemd-logind, 0700), else kheadersfs-<uid> in the temporary directory (checked in ensureRunDir).
+ */
 export function runDir(env: NodeJS.ProcessEnv): string {
   if (env.KHEADERSFS_RUN_DIR) return env.KHEADERSFS_RUN_DIR
   const uid = process.getuid?.() ?? 0
   if (uid === 0) return '/run/kheadersfs'
-  return path.join(env.XDG_RUNTIME_DIR || os.tmpdir(), `kheadersfs-${uid}`)
+  if (env.XDG_RUNTIME_DIR && path.isAbsolute(env.XDG_RUNTIME_DIR)) return path.join(env.XDG_RUNTIME_DIR, 'kheadersfs')
+  return path.join(os.tmpdir(), `kheadersfs-${uid}`)
 }
 
 /**
@@ -53,7 +59,7 @@ export function mountId(mountpoint: string): string {
   if (parts.length === 0) return '-'
   const escape = (part: string): string => {
     let out = ''
-    for (const [i, byte] of Buffer.from(part, 'utf8').entries()) {
+    for (const [i, byte] of encodeOsPath(part).entries()) {
       const c = String.fromCharCode(byte)
       out += /[A-Za-z0-9_.:]/.test(c) && !(i === 0 && c === '.') ? c : '\\x' + byte.toString(16).padStart(2, '0')
     }
@@ -83,8 +89,15 @@ export function ensureRunDir(env: NodeJS.ProcessEnv): string {
   if (!st.isDirectory())
     throw new IoError(`Cannot use run directory ${dir}: it is not a directory (a link?); remove it`)
   const uid = process.getuid?.() ?? 0
+  // Someone else's directory (made there first, in a shared /tmp) could hold their links and files:
+  // never ours to use. Root's own may have been made with other permissions: put them right.
+  if (st.uid !== uid) {
+    throw new IoError(
+      `Cannot use run directory ${dir}: it belongs to uid ${st.uid}, not to you (uid ${uid}); remove it, or set XDG_RUNTIME_DIR or KHEADERSFS_RUN_DIR to a directory of your own`,
+    )
+  }
   const gid = process.getgid?.() ?? 0
-  if (st.uid !== uid || st.gid !== gid) chownSync(dir, uid, gid)
+  if (st.gid !== gid) chownSync(dir, uid, gid)
   chmodSync(dir, 0o700)
   return dir
 }

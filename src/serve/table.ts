@@ -120,14 +120,6 @@ export class TableBuilder {
     return id
   }
 
-  /** Give `id` another type, permissions and content in place (its name and place stay). */
-  set(id: number, mode: number, size = 0, offset = 0): void {
-    this.mode[id] = mode
-    this.size[id] = size
-    this.offset[id] = offset
-    this.targets.delete(id)
-  }
-
   setMode(id: number, mode: number): void {
     this.mode[id] = mode
   }

@@ -4,15 +4,18 @@
 // The flat files (kheaders.txz, kheaders.tar.xz, config.gz) are Buffers in memory. The kheaders/
 // view is the archive's own tree, built from the manifest's file table at mount: lookups, stat and
 // readdir answer from the table (serve/table.ts, packed: no object or string per path), and only a
-// read decodes, through an ArchiveReader. lookup() makes a Node for the path it is asked for.
+// read decodes, through an ArchiveReader. Nodes are numbered as the table numbers them (the FUSE
+// inode is the number + 1); lookup() walks a whole path, for tests and tools.
 import { constants } from 'node:fs'
 import { FsError } from '../errors'
 import type { Image } from '../image/read'
 import { ArchiveReader } from './archive'
+import { encodeDirents } from './dirents'
 import { child, entries, isDir, name, NONE, ROOT, TableBuilder, type Table } from './table'
 
 export interface FileNode {
   kind: 'file'
+  id: number
   mode: number
   size: number
   /** The bytes, for a flat file held in memory. */
@@ -23,12 +26,14 @@ export interface FileNode {
 
 export interface LinkNode {
   kind: 'symlink'
+  id: number
   mode: number
   target: string
 }
 
 export interface DirNode {
   kind: 'dir'
+  id: number
   mode: number
   /** Names in readdir order. */
   entries: string[]
@@ -48,6 +53,8 @@ export interface Tree {
   table: Table
   /** Builds the view's table; set until it is built (TreeOptions.deferView). */
   pending?: () => void
+  /** The view directory's node, or NONE. */
+  viewId: number
 }
 
 /** The flat files: kheaders.txz (the seed's /proc name), kheaders.tar.xz (the sysfs name), config.gz. */
@@ -89,6 +96,7 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
     bytes: image.config.length + image.headers.length,
     count: b.count,
     table: b.table(),
+    viewId: view,
   }
   if (!opts.view) return tree
   tree.archive = new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes)
@@ -104,23 +112,32 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
   return tree
 }
 
-/** The archive's entries under the view's directory node `view`. */
+/**
+ * The archive's entries under the view's directory node `view`. The image was checked whole at load
+ * (image/manifest.ts): no path twice, no file that is also a parent, bounded depth. A parent the
+ * table leaves out (tar does not need them) is made as a 0755 directory, without recursion.
+ */
 function addView(b: TableBuilder, view: number, files: Image['manifest']['files']): void {
-  // Relative path → node, while building only. The manifest never lists a path twice (checked),
-  // but a path may come as a file and as the directory of another path: the later one wins, in
-  // place, as a directory listing shows a name once.
-  const ids = new Map<string, number>([['', view]])
+  // Relative directory path → node, while building only.
+  const dirs = new Map<string, number>([['', view]])
   const dirOf = (p: string): number => {
-    const known = ids.get(p)
-    if (known !== undefined) {
-      if (!b.isDir(known)) b.set(known, S_IFDIR | 0o755)
-      return known
+    const known = dirs.get(p)
+    if (known !== undefined) return known
+    // The missing ancestors, nearest first, then made from the top down.
+    const missing: string[] = []
+    let at = p
+    let top: number | undefined
+    while ((top = dirs.get(at)) === undefined) {
+      missing.push(at)
+      const slash = at.lastIndexOf('/')
+      at = slash < 0 ? '' : at.slice(0, slash)
     }
-    // The manifest lists directories before their contents; make any it left out, to be safe.
-    const slash = p.lastIndexOf('/')
-    const id = b.add(dirOf(slash < 0 ? '' : p.slice(0, slash)), p.slice(slash + 1), S_IFDIR | 0o755)
-    ids.set(p, id)
-    return id
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const d = missing[i]
+      top = b.add(top, d.slice(d.lastIndexOf('/') + 1), S_IFDIR | 0o755)
+      dirs.set(d, top)
+    }
+    return top
   }
   // Consecutive entries mostly share their directory: compare with the last one before slicing a
   // key to look up.
@@ -128,25 +145,26 @@ function addView(b: TableBuilder, view: number, files: Image['manifest']['files'
   let lastId = view
   for (const f of files) {
     if (f.type === 'directory') {
-      b.setMode(dirOf(f.path), S_IFDIR | f.mode)
+      const known = dirs.get(f.path)
+      if (known !== undefined) b.setMode(known, S_IFDIR | f.mode)
+      else {
+        const slash = f.path.lastIndexOf('/')
+        const id = b.add(dirOf(slash < 0 ? '' : f.path.slice(0, slash)), f.path.slice(slash + 1), S_IFDIR | f.mode)
+        dirs.set(f.path, id)
+      }
       continue
     }
     const mode = f.type === 'symlink' ? S_IFLNK | 0o777 : S_IFREG | f.mode
-    let id = ids.get(f.path)
-    if (id !== undefined) b.set(id, mode, f.size, f.offset)
-    else {
-      const slash = f.path.lastIndexOf('/')
-      let parent = view
-      if (slash >= 0) {
-        if (slash !== lastDir.length || !f.path.startsWith(lastDir)) {
-          lastDir = f.path.slice(0, slash)
-          lastId = dirOf(lastDir)
-        }
-        parent = lastId
+    const slash = f.path.lastIndexOf('/')
+    let parent = view
+    if (slash >= 0) {
+      if (slash !== lastDir.length || !f.path.startsWith(lastDir)) {
+        lastDir = f.path.slice(0, slash)
+        lastId = dirOf(lastDir)
       }
-      id = b.add(parent, f.path.slice(slash + 1), mode, f.size, f.offset)
-      ids.set(f.path, id)
+      parent = lastId
     }
+    const id = b.add(parent, f.path.slice(slash + 1), mode, f.size, f.offset)
     if (f.type === 'symlink') b.targets.set(id, f.link!)
   }
 }
@@ -159,95 +177,141 @@ export function completeView(tree: Tree): void {
 /** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
 export const NAME_MAX = 255
 
+/** The node `id` is, or ENOENT: the kernel only knows ids this tree gave it. */
+function check(tree: Tree, id: number): Table {
+  const t = tree.table
+  if (!(id >= 0 && id < t.count)) throw new FsError('ENOENT', `node ${id}`)
+  return t
+}
+
+/**
+ * The child of directory `dir` named by bytes [0, length) of `name`, or NONE. ENOTDIR below a file;
+ * the view's table is built at its first lookup (TreeOptions.deferView).
+ */
+export function lookupChild(tree: Tree, dir: number, name: Uint8Array, length: number): number {
+  if (tree.pending !== undefined && dir === tree.viewId) completeView(tree)
+  const t = check(tree, dir)
+  if (!isDir(t, dir)) throw new FsError('ENOTDIR', `node ${dir}`)
+  return child(t, dir, name, 0, length)
+}
+
+export function modeOf(tree: Tree, id: number): number {
+  return check(tree, id).mode[id]
+}
+
+/** Bytes a stat reports: a file's length, a link's target length, 0 for a directory. */
+export function sizeOf(tree: Tree, id: number): number {
+  const t = check(tree, id)
+  const type = t.mode[id] & S_IFMT
+  if (type === S_IFLNK) return Buffer.byteLength(t.targets.get(id)!)
+  return type === S_IFDIR ? 0 : t.size[id]
+}
+
+/**
+ * One readdir answer: the entries of `dir` from `cookie` on (0: the first; each entry carries the
+ * cookie of the one after it), as FUSE dirents in at most `size` bytes. Nothing is kept between calls,
+ * so an open directory costs the daemon nothing, however many are open.
+ */
+export function readdirPage(tree: Tree, dir: number, cookie: number, size: number): Buffer {
+  if (tree.pending !== undefined && dir === tree.viewId) completeView(tree)
+  const t = check(tree, dir)
+  if (!isDir(t, dir)) throw new FsError('ENOTDIR', `node ${dir}`)
+  return encodeDirents(t, dir, cookie, size)
+}
+
 const scratch = Buffer.alloc(3 * 4096)
 
 /**
- * The node at `path` ("/kheaders/include/linux"), walked from the root one name at a time, on its
- * UTF-8 bytes. A missing path answers what a real filesystem answers, decided at its first missing
- * component: ENOTDIR below a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
+ * The node at `path` ("/kheaders/include/linux"), walked from the root one name at a time. A missing
+ * path answers what a real filesystem answers, decided at its first missing component: ENOTDIR below
+ * a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
  */
-function find(t: Table, path: string): number {
+export function lookup(tree: Tree, path: string): Node {
   if (path[0] !== '/') throw new FsError('ENOENT', path)
-  if (path.length === 1) return ROOT
   // Paths are at most PATH_MAX (4096) bytes: encoded into one reused buffer, not a new one per call.
   const bytes = path.length * 3 <= scratch.length ? scratch : Buffer.from(path)
   const length = bytes === scratch ? scratch.write(path) : bytes.length
   let id = ROOT
   // `at` is the slash before the next name.
-  for (let at = 0; at < length;) {
+  for (let at = 0; at + 1 < length; ) {
     let end = at + 1
     while (end < length && bytes[end] !== 0x2f) end++
-    if (!isDir(t, id)) throw new FsError('ENOTDIR', path)
-    const next = child(t, id, bytes, at + 1, end)
-    if (next === NONE) throw new FsError(end - at - 1 > NAME_MAX ? 'ENAMETOOLONG' : 'ENOENT', path)
+    if (!isDir(tree.table, id)) throw new FsError('ENOTDIR', path)
+    if (end - at - 1 > NAME_MAX) throw new FsError('ENAMETOOLONG', path)
+    const next = lookupChild(tree, id, bytes.subarray(at + 1, end), end - at - 1)
+    if (next === NONE) throw new FsError('ENOENT', path)
     id = next
     at = end
   }
-  return id
+  return node(tree, id)
 }
 
-function node(t: Table, id: number): Node {
+/** The node `id`, as an object (for tests and tools; the daemon answers from the table). */
+export function node(tree: Tree, id: number): Node {
+  const t = check(tree, id)
   const mode = t.mode[id]
   switch (mode & S_IFMT) {
     case S_IFDIR:
-      // Made when read (readdir), not for every getattr of a directory.
       return {
         kind: 'dir',
+        id,
         mode,
         get entries() {
           return entries(t, id)
         },
       }
     case S_IFLNK:
-      return { kind: 'symlink', mode, target: t.targets.get(id)! }
+      return { kind: 'symlink', id, mode, target: t.targets.get(id)! }
     default: {
       const data = t.data.get(id)
-      if (data !== undefined) return { kind: 'file', mode, size: t.size[id], data, offset: 0 }
-      return { kind: 'file', mode, size: t.size[id], offset: t.offset[id] }
+      if (data !== undefined) return { kind: 'file', id, mode, size: t.size[id], data, offset: 0 }
+      return { kind: 'file', id, mode, size: t.size[id], offset: t.offset[id] }
     }
   }
 }
 
-/** "/kheaders" and below (not "/kheaders.txz"). */
-const inView = (path: string): boolean =>
-  path.startsWith(VIEW_PREFIX) && (path.length === VIEW_PREFIX.length || path[VIEW_PREFIX.length] === '/')
-const VIEW_PREFIX = `/${VIEW_DIR}`
-
-export function lookup(tree: Tree, path: string): Node {
-  if (tree.pending !== undefined && inView(path)) completeView(tree)
-  return node(tree.table, find(tree.table, path))
-}
-
-/** Every path of the tree, the root first (for tests and tools; the daemon never lists them all). */
+/** Every path of the tree, the root first, depth first (for tests and tools; no recursion). */
 export function paths(tree: Tree): string[] {
   completeView(tree)
   const out = ['/']
   const t = tree.table
-  const walk = (dir: number, prefix: string): void => {
+  const stack: Array<[number, string]> = [[ROOT, '/']]
+  while (stack.length > 0) {
+    const [dir, prefix] = stack.pop()!
+    const kids: Array<[number, string]> = []
     for (let c = t.firstChild[dir]; c !== NONE; c = t.nextSibling[c]) {
       out.push(prefix + name(t, c))
-      if (isDir(t, c)) walk(c, `${prefix}${name(t, c)}/`)
+      if (isDir(t, c)) kids.push([c, `${prefix}${name(t, c)}/`])
     }
+    for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i])
   }
-  walk(ROOT, '/')
   return out
 }
 
+const EMPTY = Buffer.alloc(0)
+
 /**
- * Clamp-and-copy, as kernel/kheaders.c does: past EOF is 0 bytes, never an error. Flat files copy
- * from memory at once; files of the view resolve once their blocks are decoded.
+ * Up to `len` bytes of node `id` at `pos`, clamped as kernel/kheaders.c does: past EOF is 0 bytes,
+ * never an error. Flat files answer at once with a view of their bytes in memory; files of the view
+ * once their blocks are decoded (decodes for `uid` queued fairly: serve/fair-queue.ts).
  */
-export function readInto(tree: Tree, node: Node, buf: Buffer, len: number, pos: number): number | Promise<number> {
-  if (node.kind === 'dir') throw new FsError('EISDIR', 'read of a directory')
-  if (node.kind !== 'file') throw new FsError('EINVAL', 'read of a symbolic link')
+export function readRange(tree: Tree, id: number, pos: number, len: number, uid = 0): Buffer | Promise<Buffer> {
+  const t = check(tree, id)
+  const type = t.mode[id] & S_IFMT
+  if (type === S_IFDIR) throw new FsError('EISDIR', 'read of a directory')
+  if (type !== S_IFREG) throw new FsError('EINVAL', 'read of a symbolic link')
   if (pos < 0) throw new FsError('EINVAL', 'negative offset')
-  if (pos >= node.size) return 0
-  const n = Math.min(len, node.size - pos, buf.length)
-  if (node.data !== undefined) return node.data.copy(buf, 0, pos, pos + n)
-  return tree.archive!.read(buf, node.offset + pos, n)
+  const size = t.size[id]
+  if (pos >= size || len <= 0) return EMPTY
+  const n = Math.min(len, size - pos)
+  const data = t.data.get(id)
+  if (data !== undefined) return data.subarray(pos, pos + n)
+  return tree.archive!.read(t.offset[id] + pos, n, uid)
 }
 
-export function readlink(node: Node): string {
-  if (node.kind !== 'symlink') throw new FsError('EINVAL', 'readlink of a non-link')
-  return node.target
+/** A link's target, as bytes. */
+export function readlink(tree: Tree, id: number): Buffer {
+  const t = check(tree, id)
+  if ((t.mode[id] & S_IFMT) !== S_IFLNK) throw new FsError('EINVAL', 'readlink of a non-link')
+  return Buffer.from(t.targets.get(id)!)
 }

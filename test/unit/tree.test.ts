@@ -1,6 +1,6 @@
 // The served tree without a mount (src/serve/tree.ts): what buildTree makes of a real packed image,
-// the errno of every kind of missing path, clamp-and-copy reads (flat files from memory, view files
-// through the xz blocks, across block boundaries and past EOF) and readlink. The bytes are compared
+// the errno of every kind of missing path, clamped reads (flat files from memory, view files through
+// the xz blocks, across block boundaries and past EOF) and readlink. The bytes are compared
 // with what GNU tar and xz unpack from the same image.
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { constants as os } from 'node:os'
@@ -13,7 +13,7 @@ import {
   lookup,
   NAME_MAX,
   paths,
-  readInto,
+  readRange,
   readlink,
   VIEW_DIR,
   type Node,
@@ -36,15 +36,14 @@ function walk(dir: string): string[] {
   return out
 }
 
-/** Read all of `node` through readInto in `chunk`-byte reads, as the kernel would. */
+/** Read all of `node` through readRange in `chunk`-byte reads, as the kernel would. */
 async function readAll(tree: Tree, node: Node, size: number, chunk: number): Promise<Buffer> {
   const parts: Buffer[] = []
-  for (let pos = 0; ;) {
-    const buf = Buffer.alloc(chunk)
-    const n = await readInto(tree, node, buf, chunk, pos)
-    if (n === 0) break
-    parts.push(buf.subarray(0, n))
-    pos += n
+  for (let pos = 0; ; ) {
+    const got = await readRange(tree, node.id, pos, chunk)
+    if (got.length === 0) break
+    parts.push(Buffer.from(got))
+    pos += got.length
   }
   const all = Buffer.concat(parts)
   if (all.length !== size) throw new Error(`read ${all.length} bytes of ${size}`)
@@ -60,6 +59,7 @@ t.test('tree', async (t) => {
     t.same(paths(tree).sort(), ['/', '/config.gz', '/kheaders.tar.xz', '/kheaders.txz'])
     t.same(lookup(tree, '/'), {
       kind: 'dir',
+      id: 0,
       mode: S_IFDIR | 0o555,
       entries: ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'],
     })
@@ -84,6 +84,7 @@ t.test('tree', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
     t.same(lookup(tree, '/'), {
       kind: 'dir',
+      id: 0,
       mode: S_IFDIR | 0o555,
       entries: ['config.gz', 'kheaders', 'kheaders.tar.xz', 'kheaders.txz'],
     })
@@ -118,7 +119,7 @@ t.test('tree', async (t) => {
       } else if (st.isSymbolicLink()) {
         t.equal(node.kind, 'symlink', rel)
         t.equal(node.mode, S_IFLNK | 0o777, `${rel} mode`)
-        t.equal(readlink(node), readlinkSync(path.join(tar, rel)), `${rel} target`)
+        t.equal(readlink(tree, node.id).toString(), readlinkSync(path.join(tar, rel)), `${rel} target`)
       } else {
         t.equal(node.kind, 'file', rel)
         t.equal(node.mode, S_IFREG | (st.mode & 0o7777), `${rel} mode`)
@@ -135,7 +136,7 @@ t.test('tree', async (t) => {
         [...(lookup(tree, '/kheaders') as { entries: string[] }).entries].sort(),
       readdirSync(tar).sort(),
     )
-    t.equal(readlink(lookup(tree, '/kheaders/include/linux/link.h')), 'kernel.h')
+    t.equal(readlink(tree, lookup(tree, '/kheaders/include/linux/link.h').id).toString(), 'kernel.h')
     t.equal(
       tree.bytes,
       image.config.length + image.headers.length + fileBytes,
@@ -202,34 +203,23 @@ t.test('tree', async (t) => {
     t.equal(NAME_MAX, 255)
   })
 
-  t.test('readInto: clamp-and-copy, 0 bytes at and past EOF, never an error', async (t) => {
+  t.test('readRange: clamped, 0 bytes at and past EOF, never an error', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
-    const config = lookup(tree, '/config.gz')
+    const config = lookup(tree, '/config.gz').id
     const size = image.config.length
-    const fresh = (n: number): Buffer => Buffer.alloc(n, 0xaa)
-
-    let buf = fresh(16)
-    t.equal(readInto(tree, config, buf, 16, 0), 16, 'a flat file answers at once (not a promise)')
-    t.ok(buf.equals(image.config.subarray(0, 16)))
-    buf = fresh(16)
-    t.equal(readInto(tree, config, buf, 16, size - 3), 3, '3 bytes left: 3')
-    t.ok(
-      buf.equals(Buffer.concat([image.config.subarray(size - 3), Buffer.alloc(13, 0xaa)])),
-      'the last 3 bytes, the rest of the buffer untouched',
-    )
-    buf = fresh(16)
-    t.equal(readInto(tree, config, buf, 16, size), 0, 'at EOF: 0')
-    t.equal(readInto(tree, config, buf, 16, size + 1_000_000), 0, 'far past EOF: 0')
-    t.ok(buf.equals(fresh(16)), 'nothing written past EOF')
-    buf = fresh(8)
-    t.equal(readInto(tree, config, buf, 100, 1), 8, 'len beyond the buffer: clamped to the buffer')
-    t.ok(buf.equals(image.config.subarray(1, 9)))
-    buf = fresh(16)
-    t.equal(readInto(tree, config, buf, 5, 2), 5, 'len below the buffer: len')
-    t.ok(buf.equals(Buffer.concat([image.config.subarray(2, 7), Buffer.alloc(11, 0xaa)])))
-    t.equal(readInto(tree, config, fresh(16), 0, 0), 0, 'len 0: 0')
-    t.equal(readInto(tree, lookup(tree, '/kheaders.txz'), (buf = fresh(6)), 6, 0), 6)
-    t.same([...buf], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'kheaders.txz starts with the xz magic')
+    const flat = (pos: number, len: number): Buffer => {
+      const r = readRange(tree, config, pos, len)
+      if (r instanceof Promise) throw new Error('a flat file must answer at once')
+      return r
+    }
+    t.same(flat(0, 16), image.config.subarray(0, 16), 'a flat file answers at once (not a promise)')
+    t.same(flat(size - 3, 16), image.config.subarray(size - 3), '3 bytes left: 3')
+    t.equal(flat(size, 16).length, 0, 'at EOF: 0')
+    t.equal(flat(size + 1_000_000, 16).length, 0, 'far past EOF: 0')
+    t.same(flat(2, 5), image.config.subarray(2, 7), 'len within the file: len')
+    t.equal(flat(0, 0).length, 0, 'len 0: 0')
+    const txz = readRange(tree, lookup(tree, '/kheaders.txz').id, 0, 6) as Buffer
+    t.same([...txz], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'kheaders.txz starts with the xz magic')
 
     const big = readFileSync(path.join(tar, 'include/linux/big.h'))
     const node = lookup(tree, '/kheaders/include/linux/big.h')
@@ -239,45 +229,30 @@ t.test('tree', async (t) => {
     const boundary = tree.archive!.index.blocks[1].uncompressedOffset
     t.ok(boundary > node.offset && boundary < node.offset + node.size, 'big.h straddles a block boundary')
     const at = boundary - node.offset - 100
-    buf = fresh(300)
-    const pending = readInto(tree, node, buf, 300, at)
+    const pending = readRange(tree, node.id, at, 300)
     t.ok(pending instanceof Promise, 'a view file answers once its blocks are decoded')
-    t.equal(await pending, 300)
-    t.ok(buf.equals(big.subarray(at, at + 300)), '300 bytes across the block boundary')
-    buf = fresh(100)
-    t.equal(await readInto(tree, node, buf, 100, node.size - 5), 5, 'view file: 5 bytes left: 5')
-    t.ok(
-      buf.equals(Buffer.concat([big.subarray(big.length - 5), Buffer.alloc(95, 0xaa)])),
-      'and not one byte of the next tar member',
-    )
-    t.equal(readInto(tree, node, fresh(100), 100, node.size), 0, 'view file at EOF: 0 at once')
-    t.equal(readInto(tree, node, fresh(100), 100, node.size + 4096), 0, 'view file past EOF: 0 at once')
+    t.same(await pending, big.subarray(at, at + 300), '300 bytes across the block boundary')
+    t.same(await readRange(tree, node.id, node.size - 5, 100), big.subarray(big.length - 5), 'view file: 5 left: 5')
+    t.equal((readRange(tree, node.id, node.size, 100) as Buffer).length, 0, 'view file at EOF: 0 at once')
+    t.equal((readRange(tree, node.id, node.size + 4096, 100) as Buffer).length, 0, 'past EOF: 0 at once')
     const empty = lookup(tree, '/kheaders/include/linux/empty.h')
     t.equal(empty.kind === 'file' && empty.size, 0)
-    t.equal(readInto(tree, empty, fresh(10), 10, 0), 0, 'an empty file: 0')
+    t.equal((readRange(tree, empty.id, 0, 10) as Buffer).length, 0, 'an empty file: 0')
   })
 
-  t.test('readInto and readlink refuse what is not a file or a link', async (t) => {
+  t.test('readRange and readlink refuse what is not a file or a link', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 0 })
-    const buf = Buffer.alloc(10)
-    t.throws(() => readInto(tree, lookup(tree, '/'), buf, 10, 0), fsError('EISDIR'), 'read of the root: EISDIR')
+    const id = (p: string): number => lookup(tree, p).id
+    t.throws(() => readRange(tree, id('/'), 0, 10), fsError('EISDIR'), 'read of the root: EISDIR')
+    t.throws(() => readRange(tree, id('/kheaders/include'), 0, 10), fsError('EISDIR'), 'a view directory: EISDIR')
     t.throws(
-      () => readInto(tree, lookup(tree, '/kheaders/include'), buf, 10, 0),
-      fsError('EISDIR'),
-      'read of a view directory: EISDIR',
-    )
-    t.throws(
-      () => readInto(tree, lookup(tree, '/kheaders/include/linux/link.h'), buf, 10, 0),
+      () => readRange(tree, id('/kheaders/include/linux/link.h'), 0, 10),
       fsError('EINVAL'),
       'read of a symlink: EINVAL',
     )
-    t.throws(
-      () => readInto(tree, lookup(tree, '/config.gz'), buf, 10, -1),
-      fsError('EINVAL'),
-      'negative offset: EINVAL',
-    )
-    t.throws(() => readlink(lookup(tree, '/config.gz')), fsError('EINVAL'), 'readlink of a file: EINVAL')
-    t.throws(() => readlink(lookup(tree, '/kheaders')), fsError('EINVAL'), 'readlink of a directory: EINVAL')
-    t.ok(buf.equals(Buffer.alloc(10)), 'nothing written')
+    t.throws(() => readRange(tree, id('/config.gz'), -1, 10), fsError('EINVAL'), 'negative offset: EINVAL')
+    t.throws(() => readlink(tree, id('/config.gz')), fsError('EINVAL'), 'readlink of a file: EINVAL')
+    t.throws(() => readlink(tree, id('/kheaders')), fsError('EINVAL'), 'readlink of a directory: EINVAL')
+    t.throws(() => readRange(tree, tree.count, 0, 10), fsError('ENOENT'), 'a node past the table: ENOENT')
   })
 })

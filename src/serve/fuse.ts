@@ -1,0 +1,155 @@
+// The FUSE adapter: the only file that loads kheadersfs's binding (src/native/kheadersfs_fuse.c, libfuse
+// 2's low-level API). It mounts, hands each request to a dispatcher (serve/ops.ts) with the reply
+// functions bound to the session, and reports when the kernel ends the session: after an unmount,
+// once no file of the mount is open any more.
+import path from 'node:path'
+import { FuseUnavailableError, reason } from '../errors'
+import { encodeOsPath } from '../os-path'
+import { fuseInstallHint } from './fuse-packages'
+
+/** The binding's request kinds (enum in kheadersfs_fuse.c). */
+export const OP = { lookup: 1, getattr: 2, readlink: 3, read: 4, readdir: 5, statfs: 6 } as const
+
+/**
+ * One request: `id` names it in the reply, `ino` is the node (the parent, for lookup), `nameLength`
+ * the bytes of a lookup's name in the session's name buffer, `uid` the caller's user.
+ */
+export type Dispatch = (
+  op: number,
+  id: number,
+  ino: number,
+  off: number,
+  size: number,
+  nameLength: number,
+  uid: number,
+) => void
+
+/** Answers to a request; each request gets exactly one. */
+export interface Replies {
+  err(id: number, errno: number): void
+  /** A found name (`ino` > 0) with its attributes, or with ino 0: "no such name", cached by the kernel. */
+  entry(id: number, ino: number, mode: number, size: number): void
+  attr(id: number, ino: number, mode: number, size: number): void
+  /** Bytes for read and readdir; the kernel copies them before this returns. */
+  buf(id: number, data: Buffer): void
+  readlink(id: number, target: Buffer): void
+  statfs(id: number, blocks: number, files: number, namemax: number): void
+}
+
+type Session = { readonly __session: unique symbol }
+
+interface Binding {
+  SLOTS: number
+  mount(
+    mountpoint: Buffer,
+    options: string,
+    mtime: number,
+    timeout: number,
+    dispatch: Dispatch,
+    onEnd: (result: number) => void,
+  ): { session: Session; name: Buffer }
+  unmount(mountpoint: Buffer, lazy: boolean): { errno: number; message: string }
+  replyErr(s: Session, id: number, errno: number): void
+  replyEntry(s: Session, id: number, ino: number, mode: number, size: number): void
+  replyAttr(s: Session, id: number, ino: number, mode: number, size: number): void
+  replyBuf(s: Session, id: number, data: Buffer): void
+  replyReadlink(s: Session, id: number, target: Buffer): void
+  replyStatfs(s: Session, id: number, blocks: number, files: number, namemax: number): void
+  stats(s: Session): SessionStats
+  threads(): number
+}
+
+export interface SessionStats {
+  /** Requests answered later (a read waiting for its block) now, and at most so far. */
+  inFlight: number
+  peak: number
+  /** Times every slot was taken and the reading thread left requests in the kernel for a while. */
+  waited: number
+  slots: number
+}
+
+/** Where node-gyp builds the binding, from dist/src/serve (a checkout, the npm package, the .deb's app). */
+const ADDON = path.join(__dirname, '..', '..', '..', 'src', 'native', 'build', 'Release', 'kheadersfs_fuse.node')
+
+let loaded: Binding | undefined
+
+export function loadBinding(): Binding {
+  if (loaded !== undefined) return loaded
+  try {
+    loaded = require(ADDON) as Binding
+    return loaded
+  } catch (e) {
+    const missingLib = /libfuse\.so/.test(reason(e))
+    throw new FuseUnavailableError(
+      missingLib
+        ? `Cannot load FUSE support: ${reason(e)}; ${fuseInstallHint({ library: true, fusermount: true })}`
+        : `Cannot load FUSE support: ${reason(e)}; rebuild it (npm rebuild kheadersfs, or "bash .ci/setup" in a checkout)`,
+      e,
+    )
+  }
+}
+
+export interface MountOptions {
+  allowOther: boolean
+  nonempty: boolean
+  /** Seconds since the epoch: every node's mtime, ctime and atime. */
+  mtime: number
+}
+
+export interface Mounted {
+  /** Lazy unmount (umount -l): the mount goes now, open files keep reading until closed. */
+  detach(): { errno: number; message: string }
+  /** Resolves when the kernel ended the session (unmounted and no file open). */
+  ended: Promise<number>
+  stats(): SessionStats
+}
+
+/** The content never changes while mounted: attributes, names and absent names are cached this long. */
+const CACHE_SECONDS = 3600
+
+/**
+ * Mount read-only at `mountpoint` and serve through the dispatcher `create` makes from the session's
+ * replies and lookup-name buffer. ro,nosuid,nodev whatever the caller asked; auto_unmount: if the daemon
+ * dies, libfuse's fusermount helper removes the mount instead of leaving it stale.
+ */
+export function mountFuse(
+  mountpoint: string,
+  create: (replies: Replies, name: Buffer) => Dispatch,
+  opts: MountOptions,
+): Mounted {
+  const b = loadBinding()
+  const options = [
+    'fsname=kheadersfs',
+    'subtype=kheadersfs',
+    'ro',
+    'nosuid',
+    'nodev',
+    'noatime',
+    'default_permissions',
+    'auto_unmount',
+    ...(opts.allowOther ? ['allow_other'] : []),
+    ...(opts.nonempty ? ['nonempty'] : []),
+  ].join(',')
+  let dispatch: Dispatch | undefined
+  let onEnd: (r: number) => void = () => undefined
+  const ended = new Promise<number>((resolve) => (onEnd = resolve))
+  const bytes = encodeOsPath(mountpoint)
+  // Requests reach JavaScript only once this returns (the main thread is busy until then).
+  const m = b.mount(bytes, options, opts.mtime, CACHE_SECONDS, (...a) => dispatch!(...a), (r) => onEnd(r))
+  const s = m.session
+  const replies: Replies = {
+    err: (id, errno) => b.replyErr(s, id, errno),
+    entry: (id, ino, mode, size) => b.replyEntry(s, id, ino, mode, size),
+    attr: (id, ino, mode, size) => b.replyAttr(s, id, ino, mode, size),
+    buf: (id, data) => b.replyBuf(s, id, data),
+    readlink: (id, target) => b.replyReadlink(s, id, target),
+    statfs: (id, blocks, files, namemax) => b.replyStatfs(s, id, blocks, files, namemax),
+  }
+  dispatch = create(replies, m.name)
+  return { detach: () => b.unmount(bytes, true), ended, stats: () => b.stats(s) }
+}
+
+/** Threads of this process now (for the daemon's stats). */
+export function threadCount(): number {
+  return loadBinding().threads()
+}
