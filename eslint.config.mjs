@@ -24,13 +24,13 @@ export default tseslint.config(
   },
   {
     // Lazy loads, on purpose: commands and the daemon load only when they run (start-up time, twice per
-    // mount), and native addons (lzma-native, fuse-native) only where they are used, so a missing one
+    // mount), and native addons (lzma-native, the FUSE binding) only where they are used, so a missing one
     // fails with its own clear error. import() would go through the slower ESM loader.
     files: [
       'src/cli.ts',
       'src/commands/mount.ts',
       'src/pack/from-kheaders.ts',
-      'src/serve/ops.ts',
+      'src/serve/fuse.ts',
       'src/serve/reclaim.ts',
       'src/xz/block.ts',
       'src/xz/crc32.ts',

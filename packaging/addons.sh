@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# packaging/addons.sh ARCH — build kheadersfs's two native addons for a Debian architecture on this
-# x86-64 host and print the directory that holds them:
-#   DIR/fuse-native/build/Release/fuse.node          (@cocalc/fuse-native, DT_NEEDED libfuse.so.2)
+# packaging/addons.sh ARCH [FUSE_SRC] — build kheadersfs's two native addons for a Debian architecture
+# on this x86-64 host and print the directory that holds them:
+#   DIR/kheadersfs/kheadersfs_fuse.node              (src/native: kheadersfs's FUSE binding, DT_NEEDED libfuse.so.2)
 #   DIR/lzma-native/build/Release/lzma_native.node   (lzma-native, bundled xz 5.2.3 linked statically)
+# FUSE_SRC is the directory with kheadersfs_fuse.c and binding.gyp (default: the checkout's src/native;
+# build.sh passes the packaged commit's).
 # ARCH: amd64 | arm64 | armhf. arm64 and armhf are cross-compiled (g++-aarch64-linux-gnu,
 # g++-arm-linux-gnueabihf from `.ci/setup --boards`) against the target's libfuse.so.2, taken from
 # `apt-get download libfuse2:ARCH`. armhf is built for the 64-bit time_t ABI of Debian trixie
@@ -18,8 +20,9 @@
 set -euo pipefail
 export LC_ALL=C
 
-ARCH=${1:?usage: packaging/addons.sh amd64|arm64|armhf}
+ARCH=${1:?usage: packaging/addons.sh amd64|arm64|armhf [FUSE_SRC]}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FUSE_SRC=${2:-$ROOT/src/native}
 NM=$ROOT/node_modules
 CACHE=${KHEADERSFS_ADDON_CACHE:-/var/cache/kheadersfs/addons}
 NODE_GYP=/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
@@ -33,25 +36,25 @@ case $ARCH in
   *) die "unknown architecture \"$ARCH\" (amd64, arm64 or armhf)" ;;
 esac
 
-[ -d "$NM/fuse-native" ] && [ -d "$NM/lzma-native" ] || die "node_modules is missing: run npm ci first"
+[ -d "$NM/lzma-native" ] || die "node_modules is missing: run npm ci first"
+[ -f "$FUSE_SRC/kheadersfs_fuse.c" ] && [ -f "$FUSE_SRC/binding.gyp" ] || die "no kheadersfs_fuse.c and binding.gyp in $FUSE_SRC"
 [ -f /usr/include/node/node_api.h ] || die "no node headers in /usr/include/node"
 [ -f /usr/include/fuse/fuse.h ] || die "no /usr/include/fuse (install libfuse-dev)"
 [ -f "$NODE_GYP" ] || die "no node-gyp at $NODE_GYP"
 
 pkgver() { node -p "require('$NM/$1/package.json').version"; }
-FUSE_VER=$(pkgver fuse-native)
+FUSE_VER=$(cat "$FUSE_SRC/kheadersfs_fuse.c" "$FUSE_SRC/binding.gyp" | sha256sum | cut -c1-16)
 LZMA_VER=$(pkgver lzma-native)
 NAA_VER=$(pkgver node-addon-api)
-NAPIM_VER=$(pkgver napi-macros)
 NODE_HDR=$(sed -n 's/^#define NODE_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\).*/\2/p' /usr/include/node/node_version.h | paste -sd.)
 LIBFUSE_VER=$(apt-cache policy "libfuse2:$ARCH" 2>/dev/null | sed -n 's/^ *Candidate: //p')
 [ -n "$LIBFUSE_VER" ] && [ "$LIBFUSE_VER" != "(none)" ] || die "apt knows no libfuse2:$ARCH (dpkg --add-architecture $ARCH; apt-get update)"
 SELF=$(sha256sum "$0" | cut -c1-64)
-KEY_TEXT="arch=$ARCH fuse-native=$FUSE_VER lzma-native=$LZMA_VER node-addon-api=$NAA_VER napi-macros=$NAPIM_VER node-headers=$NODE_HDR libfuse2=$LIBFUSE_VER script=$SELF"
+KEY_TEXT="arch=$ARCH kheadersfs-fuse=$FUSE_VER lzma-native=$LZMA_VER node-addon-api=$NAA_VER node-headers=$NODE_HDR libfuse2=$LIBFUSE_VER script=$SELF"
 KEY=$ARCH-$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-16)
 OUT=$CACHE/$KEY
 
-if [ -f "$OUT/KEY" ] && [ -f "$OUT/fuse-native/build/Release/fuse.node" ] && [ -f "$OUT/lzma-native/build/Release/lzma_native.node" ]; then
+if [ -f "$OUT/KEY" ] && [ -f "$OUT/kheadersfs/kheadersfs_fuse.node" ] && [ -f "$OUT/lzma-native/build/Release/lzma_native.node" ]; then
   log "cached: $OUT"
   echo "$OUT"
   exit 0
@@ -62,13 +65,15 @@ WORK=$(mktemp -d "$CACHE/.build-$ARCH.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 log "building into $OUT ($KEY_TEXT)"
 
-# Scratch copies: node resolves napi-macros / node-addon-api from scratch/node_modules, as in a project.
+# Scratch copies: node resolves node-addon-api from scratch/node_modules, as in a project.
 S=$WORK/src
 mkdir -p "$S/node_modules"
-for m in fuse-native lzma-native napi-macros node-addon-api; do
+for m in lzma-native node-addon-api; do
   cp -a "$NM/$m" "$S/node_modules/$m"
 done
-rm -rf "$S/node_modules/fuse-native/build" "$S/node_modules/lzma-native/build"
+rm -rf "$S/node_modules/lzma-native/build"
+mkdir -p "$S/kheadersfs"
+cp "$FUSE_SRC/kheadersfs_fuse.c" "$FUSE_SRC/binding.gyp" "$S/kheadersfs/"
 
 # Compiler flags: no debug info, and the scratch path never reaches the binaries (reproducible,
 # no build-machine path in the package).
@@ -125,12 +130,12 @@ gyp() { # gyp DIR — node-gyp rebuild for the target arch, offline, against /us
     { tail -n 40 "$WORK/$(basename "$1").log" >&2; die "node-gyp failed in $(basename "$1")"; }
 }
 
-# --- fuse-native -------------------------------------------------------------------------------
-log "fuse-native $FUSE_VER"
+# --- kheadersfs's FUSE binding ----------------------------------------------------------------
+log "kheadersfs_fuse ($FUSE_VER)"
 if [ -n "$PKG_CONFIG_LIBDIR_FUSE" ]; then
-  PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR_FUSE gyp "$S/node_modules/fuse-native"
+  PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR_FUSE gyp "$S/kheadersfs"
 else
-  gyp "$S/node_modules/fuse-native"
+  gyp "$S/kheadersfs"
 fi
 
 # --- lzma-native -------------------------------------------------------------------------------
@@ -150,10 +155,10 @@ fi
 
 # --- collect, strip, check ---------------------------------------------------------------------
 R=$WORK/out
-mkdir -p "$R/fuse-native/build/Release" "$R/lzma-native/build/Release"
-cp "$S/node_modules/fuse-native/build/Release/fuse.node" "$R/fuse-native/build/Release/fuse.node"
+mkdir -p "$R/kheadersfs" "$R/lzma-native/build/Release"
+cp "$S/kheadersfs/build/Release/kheadersfs_fuse.node" "$R/kheadersfs/kheadersfs_fuse.node"
 cp "$S/node_modules/lzma-native/build/Release/lzma_native.node" "$R/lzma-native/build/Release/lzma_native.node"
-for f in "$R/fuse-native/build/Release/fuse.node" "$R/lzma-native/build/Release/lzma_native.node"; do
+for f in "$R/kheadersfs/kheadersfs_fuse.node" "$R/lzma-native/build/Release/lzma_native.node"; do
   "$STRIP" --strip-unneeded --remove-section=.comment --remove-section=.note "$f"
   m=$(readelf -h "$f" | sed -n 's/^ *Machine: *//p')
   case $m in
@@ -166,7 +171,7 @@ for f in "$R/fuse-native/build/Release/fuse.node" "$R/lzma-native/build/Release/
   if grep -aqE "$WORK|/work/|/root/|/tmp/|/var/cache" "$f"; then die "$f: contains a build-machine path"; fi
   log "$(file -b "$f" | cut -d, -f1-3): $(basename "$f")"
 done
-readelf -d "$R/fuse-native/build/Release/fuse.node" | grep -q 'NEEDED.*\[libfuse\.so\.2\]' || die "fuse.node: no DT_NEEDED libfuse.so.2"
+readelf -d "$R/kheadersfs/kheadersfs_fuse.node" | grep -q 'NEEDED.*\[libfuse\.so\.2\]' || die "kheadersfs_fuse.node: no DT_NEEDED libfuse.so.2"
 printf '%s\n' "$KEY_TEXT" >"$R/KEY"
 
 rm -rf "$OUT"

@@ -94,7 +94,7 @@ CHANGELOG_DATE=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
 
 for ARCH in "${ARCHS[@]}"; do
   log "=== $ARCH"
-  ADDONS=$(bash packaging/addons.sh "$ARCH")
+  ADDONS=$(bash packaging/addons.sh "$ARCH" "$SRC/src/native")
   R=$STAGE/$ARCH
   rm -rf "$R"
   mkdir -p "$R/DEBIAN" "$R/$APP/dist" "$R/usr/bin" "$R/sbin" "$R/usr/lib/systemd/system" \
@@ -118,11 +118,10 @@ for ARCH in "${ARCHS[@]}"; do
   # lzma-native: prebuilds of other platforms (its linux-arm64 ones are x86-64 anyway), the bundled
   # xz tarballs and Windows DLLs, the C++ sources, the build scripts, its own CLI.
   rm -rf "$NMD/lzma-native/"{prebuilds,deps,src,bin,binding.gyp,liblzma-build.sh,liblzma-config.sh}
-  rm -rf "$NMD/fuse-native/"{build,prebuilds,test,example.js,bin.js,binding.gyp,fuse-native.c,semaphore.h}
-  # The addons for this architecture, where node-gyp-build looks first.
-  for m in fuse-native/build/Release/fuse.node lzma-native/build/Release/lzma_native.node; do
-    install -D -m 644 "$ADDONS/$m" "$NMD/$m"
-  done
+  # The addons for this architecture: lzma-native's where node-gyp-build looks first, kheadersfs's FUSE
+  # binding where dist/src/serve/fuse.js loads it (as node-gyp leaves it in a checkout).
+  install -D -m 644 "$ADDONS/lzma-native/build/Release/lzma_native.node" "$NMD/lzma-native/build/Release/lzma_native.node"
+  install -D -m 644 "$ADDONS/kheadersfs/kheadersfs_fuse.node" "$R/$APP/src/native/build/Release/kheadersfs_fuse.node"
   # Documentation, type declarations and test junk of the modules (licenses go to the copyright file), and every
   # prebuilds/ directory (bare-* carry prebuilds for the Bare runtime, which node never loads).
   find "$NMD" \( -iname '*.md' -o -iname '*.markdown' -o -iname 'LICENSE*' -o -iname 'LICENCE*' \

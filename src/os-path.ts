@@ -14,7 +14,7 @@ export function decodeOsPath(bytes: Uint8Array): string {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (isUtf8(b)) return b.toString('utf8')
   let out = ''
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const n = utf8Length(b, i)
     if (n === 0) {
       out += String.fromCharCode(0xdc00 + b[i])
@@ -59,7 +59,7 @@ export function fsPath(s: string): string | Buffer {
 }
 
 /** True when `s` holds bytes that are not UTF-8 (and so cannot pass through argv or env as is). */
-export function hasRawBytes(s: string): boolean {
+function hasRawBytes(s: string): boolean {
   return LONE.test(s)
 }
 

@@ -16,11 +16,7 @@ export class ArchiveReader {
   /** `index` is the block table of `xz` (Image.xzIndex, read when the image was checked). */
   constructor(xz: Buffer, index: XzIndex, cacheBytes: number, concurrency = 2) {
     this.index = index
-    this.cache = new BlockCache(
-      cacheBytes,
-      (i) => decodeBlock(xz, this.index.blocks[i], { verify: true }),
-      concurrency,
-    )
+    this.cache = new BlockCache(cacheBytes, (i) => decodeBlock(xz, this.index.blocks[i], { verify: true }), concurrency)
   }
 
   /**

@@ -190,7 +190,8 @@ async function serve(s: Started, log: Logger, counts: Record<string, number>, en
     log.info({ signal: sig }, 'detaching (lazy); exiting when no file is open')
     const r = s.mounted.detach()
     // EINVAL: not mounted any more (someone unmounted it first): the session ends by itself.
-    if (r.errno !== 0 && r.errno !== constants.errno.EINVAL) log.error({ err: r.message, errno: r.errno }, 'lazy unmount failed')
+    if (r.errno !== 0 && r.errno !== constants.errno.EINVAL)
+      log.error({ err: r.message, errno: r.errno }, 'lazy unmount failed')
   }
   const stats = (): void =>
     log.info(

@@ -130,12 +130,20 @@ export function mountFuse(
     ...(opts.allowOther ? ['allow_other'] : []),
     ...(opts.nonempty ? ['nonempty'] : []),
   ].join(',')
-  let dispatch: Dispatch | undefined
+  // Set once the session's replies exist, which is after mount() returns.
+  const to: { dispatch?: Dispatch } = {}
   let onEnd: (r: number) => void = () => undefined
   const ended = new Promise<number>((resolve) => (onEnd = resolve))
   const bytes = encodeOsPath(mountpoint)
   // Requests reach JavaScript only once this returns (the main thread is busy until then).
-  const m = b.mount(bytes, options, opts.mtime, CACHE_SECONDS, (...a) => dispatch!(...a), (r) => onEnd(r))
+  const m = b.mount(
+    bytes,
+    options,
+    opts.mtime,
+    CACHE_SECONDS,
+    (...a) => to.dispatch!(...a),
+    (r) => onEnd(r),
+  )
   const s = m.session
   const replies: Replies = {
     err: (id, errno) => b.replyErr(s, id, errno),
@@ -145,7 +153,7 @@ export function mountFuse(
     readlink: (id, target) => b.replyReadlink(s, id, target),
     statfs: (id, blocks, files, namemax) => b.replyStatfs(s, id, blocks, files, namemax),
   }
-  dispatch = create(replies, m.name)
+  to.dispatch = create(replies, m.name)
   return { detach: () => b.unmount(bytes, true), ended, stats: () => b.stats(s) }
 }
 

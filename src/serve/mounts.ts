@@ -21,8 +21,7 @@ export interface MountEntry {
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo; the rest are the path's own bytes. */
 function unescape(s: string): string {
-  if (!s.includes('\\')) return s
-  return decodeOsPath(encodeOsPath(s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(0xdc00 + parseInt(o, 8)))))
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
 }
 
 /** `text` as decodeOsPath gives it (bytes that are not UTF-8 kept), or the file's bytes. */
@@ -110,7 +109,10 @@ export function holders(mountpoint: string): Array<{ pid: number; command: strin
       for (const fd of readdirSync(`/proc/${p}/fd`)) {
         try {
           const target = readlinkSync(`/proc/${p}/fd/${fd}`, { encoding: 'buffer' })
-          if (target.equals(exact) || (target.length > prefix.length && prefix.equals(target.subarray(0, prefix.length))))
+          if (
+            target.equals(exact) ||
+            (target.length > prefix.length && prefix.equals(target.subarray(0, prefix.length)))
+          )
             files++
         } catch {
           // fd closed meanwhile

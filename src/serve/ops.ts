@@ -7,7 +7,17 @@ import type { Logger } from '../log'
 import { answer } from './errno'
 import { OP, type Dispatch, type Replies } from './fuse'
 import { NONE } from './table'
-import { completeView, lookupChild, modeOf, NAME_MAX, readdirPage, readlink, readRange, sizeOf, type Tree } from './tree'
+import {
+  completeView,
+  lookupChild,
+  modeOf,
+  NAME_MAX,
+  readdirPage,
+  readlink,
+  readRange,
+  sizeOf,
+  type Tree,
+} from './tree'
 
 const NAMES: Record<number, string> = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k]))
 
@@ -40,13 +50,41 @@ export function createDispatch(
           fail,
         )
       case OP.getattr:
-        return answer(log, opName, what, () => modeOf(tree, node), (mode) => reply.attr(id, ino, mode, sizeOf(tree, node)), fail)
+        return answer(
+          log,
+          opName,
+          what,
+          () => modeOf(tree, node),
+          (mode) => reply.attr(id, ino, mode, sizeOf(tree, node)),
+          fail,
+        )
       case OP.readlink:
-        return answer(log, opName, what, () => readlink(tree, node), (target) => reply.readlink(id, target), fail)
+        return answer(
+          log,
+          opName,
+          what,
+          () => readlink(tree, node),
+          (target) => reply.readlink(id, target),
+          fail,
+        )
       case OP.read:
-        return answer(log, opName, what, () => readRange(tree, node, off, size, uid), (data) => reply.buf(id, data), fail)
+        return answer(
+          log,
+          opName,
+          what,
+          () => readRange(tree, node, off, size, uid),
+          (data) => reply.buf(id, data),
+          fail,
+        )
       case OP.readdir:
-        return answer(log, opName, what, () => readdirPage(tree, node, off, size), (data) => reply.buf(id, data), fail)
+        return answer(
+          log,
+          opName,
+          what,
+          () => readdirPage(tree, node, off, size),
+          (data) => reply.buf(id, data),
+          fail,
+        )
       case OP.statfs:
         return answer(
           log,

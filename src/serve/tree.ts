@@ -233,7 +233,7 @@ export function lookup(tree: Tree, path: string): Node {
   const length = bytes === scratch ? scratch.write(path) : bytes.length
   let id = ROOT
   // `at` is the slash before the next name.
-  for (let at = 0; at + 1 < length; ) {
+  for (let at = 0; at + 1 < length;) {
     let end = at + 1
     while (end < length && bytes[end] !== 0x2f) end++
     if (!isDir(tree.table, id)) throw new FsError('ENOTDIR', path)
@@ -247,7 +247,7 @@ export function lookup(tree: Tree, path: string): Node {
 }
 
 /** The node `id`, as an object (for tests and tools; the daemon answers from the table). */
-export function node(tree: Tree, id: number): Node {
+function node(tree: Tree, id: number): Node {
   const t = check(tree, id)
   const mode = t.mode[id]
   switch (mode & S_IFMT) {

@@ -36,7 +36,7 @@ const REQUIRED = [
   'usr/lib/kheadersfs/',
   `${APP}/package.json`,
   `${APP}/dist/src/cli.js`,
-  `${APP}/node_modules/fuse-native/build/Release/fuse.node`,
+  `${APP}/src/native/build/Release/kheadersfs_fuse.node`,
   `${APP}/node_modules/lzma-native/build/Release/lzma_native.node`,
   `${APP}/node_modules/cli-progress/package.json`,
   `${APP}/node_modules/tar-stream/package.json`,
@@ -225,11 +225,11 @@ t.test(
             process.execPath,
             [
               '-e',
-              `require(${JSON.stringify(nm + '/fuse-native')}); process.stdout.write(require(${JSON.stringify(nm + '/lzma-native')}).versionString())`,
+              `require(${JSON.stringify(path.join(x, APP, 'dist/src/serve/fuse.js'))}).loadBinding(); process.stdout.write(require(${JSON.stringify(nm + '/lzma-native')}).versionString())`,
             ],
             { encoding: 'utf8' },
           )
-          t.equal(load.status, 0, 'fuse-native and lzma-native load from the package', { stderr: load.stderr })
+          t.equal(load.status, 0, 'the FUSE binding and lzma-native load from the package', { stderr: load.stderr })
           t.equal(load.stdout, '5.2.3', 'lzma-native is the bundled xz 5.2.3')
         }
       })

@@ -17,18 +17,18 @@ t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, oth
       release: '6.1.0-1-amd64',
       logLevel: 'debug',
       view: true,
-      cacheMb: DEFAULT_CACHE_MB,
       linkBuild: false,
     },
+    'no cache_mb: undefined (the daemon takes DEFAULT_CACHE_MB, or one block if that is larger)',
   )
   t.same(parseMountOptions(['defaults,x-systemd.automount,_netdev,noauto,user,comment=x,,']), {
     force: false,
     allowUntrusted: false,
     nonempty: false,
     view: true,
-    cacheMb: DEFAULT_CACHE_MB,
     linkBuild: false,
   })
+  t.equal(DEFAULT_CACHE_MB, 8)
   t.match(parseMountOptions(['view=off,cache_mb=4,allow_untrusted_image']), {
     view: false,
     cacheMb: 4,

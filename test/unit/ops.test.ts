@@ -21,7 +21,7 @@ const S_IFLNK = 0o120000
 /** FUSE dirents, read back by hand (not with src's encoder): ino, next cookie, type, name. */
 function parseDirents(b: Buffer): Array<{ ino: number; off: number; type: number; name: string }> {
   const out = []
-  for (let p = 0; p < b.length; ) {
+  for (let p = 0; p < b.length;) {
     const namelen = b.readUInt32LE(p + 16)
     out.push({
       ino: Number(b.readBigUInt64LE(p)),
@@ -30,7 +30,10 @@ function parseDirents(b: Buffer): Array<{ ino: number; off: number; type: number
       name: b.toString('utf8', p + 24, p + 24 + namelen),
     })
     const size = (24 + namelen + 7) & ~7
-    t.ok(b.subarray(p + 24 + namelen, p + size).every((x) => x === 0), 'padding is zero')
+    t.ok(
+      b.subarray(p + 24 + namelen, p + size).every((x) => x === 0),
+      'padding is zero',
+    )
     p += size
   }
   return out
@@ -75,7 +78,7 @@ t.test('dispatch', async (t) => {
     const n = a.name === undefined ? 0 : name.write(a.name)
     dispatch(op, id, ino, a.off ?? 0, a.size ?? 0, n, a.uid ?? 0)
     // A hang detector, not a timing check: a view read answers once its blocks are decoded.
-    for (const deadline = Date.now() + 10_000; !answers.has(id) && Date.now() < deadline; )
+    for (const deadline = Date.now() + 10_000; !answers.has(id) && Date.now() < deadline;)
       await new Promise((r) => setTimeout(r, 2))
     await new Promise((r) => setImmediate(r))
     const got = answers.get(id) ?? []

@@ -39,7 +39,7 @@ function walk(dir: string): string[] {
 /** Read all of `node` through readRange in `chunk`-byte reads, as the kernel would. */
 async function readAll(tree: Tree, node: Node, size: number, chunk: number): Promise<Buffer> {
   const parts: Buffer[] = []
-  for (let pos = 0; ; ) {
+  for (let pos = 0; ;) {
     const got = await readRange(tree, node.id, pos, chunk)
     if (got.length === 0) break
     parts.push(Buffer.from(got))
