@@ -3,10 +3,10 @@
 import path from 'node:path'
 import { parseCommand } from '../args'
 import type { Command } from '../context'
-import { UsageError } from '../errors'
+import { MountpointError, UsageError } from '../errors'
 import { locateImage, runningRelease } from '../image/locate'
 import { DEFAULT_CACHE_MB, parseMountOptions } from '../serve/mount-options'
-import { findMount, health } from '../serve/mounts'
+import { findMount, health, unitOf } from '../serve/mounts'
 import { cleanStale } from '../serve/stale'
 import { startDetached, stderrIsJournal, READY_FD } from '../serve/spawn'
 import { logPath, readState } from '../serve/state'
@@ -68,6 +68,14 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     if (existing !== undefined) {
       if ((await health(mountpoint)) === 'live') {
         const s = readState(ctx.env, mountpoint)
+        // Under systemd (a service or mount unit started us), "already loaded" would make the unit
+        // adopt a daemon that lives in another unit: fail and name that unit instead.
+        if (ctx.env.INVOCATION_ID) {
+          const unit = s === undefined ? undefined : unitOf(s.pid)
+          throw new MountpointError(
+            `Cannot mount at ${mountpoint}: kheadersfs already serves it${s ? ` (pid ${s.pid}${unit ? `, ${unit}` : ''})` : ''}; stop that first${unit ? ` (systemctl stop '${unit}')` : ''}, or use only one unit for this path`,
+          )
+        }
         ctx.stdout.write(
           `kheadersfs: ${mountpoint} is already loaded${s ? ` (pid ${s.pid}, image ${s.image}, release ${s.release})` : ''}\n`,
         )

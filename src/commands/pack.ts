@@ -33,6 +33,8 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
                       machine than the kernel: they are rebuilt for the board in a scratch copy.
                       Default: $CROSS_COMPILE, else the compiler the tree's .config records
   --no-rebuild        refuse such a tree instead of rebuilding its host programs
+  --trust-tree        rebuild them even if another user owns the tree (the rebuild runs the
+                      tree's Makefiles and fixdep: the trust of building it; see SECURITY in kheadersfs(1))
   --profile P         module-build (default): everything "make -C tree M=dir modules" needs;
                       headers: only *.h under include/ and arch/<arch>/include/, like CONFIG_IKHEADERS
   --config FILE       .config or config.gz to use instead of DIR/.config (e.g. /proc/config.gz)
@@ -55,6 +57,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       'from-kheaders': { type: 'string' },
       'cross-compile': { type: 'string' },
       'no-rebuild': { type: 'boolean' },
+      'trust-tree': { type: 'boolean' },
       profile: { type: 'string' },
       config: { type: 'string' },
       release: { type: 'string' },
@@ -69,7 +72,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       )
     const fromKheaders = values['from-kheaders']
     if (fromKheaders !== undefined) {
-      for (const flag of ['kernel', 'source', 'sysroot', 'cross-compile', 'no-rebuild'] as const) {
+      for (const flag of ['kernel', 'source', 'sysroot', 'cross-compile', 'no-rebuild', 'trust-tree'] as const) {
         if (values[flag] !== undefined)
           throw new UsageError(`kheadersfs pack: --from-kheaders packs an archive, not a tree: drop --${flag}`)
       }
@@ -93,6 +96,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
       sysroot: values.sysroot,
       crossCompile: values['cross-compile'],
       rebuildHostPrograms: values['no-rebuild'] !== true,
+      trustTree: values['trust-tree'] === true,
       profile:
         oneOf(values.profile, '--profile', PROFILES) ?? (fromKheaders !== undefined ? 'headers' : DEFAULTS.profile),
       config: values.config,
@@ -115,6 +119,11 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
     try {
       const result = await packImage(opts, {
         signal: abort.signal,
+        onRunTree: (r) =>
+          ctx.log.info(
+            { dirs: r.dirs, compiler: r.compiler },
+            `running the tree's Makefiles and scripts/basic/fixdep (in a scratch copy) to rebuild its host programs with ${r.compiler}`,
+          ),
         onSelected: (s) => {
           for (const k of s.skipped) ctx.log.warn({ path: k.path, reason: k.reason }, `skipped ${k.path}: ${k.reason}`)
           if (s.hostPrograms !== undefined) {

@@ -36,6 +36,18 @@ export const LIMITS = {
   files: 1_000_000,
 } as const
 
+/** Directories deep a path may be (kernel trees are about 10): bounds every walk of a tree. */
+export const MAX_DEPTH = 64
+/** Bytes of one path component (NAME_MAX) and of a whole path or link target (PATH_MAX - 1). */
+export const NAME_MAX = 255
+export const PATH_MAX = 4095
+
+/**
+ * A kernel release as `uname -r` prints it and /lib/modules names it: a digit first (VERSION.PATCHLEVEL),
+ * then letters, digits and . _ + ~ -, at most 64 bytes (the utsname field). No "/", and never "." or "..".
+ */
+export const RELEASE = /^[0-9][A-Za-z0-9._+~-]{0,63}$/
+
 export const PROFILES = ['module-build', 'headers'] as const
 export type Profile = (typeof PROFILES)[number]
 
@@ -138,7 +150,9 @@ export function fromRow(row: unknown, i: number): FileRecord {
     badRow(i, 'is not a [path, type, offset, size, mode] row')
   const p: unknown = row[0]
   const code: unknown = row[1]
-  if (typeof p !== 'string' || !isSafePath(p)) badRow(i, `has an unsafe path ${JSON.stringify(p)}`)
+  if (typeof p !== 'string') badRow(i, `has an unsafe path ${JSON.stringify(p)}`)
+  const unsafe = pathProblem(p)
+  if (unsafe !== undefined) badRow(i, `has an unsafe path ${JSON.stringify(p.slice(0, 200))}: ${unsafe}`)
   if (code !== 'f' && code !== 'd' && code !== 'l') badRow(i, `has an unknown type ${JSON.stringify(code)}`)
   for (let k = 2; k < 5; k++) {
     if (!Number.isSafeInteger(row[k]) || row[k] < 0)
@@ -148,8 +162,13 @@ export function fromRow(row: unknown, i: number): FileRecord {
   const size = row[3] as number
   const mode = row[4] as number
   if (mode > 0o7777) badRow(i, `has a bad mode ${mode}`)
+  // A read-only tree of headers needs nothing more: no setuid, setgid or sticky bit, no write for others.
+  if (code !== 'l' && (mode & 0o7022) !== 0)
+    badRow(i, `gives ${p} mode ${mode.toString(8)} (setuid, setgid, sticky or writable by others)`)
   const link: unknown = row[5]
   if (code === 'l' ? typeof link !== 'string' || link === '' : link !== undefined) badRow(i, 'has a bad link target')
+  if (code === 'l' && (Buffer.byteLength(link as string) > PATH_MAX || CONTROL.test(link as string)))
+    badRow(i, `has a bad link target ${JSON.stringify((link as string).slice(0, 200))}`)
   const rec: FileRecord = { path: p, type: CODE_TYPE[code as 'f'], offset, size, mode }
   if (code === 'l') rec.link = link as string
   return rec
@@ -161,15 +180,26 @@ function badRow(i: number, why: string): never {
   throw new Error(`files[${i}] ${why}`)
 }
 
-/** Relative, and no component empty, "." or "..". */
-function isSafePath(p: string): boolean {
+const CONTROL = /[\x00-\x1f\x7f]|\p{Cs}/u
+
+/**
+ * Why `p` cannot be a path of the archive, or undefined: relative, components neither empty nor "."
+ * nor "..", each at most NAME_MAX bytes, no control character (NUL included) and no unpaired surrogate
+ * (not UTF-8), at most MAX_DEPTH deep and PATH_MAX bytes.
+ */
+export function pathProblem(p: string): string | undefined {
+  if (CONTROL.test(p)) return 'a control character or bytes that are not UTF-8'
+  if (Buffer.byteLength(p) > PATH_MAX) return `longer than ${PATH_MAX} bytes`
+  let depth = 0
   for (let start = 0; ;) {
     const slash = p.indexOf('/', start)
     const end = slash < 0 ? p.length : slash
     const n = end - start
     if (n === 0 || (p.charCodeAt(start) === 0x2e && (n === 1 || (n === 2 && p.charCodeAt(start + 1) === 0x2e))))
-      return false
-    if (slash < 0) return true
+      return 'an empty, "." or ".." component'
+    if (n > NAME_MAX / 3 && Buffer.byteLength(p.slice(start, end)) > NAME_MAX) return `a name over ${NAME_MAX} bytes`
+    if (++depth > MAX_DEPTH) return `more than ${MAX_DEPTH} directories deep`
+    if (slash < 0) return undefined
     start = slash + 1
   }
 }

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs'
 import os from 'node:os'
 import { ImageNotFoundError } from '../errors'
+import { checkRelease } from './release'
 
 export interface Located {
   path: string
@@ -25,7 +26,8 @@ export function searchPath(release: string, env: NodeJS.ProcessEnv): Array<{ pat
 
 export function locateImage(opts: { explicit?: string; release: string; env: NodeJS.ProcessEnv }): Located {
   if (opts.explicit !== undefined) return { path: opts.explicit, tried: [opts.explicit] }
-  const list = searchPath(opts.release, opts.env)
+  // It becomes a path below /lib/modules: a release and nothing else.
+  const list = searchPath(checkRelease(opts.release), opts.env)
   for (const c of list) if (existsSync(c.path)) return { path: c.path, tried: list.map((l) => l.path) }
   const where = [opts.env.KHEADERSFS_IMAGE ? undefined : '$KHEADERSFS_IMAGE (unset)', ...list.map((l) => l.path)]
     .filter(Boolean)

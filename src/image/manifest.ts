@@ -1,6 +1,18 @@
 // manifest.json ⇄ Manifest. Serialization is deterministic (fixed key order, one file row per line)
 // so the same inputs give the same image bytes; parsing validates every field a reader relies on.
-import { FORMAT_ID, FORMAT_MAJOR, LIMITS, PROFILES, fromRow, toRow, type Manifest, type PayloadInfo } from './format'
+import { isUtf8 } from 'node:buffer'
+import {
+  FORMAT_ID,
+  FORMAT_MAJOR,
+  LIMITS,
+  PROFILES,
+  RELEASE,
+  fromRow,
+  toRow,
+  type Manifest,
+  type PayloadInfo,
+} from './format'
+import { resolveInArchive } from './links'
 
 export function serializeManifest(m: Manifest): Buffer {
   const { files, ...head } = m
@@ -12,6 +24,8 @@ export function serializeManifest(m: Manifest): Buffer {
 /** Parse and validate; throws Error with a message naming the bad field. */
 export function parseManifest(json: Buffer): Manifest {
   let raw: unknown
+  // toString would turn bytes that are not UTF-8 into U+FFFD: names the image does not hold.
+  if (!isUtf8(json)) throw new Error('manifest.json is not valid UTF-8')
   try {
     raw = JSON.parse(json.toString('utf8'))
   } catch (e) {
@@ -64,7 +78,7 @@ export function parseManifest(json: Buffer): Manifest {
     format: FORMAT_ID,
     version: o.version as string,
     generator: typeof o.generator === 'string' ? o.generator : 'unknown',
-    release: str('release', /^[A-Za-z0-9._+~-]{1,64}$/),
+    release: str('release', RELEASE),
     arch: str('arch', /^[a-z0-9_]{1,32}$/),
     profile: profile as Manifest['profile'],
     created: str('created', /^\d{4}-\d\d-\d\dT/),
@@ -148,22 +162,43 @@ function optionalFields(
   return out
 }
 
-/** The file table must describe a tar that fits in the declared size, in order, with no duplicates. */
+/**
+ * The file table must describe a tar that fits in the declared size, in order, with no duplicates, no
+ * name that is both a file and the parent of another, and links that stay inside the archive: all the
+ * daemon could trip on later is refused here, before the mount is ready.
+ */
 function checkFiles(m: Manifest): void {
   const tarSize = m.payloads['kheaders.tar.xz'].uncompressedSize
-  const seen = new Set<string>()
+  const types = new Map<string, string>()
+  const links = new Map<string, string>()
   let end = 0
   const n = { file: 0, directory: 0, symlink: 0 }
   for (const f of m.files) {
-    if (seen.has(f.path)) throw new Error(`manifest.json lists ${f.path} twice`)
-    seen.add(f.path)
+    if (types.has(f.path)) throw new Error(`manifest.json lists ${f.path} twice`)
+    types.set(f.path, f.type)
     if (f.offset < end || f.offset + f.size > tarSize)
       throw new Error(`manifest.json places ${f.path} outside the archive (offset ${f.offset}, size ${f.size})`)
     if (f.type !== 'file' && f.size !== 0) throw new Error(`manifest.json gives ${f.type} ${f.path} a size`)
+    if (f.type === 'symlink') links.set(f.path, f.link!)
     end = f.offset + f.size
     n[f.type]++
   }
   if (n.file !== m.counts.files || n.directory !== m.counts.directories || n.symlink !== m.counts.symlinks) {
     throw new Error('manifest.json counts do not match its files list')
+  }
+  // Parents may come after their entries (build order): checked once every type is known.
+  for (const f of m.files) {
+    for (let slash = f.path.lastIndexOf('/'); slash > 0; slash = f.path.lastIndexOf('/', slash - 1)) {
+      const type = types.get(f.path.slice(0, slash))
+      if (type === undefined) continue
+      if (type !== 'directory')
+        throw new Error(`manifest.json lists ${f.path.slice(0, slash)} as a ${type} and as the parent of ${f.path}`)
+      break // its own parents were checked with it
+    }
+  }
+  for (const [from, target] of links) {
+    const v = resolveInArchive(from, target, links)
+    if (!v.inside)
+      throw new Error(`manifest.json has ${from}, a link to ${target} that leads out of the archive (${v.why})`)
   }
 }

@@ -3,6 +3,7 @@
 // file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
+import { checkBlock } from '../xz/block'
 import { parseXzIndex, type XzIndex } from '../xz/xz-index'
 import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, sha256, type Manifest } from './format'
 import { parseManifest } from './manifest'
@@ -142,6 +143,15 @@ export function parseImage(buf: Buffer, name: string): Image {
     fail(
       `${MEMBER.headers} block ${uneven} holds ${xzIndex.blocks[uneven].uncompressedSize} bytes, not the manifest's block size ${info.blockSize}`,
     )
+  // Every block's header, sizes and filters now (a few µs each); only its LZMA2 data waits for a read,
+  // whose check the decode verifies.
+  for (const block of xzIndex.blocks) {
+    try {
+      checkBlock(headers, block)
+    } catch (e) {
+      return fail(`${MEMBER.headers} is not a usable .xz file (${(e as Error).message})`, e)
+    }
+  }
   return { manifest, config, headers, bytes: buf.length, xzIndex }
 }
 

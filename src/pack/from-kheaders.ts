@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import tarStream from 'tar-stream'
+import { checkRelease, UTS_RELEASE } from '../image/release'
 import { KernelTreeError, UsageError, reason } from '../errors'
 import { sha256 } from '../image/format'
 import { parseXzIndex } from '../xz/xz-index'
@@ -51,17 +52,12 @@ export async function readKheadersArchive(
       `Cannot use ${file}: it holds no include/linux/ headers; pass --from-kheaders the kernel's kheaders archive`,
     )
   }
-  const release =
-    opts.release ?? /#define\s+UTS_RELEASE\s+"([^"]+)"/.exec(text('include/generated/utsrelease.h') ?? '')?.[1]
+  const release = opts.release ?? UTS_RELEASE.exec(text('include/generated/utsrelease.h') ?? '')?.[1]
   if (release === undefined)
     throw new KernelTreeError(
       `Cannot find the kernel release in ${file}: no include/generated/utsrelease.h; pass --release R`,
     )
-  if (!/^[A-Za-z0-9._+~-]{1,64}$/.test(release)) {
-    throw new UsageError(
-      `Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`,
-    )
-  }
+  checkRelease(release)
   const arches = [
     ...new Set(
       [...byPath.keys()]

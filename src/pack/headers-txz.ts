@@ -3,13 +3,11 @@
 // order (build-order.ts) rather than gen_kheaders.sh's --sort=name, which tar -xf does not see.
 // Records where each file's bytes sit in the uncompressed tar, so that the image can serve any file
 // without decoding the archive in order.
-import { constants } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
 import tarStream from 'tar-stream'
-import { KernelTreeError, reason } from '../errors'
 import type { FileRecord } from '../image/format'
 import { buildOrder } from './build-order'
-import { MAX_FILE_BYTES, type SourceEntry } from './select'
+import { readConfined } from './confine'
+import type { SourceEntry } from './select'
 import { stripComments } from './strip-comments'
 import { xzBuffer, type XzOptions } from './xz'
 
@@ -169,27 +167,7 @@ function pad512(n: number): number {
   return (512 - (n % 512)) % 512
 }
 
-/**
- * Read a selected file. It was a regular file when selected; opening without following a final
- * symlink and without blocking (a FIFO swapped in meanwhile) keeps a changed tree from making pack
- * read outside it or hang.
- */
-async function readSource(e: SourceEntry): Promise<Buffer> {
-  let fh: FileHandle | undefined
-  try {
-    fh = await open(e.source!, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
-    const st = await fh.stat()
-    if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'EINVAL' })
-    if (st.size > MAX_FILE_BYTES)
-      throw Object.assign(new Error(`grew to ${st.size} bytes while packing`), { code: 'EFBIG' })
-    return await fh.readFile()
-  } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it became a symlink while packing' : reason(err)
-    throw new KernelTreeError(
-      `Cannot read ${e.source} (${e.path}): ${why}; make it readable or remove it from the tree`,
-      err,
-    )
-  } finally {
-    await fh?.close()
-  }
+/** Read a selected file, confined to the kernel tree (confine.ts). */
+function readSource(e: SourceEntry): Promise<Buffer> {
+  return readConfined(e.source!, e.path, e.within)
 }

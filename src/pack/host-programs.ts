@@ -4,9 +4,15 @@
 // Like the kernel's scripts/package/install-extmod-build (v6.12+), Kbuild is run over a copy of
 // scripts/ with HOSTCC set to the target's C compiler, from a scratch copy of the tree whose own
 // (build-host) fixdep still runs here. The user's tree is never written to.
+//
+// This is the one step of pack that runs code from the tree: make reads the tree's Makefiles (shell
+// in every recipe) and runs its fixdep. That is the trust building the tree takes, so it is refused for
+// a tree that belongs to another user unless the caller says --trust-tree (git's safe.directory), and
+// the compiler a .config names must be a plain name found on PATH (docs/kheadersfs.1.md, SECURITY).
 import { spawnSync } from 'node:child_process'
 import {
-  copyFileSync,
+  accessSync,
+  constants,
   cpSync,
   existsSync,
   mkdirSync,
@@ -14,12 +20,14 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { HostProgramsError } from '../errors'
+import { HostProgramsError, KernelTreeError } from '../errors'
+import { readConfinedSync } from './confine'
 import { describeElf, readElfId, sameMachine, type ElfId } from './elf'
 import type { KernelTree } from './kernel-tree'
 import type { SourceEntry } from './select'
@@ -46,19 +54,73 @@ export function debianCompilerPackage(prefix: string): string {
   return `gcc-${prefix.replace(/-$/, '')}`
 }
 
-/** The compiler prefix: --cross-compile, else $CROSS_COMPILE, else the one .config records. */
+/**
+ * The compiler prefix: --cross-compile, else $CROSS_COMPILE, else the one .config records. It reaches
+ * make's command line and the shell of every recipe: characters the shell or make would read as code
+ * are refused, and a prefix from .config (the tree's word, not the caller's) must be a plain name
+ * whose gcc is on PATH.
+ */
 export function findCompilerPrefix(
   tree: KernelTree,
   given: string | undefined,
   env: NodeJS.ProcessEnv,
 ): { prefix: string; from: Compiler['from'] } | undefined {
-  if (given !== undefined) return { prefix: given, from: '--cross-compile' }
-  if (env.CROSS_COMPILE) return { prefix: env.CROSS_COMPILE, from: 'CROSS_COMPILE' }
+  const caller =
+    given !== undefined
+      ? { prefix: given, from: '--cross-compile' as const }
+      : env.CROSS_COMPILE
+        ? { prefix: env.CROSS_COMPILE, from: 'CROSS_COMPILE' as const }
+        : undefined
+  if (caller !== undefined) {
+    if (!/^[A-Za-z0-9_.+/-]*$/.test(caller.prefix))
+      throw new HostProgramsError(
+        `Cannot use ${caller.from} ${JSON.stringify(caller.prefix)}: a compiler prefix holds only letters, digits and _ . + / - (e.g. aarch64-linux-gnu-)`,
+      )
+    return caller
+  }
   // CONFIG_CC_VERSION_TEXT="aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0" (kernels since 5.8).
   const text = /^CONFIG_CC_VERSION_TEXT="([^"]*)"$/m.exec(tree.config?.toString('latin1') ?? '')?.[1]
   const cc = text?.split(' ')[0]
-  const m = cc === undefined ? null : /^(.*-)gcc(-\d+)?$/.exec(path.basename(cc))
-  return m ? { prefix: m[1], from: '.config' } : undefined
+  if (cc === undefined || !/gcc(-\d+)?$/.test(cc)) return undefined
+  const m = /^([A-Za-z0-9_.+-]+-)gcc(-\d+)?$/.exec(cc)
+  if (m === null || onPath(`${m[1]}gcc`, env) === undefined) {
+    throw new HostProgramsError(
+      `Cannot rebuild the kernel's host programs with the compiler ${tree.configPath ?? '.config'} names (${JSON.stringify(cc.slice(0, 80))}): it is not a plain compiler name found on PATH; pass --cross-compile PREFIX (e.g. aarch64-linux-gnu-)`,
+    )
+  }
+  return { prefix: m[1], from: '.config' }
+}
+
+/** The absolute path `name` has on PATH (absolute PATH entries only), or undefined. */
+function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? '/usr/bin:/bin').split(':')) {
+    if (!path.isAbsolute(dir)) continue
+    const p = path.join(dir, name)
+    try {
+      accessSync(p, constants.X_OK)
+      if (statSync(p).isFile()) return p
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
+
+/**
+ * Refuse to run code from `dirs` (the tree's real directories) when one belongs to a user other than
+ * the caller and root, unless `trusted`: pack runs as root on build hosts, and such a tree's Makefile
+ * would run as root. Like git's safe.directory: the owner of each directory decides, not its files.
+ */
+export function checkTreeOwner(dirs: readonly string[], trusted: boolean): void {
+  if (trusted) return
+  const me = process.getuid?.() ?? 0
+  for (const dir of dirs) {
+    const owner = statSync(dir).uid
+    if (owner === me || owner === 0) continue
+    throw new KernelTreeError(
+      `Cannot rebuild the kernel's host programs from ${dir}: that runs its Makefiles and scripts/basic/fixdep as ${me === 0 ? 'root' : `uid ${me}`}, and the directory belongs to uid ${owner}; check the tree and pass --trust-tree, or pass --profile headers (nothing is run)`,
+    )
+  }
 }
 
 function compilerFor(prefix: string, from: Compiler['from'], target: ElfId): Compiler {
@@ -90,7 +152,7 @@ export function rebuildHostPrograms(
   entries: SourceEntry[],
   target: ElfId,
   foreign: readonly string[],
-  opts: { crossCompile?: string; env: NodeJS.ProcessEnv },
+  opts: { crossCompile?: string; env: NodeJS.ProcessEnv; onRun?: (compiler: string) => void },
 ): Rebuild {
   const found = findCompilerPrefix(tree, opts.crossCompile, opts.env)
   if (found === undefined) {
@@ -115,6 +177,7 @@ export function rebuildHostPrograms(
       if (existsSync(path.join(tree_, dir))) symlinkSync(path.join(tree_, dir), path.join(out, dir))
     }
     writeFileSync(path.join(out, 'scripts', 'Kbuild'), kbuildFor(tree_, foreign))
+    opts.onRun?.(`${compiler.prefix}gcc`)
     runKbuild(tree_, out, tree.arch, compiler)
     return { compiler, programs: collect(out, foreign, target), cleanup }
   } catch (e) {
@@ -135,7 +198,7 @@ function materialize(entries: SourceEntry[], dir: string, epoch: number): void {
       mkdirSync(path.dirname(p), { recursive: true })
       if (e.type === 'symlink') symlinkSync(e.linkname!, p)
       else if (e.data !== undefined) writeFileSync(p, e.data, { mode: e.mode })
-      else copyFileSync(e.source!, p)
+      else writeFileSync(p, readConfinedSync(e.source!, e.path, e.within), { mode: e.mode })
     }
     if (e.type !== 'symlink') utimesSync(p, when, when)
   }

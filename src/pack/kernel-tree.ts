@@ -5,6 +5,7 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
+import { checkRelease, UTS_RELEASE } from '../image/release'
 import { KernelTreeError, UsageError, reason } from '../errors'
 import { namedPath, realpathIn } from './sysroot'
 
@@ -59,11 +60,7 @@ export function detectKernelTree(opts: TreeOptions): KernelTree {
     )
   }
   const release = opts.release ?? readRelease(objtree)
-  if (!/^[A-Za-z0-9._+~-]{1,64}$/.test(release)) {
-    throw new UsageError(
-      `Cannot use release "${release}": only letters, digits and . _ + ~ - are allowed (it becomes a file name)`,
-    )
-  }
+  checkRelease(release)
   const arch = readArch(objtree, srctree)
   const { config, configPath } = readConfig(objtree, opts.config)
   const { epoch, epochSource } = buildEpoch(objtree, opts.env)
@@ -169,7 +166,7 @@ export function makefileStubTarget(makefile: string): string | undefined {
 function readRelease(objtree: string): string {
   const uts = path.join(objtree, 'include/generated/utsrelease.h')
   try {
-    const m = /#define\s+UTS_RELEASE\s+"([^"]+)"/.exec(readFileSync(uts, 'utf8'))
+    const m = UTS_RELEASE.exec(readFileSync(uts, 'utf8'))
     if (m) return m[1]
   } catch {
     // fall through to kernel.release

@@ -10,7 +10,7 @@ import { configGz } from './config-gz'
 import { describeElf } from './elf'
 import { LAYOUT_ORDER } from './build-order'
 import { buildArchive, type ArchiveProgress } from './headers-txz'
-import { NEEDED_BY_MODULE_BUILDS, rebuildHostPrograms, type Rebuild } from './host-programs'
+import { checkTreeOwner, NEEDED_BY_MODULE_BUILDS, rebuildHostPrograms, type Rebuild } from './host-programs'
 import { readKheadersArchive } from './from-kheaders'
 import { detectKernelTree, readConfig, type KernelTree } from './kernel-tree'
 import { buildManifest } from './manifest'
@@ -32,6 +32,8 @@ export interface PackOptions extends XzOptions {
   fromKheaders?: string
   /** false: refuse a tree whose host programs are for another machine instead of rebuilding them. */
   rebuildHostPrograms?: boolean
+  /** Run the tree's code (the host-program rebuild) even if another user owns the tree. */
+  trustTree?: boolean
   output?: string
   cwd: string
   env: NodeJS.ProcessEnv
@@ -49,6 +51,8 @@ export interface PackHooks {
     hostPrograms?: HostProgramsInfo
   }) => void
   onProgress?: (p: ArchiveProgress) => void
+  /** Called before pack runs code from the tree (make in a scratch copy), with what it runs. */
+  onRunTree?: (info: { dirs: readonly string[]; compiler: string }) => void
   signal?: AbortSignal
 }
 
@@ -88,7 +92,7 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
   }
   const rebuild =
     opts.profile === 'module-build' && target !== undefined
-      ? fitHostPrograms(tree, selection, targetInfo!, opts)
+      ? fitHostPrograms(tree, selection, targetInfo!, opts, hooks)
       : undefined
   try {
     hooks.onSelected?.({
@@ -138,6 +142,7 @@ function fitHostPrograms(
   selection: Selection,
   target: TargetInfo,
   opts: PackOptions,
+  hooks: PackHooks,
 ): (Rebuild & { info: HostProgramsInfo }) | undefined {
   const foreign = foreignBinaries(selection.entries, target)
   if (foreign.length === 0) return undefined
@@ -148,12 +153,15 @@ function fitHostPrograms(
       `Cannot pack ${tree.objtree} for ${target.name}: ${first.entry.path}${others} ${foreign.length > 1 ? 'are' : 'is'} built for ${describeElf(first.elf)}, so "make M=" on the board would fail with "Exec format error"; drop --no-rebuild to rebuild them with the board's compiler`,
     )
   }
+  // The one step that runs the tree's code: its owner must be the caller or root, or trusted.
+  const dirs = (selection.within?.list() ?? [tree.objtree, tree.srctree]).filter((d) => d !== tree.sysroot)
+  checkTreeOwner(dirs, opts.trustTree === true)
   const rebuild = rebuildHostPrograms(
     tree,
     selection.entries,
     target,
     foreign.map((f) => f.entry.path),
-    { crossCompile: opts.crossCompile, env: opts.env },
+    { crossCompile: opts.crossCompile, env: opts.env, onRun: (compiler) => hooks.onRunTree?.({ dirs, compiler }) },
   )
   const rebuilt: string[] = []
   const dropped: string[] = []
@@ -161,6 +169,7 @@ function fitHostPrograms(
     const fresh = rebuild.programs.get(entry.path)
     if (fresh !== undefined) {
       entry.source = fresh
+      entry.within = undefined // our own build output, in the scratch directory
       rebuilt.push(entry.path)
     } else if (NEEDED_BY_MODULE_BUILDS.includes(entry.path)) {
       rebuild.cleanup()

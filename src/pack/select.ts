@@ -1,10 +1,15 @@
 // Which files go into the archive. The kernel tree is seen as one merged tree: the object tree laid
 // over the source tree (objtree wins, as in gen_kheaders.sh's second cpio pass). A profile picks paths
-// from it. Nothing is read here except directory listings and lstat; contents are read by the archiver.
+// from it. Nothing is read here except directory listings and lstat; contents are read by the archiver,
+// through the same confinement (confine.ts): a link that leads out of the kernel tree is refused here,
+// and a link kept in the archive must lead to a path inside the archive (image/links.ts).
 import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats } from 'node:fs'
 import path from 'node:path'
 import { KernelTreeError, reason } from '../errors'
 import type { Profile } from '../image/format'
+import { MAX_DEPTH } from '../image/format'
+import { resolveInArchive } from '../image/links'
+import { Confinement, MAX_FILE_BYTES } from './confine'
 import { makefileStubTarget, missingStubTarget, type KernelTree } from './kernel-tree'
 import { namedPath, realpathIn } from './sysroot'
 
@@ -16,6 +21,8 @@ export interface SourceEntry {
   mode: number
   /** Absolute path to read the content from (files). */
   source?: string
+  /** Where `source` must lie when it is read (undefined: a file kheadersfs made itself). */
+  within?: Confinement
   /** Content given directly (the .config from --config). */
   data?: Buffer
   linkname?: string
@@ -33,6 +40,8 @@ export interface Skipped {
 export interface Selection {
   entries: SourceEntry[]
   skipped: Skipped[]
+  /** The directories the files come from (the tree, its kbuild directories, --sysroot). */
+  within?: Confinement
 }
 
 /** A node of the merged tree: a file, kept link, or directory with the real dirs that back it. */
@@ -40,13 +49,12 @@ type Node =
   { kind: 'file'; real: string; st: Stats } | { kind: 'symlink'; target: string } | { kind: 'dir'; layers: string[] }
 
 const JUNK = /^\..*\.(cmd|d|tmp)$|\.o$|\.mod\.c$|^\.tmp/
-/** Larger than any file a kernel build tree needs (objtool ~3 MB, Module.symvers ~2 MB): skipped. */
-export const MAX_FILE_BYTES = 64 * 2 ** 20
 const CONTROL = /[\x00-\x1f\x7f]/
 
 export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   const merged = new MergedTree(tree)
-  const toEntry = (rel: string, node: Node, strip: boolean): SourceEntry => entryOf(rel, node, strip, tree)
+  const toEntry = (rel: string, node: Node, strip: boolean): SourceEntry =>
+    entryOf(rel, node, strip, tree, merged.within)
   const arch = `arch/${tree.arch}`
   const picked = new Map<string, SourceEntry>()
   const add = (e: SourceEntry): void => {
@@ -122,10 +130,25 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
     }
   }
   const entries = [...picked.values()].sort((a, b) => compareTarPaths(a.path, b.path))
-  return { entries, skipped: merged.skipped }
+  checkKeptLinks(entries, tree)
+  return { entries, skipped: merged.skipped, within: merged.within }
 }
 
-function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree): SourceEntry {
+/** Every link kept in the archive leads to a path inside it, through the archive's own links. */
+export function checkKeptLinks(entries: readonly SourceEntry[], tree: Pick<KernelTree, 'objtree'>): void {
+  const links = new Map<string, string>()
+  for (const e of entries) if (e.type === 'symlink') links.set(e.path, e.linkname!)
+  for (const [from, target] of links) {
+    const v = resolveInArchive(from, target, links)
+    if (!v.inside) {
+      throw new KernelTreeError(
+        `Cannot pack ${tree.objtree}: ${from} is a symlink to ${target}, which leads out of the archive (${v.why}); replace it with the file it should name`,
+      )
+    }
+  }
+}
+
+function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree, within: Confinement): SourceEntry {
   if (node.kind === 'symlink')
     return { path: rel, type: 'symlink', mode: 0o777, linkname: node.target, size: 0, strip: false }
   if (node.kind === 'dir') return { path: rel, type: 'directory', mode: 0o755, size: 0, strip: false }
@@ -144,8 +167,13 @@ function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree): Sou
       }
     }
   }
+  if (!within.contains(real)) {
+    throw new KernelTreeError(
+      `Cannot pack ${tree.objtree}: ${rel} would be read from ${real}, outside the kernel tree (${within.describe()})`,
+    )
+  }
   const exec = (st.mode & 0o111) !== 0
-  return { path: rel, type: 'file', mode: exec ? 0o755 : 0o644, source: real, size: st.size, strip }
+  return { path: rel, type: 'file', mode: exec ? 0o755 : 0o644, source: real, size: st.size, strip, within }
 }
 
 /**
@@ -162,17 +190,23 @@ export function compareTarPaths(a: string, b: string): number {
   return pa.length - pb.length
 }
 
+/** Debian's kbuild directories, which a split tree's top-level scripts and tools links name. */
+const KBUILD_LINK = /\/linux-kbuild-[^/]+\/(scripts|tools)$/
+
 /** objtree over srctree, following the split-tree links at the top (Debian's scripts, tools). */
 class MergedTree {
   readonly skipped: Skipped[] = []
   private readonly roots: string[]
-  private readonly allowed: string[]
+  /** What may be read: objtree, srctree, --sysroot, and the kbuild directories met on the way. */
+  readonly within: Confinement
   private readonly sysroot: string | undefined
+  private readonly objtree: string
 
   constructor(tree: KernelTree) {
     this.roots = tree.objtree === tree.srctree ? [tree.objtree] : [tree.objtree, tree.srctree]
-    this.allowed = [...this.roots]
+    this.within = new Confinement(tree.sysroot === undefined ? this.roots : [...this.roots, tree.sysroot])
     this.sysroot = tree.sysroot
+    this.objtree = tree.objtree
   }
 
   /** Resolve a relative path to a node, or undefined when absent or skipped. */
@@ -202,6 +236,12 @@ class MergedTree {
     const node = this.resolve(rel)
     if (node === undefined) return
     if (node.kind !== 'dir') return visit(rel, node)
+    // Kernel trees are about 10 deep; a deeper one is made to exhaust something (this walk recurses).
+    if (rel.split('/').length > MAX_DEPTH) {
+      throw new KernelTreeError(
+        `Cannot pack ${this.objtree}: ${rel.split('/').slice(0, 3).join('/')}/... is nested more than ${MAX_DEPTH} directories deep; no kernel tree is, remove it`,
+      )
+    }
     // A followed link back to a directory being walked would make the walk endless.
     const here = node.layers.map((l) => realpathSync(l))
     if (here.some((l) => above.has(l))) {
@@ -264,9 +304,11 @@ class MergedTree {
   }
 
   /**
-   * A link that stays inside the merged tree is archived as a link. One that leaves it is followed
-   * only where the kernel's own layout puts such links: the top-level links of a split tree (Debian's
-   * scripts and tools → /usr/lib/linux-kbuild-*) and links into the object or source tree.
+   * A relative link whose target stays inside the merged tree is archived as a link (checked again,
+   * through the archive's other links, by checkKeptLinks). Any other is followed, physically, and must
+   * land inside the kernel tree or --sysroot; the one exception is what Debian's split trees have at
+   * their top, scripts and tools linking to /usr/lib/linux-kbuild-<version>/, which then becomes part
+   * of the tree. A link that leads elsewhere is refused: its file would be archived for every mount.
    */
   private link(rel: string, p: string): Node | undefined {
     const target = readlinkSync(p)
@@ -285,17 +327,17 @@ class MergedTree {
       )
       return undefined
     }
-    const topLevel = !rel.includes('/')
-    const inside = this.allowed.some((root) => real === root || real.startsWith(root + path.sep))
-    if (!topLevel && !inside) {
-      this.skip(rel, `symlink to ${target}, outside the kernel tree`)
-      return undefined
-    }
     const st = lstatSync(real)
-    if (st.isDirectory()) {
-      if (topLevel && !inside) this.allowed.push(real)
-      return { kind: 'dir', layers: [real] }
+    if (!this.within.contains(real)) {
+      if (!rel.includes('/') && st.isDirectory() && KBUILD_LINK.test(real) && real.endsWith(`/${rel}`)) {
+        this.within.add(real)
+      } else {
+        throw new KernelTreeError(
+          `Cannot pack ${this.objtree}: ${rel} is a symlink to ${target}, which leads to ${real}, outside the kernel tree (${this.within.describe()}); replace the link with what it points at${this.sysroot === undefined ? ', or pass --sysroot ROOT if the tree belongs to another root file system' : ''}`,
+        )
+      }
     }
+    if (st.isDirectory()) return { kind: 'dir', layers: [real] }
     if (st.isFile()) return this.file(rel, real, st)
     this.skip(rel, `symlink to a ${kindOf(st)}`)
     return undefined

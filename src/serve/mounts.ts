@@ -145,6 +145,18 @@ export function running(pid: number): boolean {
   }
 }
 
+/** The systemd unit a process runs in (the last component of its cgroup path), if any. */
+export function unitOf(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    const line = /^0::(.*)$/m.exec(text)?.[1] ?? /^\d+:name=systemd:(.*)$/m.exec(text)?.[1]
+    const last = line?.split('/').pop()
+    return last && /\.(service|mount|scope)$/.test(last) ? last : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Resident memory of a process in bytes, from /proc/PID/status. */
 export function rssBytes(pid: number): number | undefined {
   try {

@@ -57,16 +57,20 @@ export function lzma2DictSize(props: Buffer): number {
 
 export interface DecodeOptions {
   /**
-   * Verify the block's Check against the decoded bytes. Off by default: measured per MiB of kernel-header
-   * tar (1 MiB blocks, 2-core VM), the raw decode takes 15-22 ms warm (22-32 ms cold) and this CRC64
-   * 2.3 ms, ~14% of a 16.5 ms decode; CRC32 (zlib) takes 0.2 ms and SHA-256 0.6 ms. LZMA2 itself rejects
-   * most corruption ("Data is corrupt"), and the decoded length is always checked.
+   * Verify the block's Check against the decoded bytes (the daemon always does: changed LZMA2 data can
+   * decode to other bytes of the right length). Measured per MiB of kernel-header tar (1 MiB blocks,
+   * 2-core VM): the raw decode takes 15-22 ms warm (22-32 ms cold) and this CRC64 2.3 ms, ~14% of a
+   * 16.5 ms decode; CRC32 (zlib) takes 0.2 ms and SHA-256 0.6 ms.
    */
   verify?: boolean
 }
 
-/** Decode one block of `buf` (the whole .xz file `block` was parsed from) into exactly its uncompressed bytes. */
-export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptions = {}): Promise<Buffer> {
+/**
+ * Check everything about block `block` of `buf` that needs no decoding (its header, sizes, filter
+ * chain, padding) and give the dictionary its decode needs. The image reader runs this for every block
+ * at load, so that a bad block is refused before the mount is ready, not answered EIO later.
+ */
+export function checkBlock(buf: Buffer, block: XzBlock): { dictSize: number; checkAt: number; end: number } {
   const where = `block ${block.index} at byte ${block.fileOffset}`
   const end = block.fileOffset + block.totalSize
   if (end > buf.length) fail(`${where}: ends at byte ${end}, past the end of the file (${buf.length})`)
@@ -85,11 +89,17 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   const checkAt = end - checkSize(block.check)
   for (let p = block.dataOffset + block.dataSize; p < checkAt; p++)
     if (buf[p] !== 0) fail(`${where}: non-null block padding at byte ${p}`)
-
   // The dictionary only has to hold what this block produces (it starts empty: blocks are independent),
   // while liblzma maps the full size per decoder (strace: one 8 MiB mmap per 1 MiB block at preset 6; only
   // touched pages become resident). 4096 is liblzma's minimum.
   const dictSize = Math.min(lzma2DictSize(h.filters[0].props), Math.max(4096, block.uncompressedSize))
+  return { dictSize, checkAt, end }
+}
+
+/** Decode one block of `buf` (the whole .xz file `block` was parsed from) into exactly its uncompressed bytes. */
+export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptions = {}): Promise<Buffer> {
+  const where = `block ${block.index} at byte ${block.fileOffset}`
+  const { dictSize, checkAt, end } = checkBlock(buf, block)
   let out: Buffer
   let consumed: number
   try {
