@@ -22,13 +22,18 @@ function u32(out: Buffer, v: number, at: number): void {
   else out.writeUInt32BE(v, at)
 }
 
-/** Entries of `dir` from `cookie` on (0: from the first), as many as fit in `size` bytes. */
-export function encodeDirents(t: Table, dir: number, cookie: number, size: number): Buffer {
+/**
+ * Entries of `dir` from `cookie` on (0: from the first), as many as fit in `size` bytes. Written into
+ * `into` when given and large enough (the daemon's one scratch buffer: the kernel copies each answer
+ * before the next is made, so listings allocate nothing), else into a new Buffer.
+ */
+export function encodeDirents(t: Table, dir: number, cookie: number, size: number, into?: Buffer): Buffer {
   let c: number
   if (cookie === 0) c = t.firstChild[dir]
   else if (cookie > 0 && cookie < t.count && t.parent[cookie] === dir) c = cookie
   else c = NONE // past the end, or a cookie that is not one of ours: nothing more
-  const out = Buffer.alloc(Math.max(0, Math.min(size, 1 << 20)))
+  const want = Math.max(0, Math.min(size, 1 << 20))
+  const out = into !== undefined && into.length >= want ? into.subarray(0, want) : Buffer.alloc(want)
   let p = 0
   for (; c !== NONE; c = t.nextSibling[c]) {
     const length = t.nameLength[c]
@@ -40,6 +45,7 @@ export function encodeDirents(t: Table, dir: number, cookie: number, size: numbe
     u32(out, length, p + 16)
     u32(out, (t.mode[c] & constants.S_IFMT) >>> 12, p + 20)
     t.names.copy(out, p + HEADER, t.nameStart[c], t.nameStart[c] + length)
+    out.fill(0, p + HEADER + length, p + entry) // padding
     p += entry
   }
   return out.subarray(0, p)

@@ -32,6 +32,8 @@ export function createDispatch(
   log: Logger,
   counts?: Record<string, number>,
 ): Dispatch {
+  // Listings are written here: the binding's reply copies them to the kernel at once (dirents.ts).
+  const listing = Buffer.alloc(64 * 1024)
   return (op, id, ino, off, size, nameLength, uid) => {
     const node = ino - 1
     const opName = NAMES[op] ?? `op${op}`
@@ -81,7 +83,7 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => readdirPage(tree, node, off, size),
+          () => readdirPage(tree, node, off, size, listing),
           (data) => reply.buf(id, data),
           fail,
         )

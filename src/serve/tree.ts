@@ -212,11 +212,11 @@ export function sizeOf(tree: Tree, id: number): number {
  * cookie of the one after it), as FUSE dirents in at most `size` bytes. Nothing is kept between calls,
  * so an open directory costs the daemon nothing, however many are open.
  */
-export function readdirPage(tree: Tree, dir: number, cookie: number, size: number): Buffer {
+export function readdirPage(tree: Tree, dir: number, cookie: number, size: number, into?: Buffer): Buffer {
   if (tree.pending !== undefined && dir === tree.viewId) completeView(tree)
   const t = check(tree, dir)
   if (!isDir(t, dir)) throw new FsError('ENOTDIR', `node ${dir}`)
-  return encodeDirents(t, dir, cookie, size)
+  return encodeDirents(t, dir, cookie, size, into)
 }
 
 const scratch = Buffer.alloc(3 * 4096)
