@@ -10,6 +10,7 @@ import type { Command } from '../context'
 import { IoError, UsageError, reason } from '../errors'
 import { writeFileAtomic } from '../fs-atomic'
 import { CLI_PATH } from '../version'
+import { writableByOthers } from './writable-by'
 
 /** Every installed file carries this line, so uninstall and reinstall never touch a foreign file. */
 export const MARK = 'installed by "kheadersfs install-helpers"'
@@ -124,6 +125,21 @@ Files another program installed are never replaced; --uninstall removes only khe
         ctx.stdout.write(`removed ${target}\n`)
       }
       return 0
+    }
+    // What the installed files run is root's code at boot (mount(8), systemd): node and this checkout
+    // must be root's alone, or any user who can change them gets root.
+    const why =
+      writableByOthers(process.execPath) ??
+      writableByOthers(
+        CLI_PATH,
+        [path.join(ROOT, 'dist'), path.join(ROOT, 'node_modules'), path.join(ROOT, 'src', 'native', 'build')].filter(
+          existsSync,
+        ),
+      )
+    if (why !== undefined) {
+      throw new IoError(
+        `Cannot install the helpers: they run ${CLI_PATH} as root, and ${why}; install from a checkout that only root can change (e.g. cloned as root under /opt), or install the kheadersfs package`,
+      )
     }
     // Check every target first: refuse before writing anything.
     for (const f of plan) {

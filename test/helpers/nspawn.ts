@@ -1,0 +1,200 @@
+// A booted Debian with a real systemd (PID 1 in its own PID namespace) for testing the units for real:
+// `systemd-nspawn -b` on an overlay over the cached bookworm root plus a cached layer with systemd,
+// fuse3, libfuse2 and nodejs (../../shared/ARCHITECTURE.md §11). The kheadersfs .deb is installed into
+// the overlay before boot (dpkg -i: its dependencies are in the layer), and files (an image) are copied
+// in. Commands run inside with nsenter. What nspawn does not enforce here (cgroup v1 hybrid, read-only):
+// MemoryMax, TasksMax, DevicePolicy/DeviceAllow, IPAddressDeny; seccomp, capabilities and namespaces
+// are enforced.
+//
+// close() powers the machine off, kills what is left by PID (processes whose root is this overlay),
+// removes the cgroups nspawn made (payload, supervisor; only when empty), unmounts and removes the dirs.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+} from 'node:fs'
+import path from 'node:path'
+import { baseRoot, layerRoot, mountsUnder, type Layer, type RunResult } from './board'
+
+/** What a booted Debian needs to run kheadersfs's units: systemd, FUSE, Node. */
+export const SYSTEMD_LAYER: Layer = {
+  name: 'systemd',
+  packages: ['systemd', 'systemd-sysv', 'dbus', 'fuse3', 'libfuse2', 'nodejs', 'procps', 'xz-utils', 'kmod'],
+}
+
+interface T {
+  teardown(fn: () => unknown): void
+  comment(...args: unknown[]): void
+}
+
+/** Why a container cannot boot here, or false. */
+export function nspawnSkipReason(): string | false {
+  if (process.getuid?.() !== 0) return 'systemd-nspawn needs root'
+  if (spawnSync('sh', ['-c', 'command -v systemd-nspawn && command -v nsenter']).status !== 0)
+    return 'no systemd-nspawn (apt-get install systemd-container)'
+  if (!existsSync('/dev/fuse')) return 'no /dev/fuse'
+  return false
+}
+
+export class Container {
+  private leader = 0
+  private closed = false
+
+  private constructor(
+    readonly name: string,
+    readonly work: string,
+    readonly root: string,
+    private readonly nspawn: ChildProcess,
+  ) {}
+
+  /** Boot a fresh container with `deb` installed and `files` copied in (host path → path inside). */
+  static async boot(t: T, deb: string, files: Array<[string, string]> = []): Promise<Container> {
+    const base = await baseRoot('bookworm', 'amd64', (s) => t.comment(s))
+    const layer = await layerRoot(t, 'bookworm', 'amd64', SYSTEMD_LAYER)
+    const work = mkdtempSync('/var/tmp/kheadersfs-nspawn-')
+    const root = path.join(work, 'root')
+    for (const d of ['upper', 'ovlwork', 'root']) mkdirSync(path.join(work, d))
+    const must = (cmd: string, args: string[]): void => {
+      const r = spawnSync(cmd, args, { encoding: 'utf8' })
+      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
+    }
+    must('mount', [
+      '-t',
+      'overlay',
+      'kheadersfs-nspawn',
+      '-o',
+      `lowerdir=${layer}:${base},upperdir=${work}/upper,workdir=${work}/ovlwork`,
+      root,
+    ])
+    const cleanupEarly = (): void => {
+      spawnSync('umount', ['-R', '-l', root])
+      rmSync(work, { recursive: true, force: true })
+    }
+    try {
+      copyFileSync(deb, path.join(root, 'tmp', path.basename(deb)))
+      must('chroot', [root, 'dpkg', '-i', `/tmp/${path.basename(deb)}`])
+      for (const [from, to] of files) {
+        mkdirSync(path.dirname(path.join(root, to)), { recursive: true })
+        copyFileSync(from, path.join(root, to))
+      }
+    } catch (e) {
+      cleanupEarly()
+      throw e
+    }
+    const name = `kheadersfs-${process.pid}`
+    const nspawn = spawn(
+      'systemd-nspawn',
+      ['-D', root, '-M', name, '-b', '--register=no', '--keep-unit', '--bind=/dev/fuse', '--console=read-only'],
+      { stdio: ['ignore', 'ignore', 'ignore'], detached: true },
+    )
+    const c = new Container(name, work, root, nspawn)
+    t.teardown(() => c.close())
+    // The container's PID 1 is nspawn's child.
+    const deadline = Date.now() + 30_000
+    while (c.leader === 0 && Date.now() < deadline) {
+      const kids = spawnSync('pgrep', ['-P', String(nspawn.pid)], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n')
+      if (kids[0]) c.leader = Number(kids[0])
+      else await new Promise((r) => setTimeout(r, 100))
+    }
+    if (c.leader === 0) throw new Error('systemd-nspawn started no container')
+    const up = await c.exec('systemctl is-system-running --wait', 120_000)
+    if (!/running|degraded/.test(up.stdout)) throw new Error(`the container did not boot: ${up.stdout} ${up.stderr}`)
+    t.comment(`container ${name}: booted (${up.stdout.trim()})`)
+    return c
+  }
+
+  /** Run `cmd` with sh inside the container (all its namespaces), in a clean environment. */
+  exec(cmd: string, timeoutMs = 60_000): Promise<RunResult> {
+    const t0 = Date.now()
+    return new Promise((resolve, reject) => {
+      const child = spawn(
+        'nsenter',
+        [
+          '-t',
+          String(this.leader),
+          '-m',
+          '-u',
+          '-i',
+          '-n',
+          '-p',
+          '-C',
+          '-r',
+          '-w',
+          'env',
+          '-i',
+          'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+          'LANG=C.UTF-8',
+          'sh',
+          '-c',
+          cmd,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let stdout = ''
+      let stderr = ''
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      child.on('error', reject)
+      child.on('close', (code) => {
+        clearTimeout(timer)
+        resolve({ code, stdout, stderr, ms: Date.now() - t0 })
+      })
+    })
+  }
+
+  /** Processes whose root directory is this container's root (only ours can be). */
+  private processes(): number[] {
+    const out: number[] = []
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue
+      try {
+        if (readlinkSync(`/proc/${p}/root`) === this.root) out.push(Number(p))
+      } catch {
+        // gone
+      }
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const exited = new Promise<void>((r) => {
+      if (this.nspawn.exitCode !== null || this.nspawn.signalCode !== null) r()
+      else this.nspawn.once('exit', () => r())
+    })
+    if (this.leader !== 0) void this.exec('systemctl poweroff', 10_000)
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref())
+    if ((await Promise.race([exited, timeout])) === 'timeout') {
+      for (const pid of [this.nspawn.pid!, ...this.processes()]) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // gone
+        }
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
+    }
+    // The cgroups nspawn made beside this process's own (payload for the container, supervisor for
+    // itself), once empty.
+    const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/'
+    for (const hierarchy of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup']) {
+      for (const sub of ['payload', 'supervisor']) {
+        const dir = path.join(hierarchy, own, sub)
+        if (!existsSync(path.join(dir, 'cgroup.procs'))) continue
+        spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'])
+      }
+    }
+    for (const mp of mountsUnder(this.root)) spawnSync('umount', ['-l', mp])
+    if (mountsUnder(this.work).length === 0) rmSync(this.work, { recursive: true, force: true })
+  }
+}
