@@ -19,6 +19,7 @@ import { fsPath } from '../os-path'
 import { version } from '../version'
 import { createBuildLinks, MODULES_DIR, removeBuildLinks, type BuildLinks } from './build-links'
 import { loadBinding, mountFuse, threadCount, type Mounted } from './fuse'
+import { unitOf } from './mounts'
 import { createDispatch } from './ops'
 import { checkFuse, checkMountpoint } from './preflight'
 import { collectAfterLoad } from './reclaim'
@@ -144,6 +145,7 @@ async function start(opts: DaemonOptions, log: Logger, counts: Record<string, nu
         log.info({ links: links.links, target: view }, 'linked the kernel build directory to the view')
     }
     const startedAt = Date.now()
+    const unit = opts.env.INVOCATION_ID ? unitOf(process.pid) : undefined // only services have a PIDFile
     writeState(opts.env, {
       pid: process.pid,
       mountpoint: opts.mountpoint,
@@ -155,6 +157,7 @@ async function start(opts: DaemonOptions, log: Logger, counts: Record<string, nu
       logFile: opts.logFile,
       version: version(),
       ...(links ? { links: { links: links.links, createdDir: links.createdDir, view: links.view } } : {}),
+      ...(unit ? { unit } : {}),
     })
     log.info(
       {

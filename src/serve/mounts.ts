@@ -151,7 +151,7 @@ export function unitOf(pid: number): string | undefined {
     const text = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
     const line = /^0::(.*)$/m.exec(text)?.[1] ?? /^\d+:name=systemd:(.*)$/m.exec(text)?.[1]
     const last = line?.split('/').pop()
-    return last && /\.(service|mount|scope)$/.test(last) ? last : undefined
+    return last && /^[^/]+\.(service|mount|scope)$/.test(last) ? last : undefined
   } catch {
     return undefined
   }

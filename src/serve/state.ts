@@ -36,6 +36,12 @@ export interface DaemonState {
   version: string
   /** Build links made by -o link_build (removed at unload, or by the next mount/umount if killed). */
   links?: { links: string[]; createdDir?: string; view: string }
+  /**
+   * The systemd service the daemon runs in, if any: it also gets <unit>.pid, the unit's PIDFile=
+   * (/run/kheadersfs/%n.pid). systemd removes a service's PIDFile whenever the service stops or fails,
+   * so a pid file of its own keeps a failed start from removing another unit's daemon's pid file.
+   */
+  unit?: string
 }
 
 /**
@@ -74,6 +80,11 @@ export function statePath(env: NodeJS.ProcessEnv, mountpoint: string): string {
 
 export function pidPath(env: NodeJS.ProcessEnv, mountpoint: string): string {
   return path.join(runDir(env), `${mountId(mountpoint)}.pid`)
+}
+
+/** The pid file of a systemd service (unit names hold no "/"). */
+function unitPidPath(env: NodeJS.ProcessEnv, unit: string): string {
+  return path.join(runDir(env), `${unit}.pid`)
 }
 
 export function logPath(env: NodeJS.ProcessEnv, mountpoint: string): string {
@@ -131,6 +142,7 @@ export function writeState(env: NodeJS.ProcessEnv, state: DaemonState): void {
   // Through a fresh temp file and a rename, never through what was there; no fsync: /run is memory.
   writeFileAtomic(statePath(env, state.mountpoint), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
   writeFileAtomic(pidPath(env, state.mountpoint), `${state.pid}\n`, { mode: 0o600 })
+  if (state.unit !== undefined) writeFileAtomic(unitPidPath(env, state.unit), `${state.pid}\n`, { mode: 0o600 })
 }
 
 export function readState(env: NodeJS.ProcessEnv, mountpoint: string): DaemonState | undefined {
@@ -164,7 +176,9 @@ export function listStates(env: NodeJS.ProcessEnv): DaemonState[] {
 export function removeState(env: NodeJS.ProcessEnv, mountpoint: string, pid?: number): void {
   const s = readState(env, mountpoint)
   if (pid !== undefined && s !== undefined && s.pid !== pid) return
-  for (const file of [statePath(env, mountpoint), pidPath(env, mountpoint)]) {
+  const files = [statePath(env, mountpoint), pidPath(env, mountpoint)]
+  if (s?.unit !== undefined && !s.unit.includes('/')) files.push(unitPidPath(env, s.unit))
+  for (const file of files) {
     try {
       unlinkSync(file)
     } catch {

@@ -95,17 +95,30 @@ export class Container {
     )
     const c = new Container(name, work, root, nspawn)
     t.teardown(() => c.close())
-    // The container's PID 1 is nspawn's child.
+    // The container's PID 1: a child of nspawn that runs systemd in a PID namespace of its own (nspawn
+    // forks an intermediate child first, which must not be taken for it).
+    const ownPidNs = readlinkSync('/proc/self/ns/pid')
     const deadline = Date.now() + 30_000
     while (c.leader === 0 && Date.now() < deadline) {
       const kids = spawnSync('pgrep', ['-P', String(nspawn.pid)], { encoding: 'utf8' })
         .stdout.trim()
         .split('\n')
-      if (kids[0]) c.leader = Number(kids[0])
-      else await new Promise((r) => setTimeout(r, 100))
+      for (const k of kids.filter(Boolean)) {
+        try {
+          const comm = readFileSync(`/proc/${k}/comm`, 'utf8').trim()
+          if (comm === 'systemd' && readlinkSync(`/proc/${k}/ns/pid`) !== ownPidNs) c.leader = Number(k)
+        } catch {
+          // gone meanwhile
+        }
+      }
+      if (c.leader === 0) await new Promise((r) => setTimeout(r, 100))
     }
-    if (c.leader === 0) throw new Error('systemd-nspawn started no container')
-    const up = await c.exec('systemctl is-system-running --wait', 120_000)
+    // systemctl answers once systemd has made its socket: ask again until then.
+    let up = await c.exec('systemctl is-system-running --wait', 120_000)
+    for (let i = 0; i < 100 && !/running|degraded/.test(up.stdout); i++) {
+      await new Promise((r) => setTimeout(r, 200))
+      up = await c.exec('systemctl is-system-running --wait', 120_000)
+    }
     if (!/running|degraded/.test(up.stdout)) throw new Error(`the container did not boot: ${up.stdout} ${up.stderr}`)
     t.comment(`container ${name}: booted (${up.stdout.trim()})`)
     return c

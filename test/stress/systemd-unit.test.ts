@@ -50,7 +50,7 @@ t.test('the systemd units under a real systemd', { skip: nspawnSkipReason() }, a
   /** The mount went and its daemon exited (within 5 s). */
   const gone = async (mp = '/proc-ext'): Promise<boolean> => {
     for (let i = 0; i < 50; i++) {
-      const r = await c.exec(`! findmnt -n '${mp}' >/dev/null && ! pgrep -f 'cli.js mount' >/dev/null`)
+      const r = await c.exec(`! findmnt -n '${mp}' >/dev/null && ! pgrep -f 'cli[.]js mount' >/dev/null`)
       if (r.code === 0) return true
       await new Promise((r2) => setTimeout(r2, 100))
     }
