@@ -6,7 +6,7 @@
 // MemoryMax, TasksMax, DevicePolicy/DeviceAllow, IPAddressDeny; seccomp, capabilities and namespaces
 // are enforced.
 //
-// close() powers the machine off, kills what is left by PID (processes whose root is this overlay),
+// close() powers the machine off (or kills its PID 1, which ends its PID namespace, and nspawn),
 // removes the cgroups nspawn made (payload, supervisor; only when empty), unmounts and removes the dirs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import {
@@ -164,20 +164,6 @@ export class Container {
     })
   }
 
-  /** Processes whose root directory is this container's root (only ours can be). */
-  private processes(): number[] {
-    const out: number[] = []
-    for (const p of readdirSync('/proc')) {
-      if (!/^\d+$/.test(p)) continue
-      try {
-        if (readlinkSync(`/proc/${p}/root`) === this.root) out.push(Number(p))
-      } catch {
-        // gone
-      }
-    }
-    return out
-  }
-
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -188,7 +174,8 @@ export class Container {
     if (this.leader !== 0) void this.exec('systemctl poweroff', 10_000)
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref())
     if ((await Promise.race([exited, timeout])) === 'timeout') {
-      for (const pid of [this.nspawn.pid!, ...this.processes()]) {
+      // SIGKILL of the container's PID 1 ends its whole PID namespace.
+      for (const pid of [this.leader, this.nspawn.pid!].filter((p) => p > 0)) {
         try {
           process.kill(pid, 'SIGKILL')
         } catch {
@@ -199,13 +186,16 @@ export class Container {
     }
     // The cgroups nspawn made beside this process's own (payload for the container, supervisor for
     // itself), once empty.
+    // Their last processes may still be exiting: try for a few seconds.
     const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/'
-    for (const hierarchy of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup']) {
-      for (const sub of ['payload', 'supervisor']) {
-        const dir = path.join(hierarchy, own, sub)
-        if (!existsSync(path.join(dir, 'cgroup.procs'))) continue
-        spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'])
-      }
+    const dirs = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup'].flatMap((h) =>
+      ['payload', 'supervisor'].map((sub) => path.join(h, own, sub)),
+    )
+    for (let i = 0; i < 50; i++) {
+      const left = dirs.filter((d) => existsSync(path.join(d, 'cgroup.procs')))
+      if (left.length === 0) break
+      for (const dir of left) spawnSync('find', [dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'])
+      await new Promise((r) => setTimeout(r, 100))
     }
     for (const mp of mountsUnder(this.root)) spawnSync('umount', ['-l', mp])
     if (mountsUnder(this.work).length === 0) rmSync(this.work, { recursive: true, force: true })
