@@ -19,13 +19,19 @@ function notRootOnly(p: string, st: Stats): string | undefined {
  * (walked whole, without following links), or undefined when all of it is root's alone.
  */
 export function writableByOthers(file: string, trees: readonly string[] = []): string | undefined {
-  const real = realpathSync(file)
-  for (let p = real; ; p = path.dirname(p)) {
-    const why = notRootOnly(p, lstatSync(p))
-    if (why !== undefined) return why
-    if (p === '/') break
+  const ancestors = (from: string): string | undefined => {
+    for (let p = from; ; p = path.dirname(p)) {
+      const why = notRootOnly(p, lstatSync(p))
+      if (why !== undefined) return why
+      if (p === '/') return undefined
+    }
   }
+  const fileWhy = ancestors(realpathSync(file))
+  if (fileWhy !== undefined) return fileWhy
   for (const tree of trees) {
+    // Whoever can change a directory above the tree can put another tree in its place.
+    const aboveWhy = ancestors(path.dirname(realpathSync(tree)))
+    if (aboveWhy !== undefined) return aboveWhy
     const stack = [realpathSync(tree)]
     while (stack.length > 0) {
       const dir = stack.pop()!

@@ -40,7 +40,7 @@ export const LIMITS = {
 export const MAX_DEPTH = 64
 /** Bytes of one path component (NAME_MAX) and of a whole path or link target (PATH_MAX - 1). */
 export const NAME_MAX = 255
-export const PATH_MAX = 4095
+const PATH_MAX = 4095
 
 /**
  * A kernel release as `uname -r` prints it and /lib/modules names it: a digit first (VERSION.PATCHLEVEL),
@@ -180,7 +180,8 @@ function badRow(i: number, why: string): never {
   throw new Error(`files[${i}] ${why}`)
 }
 
-const CONTROL = /[\x00-\x1f\x7f]|\p{Cs}/u
+/** C0 and C1 control characters (terminal escapes), and unpaired surrogates (bytes that were not UTF-8). */
+const CONTROL = /[\x00-\x1f\x7f-\x9f]|\p{Cs}/u
 
 /**
  * Why `p` cannot be a path of the archive, or undefined: relative, components neither empty nor "."

@@ -34,7 +34,7 @@ export function resolveInArchive(from: string, target: string, links: ReadonlyMa
     const at = parts.join('/')
     const next = links.get(at)
     if (next === undefined) continue
-    if (++hops > MAX_LINK_HOPS) return { inside: false, why: `more than ${MAX_LINK_HOPS} links in a row (a loop)` }
+    if (++hops > MAX_LINK_HOPS) return { inside: false, why: `it loops: more than ${MAX_LINK_HOPS} links in a row` }
     if (next.startsWith('/')) return { inside: false, why: `it goes through ${at}, a link to the absolute ${next}` }
     via = at
     parts.pop()

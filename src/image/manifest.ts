@@ -199,6 +199,8 @@ function checkFiles(m: Manifest): void {
   for (const [from, target] of links) {
     const v = resolveInArchive(from, target, links)
     if (!v.inside)
-      throw new Error(`manifest.json has ${from}, a link to ${target} that leads out of the archive (${v.why})`)
+      throw new Error(
+        `manifest.json has ${from}, a link to ${target} that does not resolve inside the archive: ${v.why}`,
+      )
   }
 }

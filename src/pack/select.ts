@@ -7,7 +7,7 @@ import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats } from '
 import path from 'node:path'
 import { KernelTreeError, reason } from '../errors'
 import type { Profile } from '../image/format'
-import { MAX_DEPTH } from '../image/format'
+import { MAX_DEPTH, pathProblem } from '../image/format'
 import { resolveInArchive } from '../image/links'
 import { Confinement, MAX_FILE_BYTES } from './confine'
 import { makefileStubTarget, missingStubTarget, type KernelTree } from './kernel-tree'
@@ -49,7 +49,7 @@ type Node =
   { kind: 'file'; real: string; st: Stats } | { kind: 'symlink'; target: string } | { kind: 'dir'; layers: string[] }
 
 const JUNK = /^\..*\.(cmd|d|tmp)$|\.o$|\.mod\.c$|^\.tmp/
-const CONTROL = /[\x00-\x1f\x7f]/
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/
 
 export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   const merged = new MergedTree(tree)
@@ -130,19 +130,29 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
     }
   }
   const entries = [...picked.values()].sort((a, b) => compareTarPaths(a.path, b.path))
-  checkKeptLinks(entries, tree)
+  checkArchivable(entries, tree)
   return { entries, skipped: merged.skipped, within: merged.within }
 }
 
-/** Every link kept in the archive leads to a path inside it, through the archive's own links. */
-export function checkKeptLinks(entries: readonly SourceEntry[], tree: Pick<KernelTree, 'objtree'>): void {
+/**
+ * What the loader will accept: every path a valid archive path (image/format.ts pathProblem), every link
+ * kept in the archive a target that resolves inside it, through the archive's own links.
+ */
+function checkArchivable(entries: readonly SourceEntry[], tree: Pick<KernelTree, 'objtree'>): void {
   const links = new Map<string, string>()
-  for (const e of entries) if (e.type === 'symlink') links.set(e.path, e.linkname!)
+  for (const e of entries) {
+    const why = pathProblem(e.path)
+    if (why !== undefined)
+      throw new KernelTreeError(
+        `Cannot pack ${tree.objtree}: ${JSON.stringify(e.path.length > 120 ? e.path.slice(0, 120) + '…' : e.path)} cannot be archived: ${why}; remove it from the tree`,
+      )
+    if (e.type === 'symlink') links.set(e.path, e.linkname!)
+  }
   for (const [from, target] of links) {
     const v = resolveInArchive(from, target, links)
     if (!v.inside) {
       throw new KernelTreeError(
-        `Cannot pack ${tree.objtree}: ${from} is a symlink to ${target}, which leads out of the archive (${v.why}); replace it with the file it should name`,
+        `Cannot pack ${tree.objtree}: ${from} is a symlink to ${target}, which does not resolve inside the archive: ${v.why}; replace it with the file it should name`,
       )
     }
   }
@@ -237,9 +247,10 @@ class MergedTree {
     if (node === undefined) return
     if (node.kind !== 'dir') return visit(rel, node)
     // Kernel trees are about 10 deep; a deeper one is made to exhaust something (this walk recurses).
-    if (rel.split('/').length > MAX_DEPTH) {
+    // A directory MAX_DEPTH deep could only hold paths the loader refuses.
+    if (rel.split('/').length >= MAX_DEPTH) {
       throw new KernelTreeError(
-        `Cannot pack ${this.objtree}: ${rel.split('/').slice(0, 3).join('/')}/... is nested more than ${MAX_DEPTH} directories deep; no kernel tree is, remove it`,
+        `Cannot pack ${this.objtree}: ${rel.split('/').slice(0, 3).join('/')}/... is nested ${MAX_DEPTH} or more directories deep; no kernel tree is, remove it`,
       )
     }
     // A followed link back to a directory being walked would make the walk endless.

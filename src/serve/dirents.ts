@@ -7,7 +7,7 @@ import { endianness } from 'node:os'
 import { NONE, type Table } from './table'
 
 /** The cookie after the last entry. */
-export const END_COOKIE = 0xffffffff
+const END_COOKIE = 0xffffffff
 const HEADER = 24
 /** The kernel reads the header in the machine's byte order. */
 const LE = endianness() === 'LE'

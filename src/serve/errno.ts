@@ -5,9 +5,22 @@ import { constants } from 'node:os'
 import { KheadersError } from '../errors'
 import type { Logger } from '../log'
 
-/** The positive errno to answer for `e`; unexpected errors are logged. */
+/** Messages of failures already logged (a corrupt block fails every read of it: one line is enough). */
+const logged = new Set<string>()
+
+/**
+ * The positive errno to answer for `e`. Typed errors answer their errno, silently, except an EIO (a
+ * block that fails its check: the image is damaged), logged once per message; anything else is a bug,
+ * logged every time and answered EIO.
+ */
 export function toErrno(e: unknown, log: Logger, op: string, what: string): number {
-  if (KheadersError.is(e)) return e.errno
+  if (KheadersError.is(e)) {
+    if (e.errno === constants.errno.EIO && !logged.has(e.message) && logged.size < 1000) {
+      logged.add(e.message)
+      log.error({ op, node: what }, `answered EIO: ${e.message}`)
+    }
+    return e.errno
+  }
   log.error({ op, node: what, err: e }, 'unexpected error in a filesystem operation; answered EIO')
   return constants.errno.EIO
 }

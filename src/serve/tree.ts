@@ -8,6 +8,7 @@
 // inode is the number + 1); lookup() walks a whole path, for tests and tools.
 import { constants } from 'node:fs'
 import { FsError } from '../errors'
+import { NAME_MAX } from '../image/format'
 import type { Image } from '../image/read'
 import { ArchiveReader } from './archive'
 import { encodeDirents } from './dirents'
@@ -175,7 +176,7 @@ export function completeView(tree: Tree): void {
 }
 
 /** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
-export const NAME_MAX = 255
+export { NAME_MAX }
 
 /** The node `id` is, or ENOENT: the kernel only knows ids this tree gave it. */
 function check(tree: Tree, id: number): Table {

@@ -1,13 +1,18 @@
 // Hostile and broken images: every one must be refused by `kheadersfs verify` and by `kheadersfs
 // mount` with one clear line and exit 4 (3 when absent), leaving no mount and no daemon behind.
 // Crafted images get consistent SHA256SUMS, so the checks behind the checksums are what is tested.
+// The second test holds the images that the load checks let through before (the daemon then met
+// them while serving): each is now refused before the mount is ready.
 import { randomInt } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { execFileSync } from 'node:child_process'
-import t from 'tap'
-import { sha256 } from '../../src/image/format'
+import t, { type Test } from 'tap'
+import { sha256, type FileRow } from '../../src/image/format'
+import { parseBlockHeader } from '../../src/xz/block'
+import { crc32 } from '../../src/xz/crc32'
+import { parseXzIndex } from '../../src/xz/xz-index'
 import { errorLines, runCli } from '../helpers/cli'
 import { image as craft, membersOf, sums, tarOf, type ManifestJson, type Member } from '../helpers/craft-image'
 import { tinyImage } from '../helpers/images'
@@ -150,6 +155,11 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
     mm.files[mm.files.length - 1][0] = bad
     add(`file table path ${JSON.stringify(bad)}`, await craft(mm, config, headers), /unsafe path/)
   }
+  add(
+    'release "../etc" (a path; refused by the release pattern before the load checks)',
+    await craft({ ...m(), release: '../etc' }, config, headers),
+    /has a bad release "\.\.\/etc"/,
+  )
   const link = m()
   link.files.push(['include/zz-escape', 'l', link.files[link.files.length - 1][2] + 512, 0, 0o777, ''])
   add(
@@ -172,6 +182,218 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
     /holds \d+ bytes of tar, the manifest says \d+|block size/,
   )
 
+  const { tried, passed } = await refuseAll(t, cases, dir)
+  record({
+    area: 'Hostile input',
+    name: 'Images: truncated, bit flips, not a tar, wrong format/version, absurd sizes, duplicate/unexpected members, unsafe names, lying payloads — refused by verify and mount, no mount left',
+    tried,
+    passed,
+    detail: `${cuts} truncations, ${flips} bit flips, ${cases.length - cuts - flips} crafted`,
+  })
+  t.equal(passed, tried)
+})
+
+t.test('images that passed the load checks before and then misbehaved are refused at load', async (t) => {
+  const valid = readFileSync(await tinyImage(t))
+  const { manifest, config, headers } = membersOf(valid)
+  const dir = tmpDir(t)
+  const m = (): ManifestJson => structuredClone(manifest)
+  const row = (mm: ManifestJson, p: string): FileRow => {
+    const r = mm.files.find((f) => f[0] === p)
+    if (r === undefined) throw new Error(`the tiny image has no ${p}`)
+    return r
+  }
+  // Rows added at the end of the table: after every entry of the tar, size 0 (the tar's end-of-archive
+  // blocks are still inside uncompressedSize), so offsets stay in order and inside the archive.
+  const last = manifest.files[manifest.files.length - 1]
+  const tail = last[2] + Math.ceil(last[3] / 512) * 512
+  const withRows = (rows: FileRow[]): ManifestJson => {
+    const mm = m()
+    for (const r of rows) {
+      mm.files.push(r)
+      mm.counts[r[1] === 'f' ? 'files' : r[1] === 'd' ? 'directories' : 'symlinks']++
+    }
+    return mm
+  }
+  const file = (p: string): FileRow => [p, 'f', tail, 0, 0o644]
+  const link = (p: string, target: string): FileRow => [p, 'l', tail, 0, 0o777, target]
+
+  const cases: Case[] = []
+  const add = async (name: string, mm: ManifestJson, why: RegExp, xz = headers): Promise<void> => {
+    cases.push({ name, bytes: await craft(mm, config, xz), why })
+  }
+
+  // Depth. A 40,000-deep file's directory rows would hold 40,000² / 2 path components (1.6 GB of
+  // manifest, past its 64 MiB limit): the file row alone, which is also past PATH_MAX. 2,000 deep
+  // fits PATH_MAX, with every directory row: refused at the first row deeper than 64.
+  await add(
+    'a file 40,000 directories deep',
+    withRows([file('d/'.repeat(40_000) + 'x.h')]),
+    /has an unsafe path "(d\/){99}d[^"]*": longer than 4095 bytes/,
+  )
+  const dirs2000 = Array.from({ length: 2000 }, (_, i): FileRow => ['d/'.repeat(i) + 'd', 'd', tail, 0, 0o755])
+  await add(
+    'a file 2,000 directories deep, with its 2,000 directory rows',
+    withRows([...dirs2000, file('d/'.repeat(2000) + 'x.h')]),
+    new RegExp(
+      `files\\[${manifest.files.length + 64}\\] has an unsafe path "(d/){64}d": more than 64 directories deep`,
+    ),
+  )
+  await add(
+    'a path 65 components deep',
+    withRows([file('include/' + 'd/'.repeat(63) + 'x.h')]),
+    /has an unsafe path "include\/(d\/){63}x\.h": more than 64 directories deep/,
+  )
+
+  // Modes a read-only tree of headers never needs.
+  for (const [what, p, mode] of [
+    ['setuid file (04644)', 'include/linux/kernel.h', 0o4644],
+    ['setgid directory (02755)', 'include/linux', 0o2755],
+    ['sticky directory (01755)', 'include', 0o1755],
+    ['world-writable file (0666)', 'include/linux/types.h', 0o666],
+    ['group-writable file (0664)', 'Makefile', 0o664],
+  ] as const) {
+    const mm = m()
+    row(mm, p)[4] = mode
+    await add(
+      what,
+      mm,
+      new RegExp(`gives ${esc(p)} mode ${mode.toString(8)} ${esc('(setuid, setgid, sticky or writable by others)')}`),
+    )
+  }
+
+  await add(
+    'a name that is both a file and a parent directory',
+    withRows([file('include/linux/kernel.h/x.h')]),
+    /lists include\/linux\/kernel\.h as a file and as the parent of include\/linux\/kernel\.h\/x\.h/,
+  )
+
+  for (const release of ['..', 'x', '-x', '.6.1']) {
+    await add(
+      `release ${JSON.stringify(release)}`,
+      { ...m(), release },
+      new RegExp(`has a bad release ${esc(JSON.stringify(release))}`),
+    )
+  }
+
+  // Names.
+  const renamed = (p: string): ManifestJson => {
+    const mm = m()
+    row(mm, 'include/linux/types.h')[0] = p
+    return mm
+  }
+  await add(
+    'a name with a NUL character',
+    renamed('include/linux/ty\u0000pes.h'),
+    /unsafe path "include\/linux\/ty\\u0000pes\.h": a control character or bytes that are not UTF-8/,
+  )
+  await add(
+    'a name with a newline',
+    renamed('include/linux/ty\npes.h'),
+    /unsafe path "include\/linux\/ty\\npes\.h": a control character/,
+  )
+  await add(
+    'a component of 256 bytes',
+    renamed('include/linux/' + 'n'.repeat(254) + '.h'),
+    /unsafe path "include\/linux\/n+": a name over 255 bytes/, // the message cuts the path at 200 characters
+  )
+  await add(
+    'a component of 256 bytes in UTF-8 (128 two-byte characters)',
+    renamed('include/linux/' + 'é'.repeat(128)),
+    /unsafe path "include\/linux\/é+": a name over 255 bytes/,
+  )
+  await add(
+    'an unpaired surrogate in a name ("\\ud800" in JSON)',
+    renamed('include/linux/ty\ud800pes.h'),
+    /unsafe path "include\/linux\/ty\\ud800pes\.h": a control character or bytes that are not UTF-8/,
+  )
+  // The bytes themselves: JSON.parse after toString('utf8') would read 0xff as U+FFFD, a name the
+  // image does not hold.
+  const json = Buffer.from(JSON.stringify(renamed('include/linux/tyXpes.h')))
+  json[json.indexOf('tyXpes.h') + 2] = 0xff
+  const notUtf8: [string, Buffer][] = [
+    ['manifest.json', json],
+    ['config.gz', config],
+    ['kheaders.tar.xz', headers],
+  ]
+  cases.push({
+    name: 'manifest.json with a 0xff byte inside a path',
+    bytes: await tarOf([...notUtf8, ['SHA256SUMS', sums(notUtf8)]]),
+    why: /manifest\.json is not valid UTF-8/,
+  })
+
+  // Symbolic links that lead out of the archive.
+  const out = (from: string, to: string, why: string): RegExp =>
+    new RegExp(esc(`has ${from}, a link to ${to} that does not resolve inside the archive: ${why}`))
+  await add(
+    'a link to an absolute path',
+    withRows([link('include/linux/passwd.h', '/etc/passwd')]),
+    out('include/linux/passwd.h', '/etc/passwd', 'an absolute path leads out of the archive'),
+  )
+  await add(
+    'a link to ../../.. (climbs out)',
+    withRows([link('include/linux/up.h', '../../..')]),
+    out('include/linux/up.h', '../../..', "it climbs above the archive's root"),
+  )
+  await add(
+    'a link climbing out through another link (include/up -> .., include/x.h -> up/../../etc/passwd)',
+    withRows([link('include/up', '..'), link('include/x.h', 'up/../../etc/passwd')]),
+    out('include/x.h', 'up/../../etc/passwd', "it climbs above the archive's root (through include/up)"),
+  )
+  await add(
+    'a link through a link to an absolute path (include/etc -> /etc, include/x.h -> etc/passwd)',
+    withRows([link('include/x.h', 'etc/passwd'), link('include/etc', '/etc')]),
+    out('include/x.h', 'etc/passwd', 'it goes through include/etc, a link to the absolute /etc'),
+  )
+  await add(
+    'a 2-link loop (include/a.h -> b.h, include/b.h -> a.h)',
+    withRows([link('include/a.h', 'b.h'), link('include/b.h', 'a.h')]),
+    out('include/a.h', 'b.h', 'it loops: more than 40 links in a row'),
+  )
+
+  // A block header the index agrees with but that is damaged (sha256s recomputed): before, such an
+  // image mounted and every read of the block failed; now the header is checked at load.
+  const block = parseXzIndex(headers).blocks[0]
+  const reheader = async (name: string, edit: (xz: Buffer, props: number) => void, why: RegExp): Promise<void> => {
+    const xz = Buffer.from(headers)
+    // The LZMA2 filter's one-byte properties, after its ID (0x21) and properties size (1).
+    const props = parseBlockHeader(xz, block.fileOffset).filters[0].props.byteOffset - xz.byteOffset
+    edit(xz, props)
+    const mm = m()
+    mm.payloads['kheaders.tar.xz'].sha256 = sha256(xz)
+    await add(name, mm, why, xz)
+  }
+  await reheader(
+    'a block header byte changed (the LZMA2 dictionary property)',
+    (xz, props) => (xz[props] ^= 0x01),
+    /kheaders\.tar\.xz is not a usable \.xz file \(xz: block header at byte \d+: CRC32 mismatch\)/,
+  )
+  await reheader(
+    'a block header with another filter and its CRC32 recomputed',
+    (xz, props) => {
+      xz[props - 2] = 0x04 // x86 BCJ instead of LZMA2
+      const crcAt = block.fileOffset + block.headerSize - 4
+      xz.writeUInt32LE(crc32(xz.subarray(block.fileOffset, crcAt)), crcAt)
+    },
+    /kheaders\.tar\.xz is not a usable \.xz file \(xz: block 0 at byte \d+: filter chain 0x4 is not supported/,
+  )
+
+  const { tried, passed } = await refuseAll(t, cases, dir)
+  record({
+    area: 'Hostile input',
+    name: 'Images that passed the load checks before and then misbehaved (deep trees, setuid/setgid/sticky/writable modes, a file that is also a parent, releases that are not releases, NUL/control/non-UTF-8/overlong names, links out of the archive or in a loop, a damaged xz block header): refused at load by verify and mount, no mount, daemon or state file left',
+    tried,
+    passed,
+    detail: `${cases.length} crafted`,
+  })
+  t.equal(passed, tried)
+})
+
+/**
+ * Verify and mount each image: both exit 4 with one line saying why; nothing is mounted, no daemon
+ * runs for the mountpoint, and the run directory holds no state (.json) or pid (.pid) file.
+ */
+async function refuseAll(t: Test, cases: Case[], dir: string): Promise<{ tried: number; passed: number }> {
   let passed = 0
   let tried = 0
   for (const c of cases) {
@@ -182,6 +404,7 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
     const mnt = await runCli(['mount', '--force', '--image', file, d.mnt], { env: d.env })
     const ok = [
       t.equal(v.code, 4, `${c.name}: verify exits 4`),
+      t.equal(errorLines(v.stderr).length, 1, `${c.name}: verify says one line (${errorLines(v.stderr).join(' | ')})`),
       t.match(errorLines(v.stderr).join('\n'), c.why, `${c.name}: verify says why`),
       t.equal(mnt.code, 4, `${c.name}: mount exits 4`),
       t.equal(
@@ -197,19 +420,42 @@ t.test('hostile and broken images are refused by verify and mount', async (t) =>
       t.match(errorLines(mnt.stderr)[0] ?? '', c.why, `${c.name}: mount says why`),
       t.notOk(isMounted(d.mnt), `${c.name}: nothing mounted`),
       t.same(daemonPids(d.runDir), [], `${c.name}: no daemon`),
+      t.same(processesFor(d.mnt), [], `${c.name}: no process serves the mountpoint`),
+      t.same(stateFiles(d.runDir), [], `${c.name}: no state or pid file`),
     ].every(Boolean)
     tried++
     if (ok) passed++
   }
-  record({
-    area: 'Hostile input',
-    name: 'Images: truncated, bit flips, not a tar, wrong format/version, absurd sizes, duplicate/unexpected members, unsafe names, lying payloads — refused by verify and mount, no mount left',
-    tried,
-    passed,
-    detail: `${cuts} truncations, ${flips} bit flips, ${cases.length - cuts - flips} crafted`,
-  })
-  t.equal(passed, tried)
-})
+  return { tried, passed }
+}
+
+/** Pids whose command line names `mnt` (a daemon started for it). */
+function processesFor(mnt: string): number[] {
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(mnt)) out.push(Number(p))
+    } catch {
+      // gone
+    }
+  }
+  return out
+}
+
+/** The daemon's state and pid files in `runDir` (its log may stay: it says why the load failed). */
+function stateFiles(runDir: string): string[] {
+  try {
+    return readdirSync(runDir).filter((f) => f.endsWith('.json') || f.endsWith('.pid'))
+  } catch {
+    return []
+  }
+}
+
+/** `s` as a regular expression that matches exactly it. */
+function esc(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+}
 
 /** Recompute the ustar checksum of the header at `off` after editing it. */
 function fixChecksum(b: Buffer, off: number): void {

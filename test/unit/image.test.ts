@@ -3,7 +3,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { removeStaleTemps, tempPathFor } from '../../src/fs-atomic'
-import { FORMAT_ID, sha256, type Manifest } from '../../src/image/format'
+import { FORMAT_ID, sha256, type FileRow, type Manifest } from '../../src/image/format'
 import { parseManifest, serializeManifest } from '../../src/image/manifest'
 import { parseImage } from '../../src/image/read'
 import { buildImage, writeImage } from '../../src/image/write'
@@ -76,6 +76,154 @@ t.test('manifest validation names the bad field', async (t) => {
     parseManifest(Buffer.from(serializeManifest(manifest()).toString().replace('"1.0"', '"1.7"'))),
     'a newer minor version is read',
   )
+})
+
+t.test('manifest validation: what the daemon could trip on later is refused at load', async (t) => {
+  const json = (): ManifestJson => JSON.parse(serializeManifest(manifest()).toString()) as ManifestJson
+  // A row added after the others (offset in order, size 0), with the counts kept right.
+  const push = (o: ManifestJson, row: FileRow): void => {
+    o.files.push(row)
+    o.counts[row[1] === 'f' ? 'files' : row[1] === 'd' ? 'directories' : 'symlinks']++
+  }
+  const parse = (patch: (o: ManifestJson) => void) => () => {
+    const o = json()
+    patch(o)
+    return parseManifest(Buffer.from(JSON.stringify(o)))
+  }
+  const bad = (what: string, patch: (o: ManifestJson) => void, re: RegExp): void => {
+    t.throws(parse(patch), { message: re }, what)
+  }
+  const good = (what: string, patch: (o: ManifestJson) => void): void => {
+    t.doesNotThrow(parse(patch), what)
+  }
+  const rename = (p: string) => (o: ManifestJson) => (o.files[1][0] = p)
+
+  // Bytes that are not UTF-8: toString would read them as U+FFFD, a name the image does not hold.
+  const raw = Buffer.from(JSON.stringify(json()).replace('include/a.h', 'include/aX.h'))
+  raw[raw.indexOf('include/aX.h') + 9] = 0xff
+  t.throws(() => parseManifest(raw), { message: /^manifest\.json is not valid UTF-8$/ }, 'a 0xff byte in a path')
+
+  bad(
+    'a NUL in a name',
+    rename('include/a\u0000.h'),
+    /files\[1\] has an unsafe path "include\/a\\u0000\.h": a control character or bytes that are not UTF-8/,
+  )
+  bad(
+    'an escape character in a name',
+    rename('include/a\x1b[2J.h'),
+    /unsafe path "include\/a\\u001b\[2J\.h": a control character/,
+  )
+  bad('a DEL in a name', rename('include/a\x7f.h'), /unsafe path "include\/a\x7f\.h": a control character/)
+  bad(
+    'an unpaired surrogate',
+    rename('include/a\ud800.h'),
+    /unsafe path "include\/a\\ud800\.h": a control character or bytes that are not UTF-8/,
+  )
+  bad('an unpaired low surrogate', rename('include/a\udc00.h'), /bytes that are not UTF-8/)
+  good('a surrogate pair (U+1F600) is UTF-8', rename('include/a\u{1f600}.h'))
+  bad('a name of 256 bytes', rename('include/' + 'a'.repeat(256)), /unsafe path "include\/a+": a name over 255 bytes/)
+  bad('a name of 258 bytes in 86 characters', rename('include/' + '€'.repeat(86)), /a name over 255 bytes/)
+  good('a name of 255 bytes', rename('include/' + 'a'.repeat(255)))
+  good('a name of 255 bytes in 85 characters', rename('include/' + '€'.repeat(85)))
+  bad(
+    '65 components',
+    rename('include/' + 'd/'.repeat(63) + 'a.h'),
+    /unsafe path "include\/(d\/){63}a\.h": more than 64 directories deep/,
+  )
+  good('64 components', rename('include/' + 'd/'.repeat(62) + 'a.h'))
+  // 16 names of 255 bytes and their 15 slashes: 4095 bytes; one more byte is over PATH_MAX.
+  const long = Array.from({ length: 16 }, (_, i) => (i === 0 ? 'include' + 'n'.repeat(248) : 'n'.repeat(255))).join('/')
+  good('a path of 4095 bytes', rename(long))
+  bad('a path of 4096 bytes', rename(long + 'n'), /unsafe path "include[^"]*": longer than 4095 bytes/)
+
+  for (const [what, row, mode] of [
+    ['setuid file', 1, 0o4644],
+    ['setgid directory', 0, 0o2755],
+    ['sticky directory', 0, 0o1755],
+    ['group-writable file', 1, 0o664],
+    ['world-writable file', 1, 0o646],
+    ['world-writable directory', 0, 0o777],
+  ] as const) {
+    const p = row === 0 ? 'include' : 'include/a\\.h'
+    bad(
+      what,
+      (o) => (o.files[row][4] = mode),
+      new RegExp(
+        `files\\[${row}\\] gives ${p} mode ${mode.toString(8)} \\(setuid, setgid, sticky or writable by others\\)`,
+      ),
+    )
+  }
+  good('0755 file, 0555 directory', (o) => ((o.files[1][4] = 0o755), (o.files[0][4] = 0o555)))
+  good('a link is 0777', (o) => (o.files[2][4] = 0o777))
+
+  bad(
+    'a link target over 4095 bytes',
+    (o) => (o.files[2][5] = 'a/'.repeat(2048)),
+    /files\[2\] has a bad link target "(a\/)+/,
+  )
+  bad(
+    'a control character in a link target',
+    (o) => (o.files[2][5] = 'a\n.h'),
+    /files\[2\] has a bad link target "a\\n\.h"/,
+  )
+
+  bad(
+    'a file that is also a parent',
+    (o) => push(o, ['include/a.h/x.h', 'f', 1536, 0, 0o644]),
+    /^manifest\.json lists include\/a\.h as a file and as the parent of include\/a\.h\/x\.h$/,
+  )
+  bad(
+    'a link that is also a parent',
+    (o) => push(o, ['include/b.h/x.h', 'f', 1536, 0, 0o644]),
+    /lists include\/b\.h as a symlink and as the parent of include\/b\.h\/x\.h/,
+  )
+  bad(
+    'a file that is a parent, listed after its child (build order)',
+    (o) => {
+      o.files.splice(1, 0, ['include/a.h/deep/x.h', 'f', 1024, 0, 0o644])
+      o.counts.files++
+    },
+    /lists include\/a\.h as a file and as the parent of include\/a\.h\/deep\/x\.h/,
+  )
+  good('a directory listed after its child', (o) => {
+    o.files.splice(1, 0, ['include/sub/x.h', 'f', 1024, 0, 0o644])
+    push(o, ['include/sub', 'd', 1536, 0, 0o755])
+    o.counts.files++
+  })
+
+  for (const release of ['..', '.', 'x', '-1', 'x6.1'])
+    bad(`release ${JSON.stringify(release)}`, (o) => (o.release = release), /^manifest\.json has a bad release "/)
+  for (const release of ['6.1.0-13-amd64', '6.9.0+', '5.10.0~rc1', '4.19.0_x', '6' + '1'.repeat(63)])
+    good(`release ${JSON.stringify(release)}`, (o) => (o.release = release))
+
+  const link = (target: string) => (o: ManifestJson) => (o.files[2][5] = target)
+  bad(
+    'a link to an absolute path',
+    link('/etc/passwd'),
+    /^manifest\.json has include\/b\.h, a link to \/etc\/passwd that does not resolve inside the archive: an absolute path leads out of the archive$/,
+  )
+  bad(
+    'a link climbing out',
+    link('../../etc/passwd'),
+    /has include\/b\.h, a link to \.\.\/\.\.\/etc\/passwd that does not resolve inside the archive: it climbs above the archive's root/,
+  )
+  bad(
+    'a link climbing out through another link',
+    (o) => {
+      o.files[2][5] = 'up/../../etc/passwd'
+      push(o, ['include/up', 'l', 1536, 0, 0o777, '..'])
+    },
+    /has include\/b\.h, a link to up\/\.\.\/\.\.\/etc\/passwd that does not resolve inside the archive: it climbs above the archive's root \(through include\/up\)/,
+  )
+  bad(
+    'a 2-link loop',
+    (o) => {
+      o.files[2][5] = 'c.h'
+      push(o, ['include/c.h', 'l', 1536, 0, 0o777, 'b.h'])
+    },
+    /has include\/b\.h, a link to c\.h that does not resolve inside the archive: it loops: more than 40 links in a row/,
+  )
+  good('a dangling link inside the archive', link('../arch/none.h'))
 })
 
 t.test('image: a plain tar of manifest.json, config.gz, kheaders.tar.xz, SHA256SUMS', async (t) => {
