@@ -7,6 +7,8 @@ import path from 'node:path'
 
 /** Why `st` (at `p`) is not root's alone, or undefined. */
 function notRootOnly(p: string, st: Stats): string | undefined {
+  // A link cannot be changed, only removed or replaced, which its directory decides.
+  if (st.isSymbolicLink()) return undefined
   if (st.uid !== 0) return `${p} belongs to uid ${st.uid}`
   const sticky = st.isDirectory() && (st.mode & 0o1000) !== 0
   if (st.mode & 0o002 && !sticky && !st.isSymbolicLink()) return `anyone can write ${p}`

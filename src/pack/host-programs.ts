@@ -20,6 +20,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  lstatSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -107,19 +108,29 @@ function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
- * Refuse to run code from `dirs` (the tree's real directories) when one belongs to a user other than
- * the caller and root, unless `trusted`: pack runs as root on build hosts, and such a tree's Makefile
- * would run as root. Like git's safe.directory: the owner of each directory decides, not its files.
+ * Refuse to run code from the tree when any of it belongs to a user other than the caller and root,
+ * unless `trusted`: pack runs as root on build hosts, and that user's Makefiles (or fixdep) would run
+ * as root. Like git's safe.directory, but file by file: `dirs` are the tree's top directories, and
+ * `files` what the scratch copy is made of (each file and the directory holding it) — any of them
+ * can hold a recipe make runs.
  */
-export function checkTreeOwner(dirs: readonly string[], trusted: boolean): void {
+export function checkTreeOwner(dirs: readonly string[], files: readonly string[], trusted: boolean): void {
   if (trusted) return
   const me = process.getuid?.() ?? 0
-  for (const dir of dirs) {
-    const owner = statSync(dir).uid
-    if (owner === me || owner === 0) continue
+  const seen = new Set<string>()
+  const check = (p: string, what: string): void => {
+    if (seen.has(p)) return
+    seen.add(p)
+    const owner = lstatSync(p).uid
+    if (owner === me || owner === 0) return
     throw new KernelTreeError(
-      `Cannot rebuild the kernel's host programs from ${dir}: that runs its Makefiles and scripts/basic/fixdep as ${me === 0 ? 'root' : `uid ${me}`}, and the directory belongs to uid ${owner}; check the tree and pass --trust-tree, or pass --profile headers (nothing is run)`,
+      `Cannot rebuild the kernel's host programs from ${dirs[0] ?? p}: that runs its Makefiles and scripts/basic/fixdep as ${me === 0 ? 'root' : `uid ${me}`}, and ${what} ${p} belongs to uid ${owner}; check the tree and pass --trust-tree, or pass --profile headers (nothing is run)`,
     )
+  }
+  for (const dir of dirs) check(dir, 'the directory')
+  for (const f of files) {
+    check(path.dirname(f), 'the directory')
+    check(f, 'the file')
   }
 }
 

@@ -155,7 +155,8 @@ function fitHostPrograms(
   }
   // The one step that runs the tree's code: its owner must be the caller or root, or trusted.
   const dirs = (selection.within?.list() ?? [tree.objtree, tree.srctree]).filter((d) => d !== tree.sysroot)
-  checkTreeOwner(dirs, opts.trustTree === true)
+  const files = selection.entries.flatMap((e) => (e.source === undefined ? [] : [e.source]))
+  checkTreeOwner(dirs, files, opts.trustTree === true)
   const rebuild = rebuildHostPrograms(
     tree,
     selection.entries,
