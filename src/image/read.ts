@@ -1,8 +1,9 @@
 // Image bytes → Image. Strict: every header checksum, the member order, the zero padding, SHA256SUMS,
 // the manifest and each payload's size and sha256 must hold, so a truncated, bit-flipped or foreign
 // file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
+import { readWhole } from '../read-whole'
 import { checkBlock } from '../xz/block'
 import { parseXzIndex, type XzIndex } from '../xz/xz-index'
 import { BLOCK, LIMITS, MEMBER, MEMBER_ORDER, sha256, type Manifest } from './format'
@@ -50,6 +51,8 @@ export function readImage(file: string, opts: ReadOptions = {}): Image {
     if (opts.trustedOnly) checkTrusted(file, st)
     if (st.size > LIMITS.imageBytes)
       throw new ImageFormatError(`Cannot read image ${file}: ${st.size} bytes is too large for an image; ${FIX}`)
+    // Synchronous: the daemon has nothing else to do before the image is in (FileHandle.readFile went
+    // through the thread pool in 512 KiB steps).
     buf = readWhole(fd, st.size)
   } catch (e) {
     if (KheadersError.is(e)) throw e
@@ -65,22 +68,6 @@ export function readImage(file: string, opts: ReadOptions = {}): Image {
     if (fd !== undefined) closeSync(fd)
   }
   return parseImage(buf, file)
-}
-
-/**
- * The file into one Buffer of its size, read synchronously: the daemon has nothing else to do before
- * the image is in, and FileHandle.readFile went through the thread pool in 512 KiB steps (and loads
- * fs/promises). A file that shrank meanwhile comes back short and fails the checks.
- */
-function readWhole(fd: number, size: number): Buffer {
-  const buf = Buffer.allocUnsafeSlow(size)
-  let n = 0
-  while (n < size) {
-    const r = readSync(fd, buf, n, size - n, n)
-    if (r === 0) break
-    n += r
-  }
-  return n === size ? buf : buf.subarray(0, n)
 }
 
 function checkTrusted(file: string, st: Stats): void {

@@ -3,10 +3,11 @@
 // scripts/tools links name) or inside --sysroot. Checked when a link is met (select.ts) and again on
 // the descriptor each file is read through, so that a tree changed while packing (a directory
 // swapped for a link) cannot make pack read, and archive, a file from elsewhere.
-import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readlinkSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import path from 'node:path'
 import { KernelTreeError, reason } from '../errors'
+import { readWhole } from '../read-whole'
 
 export class Confinement {
   private readonly roots: string[]
@@ -85,15 +86,7 @@ export function readConfinedSync(file: string, rel: string, within: Confinement 
     )
   }
   try {
-    const size = checkOpened(fd, file, rel, within)
-    const buf = Buffer.alloc(size)
-    let n = 0
-    while (n < size) {
-      const r = readSync(fd, buf, n, size - n, n)
-      if (r === 0) break
-      n += r
-    }
-    return buf.subarray(0, n)
+    return readWhole(fd, checkOpened(fd, file, rel, within))
   } finally {
     closeSync(fd)
   }

@@ -82,7 +82,8 @@ export function findCompilerPrefix(
   // CONFIG_CC_VERSION_TEXT="aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0" (kernels since 5.8).
   const text = /^CONFIG_CC_VERSION_TEXT="([^"]*)"$/m.exec(tree.config?.toString('latin1') ?? '')?.[1]
   const cc = text?.split(' ')[0]
-  if (cc === undefined || !/gcc(-\d+)?$/.test(cc)) return undefined
+  // gcc or gcc-12: a native compiler, no prefix; a compiler that is not gcc (clang): none to take.
+  if (cc === undefined || /^(gcc|cc)(-\d+)?$/.test(cc) || !/gcc(-\d+)?$/.test(cc)) return undefined
   const m = /^([A-Za-z0-9_.+-]+-)gcc(-\d+)?$/.exec(cc)
   if (m === null || onPath(`${m[1]}gcc`, env) === undefined) {
     throw new HostProgramsError(

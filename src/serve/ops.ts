@@ -33,7 +33,7 @@ export function createDispatch(
   counts?: Record<string, number>,
 ): Dispatch {
   // Listings are written here: the binding's reply copies them to the kernel at once (dirents.ts).
-  const listing = Buffer.alloc(64 * 1024)
+  const listing = Buffer.alloc(128 * 1024)
   return (op, id, ino, off, size, nameLength, uid) => {
     const node = ino - 1
     const opName = NAMES[op] ?? `op${op}`

@@ -110,8 +110,10 @@ t.test(
       // FUSE dirents: 24 bytes + the name, padded to 8; the kernel asks for 4 KiB at a time.
       const bytes = names.reduce((n, name) => n + ((24 + Buffer.byteLength(name) + 7) & ~7), 0)
       const calls = (after.ops.readdir ?? 0) - (before.ops.readdir ?? 0)
+      // The kernel asks for at least a page at a time (more for a large getdents buffer): never a
+      // request per entry, never a listing copied whole per handle.
       t.ok(
-        calls >= Math.ceil(bytes / 4096) && calls <= Math.ceil(bytes / (4096 - 280)) + 1,
+        calls >= 1 && calls <= Math.ceil(bytes / (4096 - 280)) + 1,
         `${calls} readdir requests for ${bytes} bytes of entries: full pages, resumed by cookie`,
       )
       const missing = path.join(big, 'no-such-header-kheadersfs.h')

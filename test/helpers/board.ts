@@ -162,6 +162,30 @@ export async function baseRoot(suite: Suite, arch: Arch, log: (s: string) => voi
   return existsSync(tar) && statSync(tar).isDirectory() ? tar : dir
 }
 
+/** Run `cmd`, throwing with its stderr when it fails. */
+export function must(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
+}
+
+/**
+ * A fresh root: an overlay over `lower` (colon-separated lower dirs) with its upper layer in `work`
+ * (work/upper, work/ovlwork); returns work/root.
+ */
+export function overlayRoot(lower: string, work: string, source: string): string {
+  for (const d of ['upper', 'ovlwork', 'root']) mkdirSync(path.join(work, d))
+  const root = path.join(work, 'root')
+  must('mount', [
+    '-t',
+    'overlay',
+    source,
+    '-o',
+    `lowerdir=${lower},upperdir=${work}/upper,workdir=${work}/ovlwork`,
+    root,
+  ])
+  return root
+}
+
 /** Mount points (from /proc/self/mountinfo) at or under `dir`, deepest first. */
 export function mountsUnder(dir: string): string[] {
   const unescape = (s: string): string =>
@@ -231,20 +255,7 @@ export class Board {
     hookSignals()
     t.teardown(() => b.close())
     const t0 = Date.now()
-    for (const d of ['upper', 'ovlwork', 'root']) mkdirSync(path.join(work, d))
-    const root = b.root
-    const must = (cmd: string, args: string[]): void => {
-      const r = spawnSync(cmd, args, { encoding: 'utf8' })
-      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
-    }
-    must('mount', [
-      '-t',
-      'overlay',
-      'kheadersfs-board',
-      '-o',
-      `lowerdir=${lower},upperdir=${work}/upper,workdir=${work}/ovlwork`,
-      root,
-    ])
+    const root = overlayRoot(lower, work, 'kheadersfs-board')
     // rbind + rslave: unmounting the board's copies must never propagate to the host's mounts.
     for (const d of ['proc', 'sys', 'dev']) {
       mkdirSync(path.join(root, d), { recursive: true })

@@ -9,17 +9,9 @@
 // close() powers the machine off (or kills its PID 1, which ends its PID namespace, and nspawn),
 // removes the cgroups nspawn made (payload, supervisor; only when empty), unmounts and removes the dirs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-} from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import path from 'node:path'
-import { baseRoot, layerRoot, mountsUnder, type Layer, type RunResult } from './board'
+import { baseRoot, layerRoot, mountsUnder, must, overlayRoot, type Layer, type RunResult } from './board'
 
 /** What a booted Debian needs to run kheadersfs's units: systemd, FUSE, Node. */
 export const SYSTEMD_LAYER: Layer = {
@@ -57,20 +49,7 @@ export class Container {
     const base = await baseRoot('bookworm', 'amd64', (s) => t.comment(s))
     const layer = await layerRoot(t, 'bookworm', 'amd64', SYSTEMD_LAYER)
     const work = mkdtempSync('/var/tmp/kheadersfs-nspawn-')
-    const root = path.join(work, 'root')
-    for (const d of ['upper', 'ovlwork', 'root']) mkdirSync(path.join(work, d))
-    const must = (cmd: string, args: string[]): void => {
-      const r = spawnSync(cmd, args, { encoding: 'utf8' })
-      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
-    }
-    must('mount', [
-      '-t',
-      'overlay',
-      'kheadersfs-nspawn',
-      '-o',
-      `lowerdir=${layer}:${base},upperdir=${work}/upper,workdir=${work}/ovlwork`,
-      root,
-    ])
+    const root = overlayRoot(`${layer}:${base}`, work, 'kheadersfs-nspawn')
     const cleanupEarly = (): void => {
       spawnSync('umount', ['-R', '-l', root])
       rmSync(work, { recursive: true, force: true })

@@ -23,6 +23,33 @@ export function heapRss(pid: number): number {
   }
 }
 
+/** Threads of `pid` now (0 when it is gone). */
+export function threads(pid: number): number {
+  try {
+    const m = /^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : 0
+  } catch {
+    return 0
+  }
+}
+
+/** Sample `pid`'s RSS and threads every `ms` until `work` settles; the highest values seen. */
+export async function peakOf(pid: number, work: Promise<unknown>, ms = 100): Promise<{ rss: number; threads: number }> {
+  const peak = { rss: rss(pid), threads: threads(pid) }
+  let done = false
+  work.then(
+    () => (done = true),
+    () => (done = true),
+  )
+  while (!done) {
+    peak.rss = Math.max(peak.rss, rss(pid))
+    peak.threads = Math.max(peak.threads, threads(pid))
+    await new Promise((r) => setTimeout(r, ms))
+  }
+  peak.rss = Math.max(peak.rss, rss(pid))
+  return peak
+}
+
 export const MB = 1e6
 export const mb = (n: number): string => `${(n / MB).toFixed(1)} MB`
 

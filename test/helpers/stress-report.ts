@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import type { Figure } from './stress'
 
-const AREAS = ['Load', 'Faults', 'Hostile input', 'Security']
+const AREAS = ['Load', 'Bounded daemon', 'Faults', 'Hostile input', 'Mountpoint names', 'Security', 'systemd unit']
 
 function main(): void {
   const [figuresFile, out, seconds] = process.argv.slice(2)

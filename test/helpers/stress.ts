@@ -15,7 +15,10 @@ export function size(full: number, ci: number): number {
 }
 
 export interface Figure {
-  /** Section of docs/reliability.md: "Load", "Faults", "Hostile input", "Security". */
+  /**
+   * Section of docs/reliability.md: "Load", "Bounded daemon", "Faults", "Hostile input", "Mountpoint
+   * names", "Security", "systemd unit".
+   */
   area: string
   /** What was tried, as a reader of the report would say it. */
   name: string

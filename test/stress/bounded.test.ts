@@ -12,7 +12,7 @@ import { readImage, type Image } from '../../src/image/read'
 import { runCli } from '../helpers/cli'
 import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { mountDirs, mountImage, type TestMount } from '../helpers/mount'
-import { logErrors, logText, MB, mb, rss, viewStats, waitFor } from '../helpers/observe'
+import { logErrors, logText, MB, mb, peakOf, rss, threads, viewStats, waitFor } from '../helpers/observe'
 import { record, size } from '../helpers/stress'
 import { tinyTree } from '../helpers/tiny-tree'
 import { tmpDir } from '../helpers/tmp'
@@ -21,27 +21,6 @@ const tree = debianTree()
 const NOBODY = 'nobody'
 /** Fixed memory allowed on top of the idle daemon, the cache and the blocks in flight (kheadersfs(1)). */
 const SLACK = 16 * MB
-
-function threads(pid: number): number {
-  const m = /^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) : 0
-}
-
-/** Sample `pid`'s RSS and thread count every 20 ms until `stop` resolves; the highest values seen. */
-async function sample(pid: number, stop: Promise<unknown>): Promise<{ rss: number; threads: number }> {
-  const peak = { rss: rss(pid), threads: threads(pid) }
-  let done = false
-  stop.then(
-    () => (done = true),
-    () => (done = true),
-  )
-  while (!done) {
-    peak.rss = Math.max(peak.rss, rss(pid))
-    peak.threads = Math.max(peak.threads, threads(pid))
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return peak
-}
 
 /** A python3 program run as nobody; resolves with its stdout lines once it printed `until` (or exited). */
 function asNobody(t: Test, script: string, args: string[]): { child: ChildProcess; out: Promise<string> } {
@@ -182,7 +161,7 @@ t.test('held-open handles, huge listings and stat storms leave the daemon as it 
     let held = ''
     p.child.stdout!.on('data', (d: Buffer) => (held += d.toString()))
     const ready = waitFor(() => held.includes('held'), 600_000, 50)
-    const peak = await sample(m.pid, ready)
+    const peak = await peakOf(m.pid, ready, 20)
     t.ok(await ready, `${name}: the reader opened them all`)
     const holding = rss(m.pid)
     p.child.stdin!.end()
@@ -215,7 +194,7 @@ t.test('held-open handles, huge listings and stat storms leave the daemon as it 
 
   tried++
   const storm = asNobody(t, STATS, [path.join(view, 'include/wide'), String(size(50_000, 20_000))])
-  const peak = await sample(m.pid, storm.out)
+  const peak = await peakOf(m.pid, storm.out, 20)
   const out = await storm.out
   if (t.ok(peak.rss <= idle + SLACK, `stat storm: RSS peak ${mb(peak.rss)} within idle ${mb(idle)} + ${mb(SLACK)}`))
     passed++
@@ -267,7 +246,7 @@ t.test(
     let floodOut = ''
     flood.stdout.on('data', (d: Buffer) => (floodOut += d.toString()))
     const floodDone = new Promise<number | null>((r) => flood.on('close', r))
-    const peak = sample(m.pid, floodDone)
+    const peak = peakOf(m.pid, floodDone, 20)
     await waitFor(() => floodOut.includes('started'), 30_000)
     await new Promise((r) => setTimeout(r, 2000)) // let the flood fill the queue
 

@@ -19,6 +19,7 @@ import {
   logText,
   MB,
   mb,
+  peakOf,
   procsMentioning,
   rss,
   waitFor,
@@ -31,19 +32,9 @@ import { treeMap } from '../helpers/tree-digest'
 
 const tree = debianTree()
 
-/** Sample the daemon's RSS while `work` runs; returns the highest value seen. */
+/** The daemon's highest RSS while `work` runs. */
 async function peakRss(pid: number, work: Promise<unknown>): Promise<number> {
-  let peak = rss(pid)
-  let done = false
-  work.then(
-    () => (done = true),
-    () => (done = true),
-  )
-  while (!done) {
-    peak = Math.max(peak, rss(pid))
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return Math.max(peak, rss(pid))
+  return (await peakOf(pid, work)).rss
 }
 
 t.test(

@@ -105,44 +105,69 @@ t.test('objtree wins over srctree; a stub Makefile is replaced by the real one',
   t.equal(sel.entries.find((e) => e.path === 'Makefile')!.source, path.join(src, 'Makefile'))
 })
 
-t.test('symlinks: inside the tree kept, top-level split links followed, others skipped by name', async (t) => {
-  const base = tmpDir(t)
-  const dir = tinyTree(path.join(base, 'tree'), {
-    omit: ['scripts/Makefile.build', 'scripts/basic/fixdep', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o'],
-  })
-  rmSync(path.join(dir, 'scripts'), { recursive: true, force: true })
-  // Debian-style: scripts/ lives elsewhere and the tree links to it at the top.
-  const kbuild = path.join(base, 'kbuild', 'scripts')
-  mkdirSync(path.join(kbuild, 'basic'), { recursive: true })
-  writeFileSync(path.join(kbuild, 'Makefile.build'), '# build\n')
-  symlinkSync(kbuild, path.join(dir, 'scripts'))
-  symlinkSync('kernel.h', path.join(dir, 'include/linux/alias.h'))
-  symlinkSync('../../../outside.h', path.join(dir, 'include/linux/escape.h'))
-  writeFileSync(path.join(base, 'outside.h'), 'secret\n')
-  symlinkSync('/etc/passwd', path.join(dir, 'include/linux/abs.h'))
-  symlinkSync('missing-target', path.join(dir, 'include/linux/dangling.h'))
-  symlinkSync('/nonexistent/x.h', path.join(dir, 'include/linux/dangling-abs.h'))
-  const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
-  const by = new Map(sel.entries.map((e) => [e.path, e]))
-  t.match(by.get('include/linux/alias.h'), { type: 'symlink', linkname: 'kernel.h' })
-  t.match(
-    by.get('include/linux/dangling.h'),
-    { type: 'symlink', linkname: 'missing-target' },
-    'in-tree links are kept even if dangling, as cpio does',
-  )
-  t.match(by.get('scripts/Makefile.build'), { type: 'file', source: path.join(kbuild, 'Makefile.build') })
-  t.notOk(by.has('include/linux/escape.h'))
-  t.notOk(by.has('include/linux/abs.h'))
-  t.same(sel.skipped.map((s) => s.path).sort(), [
-    'include/linux/abs.h',
-    'include/linux/dangling-abs.h',
-    'include/linux/escape.h',
-  ])
-  t.match(
-    sel.skipped.find((s) => s.path === 'include/linux/abs.h'),
-    { reason: /outside the kernel tree/ },
-  )
-})
+t.test(
+  "symlinks: inside the tree kept, the split tree's kbuild links followed, dangling ones skipped, others refused",
+  async (t) => {
+    const base = tmpDir(t)
+    const tree = (): string => {
+      const dir = tinyTree(path.join(base, `tree-${Math.random().toString(36).slice(2)}`), {
+        omit: ['scripts/Makefile.build', 'scripts/basic/fixdep', 'scripts/basic/.fixdep.cmd', 'scripts/mod/modpost.o'],
+      })
+      rmSync(path.join(dir, 'scripts'), { recursive: true, force: true })
+      return dir
+    }
+    // Debian-style: scripts/ lives in /usr/lib/linux-kbuild-<version> and the tree links to it at the top.
+    const kbuild = path.join(base, 'lib', 'linux-kbuild-9.9', 'scripts')
+    mkdirSync(path.join(kbuild, 'basic'), { recursive: true })
+    writeFileSync(path.join(kbuild, 'Makefile.build'), '# build\n')
+    const dir = tree()
+    symlinkSync(kbuild, path.join(dir, 'scripts'))
+    symlinkSync('kernel.h', path.join(dir, 'include/linux/alias.h'))
+    symlinkSync('missing-target', path.join(dir, 'include/linux/dangling.h'))
+    symlinkSync('/nonexistent/x.h', path.join(dir, 'include/linux/dangling-abs.h'))
+    const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
+    const by = new Map(sel.entries.map((e) => [e.path, e]))
+    t.match(by.get('include/linux/alias.h'), { type: 'symlink', linkname: 'kernel.h' })
+    t.match(
+      by.get('include/linux/dangling.h'),
+      { type: 'symlink', linkname: 'missing-target' },
+      'in-tree links are kept even if dangling, as cpio does',
+    )
+    t.match(by.get('scripts/Makefile.build'), { type: 'file', source: path.join(kbuild, 'Makefile.build') })
+    t.same(
+      sel.skipped.map((s) => s.path),
+      ['include/linux/dangling-abs.h'],
+      'a link to nothing is skipped by name: nothing is read through it',
+    )
+
+    writeFileSync(path.join(base, 'outside.h'), 'secret\n')
+    const refused = (name: string, make: (dir: string) => void, why: RegExp): void => {
+      const d = tree()
+      symlinkSync(kbuild, path.join(d, 'scripts'))
+      make(d)
+      t.throws(() => selectFiles(detectKernelTree({ kernel: d, env }), 'module-build'), why, name)
+    }
+    refused(
+      'a relative link out of the tree',
+      (d) => symlinkSync('../../../outside.h', path.join(d, 'include/linux/escape.h')),
+      /include\/linux\/escape\.h is a symlink to \.\.\/\.\.\/\.\.\/outside\.h, which leads to .*outside\.h, outside the kernel tree/,
+    )
+    refused(
+      'an absolute link out of the tree',
+      (d) => symlinkSync('/etc/passwd', path.join(d, 'include/linux/abs.h')),
+      /include\/linux\/abs\.h is a symlink to \/etc\/passwd, which leads to \/etc\/passwd, outside the kernel tree/,
+    )
+    const other = path.join(base, 'elsewhere', 'scripts')
+    mkdirSync(other, { recursive: true })
+    const d = tree()
+    symlinkSync(other, path.join(d, 'scripts'))
+    t.throws(
+      () => selectFiles(detectKernelTree({ kernel: d, env }), 'module-build'),
+      /scripts is a symlink to .*elsewhere\/scripts, .*outside the kernel tree/,
+      'a top-level scripts link to a directory that is not a kbuild directory',
+    )
+  },
+)
 
 t.test('FIFOs, device nodes, sockets and unprintable names are skipped by name', async (t) => {
   const dir = tinyTree(tmpDir(t))
