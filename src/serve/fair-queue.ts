@@ -17,10 +17,17 @@ export interface QueueStats {
   startedForRoot: number
   /** Non-root jobs started while a root job waited (0 by construction: the property tests check). */
   rootOvertaken: number
+  /**
+   * Per user (uid → n): the most jobs of *other* users that started while one job of this user
+   * waited. Root: 0. Another user: at most one per user ahead of it in turn, whatever the flood.
+   */
+  waitedBehind: Record<number, number>
 }
 
 interface Job {
   uid: number
+  /** Jobs of other users started while this one waited. */
+  behind: number
   start(): void
 }
 
@@ -32,6 +39,7 @@ export class FairQueue {
   private readonly turns: number[] = []
   private queued = 0
   private readonly counts = { peakQueued: 0, started: 0, startedForRoot: 0, rootOvertaken: 0 }
+  private readonly behind = new Map<number, number>()
 
   constructor(private readonly concurrency: number) {}
 
@@ -41,6 +49,7 @@ export class FairQueue {
     const promise = new Promise<T>((resolve, reject) => {
       job = {
         uid,
+        behind: 0,
         start: () => {
           started = true
           this.running++
@@ -69,7 +78,7 @@ export class FairQueue {
   }
 
   stats(): QueueStats {
-    return { queued: this.queued, ...this.counts }
+    return { queued: this.queued, ...this.counts, waitedBehind: Object.fromEntries(this.behind) }
   }
 
   private enqueue(job: Job): void {
@@ -104,6 +113,14 @@ export class FairQueue {
       this.counts.started++
       if (job.uid === 0) this.counts.startedForRoot++
       else if ((this.queues.get(0)?.length ?? 0) > 0) this.counts.rootOvertaken++
+      // Every job of another user still waiting is now behind one more; kept per user (a few dozen).
+      for (const [uid, q] of this.queues) {
+        if (uid === job.uid) continue
+        for (const waiting of q) waiting.behind++
+        const most = q.reduce((m, w) => Math.max(m, w.behind), 0)
+        const known = this.behind.has(uid) || this.behind.size < 64
+        if (known && most > (this.behind.get(uid) ?? 0)) this.behind.set(uid, most)
+      }
       job.start()
     }
   }

@@ -43,6 +43,9 @@ t.test('users take turns, one job each; root goes first', async (t) => {
   for (const n of ['a1', 'root1', 'a2', 'b1', 'c1', 'a3', 'b2']) await h.done(n)
   t.same(h.order, ['a1', 'root1', 'a2', 'b1', 'c1', 'a3', 'b2', 'a4'], 'root, then a b c a b a')
   t.match(h.q.stats(), { started: 8, startedForRoot: 1, rootOvertaken: 0, queued: 0, peakQueued: 7 })
+  // Others' starts while a job waited, at most: root none; a's a4 behind root1 b1 c1 b2, b's b2 behind
+  // root1 a2 c1 a3, c's c1 behind root1 a2 b1.
+  t.same(h.q.stats().waitedBehind, { 1000: 4, 1001: 4, 1002: 3 }, 'no entry for root: it never waited behind anyone')
 })
 
 t.test('never more than `concurrency` at once', async (t) => {
