@@ -30,7 +30,7 @@ export default tseslint.config(
       'src/cli.ts',
       'src/commands/mount.ts',
       'src/pack/from-kheaders.ts',
-      'src/serve/fuse.ts',
+      'src/native/binding.ts',
       'src/serve/reclaim.ts',
       'src/xz/block.ts',
       'src/xz/crc32.ts',

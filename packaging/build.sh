@@ -119,7 +119,7 @@ for ARCH in "${ARCHS[@]}"; do
   # xz tarballs and Windows DLLs, the C++ sources, the build scripts, its own CLI.
   rm -rf "$NMD/lzma-native/"{prebuilds,deps,src,bin,binding.gyp,liblzma-build.sh,liblzma-config.sh}
   # The addons for this architecture: lzma-native's where node-gyp-build looks first, kheadersfs's FUSE
-  # binding where dist/src/serve/fuse.js loads it (as node-gyp leaves it in a checkout).
+  # binding where dist/src/native/binding.js loads it (as node-gyp leaves it in a checkout).
   install -D -m 644 "$ADDONS/lzma-native/build/Release/lzma_native.node" "$NMD/lzma-native/build/Release/lzma_native.node"
   install -D -m 644 "$ADDONS/kheadersfs/kheadersfs_fuse.node" "$R/$APP/src/native/build/Release/kheadersfs_fuse.node"
   # Documentation, type declarations and test junk of the modules (licenses go to the copyright file), and every

@@ -95,7 +95,7 @@ export const MountpointError = defineError('MountpointError', ExitCode.mountpoin
 export const FuseUnavailableError = defineError('FuseUnavailableError', ExitCode.fuseUnavailable, 'ENODEV')
 export const InterruptedError = defineError('InterruptedError', ExitCode.interrupted, 'EINTR')
 /**
- * The mount daemon did not start (src/serve/spawn.ts). Its cause, when the daemon said why, is its
+ * The mount daemon did not start (src/mounts/spawn.ts). Its cause, when the daemon said why, is its
  * readiness message ({ message, exitCode }): the command then exits as the daemon's error would have.
  */
 export const DaemonFailed = defineError('DaemonFailed', (cause) => exitCodeOf(cause) ?? ExitCode.failure, 'EIO')

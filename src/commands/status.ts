@@ -3,7 +3,7 @@ import { parseCommand } from '../args'
 import type { Command } from '../context'
 import { UsageError } from '../errors'
 import { bytes } from '../format-bytes'
-import { collectStatus } from '../serve/status'
+import { collectStatus } from '../mounts/status'
 
 export const status: Command = {
   usage: `Usage: kheadersfs status [--json]

@@ -4,9 +4,10 @@ import path from 'node:path'
 import { parseCommand } from '../args'
 import type { Command } from '../context'
 import { MountBusyError, MountpointError, UsageError } from '../errors'
-import { findMount, health, holders, running, unmount } from '../serve/mounts'
-import { cleanStale } from '../serve/stale'
-import { readState } from '../serve/state'
+import { findMount, health, unmount } from '../mounts/mountinfo'
+import { holders, running } from '../procfs'
+import { cleanStale } from '../mounts/stale'
+import { readState } from '../protocol/state'
 
 /** How long to wait for the daemon to exit after its mount went (it notices within milliseconds). */
 const EXIT_WAIT_MS = 5000

@@ -17,13 +17,15 @@ import { readImage } from '../image/read'
 import type { Logger } from '../log'
 import { fsPath } from '../os-path'
 import { version } from '../version'
+import { unitOf } from '../procfs'
+import { formatReady, type ReadyMessage } from '../protocol/readiness'
+import { removeState, writeState } from '../protocol/state'
 import { createBuildLinks, MODULES_DIR, removeBuildLinks, type BuildLinks } from './build-links'
-import { loadBinding, mountFuse, threadCount, type Mounted } from './fuse'
-import { unitOf } from './mounts'
+import { mountFuse, threadCount, type Mounted } from './fuse'
+import { loadBinding } from '../native/binding'
 import { createDispatch } from './ops'
 import { checkFuse, checkMountpoint } from './preflight'
 import { collectAfterLoad } from './reclaim'
-import { removeState, writeState } from './state'
 import { buildTree, completeView, FLAT_FILES, VIEW_DIR, type Tree } from './tree'
 
 export interface DaemonOptions {
@@ -49,16 +51,13 @@ export interface DaemonOptions {
   log: Logger
 }
 
-/** Messages on the readiness pipe: one JSON line. */
-export type ReadyMessage = { ready: true; pid: number } | { ready: false; message: string; exitCode: number }
-
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const log = opts.log.child({ component: 'daemon', mountpoint: opts.mountpoint })
   let readyFd = opts.readyFd
   const tell = (msg: ReadyMessage): void => {
     if (readyFd === undefined) return
     try {
-      writeSync(readyFd, JSON.stringify(msg) + '\n')
+      writeSync(readyFd, formatReady(msg))
       closeSync(readyFd)
     } catch {
       // the parent is gone; nothing to tell

@@ -2,27 +2,11 @@
 // 2's low-level API). It mounts, hands each request to a dispatcher (serve/ops.ts) with the reply
 // functions bound to the session, and reports when the kernel ends the session: after an unmount,
 // once no file of the mount is open any more.
-import path from 'node:path'
-import { FuseUnavailableError, reason } from '../errors'
 import { encodeOsPath } from '../os-path'
-import { fuseInstallHint } from './fuse-packages'
+import { loadBinding, type Dispatch, type SessionStats } from '../native/binding'
 
 /** The binding's request kinds (enum in kheadersfs_fuse.c). */
 export const OP = { lookup: 1, getattr: 2, readlink: 3, read: 4, readdir: 5, statfs: 6 } as const
-
-/**
- * One request: `id` names it in the reply, `ino` is the node (the parent, for lookup), `nameLength`
- * the bytes of a lookup's name in the session's name buffer, `uid` the caller's user.
- */
-export type Dispatch = (
-  op: number,
-  id: number,
-  ino: number,
-  off: number,
-  size: number,
-  nameLength: number,
-  uid: number,
-) => void
 
 /** Answers to a request; each request gets exactly one. */
 export interface Replies {
@@ -34,59 +18,6 @@ export interface Replies {
   buf(id: number, data: Buffer): void
   readlink(id: number, target: Buffer): void
   statfs(id: number, blocks: number, files: number, namemax: number): void
-}
-
-type Session = { readonly __session: unique symbol }
-
-interface Binding {
-  SLOTS: number
-  mount(
-    mountpoint: Buffer,
-    options: string,
-    mtime: number,
-    timeout: number,
-    dispatch: Dispatch,
-    onEnd: (result: number) => void,
-  ): { session: Session; name: Buffer }
-  unmount(mountpoint: Buffer, lazy: boolean): { errno: number; message: string }
-  replyErr(s: Session, id: number, errno: number): void
-  replyEntry(s: Session, id: number, ino: number, mode: number, size: number): void
-  replyAttr(s: Session, id: number, ino: number, mode: number, size: number): void
-  replyBuf(s: Session, id: number, data: Buffer): void
-  replyReadlink(s: Session, id: number, target: Buffer): void
-  replyStatfs(s: Session, id: number, blocks: number, files: number, namemax: number): void
-  stats(s: Session): SessionStats
-  threads(): number
-}
-
-export interface SessionStats {
-  /** Requests answered later (a read waiting for its block) now, and at most so far. */
-  inFlight: number
-  peak: number
-  /** Times every slot was taken and the reading thread left requests in the kernel for a while. */
-  waited: number
-  slots: number
-}
-
-/** Where node-gyp builds the binding, from dist/src/serve (a checkout, the npm package, the .deb's app). */
-const ADDON = path.join(__dirname, '..', '..', '..', 'src', 'native', 'build', 'Release', 'kheadersfs_fuse.node')
-
-let loaded: Binding | undefined
-
-export function loadBinding(): Binding {
-  if (loaded !== undefined) return loaded
-  try {
-    loaded = require(ADDON) as Binding
-    return loaded
-  } catch (e) {
-    const missingLib = /libfuse\.so/.test(reason(e))
-    throw new FuseUnavailableError(
-      missingLib
-        ? `Cannot load FUSE support: ${reason(e)}; ${fuseInstallHint({ library: true, fusermount: true })}`
-        : `Cannot load FUSE support: ${reason(e)}; rebuild it (npm rebuild kheadersfs, or "bash .ci/setup" in a checkout)`,
-      e,
-    )
-  }
 }
 
 export interface MountOptions {

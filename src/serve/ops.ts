@@ -5,7 +5,8 @@
 import { constants } from 'node:os'
 import type { Logger } from '../log'
 import { answer } from './errno'
-import { OP, type Dispatch, type Replies } from './fuse'
+import type { Dispatch } from '../native/binding'
+import { OP, type Replies } from './fuse'
 import { NONE } from './table'
 import {
   completeView,

@@ -4,7 +4,7 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { FuseUnavailableError, MountpointError, reason } from '../errors'
 import { fsPath } from '../os-path'
-import { fuseInstallHint } from './fuse-packages'
+import { fuseInstallHint } from '../native/fuse-packages'
 
 export function checkMountpoint(mountpoint: string, opts: { nonempty: boolean }): void {
   let st

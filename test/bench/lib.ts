@@ -18,7 +18,7 @@ import {
 import os from 'node:os'
 import path from 'node:path'
 import { CLI } from '../helpers/cli'
-import { running } from '../../src/serve/mounts'
+import { running } from '../../src/procfs'
 import { daemonPids, isMounted } from '../helpers/mount'
 
 export const NODE = process.execPath

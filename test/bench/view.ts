@@ -17,8 +17,8 @@ import path from 'node:path'
 import { CLI } from '../helpers/cli'
 import { BIGMOD, HELLO, type DebianTree } from '../helpers/debian'
 import { parseImage } from '../../src/image/read'
-import { DEFAULT_CACHE_MB } from '../../src/serve/mount-options'
-import { running } from '../../src/serve/mounts'
+import { DEFAULT_CACHE_MB } from '../../src/mounts/mount-options'
+import { running } from '../../src/procfs'
 import { isMounted } from '../helpers/mount'
 import { viewStats, type ViewStats } from '../helpers/observe'
 import { fileSha256 } from '../helpers/tree-digest'
@@ -249,7 +249,7 @@ export async function benchView(ws: Workspace, tree: DebianTree, images: ViewIma
     '4. The kheaders/ view (no extraction)',
     `\`MNT/kheaders/\` serves the archive's own tree out of \`kheaders.tar.xz\`: the xz index is parsed at mount and only the ` +
       `xz blocks a read needs are decoded, into an LRU cache bounded by \`-o cache_mb\` (default ${DEFAULT_CACHE_MB}, ` +
-      `src/serve/mount-options.ts). The module-build image ${images.moduleSource}: ${imageBytes.toLocaleString('en-US')} B, kheaders.tar.xz ` +
+      `src/mounts/mount-options.ts). The module-build image ${images.moduleSource}: ${imageBytes.toLocaleString('en-US')} B, kheaders.tar.xz ` +
       `${txz.size.toLocaleString('en-US')} B holding a ${txz.uncompressedSize.toLocaleString('en-US')} B tar in ${blocks(manifest)} blocks of ` +
       `${mib(txz.blockSize ?? 0)}. "Cold" = a fresh mount, then page cache, dentries and inodes dropped (${drop()}) just before the ` +
       'timed step; builds run in a fresh copy of the fixture (test/fixtures/hello, or the larger test/fixtures/bigmod) on /dev/shm ' +

@@ -115,7 +115,7 @@ for (const target of TARGETS) {
     t.match(ver.stdout, pkgVersion, `--version says ${pkgVersion}: ${ver.stdout.trim()}`)
     // The native addons load on this arch (kheadersfs mount needs both).
     const addons = await b.run(
-      "cd /usr/lib/kheadersfs/app && node -e \"require('./dist/src/serve/fuse.js').loadBinding(); require('lzma-native'); console.log('ok')\"",
+      "cd /usr/lib/kheadersfs/app && node -e \"require('./dist/src/native/binding.js').loadBinding(); require('lzma-native'); console.log('ok')\"",
     )
     t.equal(addons.stdout.trim(), 'ok', `the FUSE binding and lzma-native load: ${addons.stderr.slice(-1500)}`)
 

@@ -1,5 +1,5 @@
-// A daemon's state record as src/serve/state.ts writes it, for tests of state and status.
-import type { DaemonState } from '../../src/serve/state'
+// A daemon's state record as src/protocol/state.ts writes it, for tests of state and status.
+import type { DaemonState } from '../../src/protocol/state'
 
 export const daemonState = (mountpoint: string, pid: number, started = 1_700_000_000_000): DaemonState => ({
   pid,

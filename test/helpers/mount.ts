@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } 
 import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { running } from '../../src/serve/mounts'
+import { running } from '../../src/procfs'
 import { runCli, type Result } from './cli'
 
 interface T {

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { CacheStats } from '../../src/serve/block-cache'
-import { rssBytes, running } from '../../src/serve/mounts'
+import { rssBytes, running } from '../../src/procfs'
 
 /** Resident set size of `pid` in bytes (VmRSS), or 0 when it is gone. */
 export function rss(pid: number): number {

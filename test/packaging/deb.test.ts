@@ -225,7 +225,7 @@ t.test(
             process.execPath,
             [
               '-e',
-              `require(${JSON.stringify(path.join(x, APP, 'dist/src/serve/fuse.js'))}).loadBinding(); process.stdout.write(require(${JSON.stringify(nm + '/lzma-native')}).versionString())`,
+              `require(${JSON.stringify(path.join(x, APP, 'dist/src/native/binding.js'))}).loadBinding(); process.stdout.write(require(${JSON.stringify(nm + '/lzma-native')}).versionString())`,
             ],
             { encoding: 'utf8' },
           )

@@ -18,7 +18,7 @@ import {
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { running } from '../../src/serve/mounts'
+import { running } from '../../src/procfs'
 import { CLI, runCli } from '../helpers/cli'
 import { debianTree, packedImage } from '../helpers/debian'
 import { errnoCode } from '../helpers/fs-errors'

@@ -8,7 +8,7 @@ import path from 'node:path'
 import t from 'tap'
 import { COMMANDS } from '../../src/cli'
 import { mount } from '../../src/commands/mount'
-import { parseMountOptions } from '../../src/serve/mount-options'
+import { parseMountOptions } from '../../src/mounts/mount-options'
 import { ROOT, runCli } from '../helpers/cli'
 import { tmpDir } from '../helpers/tmp'
 

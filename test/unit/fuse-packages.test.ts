@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { fuseInstallHint, readOsRelease } from '../../src/serve/fuse-packages'
+import { fuseInstallHint, readOsRelease } from '../../src/native/fuse-packages'
 import { tmpDir } from '../helpers/tmp'
 
 const both = { library: true, fusermount: true }

@@ -3,8 +3,8 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { helperForm } from '../../src/commands/mount'
-import { DEFAULT_CACHE_MB, parseMountOptions } from '../../src/serve/mount-options'
-import { mountId } from '../../src/serve/state'
+import { DEFAULT_CACHE_MB, parseMountOptions } from '../../src/mounts/mount-options'
+import { mountId } from '../../src/protocol/state'
 
 t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, others refused', async (t) => {
   t.same(

@@ -1,21 +1,12 @@
-// Mount table and process helpers (src/serve/mounts.ts): mountinfo parsing with its escapes, the
+// Mount table and process helpers (src/mounts/mountinfo.ts, src/procfs.ts): mountinfo parsing with its escapes, the
 // busy/ok/error decision of unmount (also under a translated util-linux), who holds files open,
 // whether a pid runs, and the health probe of a plain directory.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import {
-  FSTYPE,
-  health,
-  holders,
-  kheadersMounts,
-  mounts,
-  parseMountinfo,
-  rssBytes,
-  running,
-  unmount,
-} from '../../src/serve/mounts'
+import { FSTYPE, health, kheadersMounts, mounts, parseMountinfo, unmount } from '../../src/mounts/mountinfo'
+import { holders, rssBytes, running } from '../../src/procfs'
 import { tmpDir } from '../helpers/tmp'
 
 const root = process.getuid?.() === 0

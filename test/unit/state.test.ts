@@ -1,4 +1,4 @@
-// Per-mount state files (src/serve/state.ts): names, the run directory's ownership and mode, the
+// Per-mount state files (src/protocol/state.ts): names, the run directory's ownership and mode, the
 // state and pid files written through a rename (never through what was there), reads that refuse
 // another mountpoint's state, and removal that spares a newer daemon's state.
 import {
@@ -29,7 +29,7 @@ import {
   runDir,
   statePath,
   writeState,
-} from '../../src/serve/state'
+} from '../../src/protocol/state'
 import { daemonState as state } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 

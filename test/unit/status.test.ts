@@ -1,11 +1,11 @@
-// What is mounted, as data (src/serve/status.ts): the mount table merged with the state files. A
+// What is mounted, as data (src/mounts/status.ts): the mount table merged with the state files. A
 // state whose daemon runs but whose mount is gone is a lazily detached mount still serving; a state
 // whose daemon is gone and that is not mounted is no mount at all. (Live and stale mounts are in
 // test/e2e, where real mounts are made.)
 import path from 'node:path'
 import t from 'tap'
-import { writeState, type DaemonState } from '../../src/serve/state'
-import { collectStatus } from '../../src/serve/status'
+import { writeState, type DaemonState } from '../../src/protocol/state'
+import { collectStatus } from '../../src/mounts/status'
 import { daemonState } from '../helpers/daemon-state'
 import { tmpDir } from '../helpers/tmp'
 

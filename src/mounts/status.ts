@@ -1,7 +1,8 @@
 // What is mounted, as data: the mount table (/proc/self/mountinfo) merged with the daemons' state
 // files, one row per kheadersfs mount, for `kheadersfs status` to format.
-import { health, holders, kheadersMounts, rssBytes, running } from './mounts'
-import { listStates, type DaemonState } from './state'
+import { holders, rssBytes, running } from '../procfs'
+import { health, kheadersMounts } from './mountinfo'
+import { listStates, type DaemonState } from '../protocol/state'
 
 export interface MountStatus {
   mountpoint: string

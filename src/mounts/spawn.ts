@@ -5,10 +5,8 @@ import { spawn } from 'node:child_process'
 import { closeSync, fstatSync } from 'node:fs'
 import { DaemonFailed, type KheadersError } from '../errors'
 import { argvForChild } from '../os-path'
-import type { ReadyMessage } from './daemon'
-import { ensureRunDir, openPrivateAppend } from './state'
-
-export const READY_FD = 3
+import { parseReady, READY_FD } from '../protocol/readiness'
+import { ensureRunDir, openPrivateAppend } from '../protocol/state'
 
 /**
  * True when our stderr is systemd's journal (a service started us): systemd sets JOURNAL_STREAM to
@@ -69,10 +67,8 @@ export async function startDetached(
       buf += d.toString()
       const nl = buf.indexOf('\n')
       if (nl < 0) return
-      let msg: ReadyMessage
-      try {
-        msg = JSON.parse(buf.slice(0, nl)) as ReadyMessage
-      } catch {
+      const msg = parseReady(buf.slice(0, nl))
+      if (msg === undefined)
         return settle(() =>
           reject(
             new DaemonFailed(
@@ -80,7 +76,6 @@ export async function startDetached(
             ),
           ),
         )
-      }
       if (msg.ready) {
         settle(() => {
           child.unref()

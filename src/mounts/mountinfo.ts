@@ -3,10 +3,10 @@
 // they are (os-path.ts), so a mountpoint whose name is not UTF-8 is found like any other.
 // fs's callback API, not fs/promises: that module loads ~10 more (readline's among them) into both
 // processes of every mount.
-import { readdir, readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { readdir, readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import { decodeOsPath, encodeOsPath, fsPath } from '../os-path'
-import { loadBinding } from './fuse'
+import { loadBinding } from '../native/binding'
 
 export const FSTYPE = 'fuse.kheadersfs'
 
@@ -95,74 +95,4 @@ export function unmount(mountpoint: string, lazy: boolean): 'ok' | 'busy' | { er
   if (r.errno === constants.errno.EBUSY) return 'busy'
   if (r.errno === constants.errno.EINVAL) return { error: 'not mounted' }
   return { error: r.message.trim().split('\n')[0] || `error ${r.errno}` }
-}
-
-/** Processes holding files open under `mountpoint` (what fuser -m reports), for "in use" messages. */
-export function holders(mountpoint: string): Array<{ pid: number; command: string; files: number }> {
-  const exact = encodeOsPath(mountpoint)
-  const prefix = Buffer.concat([exact, Buffer.from(exact[exact.length - 1] === 0x2f ? '' : '/')])
-  const out: Array<{ pid: number; command: string; files: number }> = []
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue
-    let files = 0
-    try {
-      for (const fd of readdirSync(`/proc/${p}/fd`)) {
-        try {
-          const target = readlinkSync(`/proc/${p}/fd/${fd}`, { encoding: 'buffer' })
-          if (
-            target.equals(exact) ||
-            (target.length > prefix.length && prefix.equals(target.subarray(0, prefix.length)))
-          )
-            files++
-        } catch {
-          // fd closed meanwhile
-        }
-      }
-    } catch {
-      continue // process gone or not ours to read
-    }
-    if (files > 0 && Number(p) !== process.pid) {
-      let command = '?'
-      try {
-        command = readFileSync(`/proc/${p}/comm`, 'utf8').trim()
-      } catch {
-        // gone
-      }
-      out.push({ pid: Number(p), command, files })
-    }
-  }
-  return out
-}
-
-/** True while `pid` runs (a zombie has exited: PID 1 may take a moment to reap it). */
-export function running(pid: number): boolean {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)
-    return state !== 'Z' && state !== 'X'
-  } catch {
-    return false
-  }
-}
-
-/** The systemd unit a process runs in (the last component of its cgroup path), if any. */
-export function unitOf(pid: number): string | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
-    const line = /^0::(.*)$/m.exec(text)?.[1] ?? /^\d+:name=systemd:(.*)$/m.exec(text)?.[1]
-    const last = line?.split('/').pop()
-    return last && /^[^/]+\.(service|mount|scope)$/.test(last) ? last : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** Resident memory of a process in bytes, from /proc/PID/status. */
-export function rssBytes(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) * 1024 : undefined
-  } catch {
-    return undefined
-  }
 }
