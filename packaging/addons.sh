@@ -24,7 +24,7 @@ ARCH=${1:?usage: packaging/addons.sh amd64|arm64|armhf [FUSE_SRC]}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUSE_SRC=${2:-$ROOT/src/native}
 NM=$ROOT/node_modules
-CACHE=${KHEADERSFS_ADDON_CACHE:-/var/cache/kheadersfs/addons}
+CACHE=${KHEADERSFS_ADDON_CACHE:-${KHEADERSFS_CACHE:-/var/cache/kheadersfs}/addons}
 NODE_GYP=/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
 log() { echo "addons.sh[$ARCH]: $*" >&2; }
 die() { log "$*"; exit 1; }

@@ -37,7 +37,8 @@ t.test('lifecycle', async (t) => {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
     t.ok(cmdline.includes(mnt) && cmdline.includes(image), 'ps shows the mountpoint and the image')
     const s = await runCli(['status', '--json'], { env })
-    const rows = JSON.parse(s.stdout) as Array<Record<string, unknown>>
+    // Only this test's row: other mounts on the machine (the boards' lane, a user's) are listed too.
+    const rows = (JSON.parse(s.stdout) as Array<Record<string, unknown>>).filter((r) => r.mountpoint === mnt)
     t.match(rows, [{ mountpoint: mnt, state: 'live', pid, image, profile: 'module-build', openFiles: 0 }])
     t.ok((rows[0].rssBytes as number) > 10e6, 'RSS reported')
     const text = await runCli(['status'], { env })
@@ -188,7 +189,8 @@ t.test('lifecycle', async (t) => {
         `stale mount (children killed: ${names.join(', ')}; mounted: ${isMounted(m.mnt)})`,
       )
       const status = await runCli(['status', '--json'], { env: m.env })
-      t.match(JSON.parse(status.stdout), [{ mountpoint: m.mnt, state: 'stale' }])
+      const rows = (JSON.parse(status.stdout) as Array<{ mountpoint: string }>).filter((r) => r.mountpoint === m.mnt)
+      t.match(rows, [{ mountpoint: m.mnt, state: 'stale' }])
       const mount = await runCli(['mount', '--image', image, m.mnt], { env: m.env })
       t.equal(mount.code, 0, mount.stderr)
       t.match(mount.stderr, /cleaned up a stale mount/)

@@ -1,7 +1,8 @@
 // Emulated Debian boards for tests: a fresh Debian root (trixie arm64/armhf under qemu-user, trixie or
 // bookworm amd64 natively) that a test installs packages into and runs commands in with chroot.
 //
-// Caches, all under /var/cache/kheadersfs (never in the repository), so a second run downloads nothing:
+// Caches, all under /var/cache/kheadersfs ($KHEADERSFS_CACHE; never in the repository), so a second run
+// downloads nothing:
 // - roots/<suite>-<arch>.tar: `mmdebstrap --variant=minbase --include=ca-certificates`, made once (under
 //   a flock lock, written to a temp name and renamed) and extracted once to roots/<suite>-<arch>.d.
 //   (A directory at roots/<suite>-<arch>.tar, left by an earlier manual run, is used as the extracted copy.)
@@ -34,7 +35,7 @@ import {
 import path from 'node:path'
 import { readElfId } from '../../src/pack/elf'
 
-export const CACHE = process.env.KHEADERSFS_BOARD_CACHE ?? '/var/cache/kheadersfs'
+export const CACHE = process.env.KHEADERSFS_CACHE ?? '/var/cache/kheadersfs'
 const MIRROR = 'http://deb.debian.org/debian'
 
 export type Suite = 'trixie' | 'bookworm'

@@ -43,10 +43,11 @@ t.test('a release that is not a file name is refused', async (t) => {
 
 t.test('--config accepts a plain .config or a config.gz; garbage is refused', async (t) => {
   const dir = tinyTree(tmpDir(t))
-  const gz = path.join(dir, '..', 'cfg.gz')
+  const elsewhere = tmpDir(t)
+  const gz = path.join(elsewhere, 'cfg.gz')
   writeFileSync(gz, gzipSync('CONFIG_FROM_GZ=y\n'))
   t.equal(detectKernelTree({ kernel: dir, env, config: gz }).config!.toString(), 'CONFIG_FROM_GZ=y\n')
-  const junk = path.join(dir, '..', 'junk')
+  const junk = path.join(elsewhere, 'junk')
   writeFileSync(junk, 'hello\n')
   t.throws(() => detectKernelTree({ kernel: dir, env, config: junk }), { message: /no CONFIG_ lines/ })
   t.throws(() => detectKernelTree({ kernel: dir, env, config: '/nonexistent/cfg' }), {

@@ -172,13 +172,14 @@ t.test(
 t.test('FIFOs, device nodes, sockets and unprintable names are skipped by name', async (t) => {
   const dir = tinyTree(tmpDir(t))
   execFileSync('mkfifo', [path.join(dir, 'include/linux/fifo.h')])
-  execFileSync('mknod', [path.join(dir, 'include/linux/null.h'), 'c', '1', '3'])
+  const root = process.getuid?.() === 0 // only root makes device nodes
+  if (root) execFileSync('mknod', [path.join(dir, 'include/linux/null.h'), 'c', '1', '3'])
   writeFileSync(path.join(dir, 'include/linux/new\nline.h'), '')
   writeFileSync(Buffer.concat([Buffer.from(path.join(dir, 'include/linux/bad')), Buffer.from([0xff, 0x2e, 0x68])]), '')
   const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'headers')
   const skipped = new Map(sel.skipped.map((s) => [s.path, s.reason]))
   t.match(skipped.get('include/linux/fifo.h'), /FIFO/)
-  t.match(skipped.get('include/linux/null.h'), /character device/)
+  if (root) t.match(skipped.get('include/linux/null.h'), /character device/)
   t.match(skipped.get('include/linux/new\\nline.h'), /not printable UTF-8/)
   t.equal([...skipped.keys()].filter((k) => k.startsWith('include/linux/bad')).length, 1)
   t.notOk(sel.entries.some((e) => /fifo|null|line|bad/.test(e.path)))
