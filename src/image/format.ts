@@ -4,7 +4,8 @@
 // An image is a POSIX ustar archive (readable by any tar) whose members are, in this order:
 //   manifest.json     what the image holds (below)
 //   config.gz         the kernel .config, gzip -9, no name, mtime 0
-//   kheaders.tar.xz   the header archive: sorted, normalized tar, xz with fixed-size blocks
+//   kheaders.tar.xz   the header archive: normalized tar in build order (layout.order), xz with
+//                     fixed-size blocks
 //   SHA256SUMS        `sha256sum` lines for the three members above (covers the manifest too)
 // Each member is one 512-byte ustar header (type '0', mode 0444, uid/gid 0, no owner names, mtime =
 // manifest.epoch), its data, zero padding to 512; then two zero blocks and nothing else.

@@ -503,7 +503,7 @@ async function benchServe(ws: Workspace, image: string): Promise<Section[]> {
     target: atMost(m.rss, limit, `≤ node + 1.2 × image = ${fmtMB(limit)}`),
     how,
   })
-  // Issue 12: the idle daemon's anonymous memory (what a small board pays; its RssFile is mostly the
+  // The idle daemon's anonymous memory (what a small board pays; its RssFile is mostly the
   // node binary and libraries, shared with every other node process) against bare node's.
   const anonLimit = bare.anon + 1.05 * imageBytes + 3e6
   life.add({

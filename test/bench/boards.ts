@@ -111,7 +111,7 @@ function crossPack(ws: Workspace): CrossResult {
   }).trim()
   const release = readFileSync(path.join(tree, 'include', 'config', 'kernel.release'), 'utf8').trim()
   const section = new Section(
-    '5.2 Packing a cross-built kernel tree (issue 11)',
+    '5.2 Packing a cross-built kernel tree',
     `The arm64 kernel cross-built on this host by test/fixtures/cross-kernel.sh (${tree}, release ${release}): an in-tree build whose ` +
       'host programs (fixdep, modpost, genksyms) are x86-64, so `kheadersfs pack` rebuilds them for AArch64 in a scratch copy with ' +
       '`aarch64-linux-gnu-gcc` (the compiler the .config records). Baseline: packing a tree that needs no rebuild with the same file ' +
@@ -399,8 +399,8 @@ export async function benchBoards(ws: Workspace, note = ''): Promise<Section[]> 
   const head = new Section(
     '5. Boards, packages and cross-built kernels',
     'What kheadersfs costs where it is meant to run: the size of its Debian packages, the price of packing a kernel cross-built on ' +
-      'an x86 host for an arm64 board (its host programs rebuilt for the board, issue 11), and mounting and building a module on an ' +
-      'arm64 board (issue 10). **The board is emulated with qemu-user on this x86-64 host; its figures are not hardware figures**, ' +
+      'an x86 host for an arm64 board (its host programs rebuilt for the board), and mounting and building a module on an ' +
+      'arm64 board. **The board is emulated with qemu-user on this x86-64 host; its figures are not hardware figures**, ' +
       'and its ratios compare steps under the same emulation. No targets: these rows report.' +
       (note ? ` ${note}` : ''),
   )

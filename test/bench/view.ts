@@ -67,7 +67,7 @@ interface Fixture {
 const HELLO_FX: Fixture = { name: 'hello', dir: HELLO, ko: 'hello.ko' }
 /** test/fixtures/bigmod, the larger module. */
 const BIGMOD_FX: Fixture = { name: 'bigmod', dir: BIGMOD, ko: 'bigmod.ko' }
-/** The cache bounds 4.1 builds with; issue 12's targets are at TARGET_CACHE_MB. */
+/** The cache bounds 4.1 builds with; the memory targets are at TARGET_CACHE_MB. */
 const CACHES = [...new Set([4, 8, 16, 32, DEFAULT_CACHE_MB])].sort((a, b) => a - b)
 const TARGET_CACHE_MB = 8
 
@@ -983,7 +983,7 @@ async function blockSizes(
   const small = path.join(ws.mnt, 'kheaders', SMALL)
   const reads: Record<string, number[]> = {}
   const builds: Record<string, { ms: number[]; decodes: number[]; rss: number[] }> = {}
-  // The default cache and issue 12's cache_mb=8 (one column when they are the same).
+  // The default cache and the targets' cache_mb=8 (one column when they are the same).
   const caches = [...new Set([DEFAULT_CACHE_MB, TARGET_CACHE_MB])]
   process.stderr.write(`view: block sizes, ${readRuns} cold reads and ${buildRuns}×${caches.length} cold builds each\n`)
   for (let i = 0; i < readRuns; i++) {
