@@ -50,7 +50,7 @@ else
   rm -rf "$SRC"
   mkdir -p "$SRC"
   git archive --format=tar "$REV" src mount systemd completion docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
-  printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
+  printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc/dist", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
   TSCONFIG=$SRC/tsconfig.package.json
   log "source: git $(git rev-parse --short "$REV")"
 fi
@@ -60,6 +60,11 @@ VERSION=$(node -p "require('$SRC/package.json').version")
 log "compiling src/ (tsc -p $TSCONFIG)"
 rm -rf build/tsc
 node_modules/.bin/tsc -p "$TSCONFIG"
+# build/tsc is laid out like a checkout (dist/src, package.json, the mount/ and systemd/ templates),
+# so that its own `kheadersfs install-helpers` runs here with this host's node and renders the
+# helper, the units and the CLI wrapper into each package below (step 4).
+cp "$SRC/package.json" build/tsc/
+cp -r "$SRC/mount" "$SRC/systemd" build/tsc/
 
 # --- 2. production node_modules, from package-lock.json, cached per lockfile --------------------
 LOCKSUM=$(cat "$SRC/package-lock.json" "$SRC/package.json" | sha256sum | cut -c1-16)
@@ -97,14 +102,13 @@ for ARCH in "${ARCHS[@]}"; do
   ADDONS=$(bash packaging/addons.sh "$ARCH" "$SRC/src/native")
   R=$STAGE/$ARCH
   rm -rf "$R"
-  mkdir -p "$R/DEBIAN" "$R/$APP/dist" "$R/usr/bin" "$R/sbin" "$R/usr/lib/systemd/system" \
+  mkdir -p "$R/DEBIAN" "$R/$APP/dist" \
     "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs" "$R/usr/share/bash-completion/completions"
 
-  # The app: compiled src, a trimmed package.json (version.ts reads it), and the shipped helper and
-  # units that `kheadersfs install-helpers` reads (it refuses to replace the packaged copies below).
-  cp -r build/tsc/src "$R/$APP/dist/src"
+  # The app: compiled src and a trimmed package.json (version.ts reads it). No mount/ or systemd/:
+  # nothing in the app reads them at run time (the package installs the rendered files itself).
+  cp -r build/tsc/dist/src "$R/$APP/dist/src"
   node packaging/deb-meta.js app-package-json "$SRC/package.json" >"$R/$APP/package.json"
-  cp -r "$SRC/mount" "$SRC/systemd" "$R/$APP/"
 
   # Production node_modules, pruned to what runs on this architecture.
   cp -r "$PROD/node_modules" "$R/$APP/node_modules"
@@ -132,17 +136,6 @@ for ARCH in "${ARCHS[@]}"; do
     -o -name 'prebuilds' -o -name 'benchmarks' -o -name 'docs' -o -name 'example*' \) -prune \
     -exec rm -rf {} +
 
-  # The CLI, the mount(8) helper, the units: pointed at /usr/bin/kheadersfs, without install-helpers'
-  # MARK, so `kheadersfs install-helpers` never replaces or removes them.
-  printf '#!/bin/sh\n# kheadersfs: kernel headers and config over FUSE (see kheadersfs(1))\nexec /usr/bin/node /%s/dist/src/cli.js "$@"\n' "$APP" >"$R/usr/bin/kheadersfs"
-  sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' \
-    -e 's|^# "kheadersfs install-helpers" installs this as /sbin/mount.kheadersfs with the line below pointing|# Installed by the kheadersfs package as /sbin/mount.kheadersfs, with the line below pointing|' \
-    "$SRC/mount/mount.kheadersfs" >"$R/sbin/mount.kheadersfs"
-  for u in "$SRC"/systemd/*; do
-    sed -e 's|/usr/local/bin/kheadersfs|/usr/bin/kheadersfs|g' -e 's|Installed by "kheadersfs install-helpers"\.|Installed by the kheadersfs package.|' \
-      "$u" >"$R/usr/lib/systemd/system/$(basename "$u")"
-  done
-
   # Bash completion (bash-completion loads it on the first <TAB> after "kheadersfs").
   cp "$SRC/completion/kheadersfs" "$R/usr/share/bash-completion/completions/kheadersfs"
 
@@ -155,12 +148,18 @@ for ARCH in "${ARCHS[@]}"; do
   printf 'kheadersfs (%s) unstable; urgency=medium\n\n  * Binary package built from the npm project by packaging/build.sh.\n\n -- %s  %s\n' \
     "$VERSION" "$MAINTAINER" "$CHANGELOG_DATE" | gzip -9n >"$R/usr/share/doc/kheadersfs/changelog.gz"
 
-  # Modes: directories and files 755/644, executables only the two entry points.
+  # Modes: directories and files 755/644.
   find "$R" -type d -exec chmod 755 {} +
   find "$R" -type f -exec chmod 644 {} +
-  chmod 755 "$R/usr/bin/kheadersfs" "$R/sbin/mount.kheadersfs"
   # Scripts with a #! line (cli.js, node-gyp-build's bin.js, ...) are executable, as npm makes them.
   find "$R/$APP" -type f -exec sh -c 'for f; do [ "$(head -c 2 "$f")" = "#!" ] && chmod 755 "$f"; done; true' sh {} +
+
+  # The CLI wrapper, the mount(8) helper and the units: the same install plan as a checkout's
+  # `kheadersfs install-helpers`, pointed at the packaged node and app, with its modes (the two
+  # entry points 755, the units 644). --for-package leaves out install-helpers' MARK, so
+  # `kheadersfs install-helpers` never replaces or removes the packaged files.
+  node build/tsc/dist/src/cli.js install-helpers --for-package --destdir "$R" --node /usr/bin/node --app "/$APP" \
+    --bindir /usr/bin --helperdir /sbin --unitdir /usr/lib/systemd/system >/dev/null
 
   # Nothing of this machine inside, and no install-helpers MARK outside the app's own code.
   if grep -rlaE '/work/|/root/|/tmp/|/var/cache/' "$R" | grep -v "^$R/DEBIAN/" >"$STAGE/leaks.$ARCH"; then

@@ -14,9 +14,18 @@ import { writableByOthers } from './writable-by'
 
 /** Every installed file carries this line, so uninstall and reinstall never touch a foreign file. */
 export const MARK = 'installed by "kheadersfs install-helpers"'
+/** The program's root: a checkout, the npm package, or the tree packaging/build.sh compiles. */
 const ROOT = path.join(__dirname, '..', '..', '..')
-/** The CLI path the shipped helper and units name; replaced by the real one at install. */
-const SHIPPED_BIN = '/usr/local/bin/kheadersfs'
+/** The CLI inside such a root (dist/src/cli.js), which --app DIR names on the target system. */
+const APP_CLI = path.relative(ROOT, CLI_PATH)
+/**
+ * The shipped helper and units are templates: each @NAME@ is replaced at install (an explicit
+ * placeholder, so rewording a comment can never change what gets installed).
+ */
+const TEMPLATES = {
+  helper: 'mount/mount.kheadersfs',
+  units: ['systemd/kheadersfs@.service', 'systemd/proc\\x2dext.mount'],
+}
 
 type Dirs = Record<'bindir' | 'helperdir' | 'unitdir', string>
 export const DEFAULT_DIRS: Readonly<Dirs> = {
@@ -25,6 +34,20 @@ export const DEFAULT_DIRS: Readonly<Dirs> = {
   unitdir: '/usr/local/lib/systemd/system',
 }
 
+/** What the installed wrapper runs, and who owns the files. */
+interface Program {
+  /** The node binary on the target system. */
+  node: string
+  /** The kheadersfs CLI on the target system. */
+  cli: string
+  /**
+   * Files a distribution package owns: no MARK, so install-helpers neither replaces nor removes
+   * them (dpkg does), and their comments name the package.
+   */
+  forPackage: boolean
+}
+const THIS_PROGRAM: Readonly<Program> = { node: process.execPath, cli: CLI_PATH, forPackage: false }
+
 export interface InstallFile {
   /** Absolute path on the target system (before --destdir). */
   path: string
@@ -32,35 +55,67 @@ export interface InstallFile {
   mode: number
 }
 
-/** What to install for these directories: the CLI wrapper, mount.kheadersfs, the units. */
-export function installPlan(dirs: Dirs, node = process.execPath, cli = CLI_PATH): InstallFile[] {
-  const bin = path.join(dirs.bindir, 'kheadersfs')
-  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
-  const files: InstallFile[] = [
-    {
-      path: bin,
-      mode: 0o755,
-      // Absolute paths: mount(8)'s PATH may not hold node, and `env node` would then fail.
-      content: `#!/bin/sh\n# kheadersfs: ${MARK}\nexec ${q(node)} ${q(cli)} "$@"\n`,
-    },
+/** Where the files go, without reading the templates (all that --uninstall needs). */
+function installPaths(dirs: Dirs): Array<Omit<InstallFile, 'content'>> {
+  return [
+    { path: path.join(dirs.bindir, 'kheadersfs'), mode: 0o755 },
+    { path: path.join(dirs.helperdir, 'mount.kheadersfs'), mode: 0o755 },
+    ...TEMPLATES.units.map((u) => ({ path: path.join(dirs.unitdir, path.basename(u)), mode: 0o644 })),
   ]
-  const helper = readFileSync(path.join(ROOT, 'mount', 'mount.kheadersfs'), 'utf8')
-  files.push({ path: path.join(dirs.helperdir, 'mount.kheadersfs'), mode: 0o755, content: stamp(helper, bin) })
-  for (const unit of ['kheadersfs@.service', 'proc\\x2dext.mount']) {
-    files.push({
-      path: path.join(dirs.unitdir, unit),
-      mode: 0o644,
-      content: stamp(readFileSync(path.join(ROOT, 'systemd', unit), 'utf8'), bin),
-    })
-  }
-  return files
 }
 
-/** Point a shipped file at the installed CLI and mark it as ours (after the shebang, if any). */
-function stamp(text: string, bin: string): string {
-  const body = text.split(SHIPPED_BIN).join(bin)
-  const nl = body.indexOf('\n') + 1
-  return body.startsWith('#!') ? `${body.slice(0, nl)}# ${MARK}\n${body.slice(nl)}` : `# ${MARK}\n${body}`
+/**
+ * The one install plan: what `install-helpers` writes, and what packaging/build.sh stages (with
+ * --for-package) into the Debian package: the CLI wrapper, mount.kheadersfs, the units.
+ */
+export function installPlan(dirs: Dirs, program: Program = THIS_PROGRAM): InstallFile[] {
+  const [wrapper, helper, ...units] = installPaths(dirs)
+  const values: Record<string, string> = {
+    KHEADERSFS: wrapper.path,
+    INSTALLER: program.forPackage ? 'the kheadersfs package' : '"kheadersfs install-helpers"',
+  }
+  const render = (rel: string): string => {
+    const text = readTemplate(rel).replace(/@([A-Z_]+)@/g, (whole, name: string) => {
+      const v = values[name]
+      if (v === undefined) throw new Error(`${rel}: unknown placeholder ${whole}`)
+      return v
+    })
+    return program.forPackage ? text : stamp(text)
+  }
+  const note = program.forPackage ? 'kernel headers and config over FUSE (see kheadersfs(1))' : MARK
+  return [
+    // Absolute paths: mount(8)'s PATH may not hold node, and `env node` would then fail.
+    {
+      ...wrapper,
+      content: `#!/bin/sh\n# kheadersfs: ${note}\nexec ${shellWord(program.node)} ${shellWord(program.cli)} "$@"\n`,
+    },
+    { ...helper, content: render(TEMPLATES.helper) },
+    ...units.map((u, i) => ({ ...u, content: render(TEMPLATES.units[i]) })),
+  ]
+}
+
+function readTemplate(rel: string): string {
+  const file = path.join(ROOT, rel)
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (e) {
+    // The Debian package ships no templates: it has installed the rendered files itself.
+    throw new IoError(
+      `Cannot read the template ${file}: ${reason(e)}; the kheadersfs package has installed its wrapper, helper and units already (/usr/bin, /sbin, /usr/lib/systemd/system); install-helpers runs from a checkout or the npm package`,
+      e,
+    )
+  }
+}
+
+/** A path as one sh word: as is when it needs no quoting (the packaged wrapper's form), else quoted. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+/** Mark a rendered file as ours (after the shebang, if any). */
+function stamp(text: string): string {
+  const nl = text.indexOf('\n') + 1
+  return text.startsWith('#!') ? `${text.slice(0, nl)}# ${MARK}\n${text.slice(nl)}` : `# ${MARK}\n${text}`
 }
 
 function isOurs(file: string): boolean {
@@ -74,7 +129,7 @@ function isOurs(file: string): boolean {
 }
 
 export const installHelpers: Command = {
-  usage: `Usage: kheadersfs install-helpers [--uninstall] [--destdir DIR] [--bindir DIR] [--helperdir DIR] [--unitdir DIR]
+  usage: `Usage: kheadersfs install-helpers [--uninstall] [--destdir DIR [--for-package]] [--bindir DIR] [--helperdir DIR] [--unitdir DIR] [--node PATH] [--app DIR]
 
 Install what mount(8), /etc/fstab and systemd need (as root):
   BINDIR/kheadersfs          the CLI (mount.fuse runs it for "mount -t fuse.kheadersfs")  [${DEFAULT_DIRS.bindir}]
@@ -83,6 +138,10 @@ Install what mount(8), /etc/fstab and systemd need (as root):
 Files another program installed are never replaced; --uninstall removes only kheadersfs's own.
 
   --destdir DIR   stage the files under DIR (for packaging); paths inside them stay unprefixed
+  --node PATH     the node the CLI wrapper runs  [the node running this]
+  --app DIR       the kheadersfs the CLI wrapper runs, DIR/${APP_CLI}  [this one]
+  --for-package   the files belong to a package (needs --destdir): no install-helpers mark, so
+                  install-helpers never replaces or removes them
   --uninstall     remove the files installed before`,
 
   run(args, ctx) {
@@ -92,6 +151,9 @@ Files another program installed are never replaced; --uninstall removes only khe
       bindir: { type: 'string' },
       helperdir: { type: 'string' },
       unitdir: { type: 'string' },
+      node: { type: 'string' },
+      app: { type: 'string' },
+      'for-package': { type: 'boolean' },
     })
     if (positionals.length > 0)
       throw new UsageError(
@@ -104,13 +166,19 @@ Files another program installed are never replaced; --uninstall removes only khe
       if (!path.isAbsolute(v)) throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
       dirs[k] = path.normalize(v)
     }
-    if (values.destdir !== undefined && !path.isAbsolute(values.destdir))
-      throw new UsageError(`Cannot use --destdir ${JSON.stringify(values.destdir)}: give an absolute path`)
+    for (const k of ['destdir', 'node', 'app'] as const) {
+      const v = values[k]
+      if (v !== undefined && !path.isAbsolute(v))
+        throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
+    }
+    const forPackage = values['for-package'] === true
+    // Installed live, unmarked files could never be replaced or removed by install-helpers again.
+    if (forPackage && values.destdir === undefined)
+      throw new UsageError('Cannot use --for-package without --destdir: a package is staged, then installed by dpkg')
     const where = (p: string): string => (values.destdir ? path.join(values.destdir, p) : p)
-    const plan = installPlan(dirs)
 
     if (values.uninstall) {
-      for (const f of plan) {
+      for (const f of installPaths(dirs)) {
         const target = where(f.path)
         if (!existsSync(target)) continue
         if (!isOurs(target)) {
@@ -126,19 +194,30 @@ Files another program installed are never replaced; --uninstall removes only khe
       }
       return 0
     }
-    // What the installed files run is root's code at boot (mount(8), systemd): node and this checkout
-    // must be root's alone, or any user who can change them gets root.
-    const why =
-      writableByOthers(process.execPath) ??
-      writableByOthers(
-        CLI_PATH,
-        [path.join(ROOT, 'dist'), path.join(ROOT, 'node_modules'), path.join(ROOT, 'src', 'native', 'build')].filter(
-          existsSync,
-        ),
+    const app = values.app === undefined ? ROOT : path.normalize(values.app)
+    const program: Program = {
+      node: values.node === undefined ? process.execPath : path.normalize(values.node),
+      cli: path.join(app, APP_CLI),
+      forPackage,
+    }
+    const plan = installPlan(dirs, program)
+    // What the installed files run is root's code at boot (mount(8), systemd): node and the program
+    // must be root's alone, or any user who can change them gets root. A --node or --app given with
+    // --destdir names a file of the system DIR is staged for, not of this one: nothing here to check.
+    const check = (given: string | undefined): boolean => given === undefined || values.destdir === undefined
+    if (check(values.node) && !existsSync(program.node))
+      throw new IoError(`Cannot install the helpers: there is no ${program.node}; give --node the path of node`)
+    if (check(values.app) && !existsSync(program.cli))
+      throw new IoError(
+        `Cannot install the helpers: there is no ${program.cli}; give --app the directory of a kheadersfs`,
       )
+    const trees = ['dist', 'node_modules', path.join('src', 'native', 'build')].map((d) => path.join(app, d))
+    const why =
+      (check(values.node) ? writableByOthers(program.node) : undefined) ??
+      (check(values.app) ? writableByOthers(program.cli, trees.filter(existsSync)) : undefined)
     if (why !== undefined) {
       throw new IoError(
-        `Cannot install the helpers: they run ${CLI_PATH} as root, and ${why}; install from a checkout that only root can change (e.g. cloned as root under /opt), or install the kheadersfs package`,
+        `Cannot install the helpers: they run ${program.cli} as root, and ${why}; install from a checkout that only root can change (e.g. cloned as root under /opt), or install the kheadersfs package`,
       )
     }
     // Check every target first: refuse before writing anything.
@@ -160,10 +239,11 @@ Files another program installed are never replaced; --uninstall removes only khe
       }
       ctx.stdout.write(`installed ${target}\n`)
     }
-    ctx.stdout.write(
-      `Next: "mount -t fuse.kheadersfs auto /proc-ext", an fstab line "auto /proc-ext fuse.kheadersfs ro,nofail 0 0", or\n` +
-        `  systemctl daemon-reload && systemctl enable --now "kheadersfs@$(systemd-escape --path /proc-ext).service"\n`,
-    )
+    if (!forPackage)
+      ctx.stdout.write(
+        `Next: "mount -t fuse.kheadersfs auto /proc-ext", an fstab line "auto /proc-ext fuse.kheadersfs ro,nofail 0 0", or\n` +
+          `  systemctl daemon-reload && systemctl enable --now "kheadersfs@$(systemd-escape --path /proc-ext).service"\n`,
+      )
     return 0
   },
 }

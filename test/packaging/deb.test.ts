@@ -11,7 +11,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { MARK } from '../../src/commands/install-helpers'
-import { ROOT } from '../helpers/cli'
+import { ROOT, runCli } from '../helpers/cli'
 import { tmpDir } from '../helpers/tmp'
 
 const ARCHS = ['amd64', 'arm64', 'armhf'] as const
@@ -144,6 +144,11 @@ t.test(
           [],
           'no tests, sources, maps or foreign prebuilds',
         )
+        t.same(
+          paths.filter((p) => p.startsWith(`${APP}/mount/`) || p.startsWith(`${APP}/systemd/`)),
+          [],
+          'no mount/ or systemd/ templates in the app: the package installs the rendered files',
+        )
         for (const dep of Object.keys(packaged))
           t.ok(paths.includes(`${APP}/node_modules/${dep}/package.json`), `bundles ${dep}`)
         t.notOk(
@@ -194,6 +199,44 @@ t.test(
           readFileSync(path.join(x, 'usr/lib/systemd/system/kheadersfs@.service'), 'utf8'),
           /^ExecStart=\/usr\/bin\/kheadersfs mount %f$/m,
         )
+        // One install plan: build.sh staged these with install-helpers --for-package, so this
+        // checkout's install-helpers, given the same arguments, writes the same bytes and modes
+        // (the package is built from the last commit: commit template changes first).
+        const staged = tmpDir(t, 'kheadersfs-deb-plan-')
+        const plan = await runCli([
+          'install-helpers',
+          '--for-package',
+          '--destdir',
+          staged,
+          '--node',
+          '/usr/bin/node',
+          '--app',
+          `/${APP}`,
+          '--bindir',
+          '/usr/bin',
+          '--helperdir',
+          '/sbin',
+          '--unitdir',
+          '/usr/lib/systemd/system',
+        ])
+        t.equal(plan.code, 0, plan.stderr)
+        for (const p of [
+          'usr/bin/kheadersfs',
+          'sbin/mount.kheadersfs',
+          'usr/lib/systemd/system/kheadersfs@.service',
+          'usr/lib/systemd/system/proc\\x2dext.mount',
+        ]) {
+          t.equal(
+            readFileSync(path.join(x, p), 'utf8'),
+            readFileSync(path.join(staged, p), 'utf8'),
+            `/${p}: as install-helpers stages it`,
+          )
+          t.equal(
+            lstatSync(path.join(x, p)).mode & 0o777,
+            lstatSync(path.join(staged, p)).mode & 0o777,
+            `/${p}: its mode`,
+          )
+        }
         t.equal(
           readFileSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs'), 'utf8'),
           readFileSync(path.join(ROOT, 'completion', 'kheadersfs'), 'utf8'),
@@ -231,6 +274,16 @@ t.test(
           )
           t.equal(load.status, 0, 'the FUSE binding and lzma-native load from the package', { stderr: load.stderr })
           t.equal(load.stdout, '5.2.3', 'lzma-native is the bundled xz 5.2.3')
+          // The packaged CLI has no templates: install-helpers refuses (the package has installed the
+          // files), while --uninstall, which needs only the paths, still works.
+          const dest = tmpDir(t, 'kheadersfs-deb-helpers-')
+          const inst = spawnSync(process.execPath, [cli, 'install-helpers', '--destdir', dest], { encoding: 'utf8' })
+          t.equal(inst.status, 8, 'the packaged install-helpers refuses')
+          t.match(inst.stderr, /Cannot read the template .*mount\.kheadersfs: .*the kheadersfs package has installed/)
+          const un = spawnSync(process.execPath, [cli, 'install-helpers', '--destdir', dest, '--uninstall'], {
+            encoding: 'utf8',
+          })
+          t.equal(un.status, 0, `the packaged install-helpers --uninstall runs: ${un.stderr}`)
         }
       })
     }
