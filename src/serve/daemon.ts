@@ -343,12 +343,7 @@ function logStats(s: DaemonSession): void {
   )
 }
 
-/**
- * The load leaves V8 marking its heap incrementally; a collection forced before that marking is
- * over keeps what it already found live. Measured: collected at once, the idle RssAnon was 17.2 or
- * 18.7 MB from one mount to the next (median 18.6); 300 ms later 17.1-17.6 MB in 7 mounts of 7,
- * 500 ms later in 6 of 7.
- */
+/** A collection forced while V8 still marks the load's heap keeps what it found live (docs/design.md, "Memory"). */
 const COLLECT_AFTER_READY_MS = 500
 
 /** A promise and its resolve, apart (Promise.withResolvers needs Node 22). */
