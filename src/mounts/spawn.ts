@@ -23,16 +23,15 @@ export function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
 }
 
 /**
- * V8 flags for the daemon: a small young generation keeps its idle RSS ~5 MB lower; gc() for the
- * reclaimer without a second context (docs/design.md, "Memory").
+ * V8 flags for the daemon: a small young generation lowers its idle RSS; gc() for the reclaimer
+ * without a second context (docs/design.md, "Memory").
  */
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc']
 
 /**
  * glibc raises its mmap threshold after the first freed large block, after which the xz decoders'
- * 64 KiB output chunks and the 1 MiB decoded blocks fragment the heap: 33 MB of block cache then cost
- * 64 MB of RSS. A fixed threshold at the chunk size keeps them in their own mappings, returned to the
- * system when freed: the same cache costs 37 MB (docs/design.md, "Memory").
+ * 64 KiB output chunks and the decoded blocks fragment the heap. A fixed threshold at the chunk size
+ * keeps them in their own mappings, returned to the system when freed (docs/design.md, "Memory").
  */
 const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
 

@@ -26,7 +26,7 @@ import { loadBinding } from '../native/binding'
 import { createDispatch } from './ops'
 import { checkFuse, checkMountpoint } from './preflight'
 import { collectAfterLoad } from './reclaim'
-import { buildTree, completeView, FLAT_FILES, VIEW_DIR, type Tree } from './tree'
+import { buildTree, FLAT_FILES, VIEW_DIR, type Tree } from './tree'
 
 export interface DaemonOptions {
   mountpoint: string
@@ -51,56 +51,115 @@ export interface DaemonOptions {
   log: Logger
 }
 
+/** What a mount holds from ready until the kernel ends it: made by start(), undone by stop(). */
+interface DaemonSession {
+  readonly log: Logger
+  readonly env: NodeJS.ProcessEnv
+  readonly mountpoint: string
+  readonly mounted: Mounted
+  readonly tree: Tree
+  /** The build links this mount owns (-o link_build), with the view they point at. */
+  readonly links: OwnedLinks | undefined
+  /** Calls per operation, counted by the dispatcher (for the stats). */
+  readonly counts: Record<string, number>
+  readonly startedAt: number
+}
+
+type OwnedLinks = BuildLinks & { view: string }
+
+/** The manifest's head: all of the image the daemon needs once the tree holds the rest. */
+interface LoadedImage {
+  release: string
+  profile: string
+  bytes: number
+}
+
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const log = opts.log.child({ component: 'daemon', mountpoint: opts.mountpoint })
-  let readyFd = opts.readyFd
-  const tell = (msg: ReadyMessage): void => {
-    if (readyFd === undefined) return
-    try {
-      writeSync(readyFd, formatReady(msg))
-      closeSync(readyFd)
-    } catch {
-      // the parent is gone; nothing to tell
-    }
-    readyFd = undefined
-  }
-  const counts: Record<string, number> = {}
-  const started = await start(opts, log, counts).catch((e: unknown) => {
-    const err = KheadersError.is(e) ? e : undefined
-    log.error({ err: err ? err.message : (e as Error).stack }, 'failed to start')
-    tell({
-      ready: false,
-      message: err ? err.message : `internal error: ${(e as Error).message}`,
-      exitCode: err ? err.exitCode : ExitCode.failure,
-    })
+  const ready = deferred()
+  const session = await start(opts, log, ready.promise).catch((e: unknown) => {
+    reportFailure(opts.readyFd, log, e)
     throw e
   })
-  tell({ ready: true, pid: process.pid })
-  return serve(started, log, counts, opts.env)
+  tellParent(opts.readyFd, { ready: true, pid: process.pid })
+  ready.resolve() // the tree's idle time: it builds its view now, off the path to ready
+  await serve(session)
+  stop(session)
+  return 0
 }
 
-interface Started {
-  mounted: Mounted
-  tree: Tree
-  links: (BuildLinks & { view: string }) | undefined
-  mountpoint: string
-  startedAt: number
-}
-
-/** Everything up to ready; on failure, nothing is left behind (no mount, no links, no state). */
-async function start(opts: DaemonOptions, log: Logger, counts: Record<string, number>): Promise<Started> {
+/**
+ * Everything up to ready: checks, the image in memory, the mount, proof that it answers, the build
+ * links and the state file. On failure nothing is left behind (no mount, no links, no state).
+ * `ready` resolves once the parent was told; the tree builds its view after it, off the path to ready.
+ */
+async function start(opts: DaemonOptions, log: Logger, ready: Promise<void>): Promise<DaemonSession> {
   const t0 = performance.now()
+  preflight(opts)
+  const { tree, image } = loadImage(opts, log, ready, t0)
+  const t1 = performance.now()
+  const counts: Record<string, number> = {}
+  const mounted = mount(opts, tree, log, counts)
+  try {
+    await readable(opts.mountpoint)
+    const mountMs = performance.now() - t1
+    const { links, startedAt } = linkAndRecord(opts, image, log)
+    log.info(
+      {
+        imageBytes: image.bytes,
+        servedBytes: tree.bytes,
+        loadMs: round(t1 - t0),
+        mountMs: round(mountMs),
+        totalMs: round(performance.now() - t0),
+      },
+      'mounted',
+    )
+    return { log, env: opts.env, mountpoint: opts.mountpoint, mounted, tree, links, counts, startedAt }
+  } catch (e) {
+    await unmountAtOnce(mounted)
+    throw e
+  }
+}
+
+/** Each common failure gets its own one-line message, before anything is read or mounted. */
+function preflight(opts: DaemonOptions): void {
   checkFuse(opts.env)
   loadBinding()
   checkMountpoint(opts.mountpoint, { nonempty: opts.nonempty })
-  const { tree, image: m } = load(opts, log)
-  const loadMs = performance.now() - t0
+}
+
+/**
+ * Read, check and index the image. Only the tree and the manifest's head outlive this call: the
+ * file table (thousands of records) is garbage once the tree holds it in compact form.
+ */
+function loadImage(
+  opts: DaemonOptions,
+  log: Logger,
+  ready: Promise<void>,
+  t0: number,
+): { tree: Tree; image: LoadedImage } {
+  const image = readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
+  const { release, profile } = image.manifest
+  if (release !== opts.release && !opts.force) {
+    throw new ImageFormatError(
+      `Cannot load image ${opts.image}: it is for kernel ${release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
+    )
+  }
+  const cacheBytes = cacheBound(opts, image.manifest.payloads['kheaders.tar.xz'].blockSize, log)
+  // The manifest's file table is checked by now; only the table built from it waits for ready.
+  const tree = buildTree(image, { view: opts.view, cacheBytes, idleFrom: ready })
+  const loaded = { release, profile, bytes: image.bytes }
+  logLoaded(opts, log, tree, loaded, performance.now() - t0)
+  return { tree, image: loaded }
+}
+
+function logLoaded(opts: DaemonOptions, log: Logger, tree: Tree, image: LoadedImage, loadMs: number): void {
   log.info(
     {
       image: opts.image,
-      release: m.release,
-      profile: m.profile,
-      imageBytes: m.bytes,
+      release: image.release,
+      profile: image.profile,
+      imageBytes: image.bytes,
       loadMs: round(loadMs),
       view: opts.view,
       xzBlocks: tree.archive?.index.blocks.length,
@@ -108,10 +167,29 @@ async function start(opts: DaemonOptions, log: Logger, counts: Record<string, nu
     },
     'image loaded',
   )
-  const t1 = performance.now()
-  let mounted: Mounted
+}
+
+/** The decoded-block cache's bound: a cache that cannot hold one block would decode a whole block for every read. */
+function cacheBound(opts: DaemonOptions, block: number, log: Logger): number {
+  const asked = opts.cacheBytes ?? opts.defaultCacheBytes
+  if (!opts.view || asked >= block) return asked
+  const mib = Math.ceil(block / 2 ** 20)
+  if (opts.cacheBytes !== undefined) {
+    throw new UsageError(
+      `Cannot use -o cache_mb=${opts.cacheBytes / 2 ** 20} with image ${opts.image}: its xz blocks are ${mib} MiB and the cache must hold one; give cache_mb=${mib} or more`,
+    )
+  }
+  log.warn(
+    { cacheBytes: asked, blockSize: block },
+    `the default cache is smaller than one xz block: raised to ${mib} MiB`,
+  )
+  return mib * 2 ** 20
+}
+
+/** Mount `tree`, its requests counted in `counts`; libfuse's refusal becomes a one-line error. */
+function mount(opts: DaemonOptions, tree: Tree, log: Logger, counts: Record<string, number>): Mounted {
   try {
-    mounted = mountFuse(opts.mountpoint, (replies, name) => createDispatch(tree, replies, name, log, counts), {
+    return mountFuse(opts.mountpoint, (replies, name) => createDispatch(tree, replies, name, log, counts), {
       allowOther: process.getuid?.() === 0,
       nonempty: opts.nonempty,
       mtime: tree.mtime.getTime() / 1000,
@@ -122,146 +200,162 @@ async function start(opts: DaemonOptions, log: Logger, counts: Record<string, nu
       `Cannot mount at ${opts.mountpoint}: libfuse refused (${(e as Error).message}); see ${opts.logFile ?? 'the messages above'}`,
     )
   }
-  let links: Started['links']
+}
+
+/** Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it. */
+function readable(mountpoint: string): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    stat(fsPath(path.join(mountpoint, FLAT_FILES[2])), (e) => (e ? reject(e) : resolve())),
+  )
+}
+
+/** The build links (-o link_build), then the state file that names them; a failure leaves neither. */
+function linkAndRecord(
+  opts: DaemonOptions,
+  image: LoadedImage,
+  log: Logger,
+): { links: OwnedLinks | undefined; startedAt: number } {
+  const links = opts.linkBuild ? linkBuild(image.release, path.join(opts.mountpoint, VIEW_DIR), log) : undefined
+  const startedAt = Date.now()
   try {
-    // Proof of readiness: a lookup through the kernel. Async, so this thread stays free to answer it.
-    await new Promise<void>((resolve, reject) =>
-      stat(fsPath(path.join(opts.mountpoint, FLAT_FILES[2])), (e) => (e ? reject(e) : resolve())),
-    )
-    const mountMs = performance.now() - t1
-    if (opts.linkBuild) {
-      const view = path.join(opts.mountpoint, VIEW_DIR)
-      try {
-        links = { ...createBuildLinks(m.release, view), view }
-      } catch (e) {
-        throw new IoError(
-          `Cannot link ${MODULES_DIR}/${m.release}/build to ${view}: ${reason(e)}; run as root or mount without -o link_build`,
-          e,
-        )
-      }
-      for (const k of links.kept) log.warn({ path: k.path, reason: k.reason }, `left ${k.path} alone: ${k.reason}`)
-      if (links.links.length)
-        log.info({ links: links.links, target: view }, 'linked the kernel build directory to the view')
-    }
-    const startedAt = Date.now()
-    const unit = opts.env.INVOCATION_ID ? unitOf(process.pid) : undefined // only services have a PIDFile
-    writeState(opts.env, {
-      pid: process.pid,
-      mountpoint: opts.mountpoint,
-      image: path.resolve(opts.image),
-      release: m.release,
-      profile: m.profile,
-      imageBytes: m.bytes,
-      started: startedAt,
-      logFile: opts.logFile,
-      version: version(),
-      ...(links ? { links: { links: links.links, createdDir: links.createdDir, view: links.view } } : {}),
-      ...(unit ? { unit } : {}),
-    })
-    log.info(
-      {
-        imageBytes: m.bytes,
-        servedBytes: tree.bytes,
-        loadMs: round(loadMs),
-        mountMs: round(mountMs),
-        totalMs: round(performance.now() - t0),
-      },
-      'mounted',
-    )
-    return { mounted, tree, links, mountpoint: opts.mountpoint, startedAt }
+    recordState(opts, image, links, startedAt)
   } catch (e) {
     if (links) removeBuildLinks(links, links.view)
-    mounted.detach()
-    // Nothing can have a file open yet but the readiness stat: the session ends at once.
-    await Promise.race([mounted.ended, new Promise((r) => setTimeout(r, 5000).unref())])
     throw e
+  }
+  return { links, startedAt }
+}
+
+function linkBuild(release: string, view: string, log: Logger): OwnedLinks {
+  const links = createLinks(release, view)
+  for (const k of links.kept) log.warn({ path: k.path, reason: k.reason }, `left ${k.path} alone: ${k.reason}`)
+  if (links.links.length)
+    log.info({ links: links.links, target: view }, 'linked the kernel build directory to the view')
+  return { ...links, view }
+}
+
+function createLinks(release: string, view: string): BuildLinks {
+  try {
+    return createBuildLinks(release, view)
+  } catch (e) {
+    throw new IoError(
+      `Cannot link ${MODULES_DIR}/${release}/build to ${view}: ${reason(e)}; run as root or mount without -o link_build`,
+      e,
+    )
   }
 }
 
-/** From ready until the kernel ends the session. */
-async function serve(s: Started, log: Logger, counts: Record<string, number>, env: NodeJS.ProcessEnv): Promise<number> {
-  // Off the path to ready: the view's table (unless a lookup needed it already), then the load's
-  // garbage (JSON text, file records) goes, not whenever V8 next needs room, so that the idle
-  // daemon holds the image, the tree and little else (serve/reclaim.ts).
-  setImmediate(() => completeView(s.tree))
+/** The state file `kheadersfs status`, `umount` and the next `mount` read. */
+function recordState(opts: DaemonOptions, image: LoadedImage, links: OwnedLinks | undefined, started: number): void {
+  const unit = opts.env.INVOCATION_ID ? unitOf(process.pid) : undefined // only services have a PIDFile
+  writeState(opts.env, {
+    pid: process.pid,
+    mountpoint: opts.mountpoint,
+    image: path.resolve(opts.image),
+    release: image.release,
+    profile: image.profile,
+    imageBytes: image.bytes,
+    started,
+    logFile: opts.logFile,
+    version: version(),
+    ...(links ? { links: { links: links.links, createdDir: links.createdDir, view: links.view } } : {}),
+    ...(unit ? { unit } : {}),
+  })
+}
+
+/** Undo the mount before ready: nothing can have a file open but the readiness stat, so the session ends at once. */
+async function unmountAtOnce(mounted: Mounted): Promise<void> {
+  mounted.detach()
+  await Promise.race([mounted.ended, new Promise((r) => setTimeout(r, 5000).unref())])
+}
+
+/** Log why the start failed and tell the parent, with the exit code it is to give. */
+function reportFailure(readyFd: number | undefined, log: Logger, e: unknown): void {
+  const err = KheadersError.is(e) ? e : undefined
+  log.error({ err: err ? err.message : (e as Error).stack }, 'failed to start')
+  tellParent(readyFd, {
+    ready: false,
+    message: err ? err.message : `internal error: ${(e as Error).message}`,
+    exitCode: err ? err.exitCode : ExitCode.failure,
+  })
+}
+
+/** The one readiness line to a parent `kheadersfs mount`, then the pipe closed; nothing without a parent. */
+function tellParent(readyFd: number | undefined, msg: ReadyMessage): void {
+  if (readyFd === undefined) return
+  try {
+    writeSync(readyFd, formatReady(msg))
+    closeSync(readyFd)
+  } catch {
+    // the parent is gone; nothing to tell
+  }
+}
+
+/** From ready until the kernel ends the session (after an unmount, once no file is open). */
+async function serve(s: DaemonSession): Promise<void> {
+  // Once the tree has built its view (the first idle turn after ready), the load's garbage (JSON
+  // text, file records) goes, not whenever V8 next needs room: the idle daemon holds the image, the
+  // tree and little else (serve/reclaim.ts).
   setTimeout(collectAfterLoad, COLLECT_AFTER_READY_MS).unref()
-  let stopping = false
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (stopping) return
-    stopping = true
-    log.info({ signal: sig }, 'detaching (lazy); exiting when no file is open')
+  handleSignals(s)
+  await s.mounted.ended
+}
+
+/** Remove what the mount left outside this process: its build links and its state file. */
+function stop(s: DaemonSession): void {
+  if (s.links) removeBuildLinks(s.links, s.links.view)
+  removeState(s.env, s.mountpoint, process.pid)
+  s.log.info({ uptimeS: uptime(s), rssBytes: process.memoryUsage().rss }, 'unmounted; exiting')
+}
+
+/**
+ * SIGTERM/SIGINT/SIGHUP detach lazily (umount -l), once; the session then ends when no file is open.
+ * Like dd's, SIGUSR1 logs what the daemon has done (operations, cache, memory) and goes on.
+ */
+function handleSignals(s: DaemonSession): void {
+  let detached = false
+  const detach = (sig: NodeJS.Signals): void => {
+    if (detached) return
+    detached = true
+    s.log.info({ signal: sig }, 'detaching (lazy); exiting when no file is open')
     const r = s.mounted.detach()
     // EINVAL: not mounted any more (someone unmounted it first): the session ends by itself.
     if (r.errno !== 0 && r.errno !== constants.errno.EINVAL)
-      log.error({ err: r.message, errno: r.errno }, 'lazy unmount failed')
+      s.log.error({ err: r.message, errno: r.errno }, 'lazy unmount failed')
   }
-  const stats = (): void =>
-    log.info(
-      {
-        ops: counts,
-        cache: s.tree.archive?.stats(),
-        requests: s.mounted.stats(),
-        threads: threadCount(),
-        rssBytes: process.memoryUsage().rss,
-        uptimeS: round((Date.now() - s.startedAt) / 1000),
-      },
-      'stats',
-    )
-  process.on('SIGTERM', onSignal)
-  process.on('SIGINT', onSignal)
-  process.on('SIGHUP', onSignal)
-  // Like dd: SIGUSR1 logs what the daemon has done (operations, cache, memory) and goes on.
-  process.on('SIGUSR1', stats)
-  await s.mounted.ended
-  if (s.links) removeBuildLinks(s.links, s.links.view)
-  removeState(env, s.mountpoint, process.pid)
-  log.info(
-    { uptimeS: round((Date.now() - s.startedAt) / 1000), rssBytes: process.memoryUsage().rss },
-    'unmounted; exiting',
+  process.on('SIGTERM', detach)
+  process.on('SIGINT', detach)
+  process.on('SIGHUP', detach)
+  process.on('SIGUSR1', () => logStats(s))
+}
+
+function logStats(s: DaemonSession): void {
+  s.log.info(
+    {
+      ops: s.counts,
+      cache: s.tree.archive?.stats(),
+      requests: s.mounted.stats(),
+      threads: threadCount(),
+      rssBytes: process.memoryUsage().rss,
+      uptimeS: uptime(s),
+    },
+    'stats',
   )
-  return 0
 }
 
-/**
- * Read, check and index the image. Only the tree and the manifest's head outlive this call: the
- * file table (thousands of records) is garbage once the tree holds it in compact form.
- */
-function load(
-  opts: DaemonOptions,
-  log: Logger,
-): { tree: Tree; image: { release: string; profile: string; bytes: number } } {
-  const image = readImage(opts.image, { trustedOnly: process.getuid?.() === 0 && !opts.allowUntrusted })
-  const { release, profile } = image.manifest
-  if (release !== opts.release && !opts.force) {
-    throw new ImageFormatError(
-      `Cannot load image ${opts.image}: it is for kernel ${release}, not ${opts.release}; use the image built with this kernel, or pass --force to load it anyway`,
-    )
-  }
-  // A cache that cannot hold one block would decode a whole block for every read.
-  const block = image.manifest.payloads['kheaders.tar.xz'].blockSize
-  let cacheBytes = opts.cacheBytes ?? opts.defaultCacheBytes
-  if (opts.view && cacheBytes < block) {
-    const mib = Math.ceil(block / 2 ** 20)
-    if (opts.cacheBytes !== undefined) {
-      throw new UsageError(
-        `Cannot use -o cache_mb=${opts.cacheBytes / 2 ** 20} with image ${opts.image}: its xz blocks are ${mib} MiB and the cache must hold one; give cache_mb=${mib} or more`,
-      )
-    }
-    log.warn({ cacheBytes, blockSize: block }, `the default cache is smaller than one xz block: raised to ${mib} MiB`)
-    cacheBytes = mib * 2 ** 20
-  }
-  // The manifest's file table is checked by now; only the table built from it waits for ready.
-  const tree = buildTree(image, { view: opts.view, cacheBytes, deferView: true })
-  return { tree, image: { release, profile, bytes: image.bytes } }
-}
-
-/**
- * The load leaves V8 marking its heap incrementally; a collection forced before that marking is
- * over keeps what it already found live. Measured: collected at once, the idle RssAnon was 17.2 or
- * 18.7 MB from one mount to the next (median 18.6); 300 ms later 17.1-17.6 MB in 7 mounts of 7,
- * 500 ms later in 6 of 7.
- */
+/** A collection forced while V8 still marks the load's heap keeps what it found live (docs/design.md, "Memory"). */
 const COLLECT_AFTER_READY_MS = 500
+
+/** A promise and its resolve, apart (Promise.withResolvers needs Node 22). */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => undefined
+  const promise = new Promise<void>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+function uptime(s: DaemonSession): number {
+  return round((Date.now() - s.startedAt) / 1000)
+}
 
 function round(n: number): number {
   return Math.round(n * 10) / 10

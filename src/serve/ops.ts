@@ -8,17 +8,7 @@ import { answer } from './errno'
 import type { Dispatch } from '../native/binding'
 import { OP, type Replies } from './fuse'
 import { NONE } from './table'
-import {
-  completeView,
-  lookupChild,
-  modeOf,
-  NAME_MAX,
-  readdirPage,
-  readlink,
-  readRange,
-  sizeOf,
-  type Tree,
-} from './tree'
+import { NAME_MAX, type Tree } from './tree'
 
 const NAMES: Record<number, string> = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k]))
 
@@ -47,9 +37,9 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => lookupChild(tree, node, name, nameLength),
+          () => tree.lookupChild(node, name, nameLength),
           // NONE: "no such name", which the kernel then remembers (negative entry).
-          (c) => (c === NONE ? reply.entry(id, 0, 0, 0) : reply.entry(id, c + 1, modeOf(tree, c), sizeOf(tree, c))),
+          (c) => (c === NONE ? reply.entry(id, 0, 0, 0) : reply.entry(id, c + 1, tree.modeOf(c), tree.sizeOf(c))),
           fail,
         )
       case OP.getattr:
@@ -57,8 +47,8 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => modeOf(tree, node),
-          (mode) => reply.attr(id, ino, mode, sizeOf(tree, node)),
+          () => tree.modeOf(node),
+          (mode) => reply.attr(id, ino, mode, tree.sizeOf(node)),
           fail,
         )
       case OP.readlink:
@@ -66,7 +56,7 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => readlink(tree, node),
+          () => tree.readlink(node),
           (target) => reply.readlink(id, target),
           fail,
         )
@@ -75,7 +65,7 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => readRange(tree, node, off, size, uid),
+          () => tree.readRange(node, off, size, uid),
           (data) => reply.buf(id, data),
           fail,
         )
@@ -84,7 +74,7 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => readdirPage(tree, node, off, size, listing),
+          () => tree.readdirPage(node, off, size, listing),
           (data) => reply.buf(id, data),
           fail,
         )
@@ -93,11 +83,8 @@ export function createDispatch(
           log,
           opName,
           what,
-          () => {
-            completeView(tree) // for its file count
-            return tree
-          },
-          (t) => reply.statfs(id, Math.ceil(t.bytes / 4096), t.count, NAME_MAX),
+          () => tree.count,
+          (files) => reply.statfs(id, Math.ceil(tree.bytes / 4096), files, NAME_MAX),
           fail,
         )
       default:

@@ -1,7 +1,7 @@
-// Decoded xz blocks (and the decoder's output chunks) are memory outside V8's heap. V8 frees such
-// memory only when its own heap needs a collection or when it has grown by ~64 MB, so a mount with a
-// 4 MB block cache still grew by ~70 MB while a reader walked the view. Collecting once every 4 MiB
-// of discarded blocks keeps the daemon at "image + cache bound + a fixed overhead" (docs/design.md).
+// Decoded xz blocks (and the decoder's output chunks) are memory outside V8's heap, which V8 frees
+// only when its own heap needs a collection or that memory has grown a lot. Collecting once every
+// 4 MiB of discarded blocks keeps the daemon at "image + cache bound + a fixed overhead"
+// (docs/design.md, "Memory").
 
 /** Bytes discarded between two collections: the most garbage the daemon carries. */
 const RECLAIM_EVERY_BYTES = 4 * 2 ** 20
@@ -10,8 +10,8 @@ let collect: (() => void) | undefined
 
 /**
  * V8's full collection. The daemon that `kheadersfs mount` starts runs with --expose-gc; otherwise
- * (`mount -f`) gc is made available at run time, from a new context, which costs ~0.4 MB of heap.
- * node:v8 and node:vm are required only then: node:v8 alone holds ~190 kB of heap.
+ * (`mount -f`) gc is made available at run time, from a new context. node:v8 and node:vm are required
+ * only then, since each holds heap of its own (docs/design.md, "Memory").
  */
 function fullGc(): void {
   if (collect === undefined) {
@@ -31,7 +31,7 @@ export class Reclaimer {
 
   constructor(private readonly everyBytes = RECLAIM_EVERY_BYTES) {}
 
-  /** Note `bytes` no longer referenced; collect once enough has piled up (a full GC: ~6 ms here). */
+  /** Note `bytes` no longer referenced; collect once enough has piled up (a full GC). */
   discard(bytes: number): void {
     this.discarded += bytes
     if (this.discarded < this.everyBytes) return
@@ -47,10 +47,9 @@ export class Reclaimer {
 
 /**
  * Once the mount is up: one full collection that also compacts, so that the heap the load grew (the
- * manifest's JSON and its file records, garbage once the tree is built) goes back to the system.
- * Without compaction V8 keeps the pages that still hold a few live objects: measured on a
- * module-build image, idle RssAnon 17.2 MB instead of 20.0 MB. Compacting only here, not on every
- * collection: --compact-on-every-full-gc made the reclaimer's collections ~5x slower (10 → 50 ms).
+ * manifest's JSON and its file records, garbage once the tree is built) goes back to the system;
+ * without compaction V8 keeps every page that still holds a few live objects. Compacting only here:
+ * at every collection it makes the reclaimer's collections several times slower (docs/design.md, "Memory").
  */
 export function collectAfterLoad(): void {
   const { setFlagsFromString } = require('node:v8') as typeof import('node:v8')

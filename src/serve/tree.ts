@@ -2,10 +2,13 @@
 // tested directly; serve/ops.ts only looks nodes up and copies bytes.
 //
 // The flat files (kheaders.txz, kheaders.tar.xz, config.gz) are Buffers in memory. The kheaders/
-// view is the archive's own tree, built from the manifest's file table at mount: lookups, stat and
-// readdir answer from the table (serve/table.ts, packed: no object or string per path), and only a
-// read decodes, through an ArchiveReader. Nodes are numbered as the table numbers them (the FUSE
-// inode is the number + 1); lookup() walks a whole path, for tests and tools.
+// view is the archive's own tree, built from the manifest's file table: lookups, stat and readdir
+// answer from the table (serve/table.ts, packed: no object or string per path), and only a read
+// decodes, through an ArchiveReader. Nodes are numbered as the table numbers them (the FUSE inode is
+// the number + 1); lookup() walks a whole path, for tests and tools.
+//
+// The view's part of the table may be built after the tree (TreeOptions.idleFrom): the daemon's path to
+// ready then never waits for it. Only the Tree knows whether it is built yet; no answer depends on it.
 import { constants } from 'node:fs'
 import { FsError } from '../errors'
 import { NAME_MAX } from '../image/format'
@@ -42,26 +45,13 @@ export interface DirNode {
 
 export type Node = FileNode | LinkNode | DirNode
 
-export interface Tree {
-  /** Image creation time: the mtime/ctime/atime of everything. */
-  mtime: Date
-  /** Bytes served: the image's payloads (once) and the view's files (for statfs). */
-  bytes: number
-  /** Number of paths, the root included (statfs's file count). */
-  count: number
-  /** Reads the view's files out of kheaders.tar.xz; absent with the view off. */
-  archive?: ArchiveReader
-  table: Table
-  /** Builds the view's table; set until it is built (TreeOptions.deferView). */
-  pending?: () => void
-  /** The view directory's node, or NONE. */
-  viewId: number
-}
-
 /** The flat files: kheaders.txz (the seed's /proc name), kheaders.tar.xz (the sysfs name), config.gz. */
 export const FLAT_FILES = ['config.gz', 'kheaders.tar.xz', 'kheaders.txz'] as const
 /** The directory holding the archive's tree. */
 export const VIEW_DIR = 'kheaders'
+
+/** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
+export { NAME_MAX }
 
 export interface TreeOptions {
   /** Serve the archive's tree under /kheaders. */
@@ -69,10 +59,12 @@ export interface TreeOptions {
   /** Bound of the decoded-block cache, in bytes. */
   cacheBytes: number
   /**
-   * Build the view's table at its first lookup (or completeView()) rather than now: the daemon
-   * mounts and reports ready first, and its first lookups are seldom under kheaders/.
+   * When the caller's busy start is over (the daemon: once it has reported ready). Given, the view's
+   * table is built in the first idle turn after it resolves, or at the first request that needs it
+   * if that comes first (a lookup or listing in kheaders/, statfs's file count); without it, at once.
+   * The daemon's first lookups are seldom under kheaders/.
    */
-  deferView?: boolean
+  idleFrom?: Promise<unknown>
 }
 
 const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } = constants
@@ -82,7 +74,7 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
   const b = new TableBuilder()
   const root = b.add(NONE, '', DIR_MODE)
   const names = opts.view ? [...FLAT_FILES, VIEW_DIR].sort() : [...FLAT_FILES]
-  let view = -1
+  let view = NONE
   for (const n of names) {
     if (n === VIEW_DIR) {
       view = b.add(root, n, DIR_MODE)
@@ -92,26 +84,223 @@ export function buildTree(image: Image, opts: TreeOptions = { view: false, cache
     const data = n === 'config.gz' ? image.config : image.headers
     b.data.set(b.add(root, n, S_IFREG | 0o444, data.length), data)
   }
-  const tree: Tree = {
-    mtime: new Date(image.manifest.epoch * 1000),
-    bytes: image.config.length + image.headers.length,
-    count: b.count,
-    table: b.table(),
-    viewId: view,
-  }
-  if (!opts.view) return tree
-  tree.archive = new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes)
+  const mtime = new Date(image.manifest.epoch * 1000)
+  const payloads = image.config.length + image.headers.length
+  if (!opts.view) return new Tree({ mtime, bytes: payloads, table: b.table() })
   const files = image.manifest.files
-  for (const f of files) if (f.type === 'file') tree.bytes += f.size
-  tree.pending = () => {
-    tree.pending = undefined
-    addView(b, view, files)
-    tree.table = b.table()
-    tree.count = b.count
-  }
-  if (!opts.deferView) tree.pending()
-  return tree
+  let bytes = payloads
+  for (const f of files) if (f.type === 'file') bytes += f.size
+  return new Tree({
+    mtime,
+    bytes,
+    archive: new ArchiveReader(image.headers, image.xzIndex, opts.cacheBytes),
+    table: b.table(),
+    view: {
+      id: view,
+      build: () => {
+        addView(b, view, files)
+        return b.table()
+      },
+      idleFrom: opts.idleFrom,
+    },
+  })
 }
+
+/** The part of the table a Tree may build later: the view's entries, under its directory node `id`. */
+interface DeferredView {
+  id: number
+  /** The whole table: the one the tree was made with, plus the view's entries. */
+  build: () => Table
+  /** Build it at once when undefined (TreeOptions.idleFrom). */
+  idleFrom: Promise<unknown> | undefined
+}
+
+/** What the mount shows, by node number. Immutable: building the view late changes no answer. */
+export class Tree {
+  /** Image creation time: the mtime/ctime/atime of everything. */
+  readonly mtime: Date
+  /** Bytes served: the image's payloads (once) and the view's files (for statfs). */
+  readonly bytes: number
+  /** Reads the view's files out of kheaders.tar.xz; absent with the view off. */
+  readonly archive: ArchiveReader | undefined
+  #table: Table
+  /** The view directory's node, or NONE. */
+  readonly #viewId: number
+  /** Set until the view's entries are in #table; dropped then, with the file records it holds. */
+  #buildView: (() => Table) | undefined
+
+  constructor(parts: { mtime: Date; bytes: number; archive?: ArchiveReader; table: Table; view?: DeferredView }) {
+    this.mtime = parts.mtime
+    this.bytes = parts.bytes
+    this.archive = parts.archive
+    this.#table = parts.table
+    this.#viewId = parts.view?.id ?? NONE
+    this.#buildView = parts.view?.build
+    const idleFrom = parts.view?.idleFrom
+    if (idleFrom === undefined) this.#whole()
+    else
+      idleFrom.then(
+        () => setImmediate(() => this.#whole()),
+        () => undefined, // the caller never got going: nothing to build for
+      )
+  }
+
+  /** Number of paths, the root included (statfs's file count). */
+  get count(): number {
+    return this.#whole().count
+  }
+
+  /** Whether the view's table is built yet (for tests: no answer depends on it). */
+  get viewBuilt(): boolean {
+    return this.#buildView === undefined
+  }
+
+  /** The table with the view's entries, built now if they are not yet. */
+  #whole(): Table {
+    const build = this.#buildView
+    if (build !== undefined) {
+      this.#buildView = undefined
+      this.#table = build()
+    }
+    return this.#table
+  }
+
+  /** The table, if node `id` is one this tree gave out, or ENOENT: the kernel only knows those. */
+  #check(id: number): Table {
+    const t = this.#table
+    if (!(id >= 0 && id < t.count)) throw new FsError('ENOENT', `node ${id}`)
+    return t
+  }
+
+  /** The table holding the children of directory `dir`: the view's are built at its first need. */
+  #dir(dir: number): Table {
+    if (dir === this.#viewId) this.#whole()
+    const t = this.#check(dir)
+    if (!isDir(t, dir)) throw new FsError('ENOTDIR', `node ${dir}`)
+    return t
+  }
+
+  /** The child of directory `dir` named by bytes [0, length) of `name`, or NONE. ENOTDIR below a file. */
+  lookupChild(dir: number, name: Uint8Array, length: number): number {
+    return child(this.#dir(dir), dir, name, 0, length)
+  }
+
+  modeOf(id: number): number {
+    return this.#check(id).mode[id]
+  }
+
+  /** Bytes a stat reports: a file's length, a link's target length, 0 for a directory. */
+  sizeOf(id: number): number {
+    const t = this.#check(id)
+    const type = t.mode[id] & S_IFMT
+    if (type === S_IFLNK) return Buffer.byteLength(t.targets.get(id)!)
+    return type === S_IFDIR ? 0 : t.size[id]
+  }
+
+  /**
+   * One readdir answer: the entries of `dir` from `cookie` on (0: the first; each entry carries the
+   * cookie of the one after it), as FUSE dirents in at most `size` bytes. Nothing is kept between
+   * calls, so an open directory costs the daemon nothing, however many are open.
+   */
+  readdirPage(dir: number, cookie: number, size: number, into?: Buffer): Buffer {
+    return encodeDirents(this.#dir(dir), dir, cookie, size, into)
+  }
+
+  /**
+   * The node at `path` ("/kheaders/include/linux"), walked from the root one name at a time. A missing
+   * path answers what a real filesystem answers, decided at its first missing component: ENOTDIR below
+   * a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
+   */
+  lookup(path: string): Node {
+    if (path[0] !== '/') throw new FsError('ENOENT', path)
+    // Paths are at most PATH_MAX (4096) bytes: encoded into one reused buffer, not a new one per call.
+    const bytes = path.length * 3 <= scratch.length ? scratch : Buffer.from(path)
+    const length = bytes === scratch ? scratch.write(path) : bytes.length
+    let id = ROOT
+    // `at` is the slash before the next name.
+    for (let at = 0; at + 1 < length;) {
+      let end = at + 1
+      while (end < length && bytes[end] !== 0x2f) end++
+      if (!isDir(this.#table, id)) throw new FsError('ENOTDIR', path)
+      if (end - at - 1 > NAME_MAX) throw new FsError('ENAMETOOLONG', path)
+      const next = this.lookupChild(id, bytes.subarray(at + 1, end), end - at - 1)
+      if (next === NONE) throw new FsError('ENOENT', path)
+      id = next
+      at = end
+    }
+    return this.#node(id)
+  }
+
+  /** The node `id`, as an object (for tests and tools; the daemon answers from the table). */
+  #node(id: number): Node {
+    const t = this.#check(id)
+    const mode = t.mode[id]
+    switch (mode & S_IFMT) {
+      case S_IFDIR:
+        return {
+          kind: 'dir',
+          id,
+          mode,
+          get entries() {
+            return entries(t, id)
+          },
+        }
+      case S_IFLNK:
+        return { kind: 'symlink', id, mode, target: t.targets.get(id)! }
+      default: {
+        const data = t.data.get(id)
+        if (data !== undefined) return { kind: 'file', id, mode, size: t.size[id], data, offset: 0 }
+        return { kind: 'file', id, mode, size: t.size[id], offset: t.offset[id] }
+      }
+    }
+  }
+
+  /** Every path of the tree, the root first, depth first (for tests and tools; no recursion). */
+  paths(): string[] {
+    const t = this.#whole()
+    const out = ['/']
+    const stack: Array<[number, string]> = [[ROOT, '/']]
+    while (stack.length > 0) {
+      const [dir, prefix] = stack.pop()!
+      const kids: Array<[number, string]> = []
+      for (let c = t.firstChild[dir]; c !== NONE; c = t.nextSibling[c]) {
+        out.push(prefix + name(t, c))
+        if (isDir(t, c)) kids.push([c, `${prefix}${name(t, c)}/`])
+      }
+      for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i])
+    }
+    return out
+  }
+
+  /**
+   * Up to `len` bytes of node `id` at `pos`, clamped as kernel/kheaders.c does: past EOF is 0 bytes,
+   * never an error. Flat files answer at once with a view of their bytes in memory; files of the view
+   * once their blocks are decoded (decodes for `uid` queued fairly: serve/fair-queue.ts).
+   */
+  readRange(id: number, pos: number, len: number, uid = 0): Buffer | Promise<Buffer> {
+    const t = this.#check(id)
+    const type = t.mode[id] & S_IFMT
+    if (type === S_IFDIR) throw new FsError('EISDIR', 'read of a directory')
+    if (type !== S_IFREG) throw new FsError('EINVAL', 'read of a symbolic link')
+    if (pos < 0) throw new FsError('EINVAL', 'negative offset')
+    const size = t.size[id]
+    if (pos >= size || len <= 0) return EMPTY
+    const n = Math.min(len, size - pos)
+    const data = t.data.get(id)
+    if (data !== undefined) return data.subarray(pos, pos + n)
+    return this.archive!.read(t.offset[id] + pos, n, uid)
+  }
+
+  /** A link's target, as bytes. */
+  readlink(id: number): Buffer {
+    const t = this.#check(id)
+    if ((t.mode[id] & S_IFMT) !== S_IFLNK) throw new FsError('EINVAL', 'readlink of a non-link')
+    return Buffer.from(t.targets.get(id)!)
+  }
+}
+
+const scratch = Buffer.alloc(3 * 4096)
+const EMPTY = Buffer.alloc(0)
 
 /**
  * The archive's entries under the view's directory node `view`. The image was checked whole at load
@@ -168,151 +357,4 @@ function addView(b: TableBuilder, view: number, files: Image['manifest']['files'
     const id = b.add(parent, f.path.slice(slash + 1), mode, f.size, f.offset)
     if (f.type === 'symlink') b.targets.set(id, f.link!)
   }
-}
-
-/** Build the view's table now if it was deferred. */
-export function completeView(tree: Tree): void {
-  tree.pending?.()
-}
-
-/** Longest name (path component) in bytes, as statfs reports and as tmpfs and ext4 enforce. */
-export { NAME_MAX }
-
-/** The node `id` is, or ENOENT: the kernel only knows ids this tree gave it. */
-function check(tree: Tree, id: number): Table {
-  const t = tree.table
-  if (!(id >= 0 && id < t.count)) throw new FsError('ENOENT', `node ${id}`)
-  return t
-}
-
-/**
- * The child of directory `dir` named by bytes [0, length) of `name`, or NONE. ENOTDIR below a file;
- * the view's table is built at its first lookup (TreeOptions.deferView).
- */
-export function lookupChild(tree: Tree, dir: number, name: Uint8Array, length: number): number {
-  if (tree.pending !== undefined && dir === tree.viewId) completeView(tree)
-  const t = check(tree, dir)
-  if (!isDir(t, dir)) throw new FsError('ENOTDIR', `node ${dir}`)
-  return child(t, dir, name, 0, length)
-}
-
-export function modeOf(tree: Tree, id: number): number {
-  return check(tree, id).mode[id]
-}
-
-/** Bytes a stat reports: a file's length, a link's target length, 0 for a directory. */
-export function sizeOf(tree: Tree, id: number): number {
-  const t = check(tree, id)
-  const type = t.mode[id] & S_IFMT
-  if (type === S_IFLNK) return Buffer.byteLength(t.targets.get(id)!)
-  return type === S_IFDIR ? 0 : t.size[id]
-}
-
-/**
- * One readdir answer: the entries of `dir` from `cookie` on (0: the first; each entry carries the
- * cookie of the one after it), as FUSE dirents in at most `size` bytes. Nothing is kept between calls,
- * so an open directory costs the daemon nothing, however many are open.
- */
-export function readdirPage(tree: Tree, dir: number, cookie: number, size: number, into?: Buffer): Buffer {
-  if (tree.pending !== undefined && dir === tree.viewId) completeView(tree)
-  const t = check(tree, dir)
-  if (!isDir(t, dir)) throw new FsError('ENOTDIR', `node ${dir}`)
-  return encodeDirents(t, dir, cookie, size, into)
-}
-
-const scratch = Buffer.alloc(3 * 4096)
-
-/**
- * The node at `path` ("/kheaders/include/linux"), walked from the root one name at a time. A missing
- * path answers what a real filesystem answers, decided at its first missing component: ENOTDIR below
- * a file, ENAMETOOLONG for a name over NAME_MAX bytes, else ENOENT.
- */
-export function lookup(tree: Tree, path: string): Node {
-  if (path[0] !== '/') throw new FsError('ENOENT', path)
-  // Paths are at most PATH_MAX (4096) bytes: encoded into one reused buffer, not a new one per call.
-  const bytes = path.length * 3 <= scratch.length ? scratch : Buffer.from(path)
-  const length = bytes === scratch ? scratch.write(path) : bytes.length
-  let id = ROOT
-  // `at` is the slash before the next name.
-  for (let at = 0; at + 1 < length;) {
-    let end = at + 1
-    while (end < length && bytes[end] !== 0x2f) end++
-    if (!isDir(tree.table, id)) throw new FsError('ENOTDIR', path)
-    if (end - at - 1 > NAME_MAX) throw new FsError('ENAMETOOLONG', path)
-    const next = lookupChild(tree, id, bytes.subarray(at + 1, end), end - at - 1)
-    if (next === NONE) throw new FsError('ENOENT', path)
-    id = next
-    at = end
-  }
-  return node(tree, id)
-}
-
-/** The node `id`, as an object (for tests and tools; the daemon answers from the table). */
-function node(tree: Tree, id: number): Node {
-  const t = check(tree, id)
-  const mode = t.mode[id]
-  switch (mode & S_IFMT) {
-    case S_IFDIR:
-      return {
-        kind: 'dir',
-        id,
-        mode,
-        get entries() {
-          return entries(t, id)
-        },
-      }
-    case S_IFLNK:
-      return { kind: 'symlink', id, mode, target: t.targets.get(id)! }
-    default: {
-      const data = t.data.get(id)
-      if (data !== undefined) return { kind: 'file', id, mode, size: t.size[id], data, offset: 0 }
-      return { kind: 'file', id, mode, size: t.size[id], offset: t.offset[id] }
-    }
-  }
-}
-
-/** Every path of the tree, the root first, depth first (for tests and tools; no recursion). */
-export function paths(tree: Tree): string[] {
-  completeView(tree)
-  const out = ['/']
-  const t = tree.table
-  const stack: Array<[number, string]> = [[ROOT, '/']]
-  while (stack.length > 0) {
-    const [dir, prefix] = stack.pop()!
-    const kids: Array<[number, string]> = []
-    for (let c = t.firstChild[dir]; c !== NONE; c = t.nextSibling[c]) {
-      out.push(prefix + name(t, c))
-      if (isDir(t, c)) kids.push([c, `${prefix}${name(t, c)}/`])
-    }
-    for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i])
-  }
-  return out
-}
-
-const EMPTY = Buffer.alloc(0)
-
-/**
- * Up to `len` bytes of node `id` at `pos`, clamped as kernel/kheaders.c does: past EOF is 0 bytes,
- * never an error. Flat files answer at once with a view of their bytes in memory; files of the view
- * once their blocks are decoded (decodes for `uid` queued fairly: serve/fair-queue.ts).
- */
-export function readRange(tree: Tree, id: number, pos: number, len: number, uid = 0): Buffer | Promise<Buffer> {
-  const t = check(tree, id)
-  const type = t.mode[id] & S_IFMT
-  if (type === S_IFDIR) throw new FsError('EISDIR', 'read of a directory')
-  if (type !== S_IFREG) throw new FsError('EINVAL', 'read of a symbolic link')
-  if (pos < 0) throw new FsError('EINVAL', 'negative offset')
-  const size = t.size[id]
-  if (pos >= size || len <= 0) return EMPTY
-  const n = Math.min(len, size - pos)
-  const data = t.data.get(id)
-  if (data !== undefined) return data.subarray(pos, pos + n)
-  return tree.archive!.read(t.offset[id] + pos, n, uid)
-}
-
-/** A link's target, as bytes. */
-export function readlink(tree: Tree, id: number): Buffer {
-  const t = check(tree, id)
-  if ((t.mode[id] & S_IFMT) !== S_IFLNK) throw new FsError('EINVAL', 'readlink of a non-link')
-  return Buffer.from(t.targets.get(id)!)
 }

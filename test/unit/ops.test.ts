@@ -10,7 +10,7 @@ import t from 'tap'
 import { readImage } from '../../src/image/read'
 import { OP, type Replies } from '../../src/serve/fuse'
 import { createDispatch } from '../../src/serve/ops'
-import { buildTree, lookup, NAME_MAX } from '../../src/serve/tree'
+import { buildTree, NAME_MAX } from '../../src/serve/tree'
 import { viewImage } from '../helpers/images'
 
 const { errno } = constants
@@ -85,7 +85,7 @@ t.test('dispatch', async (t) => {
     if (got.length !== 1) throw new Error(`op ${op}: ${got.length} answers`)
     return got[0]
   }
-  const ino = (p: string): number => lookup(tree, p).id + 1
+  const ino = (p: string): number => tree.lookup(p).id + 1
 
   t.test('lookup: the entry with its attributes; an absent name is a negative entry', async (t) => {
     const linux = ino('/kheaders/include/linux')

@@ -7,18 +7,7 @@ import { constants as os } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { readImage, type Image } from '../../src/image/read'
-import {
-  buildTree,
-  FLAT_FILES,
-  lookup,
-  NAME_MAX,
-  paths,
-  readRange,
-  readlink,
-  VIEW_DIR,
-  type Node,
-  type Tree,
-} from '../../src/serve/tree'
+import { buildTree, FLAT_FILES, NAME_MAX, VIEW_DIR, type Node, type Tree } from '../../src/serve/tree'
 import { BIG_HEADER, viewImage } from '../helpers/images'
 import { walkTree } from '../helpers/walk'
 
@@ -40,7 +29,7 @@ function walk(dir: string): string[] {
 async function readAll(tree: Tree, node: Node, size: number, chunk: number): Promise<Buffer> {
   const parts: Buffer[] = []
   for (let pos = 0; ;) {
-    const got = await readRange(tree, node.id, pos, chunk)
+    const got = await tree.readRange(node.id, pos, chunk)
     if (got.length === 0) break
     parts.push(Buffer.from(got))
     pos += got.length
@@ -56,8 +45,8 @@ t.test('tree', async (t) => {
 
   t.test('without the view: exactly the flat files, read-only, dated by the image', async (t) => {
     const tree = buildTree(image)
-    t.same(paths(tree).sort(), ['/', '/config.gz', '/kheaders.tar.xz', '/kheaders.txz'])
-    t.same(lookup(tree, '/'), {
+    t.same(tree.paths().sort(), ['/', '/config.gz', '/kheaders.tar.xz', '/kheaders.txz'])
+    t.same(tree.lookup('/'), {
       kind: 'dir',
       id: 0,
       mode: S_IFDIR | 0o555,
@@ -69,7 +58,7 @@ t.test('tree', async (t) => {
       ['kheaders.tar.xz', image.headers],
       ['kheaders.txz', image.headers],
     ] as const) {
-      const node = lookup(tree, `/${name}`)
+      const node = tree.lookup(`/${name}`)
       t.equal(node.kind, 'file', name)
       t.equal(node.mode, S_IFREG | 0o444, `${name} mode 0444`)
       t.equal(node.kind === 'file' && node.size, data.length, `${name} size`)
@@ -77,18 +66,18 @@ t.test('tree', async (t) => {
     t.equal(tree.mtime.getTime(), image.manifest.epoch * 1000, 'mtime is the image epoch')
     t.equal(tree.bytes, image.config.length + image.headers.length, 'the headers counted once')
     t.equal(tree.archive, undefined, 'no archive reader without the view')
-    t.throws(() => lookup(tree, `/${VIEW_DIR}`), { ...fsError('ENOENT'), exitCode: 1 }, 'no kheaders/ without the view')
+    t.throws(() => tree.lookup(`/${VIEW_DIR}`), { ...fsError('ENOENT'), exitCode: 1 }, 'no kheaders/ without the view')
   })
 
   t.test('with the view: every entry of the archive, with its type, mode, size and bytes', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
-    t.same(lookup(tree, '/'), {
+    t.same(tree.lookup('/'), {
       kind: 'dir',
       id: 0,
       mode: S_IFDIR | 0o555,
       entries: ['config.gz', 'kheaders', 'kheaders.tar.xz', 'kheaders.txz'],
     })
-    const top = lookup(tree, '/kheaders')
+    const top = tree.lookup('/kheaders')
     t.equal(top.mode, S_IFDIR | 0o555, 'kheaders/ is 0555')
     const want = walk(tar)
     t.ok(
@@ -98,7 +87,8 @@ t.test('tree', async (t) => {
       'the image holds the cases under test',
     )
     t.same(
-      paths(tree)
+      tree
+        .paths()
         .filter((p) => p.startsWith('/kheaders/'))
         .sort(),
       want.map((p) => `/kheaders/${p}`).sort(),
@@ -107,7 +97,7 @@ t.test('tree', async (t) => {
     let fileBytes = 0
     for (const rel of want) {
       const st = lstatSync(path.join(tar, rel))
-      const node = lookup(tree, `/kheaders/${rel}`)
+      const node = tree.lookup(`/kheaders/${rel}`)
       if (st.isDirectory()) {
         t.equal(node.kind, 'dir', rel)
         t.equal(node.mode, S_IFDIR | (st.mode & 0o7777), `${rel} mode`)
@@ -119,7 +109,7 @@ t.test('tree', async (t) => {
       } else if (st.isSymbolicLink()) {
         t.equal(node.kind, 'symlink', rel)
         t.equal(node.mode, S_IFLNK | 0o777, `${rel} mode`)
-        t.equal(readlink(tree, node.id).toString(), readlinkSync(path.join(tar, rel)), `${rel} target`)
+        t.equal(tree.readlink(node.id).toString(), readlinkSync(path.join(tar, rel)), `${rel} target`)
       } else {
         t.equal(node.kind, 'file', rel)
         t.equal(node.mode, S_IFREG | (st.mode & 0o7777), `${rel} mode`)
@@ -132,11 +122,11 @@ t.test('tree', async (t) => {
       }
     }
     t.same(
-      lookup(tree, '/kheaders').kind === 'dir' &&
-        [...(lookup(tree, '/kheaders') as { entries: string[] }).entries].sort(),
+      tree.lookup('/kheaders').kind === 'dir' &&
+        [...(tree.lookup('/kheaders') as { entries: string[] }).entries].sort(),
       readdirSync(tar).sort(),
     )
-    t.equal(readlink(tree, lookup(tree, '/kheaders/include/linux/link.h').id).toString(), 'kernel.h')
+    t.equal(tree.readlink(tree.lookup('/kheaders/include/linux/link.h').id).toString(), 'kernel.h')
     t.equal(
       tree.bytes,
       image.config.length + image.headers.length + fileBytes,
@@ -147,7 +137,7 @@ t.test('tree', async (t) => {
     t.equal(big.toString(), BIG_HEADER, 'big.h is served as written (nothing to strip)')
     // One odd-sized read size, so that reads straddle the 64 KiB blocks at every possible phase.
     t.ok(
-      (await readAll(tree, lookup(tree, '/kheaders/include/linux/big.h'), big.length, 12_347)).equals(big),
+      (await readAll(tree, tree.lookup('/kheaders/include/linux/big.h'), big.length, 12_347)).equals(big),
       'big.h in 12347-byte reads',
     )
   })
@@ -159,31 +149,51 @@ t.test('tree', async (t) => {
     }
     const tree = buildTree(bare, { view: true, cacheBytes: 0 })
     const full = buildTree(image, { view: true, cacheBytes: 0 })
-    t.same(paths(tree).sort(), paths(full).sort(), 'the same paths')
-    const linux = lookup(tree, '/kheaders/include/linux')
+    t.same(tree.paths().sort(), full.paths().sort(), 'the same paths')
+    const linux = tree.lookup('/kheaders/include/linux')
     t.equal(linux.mode, S_IFDIR | 0o755)
     t.same(linux.kind === 'dir' && [...linux.entries].sort(), readdirSync(path.join(tar, 'include/linux')).sort())
   })
 
-  t.test('deferView: the view is built at its first lookup under kheaders/, the same as built at once', async (t) => {
-    const lazy = buildTree(image, { view: true, cacheBytes: 0, deferView: true })
+  t.test('idleFrom: the view is built at its first lookup under kheaders/, the same as built at once', async (t) => {
+    // Never idle: only a request can build it.
+    const lazy = buildTree(image, { view: true, cacheBytes: 0, idleFrom: new Promise(() => undefined) })
     const eager = buildTree(image, { view: true, cacheBytes: 0 })
-    t.ok(lazy.pending !== undefined, 'not built yet')
-    t.same(lookup(lazy, '/'), lookup(eager, '/'), 'the root lists kheaders/ before')
-    t.same(lookup(lazy, '/config.gz'), lookup(eager, '/config.gz'), 'flat files are there before')
-    t.same(lookup(lazy, '/kheaders.txz'), lookup(eager, '/kheaders.txz'))
-    t.ok(lazy.pending !== undefined, 'kheaders.txz is not in the view: still not built')
+    t.ok(!lazy.viewBuilt, 'not built yet')
+    t.same(lazy.lookup('/'), eager.lookup('/'), 'the root lists kheaders/ before')
+    t.same(lazy.lookup('/config.gz'), eager.lookup('/config.gz'), 'flat files are there before')
+    t.same(lazy.lookup('/kheaders.txz'), eager.lookup('/kheaders.txz'))
+    t.ok(!lazy.viewBuilt, 'kheaders.txz is not in the view: still not built')
     t.equal(lazy.bytes, eager.bytes, 'statfs bytes known before')
-    t.same(lookup(lazy, '/kheaders/include/linux/link.h'), lookup(eager, '/kheaders/include/linux/link.h'))
-    t.equal(lazy.pending, undefined, 'built by that lookup')
-    t.same(paths(lazy), paths(eager), 'the same paths')
+    t.same(lazy.lookup('/kheaders/include/linux/link.h'), eager.lookup('/kheaders/include/linux/link.h'))
+    t.ok(lazy.viewBuilt, 'built by that lookup')
+    t.same(lazy.paths(), eager.paths(), 'the same paths')
     t.equal(lazy.count, eager.count)
+  })
+
+  t.test('idleFrom: otherwise built in the first idle turn after it resolves, or for the file count', async (t) => {
+    let idle = (): void => undefined
+    const tree = buildTree(image, {
+      view: true,
+      cacheBytes: 0,
+      idleFrom: new Promise<void>((resolve) => (idle = resolve)),
+    })
+    await new Promise((r) => setImmediate(r))
+    t.ok(!tree.viewBuilt, 'not before it resolves')
+    idle()
+    // Two turns: the first one's immediate may have been queued before the tree's.
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
+    t.ok(tree.viewBuilt, 'built in the idle turn after, without a request')
+    const counted = buildTree(image, { view: true, cacheBytes: 0, idleFrom: new Promise(() => undefined) })
+    t.equal(counted.count, buildTree(image, { view: true, cacheBytes: 0 }).count, "statfs's count is the whole tree's")
+    t.ok(counted.viewBuilt)
   })
 
   t.test('lookup of a missing path: the errno tmpfs gives, decided at the first missing component', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 0 })
     const fails = (p: string, code: keyof typeof errno, why: string): void => {
-      t.throws(() => lookup(tree, p), { errno: errno[code], message: `${code}: ${p}` }, `${why}: ${code}`)
+      t.throws(() => tree.lookup(p), { errno: errno[code], message: `${code}: ${p}` }, `${why}: ${code}`)
     }
     fails('/nope', 'ENOENT', 'absent at the root')
     fails('/kheaders/include/nope.h', 'ENOENT', 'absent in the view')
@@ -205,10 +215,10 @@ t.test('tree', async (t) => {
 
   t.test('readRange: clamped, 0 bytes at and past EOF, never an error', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 1 << 20 })
-    const config = lookup(tree, '/config.gz').id
+    const config = tree.lookup('/config.gz').id
     const size = image.config.length
     const flat = (pos: number, len: number): Buffer => {
-      const r = readRange(tree, config, pos, len)
+      const r = tree.readRange(config, pos, len)
       if (r instanceof Promise) throw new Error('a flat file must answer at once')
       return r
     }
@@ -218,41 +228,41 @@ t.test('tree', async (t) => {
     t.equal(flat(size + 1_000_000, 16).length, 0, 'far past EOF: 0')
     t.same(flat(2, 5), image.config.subarray(2, 7), 'len within the file: len')
     t.equal(flat(0, 0).length, 0, 'len 0: 0')
-    const txz = readRange(tree, lookup(tree, '/kheaders.txz').id, 0, 6) as Buffer
+    const txz = tree.readRange(tree.lookup('/kheaders.txz').id, 0, 6) as Buffer
     t.same([...txz], [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'kheaders.txz starts with the xz magic')
 
     const big = readFileSync(path.join(tar, 'include/linux/big.h'))
-    const node = lookup(tree, '/kheaders/include/linux/big.h')
+    const node = tree.lookup('/kheaders/include/linux/big.h')
     t.ok(node.kind === 'file' && node.data === undefined, 'a view file has no bytes in memory')
     if (node.kind !== 'file') throw new Error('big.h is not a file')
     // A read across the first xz block boundary (64 KiB into the tar).
     const boundary = tree.archive!.index.blocks[1].uncompressedOffset
     t.ok(boundary > node.offset && boundary < node.offset + node.size, 'big.h straddles a block boundary')
     const at = boundary - node.offset - 100
-    const pending = readRange(tree, node.id, at, 300)
+    const pending = tree.readRange(node.id, at, 300)
     t.ok(pending instanceof Promise, 'a view file answers once its blocks are decoded')
     t.same(await pending, big.subarray(at, at + 300), '300 bytes across the block boundary')
-    t.same(await readRange(tree, node.id, node.size - 5, 100), big.subarray(big.length - 5), 'view file: 5 left: 5')
-    t.equal((readRange(tree, node.id, node.size, 100) as Buffer).length, 0, 'view file at EOF: 0 at once')
-    t.equal((readRange(tree, node.id, node.size + 4096, 100) as Buffer).length, 0, 'past EOF: 0 at once')
-    const empty = lookup(tree, '/kheaders/include/linux/empty.h')
+    t.same(await tree.readRange(node.id, node.size - 5, 100), big.subarray(big.length - 5), 'view file: 5 left: 5')
+    t.equal((tree.readRange(node.id, node.size, 100) as Buffer).length, 0, 'view file at EOF: 0 at once')
+    t.equal((tree.readRange(node.id, node.size + 4096, 100) as Buffer).length, 0, 'past EOF: 0 at once')
+    const empty = tree.lookup('/kheaders/include/linux/empty.h')
     t.equal(empty.kind === 'file' && empty.size, 0)
-    t.equal((readRange(tree, empty.id, 0, 10) as Buffer).length, 0, 'an empty file: 0')
+    t.equal((tree.readRange(empty.id, 0, 10) as Buffer).length, 0, 'an empty file: 0')
   })
 
   t.test('readRange and readlink refuse what is not a file or a link', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 0 })
-    const id = (p: string): number => lookup(tree, p).id
-    t.throws(() => readRange(tree, id('/'), 0, 10), fsError('EISDIR'), 'read of the root: EISDIR')
-    t.throws(() => readRange(tree, id('/kheaders/include'), 0, 10), fsError('EISDIR'), 'a view directory: EISDIR')
+    const id = (p: string): number => tree.lookup(p).id
+    t.throws(() => tree.readRange(id('/'), 0, 10), fsError('EISDIR'), 'read of the root: EISDIR')
+    t.throws(() => tree.readRange(id('/kheaders/include'), 0, 10), fsError('EISDIR'), 'a view directory: EISDIR')
     t.throws(
-      () => readRange(tree, id('/kheaders/include/linux/link.h'), 0, 10),
+      () => tree.readRange(id('/kheaders/include/linux/link.h'), 0, 10),
       fsError('EINVAL'),
       'read of a symlink: EINVAL',
     )
-    t.throws(() => readRange(tree, id('/config.gz'), -1, 10), fsError('EINVAL'), 'negative offset: EINVAL')
-    t.throws(() => readlink(tree, id('/config.gz')), fsError('EINVAL'), 'readlink of a file: EINVAL')
-    t.throws(() => readlink(tree, id('/kheaders')), fsError('EINVAL'), 'readlink of a directory: EINVAL')
-    t.throws(() => readRange(tree, tree.count, 0, 10), fsError('ENOENT'), 'a node past the table: ENOENT')
+    t.throws(() => tree.readRange(id('/config.gz'), -1, 10), fsError('EINVAL'), 'negative offset: EINVAL')
+    t.throws(() => tree.readlink(id('/config.gz')), fsError('EINVAL'), 'readlink of a file: EINVAL')
+    t.throws(() => tree.readlink(id('/kheaders')), fsError('EINVAL'), 'readlink of a directory: EINVAL')
+    t.throws(() => tree.readRange(tree.count, 0, 10), fsError('ENOENT'), 'a node past the table: ENOENT')
   })
 })
