@@ -294,11 +294,12 @@ class Output {
     this.copied = at
   }
 
-  /** Write a byte, or the input's bytes [from, to), into room made by copyTo. */
+  /** Write a byte into the room copyTo made. */
   byte(b: number): void {
     this.buf![this.o++] = b
   }
 
+  /** Write the input's bytes [from, to) into the room copyTo made. */
   bytes(from: number, to: number): void {
     this.o += this.src.copy(this.buf!, this.o, from, to)
   }
