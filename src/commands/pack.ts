@@ -1,11 +1,11 @@
 // kheadersfs pack: kernel build tree → image file (build host side).
 import os from 'node:os'
 import { intOption, oneOf, parseCommand, sizeOption } from '../args'
-import type { Command } from '../context'
+import type { Command, Context } from '../context'
 import { InterruptedError, UsageError } from '../errors'
 import { bytes, count } from '../format-bytes'
 import { PROFILES } from '../image/format'
-import { packImage } from '../pack/pack'
+import { packImage, type PackHooks, type PackOptions, type PackResult, type Selected } from '../pack/pack'
 import { packProgress, type PackProgress } from '../progress'
 
 export const DEFAULTS = { preset: 6, blockSize: 2 << 20, profile: 'module-build' } as const
@@ -50,123 +50,157 @@ The archive's mtimes are SOURCE_DATE_EPOCH if set, else the kernel's own build t
 Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/modules/$(uname -r)/kheaders.img`,
 
   async run(args, ctx) {
-    const { values, positionals } = parseCommand('pack', args, {
-      kernel: { type: 'string' },
-      source: { type: 'string' },
-      sysroot: { type: 'string' },
-      'from-kheaders': { type: 'string' },
-      'cross-compile': { type: 'string' },
-      'no-rebuild': { type: 'boolean' },
-      'trust-tree': { type: 'boolean' },
-      profile: { type: 'string' },
-      config: { type: 'string' },
-      release: { type: 'string' },
-      output: { type: 'string', short: 'o' },
-      'xz-preset': { type: 'string' },
-      'block-size': { type: 'string' },
-      threads: { type: 'string' },
-    })
-    if (positionals.length > 0)
-      throw new UsageError(
-        `kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`,
-      )
-    const fromKheaders = values['from-kheaders']
-    if (fromKheaders !== undefined) {
-      for (const flag of ['kernel', 'source', 'sysroot', 'cross-compile', 'no-rebuild', 'trust-tree'] as const) {
-        if (values[flag] !== undefined)
-          throw new UsageError(`kheadersfs pack: --from-kheaders packs an archive, not a tree: drop --${flag}`)
-      }
-      if (values.profile !== undefined && values.profile !== 'headers') {
-        throw new UsageError(
-          "kheadersfs pack: the kernel's archive holds headers only, so --from-kheaders makes a headers-profile image: drop --profile or pass --profile headers",
-        )
-      }
-    } else if (values.kernel === undefined) {
-      throw new UsageError(
-        'kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r)), or --from-kheaders FILE',
-      )
-    }
-    for (const [flag, v] of Object.entries(values) as Array<[string, unknown]>) {
-      if (v === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
-    }
-    const opts = {
-      kernel: values.kernel ?? '',
-      fromKheaders,
-      source: values.source,
-      sysroot: values.sysroot,
-      crossCompile: values['cross-compile'],
-      rebuildHostPrograms: values['no-rebuild'] !== true,
-      trustTree: values['trust-tree'] === true,
-      profile:
-        oneOf(values.profile, '--profile', PROFILES) ?? (fromKheaders !== undefined ? 'headers' : DEFAULTS.profile),
-      config: values.config,
-      release: values.release,
-      output: values.output,
-      preset: intOption(values['xz-preset'], '--xz-preset', 1, 9) ?? DEFAULTS.preset,
-      blockSize: sizeOption(values['block-size'], '--block-size', 64 << 10, 1 << 30) ?? DEFAULTS.blockSize,
-      threads: intOption(values.threads, '--threads', 0, 256) ?? 0,
-      cwd: ctx.cwd,
-      env: ctx.env,
-    }
-
-    // Ctrl-C: stop reading, write nothing. The image is only ever renamed into place whole.
-    const abort = new AbortController()
-    const onSignal = (): void => abort.abort(new InterruptedError('kheadersfs pack: interrupted; no image was written'))
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    let progress: PackProgress | undefined
+    const opts = packOptions(parseFlags(args), ctx)
     const started = process.hrtime.bigint()
-    try {
-      const result = await packImage(opts, {
-        signal: abort.signal,
-        onRunTree: (r) =>
-          ctx.log.info(
-            { dirs: r.dirs, compiler: r.compiler },
-            `running the tree's Makefiles and scripts/basic/fixdep (in a scratch copy) to rebuild its host programs with ${r.compiler}`,
-          ),
-        onSelected: (s) => {
-          for (const k of s.skipped) ctx.log.warn({ path: k.path, reason: k.reason }, `skipped ${k.path}: ${k.reason}`)
-          if (s.hostPrograms !== undefined) {
-            ctx.log.info(
-              { compiler: s.hostPrograms.compiler, rebuilt: s.hostPrograms.rebuilt },
-              `rebuilt ${s.hostPrograms.rebuilt.length} host programs for the board with ${s.hostPrograms.prefix}gcc`,
-            )
-          }
-          ctx.log.info(
-            {
-              release: s.tree.release,
-              target: s.target?.name,
-              arch: s.tree.arch,
-              layout: s.tree.layout,
-              objtree: s.tree.objtree,
-              srctree: s.tree.srctree,
-              files: s.files,
-              epochSource: s.tree.epochSource,
-              threads: opts.threads || os.availableParallelism(),
-            },
-            'kernel tree',
-          )
-          progress = packProgress(ctx, s.files)
-        },
-        onProgress: (p) => progress?.update(p),
-      })
-      progress?.stop()
-      const m = result.manifest
-      const secs = Number(process.hrtime.bigint() - started) / 1e9
-      for (const t of result.staleTempsRemoved)
-        ctx.log.warn({ path: t }, 'removed a temp file left by an interrupted pack')
-      ctx.stdout.write(
-        `packed ${count(m.counts.files)} files (${bytes(m.bytes.raw)} raw, ${bytes(m.bytes.stripped)} stripped) for ${m.release} ${m.arch} ${m.profile} ` +
-          `into ${result.output}: ${bytes(result.imageBytes)} (kheaders.tar.xz ${bytes(m.payloads['kheaders.tar.xz'].size)}, config.gz ${bytes(m.payloads['config.gz'].size)}) in ${secs.toFixed(1)} s\n`,
-      )
-      return 0
-    } catch (e) {
-      progress?.stop()
-      if (abort.signal.aborted) throw abort.signal.reason
-      throw e
-    } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
+    const report = packReport(ctx, opts)
+    const packing = interruptible((signal) => packImage(opts, { ...report.hooks, signal }))
+    const result = await packing.finally(report.stop)
+    printPacked(ctx, result, started)
+    return 0
   },
+}
+
+const FLAGS = {
+  kernel: { type: 'string' },
+  source: { type: 'string' },
+  sysroot: { type: 'string' },
+  'from-kheaders': { type: 'string' },
+  'cross-compile': { type: 'string' },
+  'no-rebuild': { type: 'boolean' },
+  'trust-tree': { type: 'boolean' },
+  profile: { type: 'string' },
+  config: { type: 'string' },
+  release: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  'xz-preset': { type: 'string' },
+  'block-size': { type: 'string' },
+  threads: { type: 'string' },
+} as const
+
+type Flags = ReturnType<typeof parseFlags>
+
+function parseFlags(args: string[]) {
+  const { values, positionals } = parseCommand('pack', args, FLAGS)
+  if (positionals.length > 0)
+    throw new UsageError(
+      `kheadersfs pack: unexpected argument ${JSON.stringify(positionals[0])}; pass the tree with --kernel DIR`,
+    )
+  return values
+}
+
+/** The input (a tree, or the kernel's archive with what it allows) and every value, checked. */
+function packOptions(values: Flags, ctx: Context): PackOptions {
+  const fromKheaders = values['from-kheaders']
+  if (fromKheaders !== undefined) checkArchiveFlags(values)
+  else if (values.kernel === undefined) {
+    throw new UsageError(
+      'kheadersfs pack: --kernel DIR is required (e.g. --kernel /usr/src/linux-headers-$(uname -r)), or --from-kheaders FILE',
+    )
+  }
+  for (const [flag, v] of Object.entries(values) as Array<[string, unknown]>) {
+    if (v === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
+  }
+  return {
+    kernel: values.kernel ?? '',
+    fromKheaders,
+    source: values.source,
+    sysroot: values.sysroot,
+    crossCompile: values['cross-compile'],
+    rebuildHostPrograms: values['no-rebuild'] !== true,
+    trustTree: values['trust-tree'] === true,
+    profile:
+      oneOf(values.profile, '--profile', PROFILES) ?? (fromKheaders !== undefined ? 'headers' : DEFAULTS.profile),
+    config: values.config,
+    release: values.release,
+    output: values.output,
+    preset: intOption(values['xz-preset'], '--xz-preset', 1, 9) ?? DEFAULTS.preset,
+    blockSize: sizeOption(values['block-size'], '--block-size', 64 << 10, 1 << 30) ?? DEFAULTS.blockSize,
+    threads: intOption(values.threads, '--threads', 0, 256) ?? 0,
+    cwd: ctx.cwd,
+    env: ctx.env,
+  }
+}
+
+/** --from-kheaders packs an archive of headers: no tree flags, no other profile. */
+function checkArchiveFlags(values: Flags): void {
+  for (const flag of ['kernel', 'source', 'sysroot', 'cross-compile', 'no-rebuild', 'trust-tree'] as const) {
+    if (values[flag] !== undefined)
+      throw new UsageError(`kheadersfs pack: --from-kheaders packs an archive, not a tree: drop --${flag}`)
+  }
+  if (values.profile !== undefined && values.profile !== 'headers') {
+    throw new UsageError(
+      "kheadersfs pack: the kernel's archive holds headers only, so --from-kheaders makes a headers-profile image: drop --profile or pass --profile headers",
+    )
+  }
+}
+
+/** Ctrl-C (or SIGTERM) aborts `work`: it stops reading and writes nothing (images are renamed into place whole). */
+async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController()
+  const onSignal = (): void => abort.abort(new InterruptedError('kheadersfs pack: interrupted; no image was written'))
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    return await work(abort.signal)
+  } catch (e) {
+    if (abort.signal.aborted) throw abort.signal.reason
+    throw e
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+/** The log while packing: code run from the tree, the input understood, then progress. */
+function packReport(ctx: Context, opts: PackOptions): { hooks: PackHooks; stop: () => void } {
+  let progress: PackProgress | undefined
+  return {
+    hooks: {
+      onRunTree: (r) =>
+        ctx.log.info(
+          { dirs: r.dirs, compiler: r.compiler },
+          `running the tree's Makefiles and scripts/basic/fixdep (in a scratch copy) to rebuild its host programs with ${r.compiler}`,
+        ),
+      onSelected: (s) => {
+        logSelected(ctx, s, opts.threads || os.availableParallelism())
+        progress = packProgress(ctx, s.files)
+      },
+      onProgress: (p) => progress?.update(p),
+    },
+    stop: () => progress?.stop(),
+  }
+}
+
+function logSelected(ctx: Context, s: Selected, threads: number): void {
+  for (const k of s.skipped) ctx.log.warn({ path: k.path, reason: k.reason }, `skipped ${k.path}: ${k.reason}`)
+  if (s.hostPrograms !== undefined) {
+    ctx.log.info(
+      { compiler: s.hostPrograms.compiler, rebuilt: s.hostPrograms.rebuilt },
+      `rebuilt ${s.hostPrograms.rebuilt.length} host programs for the board with ${s.hostPrograms.prefix}gcc`,
+    )
+  }
+  ctx.log.info(
+    {
+      release: s.kernel.release,
+      target: s.target?.name,
+      arch: s.kernel.arch,
+      layout: s.input.layout,
+      objtree: s.input.objtree,
+      srctree: s.input.srctree,
+      files: s.files,
+      epochSource: s.kernel.epochSource,
+      threads,
+    },
+    'kernel tree',
+  )
+}
+
+function printPacked(ctx: Context, result: PackResult, started: bigint): void {
+  const m = result.manifest
+  const secs = Number(process.hrtime.bigint() - started) / 1e9
+  for (const t of result.staleTempsRemoved) ctx.log.warn({ path: t }, 'removed a temp file left by an interrupted pack')
+  ctx.stdout.write(
+    `packed ${count(m.counts.files)} files (${bytes(m.bytes.raw)} raw, ${bytes(m.bytes.stripped)} stripped) for ${m.release} ${m.arch} ${m.profile} ` +
+      `into ${result.output}: ${bytes(result.imageBytes)} (kheaders.tar.xz ${bytes(m.payloads['kheaders.tar.xz'].size)}, config.gz ${bytes(m.payloads['config.gz'].size)}) in ${secs.toFixed(1)} s\n`,
+  )
 }

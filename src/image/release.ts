@@ -4,9 +4,6 @@
 import { UsageError } from '../errors'
 import { RELEASE } from './format'
 
-/** The release a kernel build writes into include/generated/utsrelease.h. */
-export const UTS_RELEASE = /#define\s+UTS_RELEASE\s+"([^"]+)"/
-
 /** `release`, or a UsageError saying what a release looks like. */
 export function checkRelease(release: string): string {
   if (RELEASE.test(release)) return release

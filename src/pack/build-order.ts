@@ -18,7 +18,8 @@
 //      include closure not placed yet (so a header and what it pulls in sit together);
 //   4. the rest (other scripts and programs, .config, …), in name order.
 import path from 'node:path'
-import { compareTarPaths, type SourceEntry } from './select'
+import type { SourceEntry } from './entries'
+import { compareTarPaths } from './tar-order'
 
 export const LAYOUT_ORDER = 'build-1'
 

@@ -6,15 +6,19 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import tarStream from 'tar-stream'
-import { checkRelease, UTS_RELEASE } from '../image/release'
 import { KernelTreeError, UsageError, reason } from '../errors'
 import { sha256 } from '../image/format'
 import { parseXzIndex } from '../xz/xz-index'
-import { buildEpoch, type KernelTree } from './kernel-tree'
-import { compareTarPaths, type SourceEntry } from './select'
+import { readConfig } from './config'
+import { dirEntry, fileMode, linkEntry, type SourceEntry } from './entries'
+import { buildEpoch, kernelRelease, utsRelease, type Kernel, type KernelFiles } from './kernel'
+import { inTarOrder } from './tar-order'
 
-export interface KheadersInput {
-  tree: KernelTree
+export interface KheadersArchive {
+  /** The file packed from (a .tar.xz, or a module embedding one). */
+  file: string
+  kernel: Kernel
+  /** Its entries, in name order. */
   entries: SourceEntry[]
   /** sha256 of the input file, recorded in the manifest. */
   sha256: string
@@ -25,64 +29,73 @@ const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])
 
 export async function readKheadersArchive(
   file: string,
-  opts: { config?: string; release?: string; env: NodeJS.ProcessEnv; readConfig: (file: string) => Buffer },
-): Promise<KheadersInput> {
-  let data: Buffer
+  opts: { config?: string; release?: string; env: NodeJS.ProcessEnv },
+): Promise<KheadersArchive> {
+  const data = readArchiveFile(file)
+  const config = readGivenConfig(opts.config)
+  const entries = await tarEntries(await unxz(findXzStream(data, file), file), file)
+  const files = filesOf(entries)
+  if (!entries.some((e) => e.path.startsWith('include/linux/'))) {
+    throw new KernelTreeError(
+      `Cannot use ${file}: it holds no include/linux/ headers; pass --from-kheaders the kernel's kheaders archive`,
+    )
+  }
+  const release = kernelRelease(
+    opts.release,
+    () => utsRelease(files),
+    () =>
+      new KernelTreeError(
+        `Cannot find the kernel release in ${file}: no include/generated/utsrelease.h; pass --release R`,
+      ),
+  )
+  const kernel: Kernel = {
+    release,
+    arch: archOf(entries, file),
+    config,
+    configPath: opts.config,
+    ...buildEpoch(files, opts.env),
+  }
+  return { file, kernel, entries: inTarOrder(entries), sha256: sha256(data) }
+}
+
+function readArchiveFile(file: string): Buffer {
   try {
-    data = readFileSync(file)
+    return readFileSync(file)
   } catch (e) {
     throw new KernelTreeError(
       `Cannot read ${file}: ${reason(e)}; pass --from-kheaders the kernel's archive (/sys/kernel/kheaders.tar.xz, after "modprobe kheaders")`,
       e,
     )
   }
-  if (opts.config === undefined) {
+}
+
+/** The archive has no .config, so --config must name one. */
+function readGivenConfig(file: string | undefined): Buffer {
+  if (file === undefined) {
     throw new UsageError(
       `kheadersfs pack: --from-kheaders needs --config too (the kernel's archive has no .config): e.g. --config /proc/config.gz`,
     )
   }
-  const config = opts.readConfig(opts.config)
-  const xz = findXzStream(data, file)
-  const tar = await unxz(xz, file)
-  const entries = await tarEntries(tar, file)
+  return readConfig(file)
+}
+
+/** The archive's files as the kernel's own (utsrelease.h, compile.h). */
+function filesOf(entries: readonly SourceEntry[]): KernelFiles {
   const byPath = new Map(entries.map((e) => [e.path, e]))
-  const text = (p: string): string | undefined => byPath.get(p)?.data?.toString('latin1')
-  if (![...byPath.keys()].some((p) => p.startsWith('include/linux/'))) {
-    throw new KernelTreeError(
-      `Cannot use ${file}: it holds no include/linux/ headers; pass --from-kheaders the kernel's kheaders archive`,
-    )
-  }
-  const release = opts.release ?? UTS_RELEASE.exec(text('include/generated/utsrelease.h') ?? '')?.[1]
-  if (release === undefined)
-    throw new KernelTreeError(
-      `Cannot find the kernel release in ${file}: no include/generated/utsrelease.h; pass --release R`,
-    )
-  checkRelease(release)
+  return (rel) => byPath.get(rel)?.data?.toString('latin1')
+}
+
+/** SRCARCH: the one arch/<arch>/include/ in the archive. */
+function archOf(entries: readonly SourceEntry[], file: string): string {
   const arches = [
-    ...new Set(
-      [...byPath.keys()]
-        .map((p) => /^arch\/([^/]+)\/include\//.exec(p)?.[1])
-        .filter((a): a is string => a !== undefined),
-    ),
+    ...new Set(entries.map((e) => /^arch\/([^/]+)\/include\//.exec(e.path)?.[1]).filter((a) => a !== undefined)),
   ]
   if (arches.length !== 1) {
     throw new KernelTreeError(
       `Cannot find the architecture of ${file}: ${arches.length === 0 ? 'no arch/<arch>/include/' : `several (${arches.join(', ')})`} in it`,
     )
   }
-  const epoch = buildEpoch(text, opts.env)
-  const tree: KernelTree = {
-    objtree: file,
-    srctree: file,
-    layout: 'kheaders-archive',
-    release,
-    arch: arches[0],
-    config,
-    configPath: opts.config,
-    ...epoch,
-    sysroot: undefined,
-  }
-  return { tree, entries: entries.sort((a, b) => compareTarPaths(a.path, b.path)), sha256: sha256(data) }
+  return arches[0]
 }
 
 /**
@@ -147,14 +160,18 @@ async function tarEntries(tar: Buffer, file: string): Promise<SourceEntry[]> {
         }
         if (seen.has(name)) return next(new KernelTreeError(`Cannot use ${file}: it lists ${name} twice`))
         seen.add(name)
-        const exec = ((h.mode ?? 0o644) & 0o111) !== 0
         if (h.type === 'file') {
           const data = Buffer.concat(chunks)
-          entries.push({ path: name, type: 'file', mode: exec ? 0o755 : 0o644, data, size: data.length, strip: false })
-        } else if (h.type === 'directory')
-          entries.push({ path: name, type: 'directory', mode: 0o755, size: 0, strip: false })
-        else if (h.type === 'symlink')
-          entries.push({ path: name, type: 'symlink', mode: 0o777, linkname: h.linkname ?? '', size: 0, strip: false })
+          entries.push({
+            path: name,
+            type: 'file',
+            mode: fileMode(h.mode ?? 0o644),
+            data,
+            size: data.length,
+            strip: false,
+          })
+        } else if (h.type === 'directory') entries.push(dirEntry(name))
+        else if (h.type === 'symlink') entries.push(linkEntry(name, h.linkname ?? ''))
         else
           return next(
             new KernelTreeError(`Cannot use ${file}: ${name} is a ${h.type}, which a headers archive never holds`),

@@ -30,8 +30,8 @@ import path from 'node:path'
 import { HostProgramsError, KernelTreeError } from '../errors'
 import { readConfinedSync } from './confine'
 import { describeElf, readElfId, sameMachine, type ElfId } from './elf'
+import type { SourceEntry } from './entries'
 import type { KernelTree } from './kernel-tree'
-import type { SourceEntry } from './select'
 
 export interface Compiler {
   /** CROSS_COMPILE prefix, e.g. "aarch64-linux-gnu-". */

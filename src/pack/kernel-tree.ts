@@ -4,29 +4,21 @@
 // linux-headers packages (docs/design.md, "Kernel trees").
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
-import { gunzipSync } from 'node:zlib'
-import { checkRelease, UTS_RELEASE } from '../image/release'
-import { KernelTreeError, UsageError, reason } from '../errors'
+import { KernelTreeError, reason } from '../errors'
+import { readConfig } from './config'
+import { buildEpoch, filesIn, kernelRelease, utsRelease, type Kernel } from './kernel'
 import { namedPath, realpathIn } from './sysroot'
 
-export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split' | 'kheaders-archive'
+export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split'
 
-export interface KernelTree {
+export interface KernelTree extends Omit<Kernel, 'config'> {
   /** Build tree (objtree): generated headers, .config, Module.symvers. Wins over srctree. */
   objtree: string
   /** Source tree; equal to objtree for an in-tree build. */
   srctree: string
   layout: TreeLayout
-  /** UTS_RELEASE: what `uname -r` and module vermagic report. */
-  release: string
-  /** SRCARCH: the arch/ directory name (x86 for x86_64). */
-  arch: string
-  /** The kernel configuration as text (from --config, plain or gzip, or objtree/.config). */
+  /** Undefined when the tree has no .config and no --config was given (pack refuses the tree). */
   config: Buffer | undefined
-  configPath: string | undefined
-  /** Seconds since the epoch used for every mtime in the archive and the manifest. */
-  epoch: number
-  epochSource: 'SOURCE_DATE_EPOCH' | 'kernel build timestamp' | 'none'
   /** Root file system the tree belongs to: absolute paths it names are looked up inside it. */
   sysroot: string | undefined
 }
@@ -59,12 +51,31 @@ export function detectKernelTree(opts: TreeOptions): KernelTree {
       `Cannot pack ${objtree}: no include/linux/ in it or its source tree ${srctree}; pass --source the kernel source tree${sysroot === undefined ? ' (or --sysroot ROOT if the tree belongs to another root file system)' : ''}`,
     )
   }
-  const release = opts.release ?? readRelease(objtree)
-  checkRelease(release)
+  const files = filesIn(objtree)
+  const release = kernelRelease(
+    opts.release,
+    () => utsRelease(files) ?? (files('include/config/kernel.release')?.trim() || undefined),
+    () =>
+      new KernelTreeError(
+        `Cannot find the kernel release in ${objtree}: no include/generated/utsrelease.h; run "make modules_prepare" in the tree or pass --release`,
+      ),
+  )
   const arch = readArch(objtree, srctree)
-  const { config, configPath } = readConfig(objtree, opts.config)
-  const { epoch, epochSource } = buildEpoch(objtree, opts.env)
-  return { objtree, srctree, layout, release, arch, config, configPath, epoch, epochSource, sysroot }
+  const configPath = opts.config ?? path.join(objtree, '.config')
+  const config = readConfig(configPath, opts.config === undefined)
+  const { epoch, epochSource } = buildEpoch(files, opts.env)
+  return {
+    objtree,
+    srctree,
+    layout,
+    release,
+    arch,
+    config,
+    configPath: config === undefined ? undefined : configPath,
+    epoch,
+    epochSource,
+    sysroot,
+  }
 }
 
 function realDir(p: string, flag: string, sysroot: string | undefined): string {
@@ -163,25 +174,6 @@ export function makefileStubTarget(makefile: string): string | undefined {
   return target
 }
 
-function readRelease(objtree: string): string {
-  const uts = path.join(objtree, 'include/generated/utsrelease.h')
-  try {
-    const m = UTS_RELEASE.exec(readFileSync(uts, 'utf8'))
-    if (m) return m[1]
-  } catch {
-    // fall through to kernel.release
-  }
-  try {
-    const rel = readFileSync(path.join(objtree, 'include/config/kernel.release'), 'utf8').trim()
-    if (rel) return rel
-  } catch {
-    // fall through
-  }
-  throw new KernelTreeError(
-    `Cannot find the kernel release in ${objtree}: no include/generated/utsrelease.h; run "make modules_prepare" in the tree or pass --release`,
-  )
-}
-
 /** SRCARCH: the one arch/<dir> holding generated headers, else the arch whose CONFIG_<ARCH>=y is set. */
 function readArch(objtree: string, srctree: string): string {
   const candidates = (dir: string): string[] => {
@@ -205,92 +197,4 @@ function readArch(objtree: string, srctree: string): string {
   throw new KernelTreeError(
     `Cannot find the architecture of ${objtree}: ${generated.length > 1 ? `several arch/*/include/generated (${generated.join(', ')})` : 'no arch/<arch>/include/generated'}; run "make modules_prepare" in the tree`,
   )
-}
-
-/** --config may be a .config or a config.gz (e.g. the running kernel's /proc/config.gz). */
-export function readConfig(
-  objtree: string,
-  given: string | undefined,
-): { config: Buffer | undefined; configPath: string | undefined } {
-  const file = given ?? path.join(objtree, '.config')
-  let data: Buffer
-  try {
-    data = readFileSync(file)
-  } catch (e) {
-    if (given === undefined && (e as NodeJS.ErrnoException).code === 'ENOENT')
-      return { config: undefined, configPath: undefined }
-    throw new KernelTreeError(
-      `Cannot read config ${file}: ${reason(e)}; pass --config a kernel .config or config.gz`,
-      e,
-    )
-  }
-  if (data[0] === 0x1f && data[1] === 0x8b) {
-    try {
-      data = gunzipSync(data)
-    } catch (e) {
-      throw new KernelTreeError(
-        `Cannot read config ${file}: not a valid gzip file (${reason(e)}); pass --config a kernel .config or config.gz`,
-        e,
-      )
-    }
-  }
-  if (!/^CONFIG_[A-Z0-9_]+=/m.test(data.toString('latin1'))) {
-    throw new KernelTreeError(
-      `Cannot use config ${file}: no CONFIG_ lines in it; pass --config a kernel .config or config.gz`,
-    )
-  }
-  return { config: data, configPath: file }
-}
-
-/**
- * The archive's single mtime: SOURCE_DATE_EPOCH if set, else the time the kernel itself records for
- * its build (UTS_VERSION in include/generated/utsversion.h or compile.h), else 0. Never the wall clock
- * and never the input files' mtimes, so the same tree packs to the same bytes anywhere.
- */
-export function buildEpoch(
-  objtree: string | ((rel: string) => string | undefined),
-  env: NodeJS.ProcessEnv,
-): { epoch: number; epochSource: KernelTree['epochSource'] } {
-  // A tree's files, or (pack --from-kheaders) the same paths inside the kernel's archive.
-  const read =
-    typeof objtree === 'function'
-      ? objtree
-      : (rel: string): string | undefined => {
-          try {
-            return readFileSync(path.join(objtree, rel), 'utf8')
-          } catch {
-            return undefined
-          }
-        }
-  const sde = env.SOURCE_DATE_EPOCH
-  if (sde !== undefined && sde !== '') {
-    if (!/^\d{1,12}$/.test(sde))
-      throw new UsageError(`Cannot use SOURCE_DATE_EPOCH="${sde}": it must be a whole number of seconds since 1970`)
-    return { epoch: Number(sde), epochSource: 'SOURCE_DATE_EPOCH' }
-  }
-  for (const f of ['include/generated/utsversion.h', 'include/generated/compile.h']) {
-    const text = read(f)
-    if (text === undefined) continue
-    const m = /#define\s+UTS_VERSION\s+"([^"]*)"/.exec(text)
-    const t = m ? parseUtsVersionDate(m[1]) : undefined
-    if (t !== undefined) return { epoch: t, epochSource: 'kernel build timestamp' }
-  }
-  return { epoch: 0, epochSource: 'none' }
-}
-
-/**
- * Dates found in UTS_VERSION: upstream's `date` output ("#1 SMP PREEMPT_DYNAMIC Sun Nov 16 10:17:00
- * UTC 2025", or KBUILD_BUILD_TIMESTAMP verbatim) and Debian's "(2026-11-16)". Returns epoch seconds.
- */
-export function parseUtsVersionDate(uts: string): number | undefined {
-  const iso = /\((\d{4})-(\d{2})-(\d{2})\)\s*$/.exec(uts)
-  if (iso) return Date.UTC(Number(iso[1]), Number(iso[2]) - 1, Number(iso[3])) / 1000
-  const d = /([A-Z][a-z]{2} [A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2})(?: (\S+))? (\d{4})\s*$/.exec(uts)
-  if (d) {
-    // A zone name other than UTC/GMT cannot be resolved portably; read the clock time as UTC.
-    const zone = d[2] && /^(UTC|GMT|[+-]\d{4})$/.test(d[2]) ? d[2] : 'UTC'
-    const t = Date.parse(`${d[1]} ${d[3]} ${zone}`)
-    if (Number.isFinite(t)) return Math.floor(t / 1000)
-  }
-  return undefined
 }

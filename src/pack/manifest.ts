@@ -1,12 +1,12 @@
-// Kernel tree facts + archive → Manifest (image/format.ts describes every field).
+// Kernel facts + archive → Manifest (image/format.ts describes every field).
 import { FORMAT_ID, FORMAT_VERSION, sha256, type Manifest, type Profile } from '../image/format'
 import { generator } from '../version'
 import type { Archive } from './headers-txz'
-import type { KernelTree } from './kernel-tree'
+import type { Kernel } from './kernel'
 import { CHECK, type XzOptions } from './xz'
 
 export function buildManifest(
-  tree: KernelTree,
+  kernel: Kernel,
   profile: Profile,
   archive: Archive,
   config: { gz: Buffer; raw: Buffer },
@@ -19,11 +19,11 @@ export function buildManifest(
     format: FORMAT_ID,
     version: FORMAT_VERSION,
     generator: generator(),
-    release: tree.release,
-    arch: tree.arch,
+    release: kernel.release,
+    arch: kernel.arch,
     profile,
-    created: new Date(tree.epoch * 1000).toISOString(),
-    epoch: tree.epoch,
+    created: new Date(kernel.epoch * 1000).toISOString(),
+    epoch: kernel.epoch,
     payloads: {
       'config.gz': { size: config.gz.length, sha256: sha256(config.gz), uncompressedSize: config.raw.length },
       'kheaders.tar.xz': {

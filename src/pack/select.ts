@@ -10,39 +10,10 @@ import type { Profile } from '../image/format'
 import { MAX_DEPTH, pathProblem } from '../image/format'
 import { resolveInArchive } from '../image/links'
 import { Confinement, MAX_FILE_BYTES } from './confine'
+import { dirEntry, fileMode, linkEntry, type Selection, type Skipped, type SourceEntry } from './entries'
 import { makefileStubTarget, missingStubTarget, type KernelTree } from './kernel-tree'
 import { namedPath, realpathIn } from './sysroot'
-
-export interface SourceEntry {
-  /** Relative path in the archive, '/'-separated, no trailing slash. */
-  path: string
-  type: 'file' | 'directory' | 'symlink'
-  /** Normalized permission bits: 0644/0755 files, 0755 dirs, 0777 links. */
-  mode: number
-  /** Absolute path to read the content from (files). */
-  source?: string
-  /** Where `source` must lie when it is read (undefined: a file kheadersfs made itself). */
-  within?: Confinement
-  /** Content given directly (the .config from --config). */
-  data?: Buffer
-  linkname?: string
-  /** Size seen by lstat; the archiver uses the size it actually reads. */
-  size: number
-  /** C header: comments are stripped. */
-  strip: boolean
-}
-
-export interface Skipped {
-  path: string
-  reason: string
-}
-
-export interface Selection {
-  entries: SourceEntry[]
-  skipped: Skipped[]
-  /** The directories the files come from (the tree, its kbuild directories, --sysroot). */
-  within?: Confinement
-}
+import { inTarOrder } from './tar-order'
 
 /** A node of the merged tree: a file, kept link, or directory with the real dirs that back it. */
 type Node =
@@ -53,85 +24,107 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/
 
 export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   const merged = new MergedTree(tree)
-  const toEntry = (rel: string, node: Node, strip: boolean): SourceEntry =>
-    entryOf(rel, node, strip, tree, merged.within)
-  const arch = `arch/${tree.arch}`
   const picked = new Map<string, SourceEntry>()
-  const add = (e: SourceEntry): void => {
-    picked.set(e.path, e)
+  const pick = (rel: string, node: Node, strip: boolean): void => {
+    picked.set(rel, entryOf(rel, node, strip, tree, merged.within))
   }
-  const isHeader = (rel: string): boolean => rel.endsWith('.h')
-
-  if (profile === 'headers') {
-    // gen_kheaders.sh: `find include/ arch/$SRCARCH/include/ -name "*.h"` in srctree, then objtree.
-    for (const root of ['include', `${arch}/include`]) {
-      merged.walk(root, (rel, node) => {
-        if (!isHeader(rel)) return
-        add(toEntry(rel, node, true))
+  if (profile === 'headers') pickHeaders(merged, tree.arch, pick)
+  else {
+    pickModuleBuild(merged, tree.arch, pick)
+    if (tree.config !== undefined) {
+      picked.set('.config', {
+        path: '.config',
+        type: 'file',
+        mode: 0o644,
+        data: tree.config,
+        size: tree.config.length,
+        strip: false,
       })
     }
-  } else {
-    // What `make -C tree M=dir modules` reads (cf. the kernel's scripts/package/install-extmod-build).
-    for (const root of ['include', `${arch}/include`]) {
-      merged.walk(
-        root,
-        (rel, node) => add(toEntry(rel, node, isHeader(rel))),
-        (dir) => dir !== 'include/config',
-      )
-    }
-    for (const f of ['include/config/auto.conf', 'include/config/kernel.release'])
-      merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
-    merged.walk('scripts', (rel, node) => add(toEntry(rel, node, isHeader(rel))))
-    merged.walk(
-      arch,
-      (rel, node) => {
-        const base = path.posix.basename(rel)
-        const top = path.posix.dirname(rel) === arch
-        if (
-          (top && base.startsWith('Makefile')) ||
-          base === 'module.lds' ||
-          base === 'Kbuild.platforms' ||
-          base === 'Platform'
-        ) {
-          add(toEntry(rel, node, false))
-        }
-      },
-      (dir) => !dir.startsWith(`${arch}/include`),
-    )
-    for (const f of ['Makefile', 'Module.symvers', '.kernelvariables', 'tools/objtool/objtool']) {
-      merged.pick(f, (rel, n) => add(toEntry(rel, n, false)))
-    }
-    if (tree.config !== undefined) {
-      add({ path: '.config', type: 'file', mode: 0o644, data: tree.config, size: tree.config.length, strip: false })
-    }
-    const missing = [
-      ['.config', 'pass --config FILE (a .config or /proc/config.gz)'],
-      ['include/config/auto.conf', 'run "make modules_prepare" in the tree'],
-      ['Module.symvers', 'run "make modules" in the tree (or pass --profile headers)'],
-      ['Makefile', 'the top-level kernel Makefile must be in the tree'],
-      ['scripts/Makefile.build', 'the scripts/ directory of the build must be in the tree'],
-    ].filter(([p]) => !picked.has(p))
-    if (missing.length > 0) {
-      const [p, fix] = missing[0]
-      throw new KernelTreeError(`Cannot pack ${tree.objtree} for module builds: ${p} is missing; ${fix}`)
-    }
+    requireModuleBuildFiles(picked, tree)
   }
-
   if (picked.size === 0) {
     throw new KernelTreeError(
-      `Cannot pack ${tree.objtree}: no headers found under include/ or ${arch}/include/; pass --kernel a kernel build tree`,
+      `Cannot pack ${tree.objtree}: no headers found under include/ or arch/${tree.arch}/include/; pass --kernel a kernel build tree`,
     )
   }
-  // Parent directories of everything picked, as cpio -pd creates them.
-  for (const rel of [...picked.keys()]) {
-    for (let d = path.posix.dirname(rel); d !== '.'; d = path.posix.dirname(d)) {
-      if (picked.has(d)) break
-      picked.set(d, { path: d, type: 'directory', mode: 0o755, size: 0, strip: false })
-    }
-  }
-  const entries = [...picked.values()].sort((a, b) => compareTarPaths(a.path, b.path))
+  const entries = inTarOrder(withParentDirs(picked).values())
   checkArchivable(entries, tree)
   return { entries, skipped: merged.skipped, within: merged.within }
+}
+
+type PickEntry = (rel: string, node: Node, strip: boolean) => void
+
+const isHeader = (rel: string): boolean => rel.endsWith('.h')
+
+/** gen_kheaders.sh: `find include/ arch/$SRCARCH/include/ -name "*.h"` in srctree, then objtree. */
+function pickHeaders(merged: MergedTree, arch: string, pick: PickEntry): void {
+  for (const root of ['include', `arch/${arch}/include`]) {
+    merged.walk(root, (rel, node) => {
+      if (isHeader(rel)) pick(rel, node, true)
+    })
+  }
+}
+
+/** What `make -C tree M=dir modules` reads (cf. the kernel's scripts/package/install-extmod-build). */
+function pickModuleBuild(merged: MergedTree, arch: string, pick: PickEntry): void {
+  const archDir = `arch/${arch}`
+  for (const root of ['include', `${archDir}/include`]) {
+    merged.walk(
+      root,
+      (rel, node) => pick(rel, node, isHeader(rel)),
+      (dir) => dir !== 'include/config',
+    )
+  }
+  for (const f of ['include/config/auto.conf', 'include/config/kernel.release'])
+    merged.pick(f, (rel, n) => pick(rel, n, false))
+  merged.walk('scripts', (rel, node) => pick(rel, node, isHeader(rel)))
+  merged.walk(
+    archDir,
+    (rel, node) => {
+      const base = path.posix.basename(rel)
+      const top = path.posix.dirname(rel) === archDir
+      if (
+        (top && base.startsWith('Makefile')) ||
+        base === 'module.lds' ||
+        base === 'Kbuild.platforms' ||
+        base === 'Platform'
+      ) {
+        pick(rel, node, false)
+      }
+    },
+    (dir) => !dir.startsWith(`${archDir}/include`),
+  )
+  for (const f of ['Makefile', 'Module.symvers', '.kernelvariables', 'tools/objtool/objtool']) {
+    merged.pick(f, (rel, n) => pick(rel, n, false))
+  }
+}
+
+/** The files no module build works without; the first one missing is named with its fix. */
+function requireModuleBuildFiles(picked: ReadonlyMap<string, SourceEntry>, tree: KernelTree): void {
+  const missing = [
+    ['.config', 'pass --config FILE (a .config or /proc/config.gz)'],
+    ['include/config/auto.conf', 'run "make modules_prepare" in the tree'],
+    ['Module.symvers', 'run "make modules" in the tree (or pass --profile headers)'],
+    ['Makefile', 'the top-level kernel Makefile must be in the tree'],
+    ['scripts/Makefile.build', 'the scripts/ directory of the build must be in the tree'],
+  ].filter(([p]) => !picked.has(p))
+  if (missing.length > 0) {
+    const [p, fix] = missing[0]
+    throw new KernelTreeError(`Cannot pack ${tree.objtree} for module builds: ${p} is missing; ${fix}`)
+  }
+}
+
+/** `picked` and the parent directories of everything in it, as cpio -pd creates them. */
+function withParentDirs(picked: ReadonlyMap<string, SourceEntry>): Map<string, SourceEntry> {
+  const all = new Map(picked)
+  for (const rel of picked.keys()) {
+    for (let d = path.posix.dirname(rel); d !== '.'; d = path.posix.dirname(d)) {
+      if (all.has(d)) break
+      all.set(d, dirEntry(d))
+    }
+  }
+  return all
 }
 
 /**
@@ -159,9 +152,8 @@ function checkArchivable(entries: readonly SourceEntry[], tree: Pick<KernelTree,
 }
 
 function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree, within: Confinement): SourceEntry {
-  if (node.kind === 'symlink')
-    return { path: rel, type: 'symlink', mode: 0o777, linkname: node.target, size: 0, strip: false }
-  if (node.kind === 'dir') return { path: rel, type: 'directory', mode: 0o755, size: 0, strip: false }
+  if (node.kind === 'symlink') return linkEntry(rel, node.target)
+  if (node.kind === 'dir') return dirEntry(rel)
   let real = node.real
   let st = node.st
   // A Makefile that only includes another tree's Makefile by absolute path is replaced by that file.
@@ -182,22 +174,7 @@ function entryOf(rel: string, node: Node, strip: boolean, tree: KernelTree, with
       `Cannot pack ${tree.objtree}: ${rel} would be read from ${real}, outside the kernel tree (${within.describe()})`,
     )
   }
-  const exec = (st.mode & 0o111) !== 0
-  return { path: rel, type: 'file', mode: exec ? 0o755 : 0o644, source: real, size: st.size, strip, within }
-}
-
-/**
- * Sort as GNU tar --sort=name does: directory by directory, names compared bytewise, so a
- * directory's entries are contiguous and follow it.
- */
-export function compareTarPaths(a: string, b: string): number {
-  const pa = a.split('/')
-  const pb = b.split('/')
-  const n = Math.min(pa.length, pb.length)
-  for (let i = 0; i < n; i++) {
-    if (pa[i] !== pb[i]) return Buffer.compare(Buffer.from(pa[i]), Buffer.from(pb[i]))
-  }
-  return pa.length - pb.length
+  return { path: rel, type: 'file', mode: fileMode(st.mode), source: real, size: st.size, strip, within }
 }
 
 /** Debian's kbuild directories, which a split tree's top-level scripts and tools links name. */

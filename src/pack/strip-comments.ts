@@ -7,7 +7,7 @@
 // lines before it removes comments, so a comment inside a multi-line #define keeps the directive going
 // (bare newlines would end it: "stray '##' in program" in every module build), and the physical line
 // count is unchanged, so __LINE__ and diagnostics match the original header. The rare comment whose
-// replacement would still change what GCC does or warns about is kept (see the rules at the removal).
+// replacement would still change what GCC does or warns about is kept (mustKeepComment).
 //
 // One pass over the bytes; unchanged runs are copied in bulk into a lazily allocated output buffer.
 
@@ -264,198 +264,298 @@ function lastLineBreakIsCR(s: Buffer, i: number, end: number): boolean {
 
 /** Remove C comments, keeping SPDX comments, every line break and every token the preprocessor sees. */
 export function stripComments(src: Buffer): Buffer {
-  const s = src
-  const n = s.length
-  let out: Buffer | undefined // allocated at the first removal
-  let o = 0 // bytes written to out
-  let copied = 0 // s[copied, i) is still to be copied to out
-  let spdx = -2 // position of the next "SPDX" at or after the current comment (-1: none; -2: not searched)
-  let bol = true // only whitespace and comments so far on this logical line
-  let dir = D_NONE
-  const anyCR = s.indexOf(CR) >= 0 // CR line ends are rare: only then count them
-  let i = 0
-  scan: while (i < n) {
-    // Fast path: in ordinary text after the first token of a line only comments, literals, splices
-    // and line ends matter.
-    if (!bol && dir === D_NONE) {
-      while (i < n && PLAIN[s[i]] === 1) i++
-      if (i >= n) break
+  const lexer = new Lexer(src)
+  lexer.run()
+  return lexer.out.finish()
+}
+
+/**
+ * The output: the input copied in runs, with removed comments' replacements between them. Allocated
+ * at the first removal, so a file without comments to remove is returned as it is.
+ */
+class Output {
+  private buf: Buffer | undefined
+  /** Bytes written to buf. */
+  private o = 0
+  /** src[copied, …) is still to be copied. */
+  private copied = 0
+
+  constructor(private readonly src: Buffer) {}
+
+  /** Copy the input up to `at`, with room for `extra` bytes after it. */
+  copyTo(at: number, extra: number): void {
+    this.reserve(at - this.copied + extra)
+    this.o += this.src.copy(this.buf!, this.o, this.copied, at)
+    this.copied = at
+  }
+
+  /** Drop the input up to `at` (a removed comment). */
+  skipTo(at: number): void {
+    this.copied = at
+  }
+
+  /** Write a byte into the room copyTo made. */
+  byte(b: number): void {
+    this.buf![this.o++] = b
+  }
+
+  /** Write the input's bytes [from, to) into the room copyTo made. */
+  bytes(from: number, to: number): void {
+    this.o += this.src.copy(this.buf!, this.o, from, to)
+  }
+
+  finish(): Buffer {
+    if (this.buf === undefined) return this.src
+    this.copyTo(this.src.length, 0)
+    return this.buf.subarray(0, this.o)
+  }
+
+  private reserve(need: number): void {
+    if (this.buf === undefined) this.buf = Buffer.allocUnsafe(Math.max(this.src.length, need) + 64)
+    else if (this.o + need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.o + need))
+      this.buf.copy(grown, 0, 0, this.o)
+      this.buf = grown
     }
-    const c = s[i]
+  }
+}
+
+/** One pass over the input: each step reads one token (or character) at `i` and moves past it. */
+class Lexer {
+  readonly out: Output
+  private i = 0
+  /** Only whitespace and comments so far on this logical line. */
+  private bol = true
+  private dir = D_NONE
+  /** Position of the next "SPDX" at or after the current comment (-1: none; -2: not searched). */
+  private spdx = -2
+  /** CR line ends are rare: only then are they counted. */
+  private readonly anyCR: boolean
+
+  constructor(private readonly s: Buffer) {
+    this.out = new Output(s)
+    this.anyCR = s.indexOf(CR) >= 0
+  }
+
+  run(): void {
+    const s = this.s
+    const n = s.length
+    while (this.i < n) {
+      // Fast path: in ordinary text after the first token of a line only comments, literals, splices
+      // and line ends matter.
+      if (!this.bol && this.dir === D_NONE) {
+        let i = this.i
+        while (i < n && PLAIN[s[i]] === 1) i++
+        this.i = i
+        if (i >= n) return
+      }
+      if (!this.step()) return // an unterminated comment or raw string: the rest stays as it is
+    }
+  }
+
+  /** Lex what starts at i; false when the rest of the input is to be left alone. */
+  private step(): boolean {
+    const c = this.s[this.i]
     switch (CLASS[c]) {
       case K_SPACE:
-        i++
-        break
+        this.i++
+        return true
       case K_NEWLINE:
-        bol = true
-        dir = D_NONE
-        i += c === CR && s[i + 1] === LF ? 2 : 1
-        break
+        this.newline(c)
+        return true
       case K_IDENT:
-      case K_DIGIT: {
-        bol = false
-        if (dir === D_NONE) {
-          i++
-          break
-        }
-        // In a directive: whole words decide what the line is.
-        const end = wordEnd(s, i)
-        const w = word(s, i, end, 18)
-        if (dir === D_HASH)
-          dir =
-            w === 'include' || w === 'include_next' || w === 'import'
-              ? D_INCLUDE
-              : w === 'if' || w === 'elif'
-                ? D_IF
-                : D_NONE
-        else if (dir === D_IF || dir === D_HAS || dir === D_HAS_PAREN)
-          dir = w === '__has_include' || w === '__has_include_next' ? D_HAS : D_IF
-        else dir = D_NONE // #include MACRO: GCC stops treating '<' as a header name once a macro expands
-        i = end
-        break
-      }
-      case K_BACKSLASH: {
-        const l = spliceLen(s, i)
-        if (l > 0) {
-          i += l
-          break
-        }
-        bol = false
-        dir = afterToken(dir)
-        i++
-        break
-      }
-      case K_SLASH: {
-        const j = skipSplices(s, i + 1)
-        const d = s[j]
-        if (d !== STAR && d !== SLASH) {
-          bol = false
-          dir = afterToken(dir)
-          i++
-          break
-        }
-        const end = d === STAR ? blockCommentEnd(s, j + 1) : lineCommentEnd(s, j + 1)
-        if (end < 0) break scan // unterminated comment (a GCC error): leave the rest as it is
-        if (spdx !== -1 && spdx < i) spdx = s.indexOf(SPDX, i)
-        if (spdx >= 0 && spdx + SPDX.length <= end) {
-          i = end
-          break
-        }
-        let lines = 0
-        for (let k = s.indexOf(LF, i); k >= 0 && k < end; k = s.indexOf(LF, k + 1)) lines++
-        let crs = 0
-        if (anyCR) for (let k = i; k < end; k++) if (s[k] === CR) crs++
-        const breaks = lines + crs // upper bound (CRLF counts twice); 0 exactly when on one line
-        // Keep the comment where its replacement would change what GCC does or says:
-        // - "\ /* x */<newline>" would become "\  <newline>", a new splice;
-        // - GCC does not warn about "*/\ <newline>" (backslash, space, newline), but would without the comment;
-        // - a backslash-newline onto a last line that has no newline draws a warning (and moves the
-        //   line GCC reports a directive's errors at): keep a multi-line block comment there;
-        // - a lone CR as the comment's last line break would join the LF after the comment into one CRLF.
-        if (
-          (breaks === 0 && afterBackslash(s, i)) ||
-          (s[end] === BACKSLASH && isHSpace(s[end + 1]) && spliceLen(s, end) > 0) ||
-          (breaks > 0 && d === STAR && s.indexOf(LF, end) < 0 && (crs === 0 || s.indexOf(CR, end) < 0)) ||
-          (crs > 0 && s[end] === LF && lastLineBreakIsCR(s, i, end))
-        ) {
-          i = end
-          break
-        }
-        const need = i - copied + 1 + 3 * breaks
-        if (out === undefined) out = Buffer.allocUnsafe(Math.max(n, need) + 64)
-        else if (o + need > out.length) {
-          const grown = Buffer.allocUnsafe(Math.max(2 * out.length, o + need))
-          out.copy(grown, 0, 0, o)
-          out = grown
-        }
-        o += s.copy(out, o, copied, i)
-        out[o++] = SP
-        if (crs === 0) {
-          for (let k = 0; k < lines; k++) {
-            out[o++] = BACKSLASH
-            out[o++] = LF
-          }
-        } else {
-          // Keep each line break as it was (CRLF or lone CR), each preceded by a backslash.
-          for (let k = i; k < end;) {
-            const nl = newlineLen(s, k)
-            if (nl === 0) {
-              k++
-              continue
-            }
-            out[o++] = BACKSLASH
-            o += s.copy(out, o, k, k + nl)
-            k += nl
-          }
-        }
-        copied = end
-        i = end
-        break
-      }
-      case K_QUOTE: {
-        bol = false
-        let end: number
-        if (c === DQUOTE && rawPrefixBefore(s, i)) end = rawStringEnd(s, i + 1)
-        else end = literalEnd(s, i + 1, c, dir !== D_INCLUDE && dir !== D_HAS && dir !== D_HAS_PAREN)
-        dir = afterToken(dir)
-        if (end < 0) break scan // unterminated raw string runs to EOF
-        i = end
-        break
-      }
-      case K_LT: {
-        bol = false
-        if (dir === D_INCLUDE || dir === D_HAS || dir === D_HAS_PAREN) {
-          const end = headerNameEnd(s, i + 1)
-          dir = dir === D_INCLUDE ? D_INCLUDE : D_IF
-          if (end > 0) {
-            i = end
-            break
-          }
-        } else dir = afterToken(dir)
-        i++
-        break
-      }
-      case K_HASH: {
-        const j = skipSplices(s, i + 1)
-        if (bol && s[j] !== HASH) dir = D_HASH
-        else dir = afterToken(dir)
-        bol = false
-        i = s[j] === HASH ? j + 1 : i + 1
-        break
-      }
-      case K_PERCENT: {
-        const j = skipSplices(s, i + 1)
-        if (bol && s[j] === COLON) {
-          const k = skipSplices(s, j + 1)
-          // %:%: is ##, not a directive
-          dir = s[k] === PERCENT && s[skipSplices(s, k + 1)] === COLON ? D_NONE : D_HASH
-          bol = false
-          i = j + 1
-          break
-        }
-        bol = false
-        dir = afterToken(dir)
-        i++
-        break
-      }
+      case K_DIGIT:
+        this.word()
+        return true
+      case K_BACKSLASH:
+        this.backslash()
+        return true
+      case K_SLASH:
+        return this.slash()
+      case K_QUOTE:
+        return this.literal(c)
+      case K_LT:
+        this.lessThan()
+        return true
+      case K_HASH:
+        this.hash()
+        return true
+      case K_PERCENT:
+        this.percent()
+        return true
       case K_LPAREN:
-        bol = false
-        dir = dir === D_HAS ? D_HAS_PAREN : afterToken(dir)
-        i++
-        break
+        this.bol = false
+        this.dir = this.dir === D_HAS ? D_HAS_PAREN : afterToken(this.dir)
+        this.i++
+        return true
       default: // other punctuation
-        bol = false
-        if (dir !== D_NONE) dir = afterToken(dir)
-        i++
+        this.punctuator(1)
+        return true
     }
   }
-  if (out === undefined) return src
-  const rest = n - copied
-  if (o + rest > out.length) {
-    const grown = Buffer.allocUnsafe(o + rest)
-    out.copy(grown, 0, 0, o)
-    out = grown
+
+  /** A token of `len` bytes other than those below: it ends a line's start and moves the directive on. */
+  private punctuator(len: number): void {
+    this.bol = false
+    this.dir = afterToken(this.dir)
+    this.i += len
   }
-  o += s.copy(out, o, copied, n)
-  return out.subarray(0, o)
+
+  private newline(c: number): void {
+    this.bol = true
+    this.dir = D_NONE
+    this.i += c === CR && this.s[this.i + 1] === LF ? 2 : 1
+  }
+
+  /** An identifier or number: in a directive, whole words decide what the line is. */
+  private word(): void {
+    this.bol = false
+    if (this.dir === D_NONE) {
+      this.i++
+      return
+    }
+    const end = wordEnd(this.s, this.i)
+    const w = word(this.s, this.i, end, 18)
+    const dir = this.dir
+    if (dir === D_HASH)
+      this.dir =
+        w === 'include' || w === 'include_next' || w === 'import'
+          ? D_INCLUDE
+          : w === 'if' || w === 'elif'
+            ? D_IF
+            : D_NONE
+    else if (dir === D_IF || dir === D_HAS || dir === D_HAS_PAREN)
+      this.dir = w === '__has_include' || w === '__has_include_next' ? D_HAS : D_IF
+    else this.dir = D_NONE // #include MACRO: GCC stops treating '<' as a header name once a macro expands
+    this.i = end
+  }
+
+  private backslash(): void {
+    const l = spliceLen(this.s, this.i)
+    if (l > 0) this.i += l
+    else this.punctuator(1)
+  }
+
+  /** '/': a comment (removed, or kept where removing it would change what GCC does), or a token. */
+  private slash(): boolean {
+    const s = this.s
+    const start = this.i
+    const j = skipSplices(s, start + 1)
+    const d = s[j]
+    if (d !== STAR && d !== SLASH) {
+      this.punctuator(1)
+      return true
+    }
+    const end = d === STAR ? blockCommentEnd(s, j + 1) : lineCommentEnd(s, j + 1)
+    if (end < 0) return false // unterminated comment (a GCC error)
+    if (!this.isSpdx(start, end)) this.removeComment(start, end, d === STAR)
+    this.i = end
+    return true
+  }
+
+  /** Does the comment s[start, end) hold "SPDX"? One search serves every comment before the match. */
+  private isSpdx(start: number, end: number): boolean {
+    if (this.spdx !== -1 && this.spdx < start) this.spdx = this.s.indexOf(SPDX, start)
+    return this.spdx >= 0 && this.spdx + SPDX.length <= end
+  }
+
+  /** Replace the comment s[start, end) by a space and a backslash before each line break it spanned. */
+  private removeComment(start: number, end: number, block: boolean): void {
+    const s = this.s
+    let lines = 0
+    for (let k = s.indexOf(LF, start); k >= 0 && k < end; k = s.indexOf(LF, k + 1)) lines++
+    let crs = 0
+    if (this.anyCR) for (let k = start; k < end; k++) if (s[k] === CR) crs++
+    if (mustKeepComment(s, start, end, block, lines, crs)) return
+    // lines + crs is an upper bound of the line breaks (CRLF counts twice).
+    this.out.copyTo(start, 1 + 3 * (lines + crs))
+    this.out.byte(SP)
+    if (crs === 0) {
+      for (let k = 0; k < lines; k++) {
+        this.out.byte(BACKSLASH)
+        this.out.byte(LF)
+      }
+    } else {
+      // Keep each line break as it was (CRLF or lone CR), each preceded by a backslash.
+      for (let k = start; k < end;) {
+        const nl = newlineLen(s, k)
+        if (nl === 0) {
+          k++
+          continue
+        }
+        this.out.byte(BACKSLASH)
+        this.out.bytes(k, k + nl)
+        k += nl
+      }
+    }
+    this.out.skipTo(end)
+  }
+
+  /** A string or character literal (a raw string after R, LR, uR, UR, u8R). */
+  private literal(quote: number): boolean {
+    const s = this.s
+    this.bol = false
+    const dir = this.dir
+    const end =
+      quote === DQUOTE && rawPrefixBefore(s, this.i)
+        ? rawStringEnd(s, this.i + 1)
+        : literalEnd(s, this.i + 1, quote, dir !== D_INCLUDE && dir !== D_HAS && dir !== D_HAS_PAREN)
+    this.dir = afterToken(dir)
+    if (end < 0) return false // unterminated raw string runs to EOF
+    this.i = end
+    return true
+  }
+
+  /** '<': a header name after #include or __has_include, else a token. */
+  private lessThan(): void {
+    const dir = this.dir
+    if (dir !== D_INCLUDE && dir !== D_HAS && dir !== D_HAS_PAREN) {
+      this.punctuator(1)
+      return
+    }
+    this.bol = false
+    const end = headerNameEnd(this.s, this.i + 1)
+    this.dir = dir === D_INCLUDE ? D_INCLUDE : D_IF
+    this.i = end > 0 ? end : this.i + 1
+  }
+
+  /** '#' at a line's start begins a directive; '##' and a later '#' are tokens. */
+  private hash(): void {
+    const s = this.s
+    const j = skipSplices(s, this.i + 1)
+    if (this.bol && s[j] !== HASH) this.dir = D_HASH
+    else this.dir = afterToken(this.dir)
+    this.bol = false
+    this.i = s[j] === HASH ? j + 1 : this.i + 1
+  }
+
+  /** '%:' at a line's start is the digraph for '#' ('%:%:' for '##'). */
+  private percent(): void {
+    const s = this.s
+    const j = skipSplices(s, this.i + 1)
+    if (!this.bol || s[j] !== COLON) {
+      this.punctuator(1)
+      return
+    }
+    const k = skipSplices(s, j + 1)
+    this.dir = s[k] === PERCENT && s[skipSplices(s, k + 1)] === COLON ? D_NONE : D_HASH
+    this.bol = false
+    this.i = j + 1
+  }
+}
+
+/** Keep the comment s[start, end) where its replacement would change what GCC does or says. */
+function mustKeepComment(s: Buffer, start: number, end: number, block: boolean, lines: number, crs: number): boolean {
+  const breaks = lines + crs // 0 exactly when the comment is on one line
+  // - "\ /* x */<newline>" would become "\  <newline>", a new splice;
+  // - GCC does not warn about "*/\ <newline>" (backslash, space, newline), but would without the comment;
+  // - a backslash-newline onto a last line that has no newline draws a warning (and moves the line GCC
+  //   reports a directive's errors at): keep a multi-line block comment there;
+  // - a lone CR as the comment's last line break would join the LF after the comment into one CRLF.
+  return (
+    (breaks === 0 && afterBackslash(s, start)) ||
+    (s[end] === BACKSLASH && isHSpace(s[end + 1]) && spliceLen(s, end) > 0) ||
+    (breaks > 0 && block && s.indexOf(LF, end) < 0 && (crs === 0 || s.indexOf(CR, end) < 0)) ||
+    (crs > 0 && s[end] === LF && lastLineBreakIsCR(s, start, end))
+  )
 }

@@ -3,24 +3,41 @@
 // .config (64-bit, endianness) say it instead.
 import { existsSync } from 'node:fs'
 import path from 'node:path'
-import { readElfId, sameMachine, type ElfId } from './elf'
-import type { KernelTree } from './kernel-tree'
-import type { SourceEntry } from './select'
+import type { TargetInfo } from '../image/format'
+import { describeElf, readElfId, sameMachine, type ElfId } from './elf'
+import type { SourceEntry } from './entries'
+import type { Kernel } from './kernel'
 
 export interface Target extends ElfId {
   /** Where the answer came from, for messages and the manifest. */
   from: 'vmlinux' | 'config'
 }
 
-/** The kernel's target machine, or undefined for an architecture this table does not know. */
-export function kernelTarget(tree: KernelTree): Target | undefined {
-  const vmlinux = path.join(tree.objtree, 'vmlinux')
-  if (existsSync(vmlinux)) {
+/**
+ * The kernel's target machine (from the vmlinux in `objtree`, when there is one), or undefined for an
+ * architecture this table does not know.
+ */
+export function kernelTarget(
+  kernel: Pick<Kernel, 'arch'> & { config: Buffer | undefined; objtree?: string },
+): Target | undefined {
+  const vmlinux = kernel.objtree === undefined ? undefined : path.join(kernel.objtree, 'vmlinux')
+  if (vmlinux !== undefined && existsSync(vmlinux)) {
     const id = readElfId(vmlinux)
     if (id !== undefined) return { ...id, from: 'vmlinux' }
   }
-  const id = targetFromConfig(tree.arch, tree.config?.toString('latin1') ?? '')
+  const id = targetFromConfig(kernel.arch, kernel.config?.toString('latin1') ?? '')
   return id && { ...id, from: 'config' }
+}
+
+/** The target as the manifest records it. */
+export function targetInfo(target: Target): TargetInfo {
+  return {
+    machine: target.machine,
+    bits: target.bits,
+    endian: target.endian,
+    name: describeElf(target),
+    from: target.from,
+  }
 }
 
 export function targetFromConfig(arch: string, config: string): ElfId | undefined {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildOrder, SEEDS } from '../../src/pack/build-order'
-import { compareTarPaths, type SourceEntry } from '../../src/pack/select'
+import type { SourceEntry } from '../../src/pack/entries'
+import { compareTarPaths } from '../../src/pack/tar-order'
 
 type Spec = Record<string, string | { link: string } | null>
 

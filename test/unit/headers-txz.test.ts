@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { buildArchive } from '../../src/pack/headers-txz'
-import type { SourceEntry } from '../../src/pack/select'
+import type { SourceEntry } from '../../src/pack/entries'
+import { buildHeadersTxz } from '../../src/pack/headers-txz'
 import { listTar, xzDecode } from '../../src/image/verify'
 import { tmpDir } from '../helpers/tmp'
 
@@ -27,7 +27,7 @@ const ENTRIES: SourceEntry[] = [
 const opts = { preset: 6, blockSize: 64 << 10, threads: 1, epoch: 1_700_000_000, arch: 'x86' }
 
 t.test('normalized tar: uid/gid 0, no owner names, fixed mtime, given modes, comments stripped', async (t) => {
-  const a = await buildArchive(ENTRIES, opts)
+  const a = await buildHeadersTxz(ENTRIES, opts)
   const tar = await xzDecode(a.txz)
   t.equal(tar.length, a.tarSize)
   const w = tmpDir(t)
@@ -49,7 +49,7 @@ t.test('normalized tar: uid/gid 0, no owner names, fixed mtime, given modes, com
 })
 
 t.test("recorded offsets point at each file's bytes in the tar (incl. pax long names)", async (t) => {
-  const a = await buildArchive(ENTRIES, opts)
+  const a = await buildHeadersTxz(ENTRIES, opts)
   const tar = await xzDecode(a.txz)
   const listed = await listTar(tar)
   t.same(
@@ -66,9 +66,9 @@ t.test("recorded offsets point at each file's bytes in the tar (incl. pax long n
 })
 
 t.test('same bytes whatever the thread count; several independent blocks', async (t) => {
-  const one = await buildArchive(ENTRIES, { ...opts, threads: 1 })
-  const two = await buildArchive(ENTRIES, { ...opts, threads: 2 })
-  const all = await buildArchive(ENTRIES, { ...opts, threads: 0 })
+  const one = await buildHeadersTxz(ENTRIES, { ...opts, threads: 1 })
+  const two = await buildHeadersTxz(ENTRIES, { ...opts, threads: 2 })
+  const all = await buildHeadersTxz(ENTRIES, { ...opts, threads: 0 })
   t.ok(one.txz.equals(two.txz) && one.txz.equals(all.txz), 'identical xz output')
   const w = tmpDir(t)
   writeFileSync(path.join(w, 'a.txz'), one.txz)
@@ -81,12 +81,15 @@ t.test('same bytes whatever the thread count; several independent blocks', async
 t.test('abort stops the archive with the signal reason', async (t) => {
   const ac = new AbortController()
   ac.abort(new Error('stop now'))
-  await t.rejects(buildArchive(ENTRIES, { ...opts, signal: ac.signal }), { message: 'stop now' })
+  await t.rejects(buildHeadersTxz(ENTRIES, { ...opts, signal: ac.signal }), { message: 'stop now' })
 })
 
 t.test('a file that cannot be read is named', async (t) => {
   await t.rejects(
-    buildArchive([{ path: 'x.h', type: 'file', mode: 0o644, source: '/nonexistent/x.h', size: 1, strip: true }], opts),
+    buildHeadersTxz(
+      [{ path: 'x.h', type: 'file', mode: 0o644, source: '/nonexistent/x.h', size: 1, strip: true }],
+      opts,
+    ),
     {
       exitCode: 7,
       message: /Cannot read \/nonexistent\/x\.h \(x\.h\): ENOENT/,
