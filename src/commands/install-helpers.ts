@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs'
 import path from 'node:path'
 import { parseCommand } from '../args'
-import type { Command } from '../context'
+import type { Command, Output } from '../context'
 import { IoError, UsageError, reason } from '../errors'
 import { writeFileAtomic } from '../fs-atomic'
 import { CLI_PATH } from '../version'
@@ -145,107 +145,142 @@ Files another program installed are never replaced; --uninstall removes only khe
   --uninstall     remove the files installed before`,
 
   run(args, ctx) {
-    const { values, positionals } = parseCommand('install-helpers', args, {
-      uninstall: { type: 'boolean' },
-      destdir: { type: 'string' },
-      bindir: { type: 'string' },
-      helperdir: { type: 'string' },
-      unitdir: { type: 'string' },
-      node: { type: 'string' },
-      app: { type: 'string' },
-      'for-package': { type: 'boolean' },
-    })
-    if (positionals.length > 0)
-      throw new UsageError(
-        `kheadersfs install-helpers: unexpected argument ${JSON.stringify(positionals[0])}; see "kheadersfs install-helpers --help"`,
-      )
-    const dirs: Dirs = { ...DEFAULT_DIRS }
-    for (const k of ['bindir', 'helperdir', 'unitdir'] as const) {
-      const v = values[k]
-      if (v === undefined) continue
-      if (!path.isAbsolute(v)) throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
-      dirs[k] = path.normalize(v)
-    }
-    for (const k of ['destdir', 'node', 'app'] as const) {
-      const v = values[k]
-      if (v !== undefined && !path.isAbsolute(v))
-        throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
-    }
-    const forPackage = values['for-package'] === true
-    // Installed live, unmarked files could never be replaced or removed by install-helpers again.
-    if (forPackage && values.destdir === undefined)
-      throw new UsageError('Cannot use --for-package without --destdir: a package is staged, then installed by dpkg')
-    const where = (p: string): string => (values.destdir ? path.join(values.destdir, p) : p)
-
-    if (values.uninstall) {
-      for (const f of installPaths(dirs)) {
-        const target = where(f.path)
-        if (!existsSync(target)) continue
-        if (!isOurs(target)) {
-          ctx.stdout.write(`kept ${target}: not installed by kheadersfs\n`)
-          continue
-        }
+    const opts = parseOptions(args)
+    if (opts.uninstall) uninstall(opts, ctx.stdout)
+    else {
+      const program = checkedProgram(opts)
+      const plan = installPlan(opts.dirs, program)
+      checkTargets(plan, opts)
+      for (const f of plan) {
+        const target = opts.where(f.path)
         try {
-          unlinkSync(target)
+          mkdirSync(path.dirname(target), { recursive: true })
+          writeFileAtomic(target, f.content, { mode: f.mode, exactMode: true })
         } catch (e) {
-          throw new IoError(`Cannot remove ${target}: ${reason(e)}; run as root`, e)
+          throw new IoError(`Cannot install ${target}: ${reason(e)}; run as root or pass --destdir`, e)
         }
-        ctx.stdout.write(`removed ${target}\n`)
+        ctx.stdout.write(`installed ${target}\n`)
       }
-      return 0
-    }
-    const app = values.app === undefined ? ROOT : path.normalize(values.app)
-    const program: Program = {
-      node: values.node === undefined ? process.execPath : path.normalize(values.node),
-      cli: path.join(app, APP_CLI),
-      forPackage,
-    }
-    const plan = installPlan(dirs, program)
-    // What the installed files run is root's code at boot (mount(8), systemd): node and the program
-    // must be root's alone, or any user who can change them gets root. A --node or --app given with
-    // --destdir names a file of the system DIR is staged for, not of this one: nothing here to check.
-    const check = (given: string | undefined): boolean => given === undefined || values.destdir === undefined
-    if (check(values.node) && !existsSync(program.node))
-      throw new IoError(`Cannot install the helpers: there is no ${program.node}; give --node the path of node`)
-    if (check(values.app) && !existsSync(program.cli))
-      throw new IoError(
-        `Cannot install the helpers: there is no ${program.cli}; give --app the directory of a kheadersfs`,
-      )
-    const trees = ['dist', 'node_modules', path.join('src', 'native', 'build')].map((d) => path.join(app, d))
-    const why =
-      (check(values.node) ? writableByOthers(program.node) : undefined) ??
-      (check(values.app) ? writableByOthers(program.cli, trees.filter(existsSync)) : undefined)
-    if (why !== undefined) {
-      throw new IoError(
-        `Cannot install the helpers: they run ${program.cli} as root, and ${why}; install from a checkout that only root can change (e.g. cloned as root under /opt), or install the kheadersfs package`,
-      )
-    }
-    // Check every target first: refuse before writing anything.
-    for (const f of plan) {
-      const target = where(f.path)
-      if (existsSync(target) && !isOurs(target)) {
-        throw new IoError(
-          `Cannot install ${target}: a file not installed by kheadersfs is there; remove it first or pass --${dirOption(f.path, dirs)} another directory`,
+      if (!opts.forPackage)
+        ctx.stdout.write(
+          `Next: "mount -t fuse.kheadersfs auto /proc-ext", an fstab line "auto /proc-ext fuse.kheadersfs ro,nofail 0 0", or\n` +
+            `  systemctl daemon-reload && systemctl enable --now "kheadersfs@$(systemd-escape --path /proc-ext).service"\n`,
         )
-      }
     }
-    for (const f of plan) {
-      const target = where(f.path)
-      try {
-        mkdirSync(path.dirname(target), { recursive: true })
-        writeFileAtomic(target, f.content, { mode: f.mode, exactMode: true })
-      } catch (e) {
-        throw new IoError(`Cannot install ${target}: ${reason(e)}; run as root or pass --destdir`, e)
-      }
-      ctx.stdout.write(`installed ${target}\n`)
-    }
-    if (!forPackage)
-      ctx.stdout.write(
-        `Next: "mount -t fuse.kheadersfs auto /proc-ext", an fstab line "auto /proc-ext fuse.kheadersfs ro,nofail 0 0", or\n` +
-          `  systemctl daemon-reload && systemctl enable --now "kheadersfs@$(systemd-escape --path /proc-ext).service"\n`,
-      )
     return 0
   },
+}
+
+interface Options {
+  uninstall: boolean
+  forPackage: boolean
+  dirs: Dirs
+  destdir?: string
+  node?: string
+  app?: string
+  /** Where a file of the plan is written: under --destdir when given. */
+  where(file: string): string
+}
+
+function parseOptions(args: string[]): Options {
+  const { values, positionals } = parseCommand('install-helpers', args, {
+    uninstall: { type: 'boolean' },
+    destdir: { type: 'string' },
+    bindir: { type: 'string' },
+    helperdir: { type: 'string' },
+    unitdir: { type: 'string' },
+    node: { type: 'string' },
+    app: { type: 'string' },
+    'for-package': { type: 'boolean' },
+  })
+  if (positionals.length > 0)
+    throw new UsageError(
+      `kheadersfs install-helpers: unexpected argument ${JSON.stringify(positionals[0])}; see "kheadersfs install-helpers --help"`,
+    )
+  for (const k of ['bindir', 'helperdir', 'unitdir', 'destdir', 'node', 'app'] as const) {
+    const v = values[k]
+    if (v !== undefined && !path.isAbsolute(v))
+      throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
+  }
+  const dirs: Dirs = { ...DEFAULT_DIRS }
+  for (const k of ['bindir', 'helperdir', 'unitdir'] as const) {
+    const v = values[k]
+    if (v !== undefined) dirs[k] = path.normalize(v)
+  }
+  const forPackage = values['for-package'] === true
+  // Installed live, unmarked files could never be replaced or removed by install-helpers again.
+  if (forPackage && values.destdir === undefined)
+    throw new UsageError('Cannot use --for-package without --destdir: a package is staged, then installed by dpkg')
+  const destdir = values.destdir
+  return {
+    uninstall: values.uninstall === true,
+    forPackage,
+    dirs,
+    destdir,
+    node: values.node,
+    app: values.app,
+    where: (p) => (destdir ? path.join(destdir, p) : p),
+  }
+}
+
+function uninstall(opts: Options, out: Output): void {
+  for (const f of installPaths(opts.dirs)) {
+    const target = opts.where(f.path)
+    if (!existsSync(target)) continue
+    if (!isOurs(target)) {
+      out.write(`kept ${target}: not installed by kheadersfs\n`)
+      continue
+    }
+    try {
+      unlinkSync(target)
+    } catch (e) {
+      throw new IoError(`Cannot remove ${target}: ${reason(e)}; run as root`, e)
+    }
+    out.write(`removed ${target}\n`)
+  }
+}
+
+/**
+ * What the wrapper runs. The installed files run it as root at boot (mount(8), systemd): node and the
+ * program must be root's alone, or any user who can change them gets root. A --node or --app given
+ * with --destdir names a file of the system DIR is staged for, not of this one: nothing here to check.
+ */
+function checkedProgram(opts: Options): Program {
+  const app = opts.app === undefined ? ROOT : path.normalize(opts.app)
+  const program: Program = {
+    node: opts.node === undefined ? process.execPath : path.normalize(opts.node),
+    cli: path.join(app, APP_CLI),
+    forPackage: opts.forPackage,
+  }
+  const check = (given: string | undefined): boolean => given === undefined || opts.destdir === undefined
+  if (check(opts.node) && !existsSync(program.node))
+    throw new IoError(`Cannot install the helpers: there is no ${program.node}; give --node the path of node`)
+  if (check(opts.app) && !existsSync(program.cli))
+    throw new IoError(
+      `Cannot install the helpers: there is no ${program.cli}; give --app the directory of a kheadersfs`,
+    )
+  const trees = ['dist', 'node_modules', path.join('src', 'native', 'build')].map((d) => path.join(app, d))
+  const why =
+    (check(opts.node) ? writableByOthers(program.node) : undefined) ??
+    (check(opts.app) ? writableByOthers(program.cli, trees.filter(existsSync)) : undefined)
+  if (why !== undefined) {
+    throw new IoError(
+      `Cannot install the helpers: they run ${program.cli} as root, and ${why}; install from a checkout that only root can change (e.g. cloned as root under /opt), or install the kheadersfs package`,
+    )
+  }
+  return program
+}
+
+/** Every target is checked before anything is written: a refusal leaves nothing half-installed. */
+function checkTargets(plan: Array<{ path: string }>, opts: Options): void {
+  for (const f of plan) {
+    const target = opts.where(f.path)
+    if (existsSync(target) && !isOurs(target)) {
+      throw new IoError(
+        `Cannot install ${target}: a file not installed by kheadersfs is there; remove it first or pass --${dirOption(f.path, opts.dirs)} another directory`,
+      )
+    }
+  }
 }
 
 function dirOption(file: string, dirs: Dirs): string {
