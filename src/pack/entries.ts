@@ -39,6 +39,11 @@ export function fileMode(mode: number): number {
   return (mode & 0o111) !== 0 ? 0o755 : 0o644
 }
 
+/** A file whose bytes are given (the .config from --config, a file of the kernel's archive). */
+export function dataEntry(path: string, data: Buffer, mode = 0o644): SourceEntry {
+  return { path, type: 'file', mode, data, size: data.length, strip: false }
+}
+
 export function dirEntry(path: string): SourceEntry {
   return { path, type: 'directory', mode: 0o755, size: 0, strip: false }
 }

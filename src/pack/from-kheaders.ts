@@ -10,7 +10,7 @@ import { KernelTreeError, UsageError, reason } from '../errors'
 import { sha256 } from '../image/format'
 import { parseXzIndex } from '../xz/xz-index'
 import { readConfig } from './config'
-import { dirEntry, fileMode, linkEntry, type SourceEntry } from './entries'
+import { dataEntry, dirEntry, fileMode, linkEntry, type SourceEntry } from './entries'
 import { buildEpoch, kernelRelease, utsRelease, type Kernel, type KernelFiles } from './kernel'
 import { inTarOrder } from './tar-order'
 
@@ -160,17 +160,8 @@ async function tarEntries(tar: Buffer, file: string): Promise<SourceEntry[]> {
         }
         if (seen.has(name)) return next(new KernelTreeError(`Cannot use ${file}: it lists ${name} twice`))
         seen.add(name)
-        if (h.type === 'file') {
-          const data = Buffer.concat(chunks)
-          entries.push({
-            path: name,
-            type: 'file',
-            mode: fileMode(h.mode ?? 0o644),
-            data,
-            size: data.length,
-            strip: false,
-          })
-        } else if (h.type === 'directory') entries.push(dirEntry(name))
+        if (h.type === 'file') entries.push(dataEntry(name, Buffer.concat(chunks), fileMode(h.mode ?? 0o644)))
+        else if (h.type === 'directory') entries.push(dirEntry(name))
         else if (h.type === 'symlink') entries.push(linkEntry(name, h.linkname ?? ''))
         else
           return next(

@@ -6,7 +6,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node
 import path from 'node:path'
 import { KernelTreeError, reason } from '../errors'
 import { readConfig } from './config'
-import { buildEpoch, filesIn, kernelRelease, utsRelease, type Kernel } from './kernel'
+import { buildEpoch, filesIn, kernelRelease, utsRelease, type Kernel, type KernelFiles } from './kernel'
 import { namedPath, realpathIn } from './sysroot'
 
 export type TreeLayout = 'in-tree' | 'out-of-tree' | 'split'
@@ -52,30 +52,33 @@ export function detectKernelTree(opts: TreeOptions): KernelTree {
     )
   }
   const files = filesIn(objtree)
-  const release = kernelRelease(
-    opts.release,
+  const release = treeRelease(objtree, files, opts.release)
+  const arch = readArch(objtree, srctree)
+  const { config, configPath } = treeConfig(objtree, opts.config)
+  const { epoch, epochSource } = buildEpoch(files, opts.env)
+  return { objtree, srctree, layout, release, arch, config, configPath, epoch, epochSource, sysroot }
+}
+
+/** --release, else UTS_RELEASE, else include/config/kernel.release. */
+function treeRelease(objtree: string, files: KernelFiles, given: string | undefined): string {
+  return kernelRelease(
+    given,
     () => utsRelease(files) ?? (files('include/config/kernel.release')?.trim() || undefined),
     () =>
       new KernelTreeError(
         `Cannot find the kernel release in ${objtree}: no include/generated/utsrelease.h; run "make modules_prepare" in the tree or pass --release`,
       ),
   )
-  const arch = readArch(objtree, srctree)
-  const configPath = opts.config ?? path.join(objtree, '.config')
-  const config = readConfig(configPath, opts.config === undefined)
-  const { epoch, epochSource } = buildEpoch(files, opts.env)
-  return {
-    objtree,
-    srctree,
-    layout,
-    release,
-    arch,
-    config,
-    configPath: config === undefined ? undefined : configPath,
-    epoch,
-    epochSource,
-    sysroot,
-  }
+}
+
+/** --config, else the tree's .config if it has one. */
+function treeConfig(
+  objtree: string,
+  given: string | undefined,
+): { config: Buffer | undefined; configPath: string | undefined } {
+  const file = given ?? path.join(objtree, '.config')
+  const config = readConfig(file, given === undefined)
+  return { config, configPath: config === undefined ? undefined : file }
 }
 
 function realDir(p: string, flag: string, sysroot: string | undefined): string {

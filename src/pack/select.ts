@@ -10,7 +10,7 @@ import type { Profile } from '../image/format'
 import { MAX_DEPTH, pathProblem } from '../image/format'
 import { resolveInArchive } from '../image/links'
 import { Confinement, MAX_FILE_BYTES } from './confine'
-import { dirEntry, fileMode, linkEntry, type Selection, type Skipped, type SourceEntry } from './entries'
+import { dataEntry, dirEntry, fileMode, linkEntry, type Selection, type Skipped, type SourceEntry } from './entries'
 import { makefileStubTarget, missingStubTarget, type KernelTree } from './kernel-tree'
 import { namedPath, realpathIn } from './sysroot'
 import { inTarOrder } from './tar-order'
@@ -31,16 +31,7 @@ export function selectFiles(tree: KernelTree, profile: Profile): Selection {
   if (profile === 'headers') pickHeaders(merged, tree.arch, pick)
   else {
     pickModuleBuild(merged, tree.arch, pick)
-    if (tree.config !== undefined) {
-      picked.set('.config', {
-        path: '.config',
-        type: 'file',
-        mode: 0o644,
-        data: tree.config,
-        size: tree.config.length,
-        strip: false,
-      })
-    }
+    if (tree.config !== undefined) picked.set('.config', dataEntry('.config', tree.config))
     requireModuleBuildFiles(picked, tree)
   }
   if (picked.size === 0) {
