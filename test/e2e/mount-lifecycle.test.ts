@@ -168,7 +168,17 @@ t.test('lifecycle', async (t) => {
       process.kill(m.pid, 'SIGKILL')
       const deadline = Date.now() + 10000
       while (isMounted(m.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-      t.notOk(isMounted(m.mnt), 'libfuse auto_unmount removed the mount of the killed daemon')
+      if (isMounted(m.mnt)) {
+        // fusermount3's auto_unmount unmounts only when its check of the mountpoint answers ENOTCONN.
+        // When its check races the kernel's abort of the dead connection it gets ECONNABORTED and
+        // leaves the mount (seen here in a few of every 20 kills): then the mount must at least be
+        // stale, and kheadersfs umount must clean it.
+        const probe = spawnSync('ls', [m.mnt], { encoding: 'utf8' })
+        t.match(probe.stderr, /Software caused connection abort|Transport endpoint is not connected/, 'left stale')
+        const u = await runCli(['umount', m.mnt], { env: m.env })
+        t.equal(u.code, 0, `kheadersfs umount cleans the stale mount: ${u.stderr}`)
+      }
+      t.notOk(isMounted(m.mnt), 'the mount of the killed daemon is gone (auto_unmount, or umount of the stale mount)')
 
       // Now a real stale mount: kill the daemon and the fusermount helper that would clean up after it.
       const again = await runCli(['mount', '--image', image, m.mnt], { env: m.env })
