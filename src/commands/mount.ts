@@ -2,10 +2,10 @@
 // return once the files are readable.
 import path from 'node:path'
 import { parseCommand } from '../args'
-import type { Command } from '../context'
+import type { Command, Context } from '../context'
 import { MountpointError, UsageError } from '../errors'
 import { locateImage, runningRelease } from '../image/locate'
-import { DEFAULT_CACHE_MB, parseMountOptions } from '../mounts/mount-options'
+import { DEFAULT_CACHE_MB, parseMountOptions, type MountOpts } from '../mounts/mount-options'
 import { findMount, health } from '../mounts/mountinfo'
 import { unitOf } from '../procfs'
 import { cleanStale } from '../mounts/stale'
@@ -44,96 +44,139 @@ mount(8) form (mount -t fuse.kheadersfs, /etc/fstab): kheadersfs SOURCE MOUNTPOI
 is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "kheadersfs") searches.`,
 
   async run(args, ctx) {
-    const { values, positionals } = parseCommand('mount', args, {
-      image: { type: 'string' },
-      release: { type: 'string' },
-      force: { type: 'boolean' },
-      'allow-untrusted-image': { type: 'boolean' },
-      options: { type: 'string', short: 'o', multiple: true },
-      foreground: { type: 'boolean', short: 'f' },
-      'ready-fd': { type: 'string' },
-      'log-file': { type: 'string' },
-    })
-    if (positionals.length !== 1)
-      throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
-    for (const flag of ['image', 'release'] as const) {
-      if (values[flag] === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
+    const req = parseRequest(args, ctx)
+    if (findMount(req.mountpoint) !== undefined) {
+      const done = await alreadyMounted(req.mountpoint, ctx)
+      if (done !== undefined) return done
     }
-    const o = parseMountOptions(values.options ?? [])
-    const mountpoint = path.resolve(ctx.cwd, positionals[0])
-    const release = values.release ?? o.release ?? runningRelease()
-    const force = values.force === true || o.force
-    const allowUntrusted = values['allow-untrusted-image'] === true || o.allowUntrusted
-    const explicit = values.image ?? o.image
-
-    const existing = findMount(mountpoint)
-    if (existing !== undefined) {
-      if ((await health(mountpoint)) === 'live') {
-        const s = readState(ctx.env, mountpoint)
-        // Under systemd (a service or mount unit started us), "already loaded" would make the unit
-        // adopt a daemon that lives in another unit: fail and name that unit instead.
-        if (ctx.env.INVOCATION_ID) {
-          const unit = s === undefined ? undefined : unitOf(s.pid)
-          throw new MountpointError(
-            `Cannot mount at ${mountpoint}: kheadersfs already serves it${s ? ` (pid ${s.pid}${unit ? `, ${unit}` : ''})` : ''}; stop that first${unit ? ` (systemctl stop '${unit}')` : ''}, or use only one unit for this path`,
-          )
-        }
-        ctx.stdout.write(
-          `kheadersfs: ${mountpoint} is already loaded${s ? ` (pid ${s.pid}, image ${s.image}, release ${s.release})` : ''}\n`,
-        )
-        return 0
-      }
-      // A daemon was killed and left "Transport endpoint is not connected": clear it and go on.
-      const r = cleanStale(ctx.env, mountpoint)
-      ctx.log.warn({ mountpoint, result: r }, 'cleaned up a stale mount left by a dead daemon')
-    }
-
-    const image = path.resolve(ctx.cwd, locateImage({ explicit, release, env: ctx.env }).path)
-    const readyFd = values['ready-fd'] === undefined ? undefined : Number(values['ready-fd'])
-    if (values.foreground) {
+    const image = path.resolve(
+      ctx.cwd,
+      locateImage({ explicit: req.explicit, release: req.release, env: ctx.env }).path,
+    )
+    if (req.foreground) {
       // Loaded here: the command that only starts a daemon needs neither FUSE nor xz.
       const { runDaemon } = require('../serve/daemon') as typeof import('../serve/daemon')
+      const o = req.options
       return runDaemon({
-        mountpoint,
+        mountpoint: req.mountpoint,
         image,
-        release,
-        force,
-        allowUntrusted,
+        release: req.release,
+        force: req.force,
+        allowUntrusted: req.allowUntrusted,
         nonempty: o.nonempty,
         view: o.view,
         cacheBytes: o.cacheMb === undefined ? undefined : o.cacheMb * 2 ** 20,
         defaultCacheBytes: DEFAULT_CACHE_MB * 2 ** 20,
         linkBuild: o.linkBuild,
-        readyFd,
-        logFile: values['log-file'] ?? null,
+        readyFd: req.readyFd,
+        logFile: req.logFile ?? null,
         env: ctx.env,
         log: o.logLevel ? ctx.log.child({}, { level: o.logLevel }) : ctx.log,
       })
     }
-    const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, mountpoint)
-    // The daemon's command line names what it serves, so `ps` shows it (as sshfs's does).
-    const argv = [
-      CLI_PATH,
-      'mount',
-      '--foreground',
-      '--image',
-      image,
-      '--release',
-      release,
-      ...(force ? ['--force'] : []),
-      ...(allowUntrusted ? ['--allow-untrusted-image'] : []),
-    ]
-    const daemonOpts = [
-      ...(o.nonempty ? ['nonempty'] : []),
-      `view=${o.view ? 'on' : 'off'}`,
-      ...(o.cacheMb === undefined ? [] : [`cache_mb=${o.cacheMb}`]),
-      ...(o.linkBuild ? ['link_build'] : []),
-    ]
-    argv.push('-o', daemonOpts.join(','), '--ready-fd', String(READY_FD), ...(logFile ? ['--log-file', logFile] : []))
-    argv.push('--log-level', o.logLevel ?? ctx.logLevel, mountpoint)
-    await startDetached(argv, { logFile, env: ctx.env })
+    const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, req.mountpoint)
+    await startDetached(daemonArgv(req, image, logFile, ctx.logLevel), { logFile, env: ctx.env })
     return 0
   },
+}
+
+/** What `kheadersfs mount` was asked, options and -o merged. */
+interface MountRequest {
+  mountpoint: string
+  release: string
+  force: boolean
+  allowUntrusted: boolean
+  explicit: string | undefined
+  options: MountOpts
+  foreground: boolean
+  readyFd: number | undefined
+  logFile: string | undefined
+}
+
+function parseRequest(args: string[], ctx: Context): MountRequest {
+  const { values, positionals } = parseCommand('mount', args, {
+    image: { type: 'string' },
+    release: { type: 'string' },
+    force: { type: 'boolean' },
+    'allow-untrusted-image': { type: 'boolean' },
+    options: { type: 'string', short: 'o', multiple: true },
+    foreground: { type: 'boolean', short: 'f' },
+    'ready-fd': { type: 'string' },
+    'log-file': { type: 'string' },
+  })
+  if (positionals.length !== 1)
+    throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
+  for (const flag of ['image', 'release'] as const) {
+    if (values[flag] === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
+  }
+  const o = parseMountOptions(values.options ?? [])
+  return {
+    mountpoint: path.resolve(ctx.cwd, positionals[0]),
+    release: values.release ?? o.release ?? runningRelease(),
+    force: values.force === true || o.force,
+    allowUntrusted: values['allow-untrusted-image'] === true || o.allowUntrusted,
+    explicit: values.image ?? o.image,
+    options: o,
+    foreground: values.foreground === true,
+    readyFd: values['ready-fd'] === undefined ? undefined : Number(values['ready-fd']),
+    logFile: values['log-file'],
+  }
+}
+
+/**
+ * Something is mounted at `mountpoint`. A live kheadersfs mount is "already loaded" (exit 0, as
+ * modprobe says of a loaded module); a stale one is cleaned and the mount goes on (undefined).
+ */
+async function alreadyMounted(mountpoint: string, ctx: Context): Promise<number | undefined> {
+  if ((await health(mountpoint)) === 'live') {
+    const s = readState(ctx.env, mountpoint)
+    // Under systemd (a service or mount unit started us), "already loaded" would make the unit
+    // adopt a daemon that lives in another unit: fail and name that unit instead.
+    if (ctx.env.INVOCATION_ID) {
+      const unit = s === undefined ? undefined : unitOf(s.pid)
+      throw new MountpointError(
+        `Cannot mount at ${mountpoint}: kheadersfs already serves it${s ? ` (pid ${s.pid}${unit ? `, ${unit}` : ''})` : ''}; stop that first${unit ? ` (systemctl stop '${unit}')` : ''}, or use only one unit for this path`,
+      )
+    }
+    ctx.stdout.write(
+      `kheadersfs: ${mountpoint} is already loaded${s ? ` (pid ${s.pid}, image ${s.image}, release ${s.release})` : ''}\n`,
+    )
+    return 0
+  }
+  // A daemon was killed and left "Transport endpoint is not connected": clear it and go on.
+  const r = cleanStale(ctx.env, mountpoint)
+  ctx.log.warn({ mountpoint, result: r }, 'cleaned up a stale mount left by a dead daemon')
+  return undefined
+}
+
+/** The daemon's command line: it names what it serves, so `ps` shows it (as sshfs's does). */
+function daemonArgv(req: MountRequest, image: string, logFile: string | null, logLevel: string): string[] {
+  const o = req.options
+  const daemonOpts = [
+    ...(o.nonempty ? ['nonempty'] : []),
+    `view=${o.view ? 'on' : 'off'}`,
+    ...(o.cacheMb === undefined ? [] : [`cache_mb=${o.cacheMb}`]),
+    ...(o.linkBuild ? ['link_build'] : []),
+  ]
+  return [
+    CLI_PATH,
+    'mount',
+    '--foreground',
+    '--image',
+    image,
+    '--release',
+    req.release,
+    ...(req.force ? ['--force'] : []),
+    ...(req.allowUntrusted ? ['--allow-untrusted-image'] : []),
+    '-o',
+    daemonOpts.join(','),
+    '--ready-fd',
+    String(READY_FD),
+    ...(logFile ? ['--log-file', logFile] : []),
+    '--log-level',
+    o.logLevel ?? logLevel,
+    req.mountpoint,
+  ]
 }
 
 /** Sources that mean "search for the image", as a device name means nothing to a FUSE filesystem. */
