@@ -3,7 +3,7 @@
 #   -> build/packages/kheadersfs_<version>_<arch>.deb, each checked with lintian (no E: allowed).
 # Needs `bash .ci/setup --boards` (cross compilers, dpkg-dev, lintian, man-db, foreign dpkg archs)
 # and `npm ci`. Reproducible: SOURCE_DATE_EPOCH (default: the last git commit's time) sets every
-# mtime, the manual page's date and the changelog date; dpkg-deb sorts the members.
+# mtime and the manual page's date (the Debian changelog is made from CHANGELOG.md); dpkg-deb sorts the members.
 # What goes into a package, and why, is in docs/packaging.md.
 #
 # Source: the last commit (git archive HEAD of src/, mount/, systemd/, completion/, docs/kheadersfs.1.md,
@@ -27,7 +27,6 @@ else
   REV=$(git rev-parse --verify "$REV^{commit}") || die "KHEADERSFS_PACKAGE_SOURCE: no commit \"$REV\""
   export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct "$REV")}
 fi
-MAINTAINER='kheadersfs developers <kheadersfs@example.org>'
 CACHE=${KHEADERSFS_CACHE:-/var/cache/kheadersfs}
 APP=usr/lib/kheadersfs/app
 OUT=$ROOT/build/packages
@@ -49,12 +48,15 @@ else
   SRC=$ROOT/build/source
   rm -rf "$SRC"
   mkdir -p "$SRC"
-  git archive --format=tar "$REV" src mount systemd completion docs/kheadersfs.1.md package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
+  git archive --format=tar "$REV" src mount systemd completion docs/kheadersfs.1.md CHANGELOG.md LICENSE package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
   printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc/dist", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
   TSCONFIG=$SRC/tsconfig.package.json
   log "source: git $(git rev-parse --short "$REV")"
 fi
 VERSION=$(node -p "require('$SRC/package.json').version")
+# Maintainer and homepage: package.json, or the distributor's KHEADERSFS_MAINTAINER/_HOMEPAGE/_BUGS.
+MAINTAINER=$(node packaging/metadata.js "$SRC/package.json" maintainer)
+HOMEPAGE=$(node packaging/metadata.js "$SRC/package.json" homepage)
 
 # --- 1. the JavaScript: src only (no tests), no source maps ------------------------------------
 log "compiling src/ (tsc -p $TSCONFIG)"
@@ -94,8 +96,6 @@ perl -CSD -pe 'if (/^\.SH NAME/ .. /^\.SH SYNOPSIS/) { s/ \x{2014} / \\- / }
 # Rendered in the C locale (ASCII device) too: every glyph above has an ASCII form there.
 warn=$(MANWIDTH=80 man --warnings -l "$STAGE/man/kheadersfs.1" 2>&1 >/dev/null || true)
 [ -z "$warn" ] || die "the manual page renders with warnings: $warn"
-
-CHANGELOG_DATE=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
 
 for ARCH in "${ARCHS[@]}"; do
   log "=== $ARCH"
@@ -145,8 +145,8 @@ for ARCH in "${ARCHS[@]}"; do
   mkdir -p "$R/usr/share/man/man8"
   printf '.so man1/kheadersfs.1\n' | gzip -9n >"$R/usr/share/man/man8/mount.kheadersfs.8.gz"
   cp "$STAGE/copyright.$ARCH" "$R/usr/share/doc/kheadersfs/copyright"
-  printf 'kheadersfs (%s) unstable; urgency=medium\n\n  * Binary package built from the npm project by packaging/build.sh.\n\n -- %s  %s\n' \
-    "$VERSION" "$MAINTAINER" "$CHANGELOG_DATE" | gzip -9n >"$R/usr/share/doc/kheadersfs/changelog.gz"
+  node packaging/changelog.js debian "$SRC/CHANGELOG.md" kheadersfs "$VERSION" "$MAINTAINER" |
+    gzip -9n >"$R/usr/share/doc/kheadersfs/changelog.gz"
 
   # Modes: directories and files 755/644.
   find "$R" -type d -exec chmod 755 {} +
@@ -182,6 +182,7 @@ Package: kheadersfs
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
+Homepage: $HOMEPAGE
 Installed-Size: $SIZE
 Depends: $DEPENDS
 Recommends: xz-utils

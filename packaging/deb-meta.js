@@ -9,6 +9,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const crypto = require('node:crypto')
+const { metadata, withOverrides } = require('./metadata')
 
 /** Every file and directory under dir except DEBIAN/, sorted, as paths relative to dir. */
 function walk(dir) {
@@ -27,8 +28,20 @@ function walk(dir) {
 }
 
 function appPackageJson(file) {
-  const p = JSON.parse(fs.readFileSync(file, 'utf8'))
-  const keep = ['name', 'version', 'description', 'license', 'homepage', 'repository', 'bin', 'engines', 'dependencies']
+  const p = withOverrides(JSON.parse(fs.readFileSync(file, 'utf8')))
+  const keep = [
+    'name',
+    'version',
+    'description',
+    'license',
+    'author',
+    'homepage',
+    'bugs',
+    'repository',
+    'bin',
+    'engines',
+    'dependencies',
+  ]
   const out = {}
   for (const k of keep) if (p[k] !== undefined) out[k] = p[k]
   return JSON.stringify(out, null, 2) + '\n'
@@ -136,8 +149,11 @@ function holder(dir, pkg) {
 function copyright(nodeModules, appDir) {
   const root = JSON.parse(fs.readFileSync(path.join(nodeModules, '..', 'package.json'), 'utf8'))
   const used = new Set(['GPL-2.0-only'])
+  const meta = metadata(root)
   let out = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: kheadersfs
+Upstream-Contact: ${meta.maintainer}
+Source: ${meta.homepage}
 Comment: The node modules under ${appDir}/node_modules are the production
  dependencies of kheadersfs from the npm registry (package-lock.json); their
  licenses are listed from their package.json files.
