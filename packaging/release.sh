@@ -24,6 +24,7 @@ VERSION=$(git show "$REV:package.json" | node -p 'JSON.parse(require("fs").readF
 OUT=${KHEADERSFS_RELEASE_DIR:-$ROOT/build/release}
 [ -z "$(git status --porcelain --untracked-files=no)" ] ||
   log "the checkout has uncommitted changes: they are not in the release (commit $(git rev-parse --short "$REV"))"
+mkdir -p "$ROOT/build"
 # The notes come first: a version with no CHANGELOG.md section is not released.
 NOTES=$(git show "$REV:CHANGELOG.md" >"$ROOT/build/CHANGELOG.release.md" 2>/dev/null &&
   node packaging/changelog.js notes "$ROOT/build/CHANGELOG.release.md" "$VERSION") ||
@@ -31,6 +32,8 @@ NOTES=$(git show "$REV:CHANGELOG.md" >"$ROOT/build/CHANGELOG.release.md" 2>/dev/
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
+done=0
+trap '[ "$done" = 1 ] || { rm -rf "$OUT"; log "failed: nothing left in $OUT"; }' EXIT
 
 # --- the Debian packages and the root file system tarballs ------------------------------------
 log "packages (packaging/build.sh)"
@@ -67,15 +70,17 @@ for_what() {
 }
 {
   printf '# kheadersfs %s\n\n%s\n\n## Files\n\n| file | size | for |\n|---|---:|---|\n' "$VERSION" "$NOTES"
-  for f in $(cd "$OUT" && ls); do
+  for f in $(cd "$OUT" && ls | grep -vx 'RELEASE-NOTES.md.tmp'); do
     printf '| `%s` | %s | %s |\n' "$f" "$(stat -c %s "$OUT/$f" | numfmt --to=iec --suffix=B)" "$(for_what "$f")"
   done
   printf '\nCheck the downloads with `sha256sum -c SHA256SUMS`. Install: see README.md, "Install".\n'
   printf 'Built from commit %s (SOURCE_DATE_EPOCH %s); `npm run release` at that commit makes the same bytes.\n' \
     "$REV" "$SOURCE_DATE_EPOCH"
-} >"$OUT/RELEASE-NOTES.md"
+} >"$OUT/RELEASE-NOTES.md.tmp"
+mv "$OUT/RELEASE-NOTES.md.tmp" "$OUT/RELEASE-NOTES.md"
 (cd "$OUT" && ls | grep -vx SHA256SUMS | xargs sha256sum >SHA256SUMS)
 find "$OUT" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+done=1
 log "$OUT:"
 (cd "$OUT" && ls -l | tail -n +2 >&2)
 echo "$OUT"
