@@ -27,7 +27,7 @@ OUT=${KHEADERSFS_RELEASE_DIR:-$ROOT/build/release}
 mkdir -p "$ROOT/build"
 # The notes come first: a version with no CHANGELOG.md section is not released.
 NOTES=$(git show "$REV:CHANGELOG.md" >"$ROOT/build/CHANGELOG.release.md" 2>/dev/null &&
-  node packaging/changelog.js notes "$ROOT/build/CHANGELOG.release.md" "$VERSION") ||
+  node packaging/changelog.js notes "$ROOT/build/CHANGELOG.release.md" "$VERSION" 2>/dev/null) ||
   die "CHANGELOG.md of $(git rev-parse --short "$REV") has no \"## [$VERSION] - YYYY-MM-DD\" section: add one"
 
 rm -rf "$OUT"

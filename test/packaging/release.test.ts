@@ -80,7 +80,11 @@ t.test('npm run release is complete and reproducible from the commit', { skip },
   t.ok(firstItem !== undefined && notes.includes(firstItem), "the notes carry CHANGELOG.md's section")
   t.match(notes, `# kheadersfs ${VERSION}`, 'the notes name the version')
   for (const f of files.filter((x) => x !== 'SHA256SUMS' && x !== 'RELEASE-NOTES.md'))
-    t.match(notes, new RegExp(`\\| \`${f.replace(/[.~]/g, '\\$&')}\` \\| [^|]+ \\| \\S[^|]* \\|`), `the notes describe ${f}`)
+    t.match(
+      notes,
+      new RegExp(`\\| \`${f.replace(/[.~]/g, '\\$&')}\` \\| [^|]+ \\| \\S[^|]* \\|`),
+      `the notes describe ${f}`,
+    )
 
   // The npm tarball installs the CLI: its package.json and compiled entry point are inside.
   const tgz = run('tar', ['-tzf', path.join(here, `kheadersfs-${VERSION}.tgz`)], dir)
@@ -130,6 +134,14 @@ t.test('a version with no CHANGELOG.md section is not released', { skip }, (t) =
   const out = path.join(c, 'build', 'rel')
   const r = run('bash', ['packaging/release.sh'], c, { KHEADERSFS_RELEASE_DIR: out })
   t.not(r.status, 0, 'release.sh fails')
+  t.equal(
+    r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes('nothing left')).length,
+    1,
+    'one line',
+  )
   t.match(r.stderr.trim(), /CHANGELOG\.md .*"## \[99\.0\.0\] - YYYY-MM-DD".*add one/, r.stderr.trim())
   t.notOk(existsSync(out), 'no release directory is left')
   t.end()
