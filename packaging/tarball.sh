@@ -6,8 +6,8 @@
 # Safe by construction: every entry is under usr/ (the .deb's /sbin/mount.kheadersfs goes to
 # usr/sbin). A top-level directory entry such as sbin/ would make GNU tar replace a merged-/usr system's
 # /sbin -> usr/sbin link by a directory (unless --keep-directory-symlink), hiding /sbin's contents.
-# usr/lib/kheadersfs/FILES lists what the tarball installs (files and links, then its own directories,
-# deepest first), for removal. Reproducible: needs SOURCE_DATE_EPOCH (every mtime), sorted names, owner
+# usr/lib/kheadersfs/FILES lists what the tarball installs (files and links, then its directories below
+# usr/bin, usr/lib, usr/sbin, usr/share, deepest first), for removal. Reproducible: needs SOURCE_DATE_EPOCH (every mtime), sorted names, owner
 # root:root by number, pax headers without atime/ctime or a process id, gzip -n.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
@@ -34,8 +34,9 @@ top=$(ls -A "$W")
 LIST=usr/lib/kheadersfs/FILES
 {
   (cd "$W" && find usr ! -type d && echo "$LIST") | sort -u
-  # Our own directories only (shared ones such as usr/bin stay), children before parents.
-  (cd "$W" && find usr/lib/kheadersfs usr/share/doc/kheadersfs -type d | sed 's|$|/|') | sort -r
+  # Then the directories, children before parents, for `rmdir` when empty (as dpkg does): shared ones
+  # such as usr/share/man/man8 go only if nothing else is in them; the FHS ones never.
+  (cd "$W" && find usr -mindepth 2 -type d | grep -vxE 'usr/(bin|sbin|lib|share)' | sed 's|$|/|') | sort -r
 } | sed 's|^|/|' >"$W/$LIST"
 chmod 644 "$W/$LIST"
 

@@ -556,27 +556,31 @@ export async function layerRoot(t: T, suite: Suite, arch: Arch, layer: Layer): P
   const hash = createHash('sha256').update(JSON.stringify(layer.packages)).digest('hex').slice(0, 12)
   const dir = path.join(CACHE, 'roots', `${suite}-${arch}+${layer.name}-${hash}.layer`)
   const t0 = Date.now()
-  return makeOnce(dir, () => existsSync(path.join(dir, '.complete')), async () => {
-    t.comment(`layer ${path.basename(dir)}: installing ${layer.packages.join(' ')} (once)`)
-    const b = await Board.create(
-      { teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) },
-      suite,
-      arch,
-    )
-    try {
-      await b.aptInstall(layer.packages, { noRecommends: true })
-      const tmp = `${dir}.tmp-${process.pid}`
-      rmSync(tmp, { recursive: true, force: true })
-      const cp = spawnSync('cp', ['-a', path.join(b.work, 'upper'), tmp], { encoding: 'utf8' })
-      if (cp.status !== 0) throw new Error(`copy of the layer failed: ${cp.stderr}`)
-      writeFileSync(path.join(tmp, '.complete'), `${layer.packages.join(' ')}\n`)
-      rmSync(dir, { recursive: true, force: true })
-      spawnSync('mv', [tmp, dir])
-    } finally {
-      await b.close()
-    }
-    t.comment(`layer ${path.basename(dir)}: made in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
-  })
+  return makeOnce(
+    dir,
+    () => existsSync(path.join(dir, '.complete')),
+    async () => {
+      t.comment(`layer ${path.basename(dir)}: installing ${layer.packages.join(' ')} (once)`)
+      const b = await Board.create(
+        { teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) },
+        suite,
+        arch,
+      )
+      try {
+        await b.aptInstall(layer.packages, { noRecommends: true })
+        const tmp = `${dir}.tmp-${process.pid}`
+        rmSync(tmp, { recursive: true, force: true })
+        const cp = spawnSync('cp', ['-a', path.join(b.work, 'upper'), tmp], { encoding: 'utf8' })
+        if (cp.status !== 0) throw new Error(`copy of the layer failed: ${cp.stderr}`)
+        writeFileSync(path.join(tmp, '.complete'), `${layer.packages.join(' ')}\n`)
+        rmSync(dir, { recursive: true, force: true })
+        spawnSync('mv', [tmp, dir])
+      } finally {
+        await b.close()
+      }
+      t.comment(`layer ${path.basename(dir)}: made in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    },
+  )
 }
 
 /**

@@ -32,13 +32,17 @@ interface T {
 }
 
 /** What the minimal root's files are taken from (a layer over the trixie arm64 base). */
-export const MINIMAL_SOURCE: Layer = { name: 'minimal-src', packages: ['nodejs', 'libfuse2t64', 'fuse3', 'busybox'] }
+const MINIMAL_SOURCE: Layer = { name: 'minimal-src', packages: ['nodejs', 'libfuse2t64', 'fuse3', 'busybox'] }
 
 /** The programs of the image; their libraries and libfuse's follow from DT_NEEDED. */
 const PROGRAMS = ['/usr/bin/node', '/usr/bin/busybox', '/usr/bin/fusermount3']
 const LIB_DIRS = ['/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib', '/usr/lib']
 /** Libraries loaded by name rather than through a program's DT_NEEDED: the FUSE addon's libfuse.so.2. */
 const EXTRA_LIBS = ['libfuse.so.2']
+/** The CA bundle Debian's node reads at every start (it warns without it); an image has one too. */
+const DATA = ['/etc/ssl/certs/ca-certificates.crt']
+/** What a Yocto/Buildroot image lacks; Debian's busybox has dpkg and dpkg-deb applets, removed. */
+export const ABSENT = ['dpkg', 'dpkg-deb', 'apt', 'apt-get', 'perl', 'python', 'python3']
 
 type Entry = { dest: string; src: string; mode: number } | { dest: string; link: string }
 
@@ -46,10 +50,10 @@ type Entry = { dest: string; src: string; mode: number } | { dest: string; link:
  * Path `p` inside `root` with every symlink resolved as the root would see it (absolute links are
  * relative to `root`); undefined when it does not exist.
  */
-export function resolveIn(root: string, p: string): string | undefined {
+function resolveIn(root: string, p: string): string | undefined {
   let parts = p.split('/').filter(Boolean)
   let cur = '/'
-  for (let hops = 0; parts.length > 0; ) {
+  for (let hops = 0; parts.length > 0;) {
     const c = parts.shift()!
     if (c === '.') continue
     if (c === '..') {
@@ -100,7 +104,8 @@ function plan(view: string): Entry[] {
   EXTRA_LIBS.forEach(need)
   while (queue.length > 0) {
     const f = queue.shift()!
-    for (const m of readelf(['-d'], path.join(view, f)).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)) need(m[1])
+    for (const m of readelf(['-d'], path.join(view, f)).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g))
+      need(m[1])
   }
   if (interp === undefined) throw new Error('minimal root: the programs name no ELF interpreter')
   const interpReal = resolveIn(view, interp)
@@ -108,6 +113,18 @@ function plan(view: string): Entry[] {
   entries.push({ dest: path.posix.join('/usr/lib', path.posix.basename(interp)), src: interpReal, mode: 0o755 })
   for (const [name, real] of [...libs].sort())
     if (name !== path.posix.basename(interp)) entries.push({ dest: `/usr/lib/${name}`, src: real, mode: 0o644 })
+  // Data node loads at start: Debian's node keeps some of its builtin modules as files (cjs-module-lexer,
+  // undici, acorn, ...), named in libnode by its NODE_SHARED_BUILTIN_*_PATH build defines.
+  const data = new Set(DATA.filter((d) => resolveIn(view, d) !== undefined))
+  for (const [name, real] of libs)
+    if (name.startsWith('libnode.'))
+      for (const m of readFileSync(path.join(view, real), 'latin1').matchAll(/NODE_SHARED_BUILTIN_\w+_PATH=([^"]+)"/g))
+        data.add(m[1])
+  for (const d of [...data].sort()) {
+    const real = resolveIn(view, d)
+    if (real === undefined) throw new Error(`minimal root: node's ${d} is not in ${view}`)
+    entries.push({ dest: d, src: real, mode: 0o644 })
+  }
   // libfuse 2 runs `fusermount`: fuse3 provides it as a link to fusermount3.
   entries.push({ dest: '/usr/bin/fusermount', link: 'fusermount3' })
   for (const d of ['bin', 'sbin', 'lib']) entries.push({ dest: `/${d}`, link: `usr/${d}` })
@@ -116,7 +133,7 @@ function plan(view: string): Entry[] {
 
 /** Hash of the plan and every file's bytes: the cache key. */
 function contentKey(view: string, entries: Entry[]): string {
-  const h = createHash('sha256').update('minimal-root v1\n')
+  const h = createHash('sha256').update('minimal-root v2\n')
   for (const e of entries) {
     h.update(`${e.dest}\0`)
     if ('link' in e) h.update(`link ${e.link}\0`)
@@ -135,6 +152,7 @@ function materialize(view: string, entries: Entry[], dir: string): void {
   writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\n')
   for (const e of entries) {
     const dest = path.join(dir, e.dest)
+    mkdirSync(path.dirname(dest), { recursive: true })
     if ('link' in e) symlinkSync(e.link, dest)
     else {
       copyFileSync(path.join(view, e.src), dest)
@@ -143,6 +161,11 @@ function materialize(view: string, entries: Entry[], dir: string): void {
   }
   // Under qemu (binfmt), as an image's post-install step would do it on the target.
   must('chroot', [dir, '/usr/bin/busybox', '--install', '-s'])
+  for (const name of ABSENT)
+    for (const d of ['usr/bin', 'usr/sbin']) {
+      const f = path.join(dir, d, name)
+      if (lstatSync(f, { throwIfNoEntry: false })?.isSymbolicLink()) rmSync(f)
+    }
 }
 
 /**
@@ -158,18 +181,22 @@ export async function minimalRoot(t: T): Promise<string> {
   try {
     const entries = plan(view)
     const dir = path.join(CACHE, 'roots', `trixie-arm64-minimal-${contentKey(view, entries)}.d`)
-    return await makeOnce(dir, () => existsSync(dir), async () => {
-      const tmp = `${dir}.tmp-${process.pid}`
-      rmSync(tmp, { recursive: true, force: true })
-      mkdirSync(tmp)
-      try {
-        materialize(view, entries, tmp)
-        renameSync(tmp, dir)
-      } finally {
+    return await makeOnce(
+      dir,
+      () => existsSync(dir),
+      async () => {
+        const tmp = `${dir}.tmp-${process.pid}`
         rmSync(tmp, { recursive: true, force: true })
-      }
-      t.comment(`minimal root ${path.basename(dir)}: ${entries.length} entries from ${path.basename(layer)}`)
-    })
+        mkdirSync(tmp)
+        try {
+          materialize(view, entries, tmp)
+          renameSync(tmp, dir)
+        } finally {
+          rmSync(tmp, { recursive: true, force: true })
+        }
+        t.comment(`minimal root ${path.basename(dir)}: ${entries.length} entries from ${path.basename(layer)}`)
+      },
+    )
   } finally {
     must('umount', [view])
     rmSync(view, { recursive: true, force: true })
