@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # packaging/build.sh [ARCH...] — Debian binary packages of kheadersfs (default: amd64 arm64 armhf)
-#   -> build/packages/kheadersfs_<version>_<arch>.deb, each checked with lintian (no E: allowed).
+#   -> build/packages/kheadersfs_<version>_<arch>.deb, each checked with lintian (no E: allowed),
+#   and build/packages/kheadersfs-<version>-<arch>.tar.gz, the same tree for systems without dpkg
+#   (Yocto, Buildroot: packaging/tarball.sh).
 # Needs `bash .ci/setup --boards` (cross compilers, dpkg-dev, lintian, man-db, foreign dpkg archs)
 # and `npm ci`. Reproducible: SOURCE_DATE_EPOCH (default: the last git commit's time) sets every
 # mtime and the manual page's date (the Debian changelog is made from CHANGELOG.md); dpkg-deb sorts the members.
@@ -216,4 +218,8 @@ EOF
   fi
   log "$DEB: $(stat -c %s "$DEB") bytes, Installed-Size $SIZE KiB, lintian: $(grep -c '^W:' "$OUT/kheadersfs_${VERSION}_$ARCH.lintian" || true) warnings"
   echo "$DEB"
+
+  # The root file system tarball: the same installed tree, for Yocto and Buildroot images.
+  bash packaging/tarball.sh "$R" "$OUT/kheadersfs-$VERSION-$ARCH.tar.gz"
+  echo "$OUT/kheadersfs-$VERSION-$ARCH.tar.gz"
 done

@@ -250,12 +250,50 @@ export class Board {
   static async create(t: T, suite: Suite, arch: Arch, opts: { layer?: Layer } = {}): Promise<Board> {
     const base = await baseRoot(suite, arch, (s) => t.comment(s))
     const lower = opts.layer === undefined ? base : `${await layerRoot(t, suite, arch, opts.layer)}:${base}`
+    const t0 = Date.now()
+    const b = Board.mounted(t, suite, arch, lower)
+    const root = b.root
+    // The board's own archives dir (so its apt lock is its own), filled from and returned to the shared
+    // cache by hard links around every apt-get run (see apt()).
+    mkdirSync(path.join(b.work, 'archives', 'partial'), { recursive: true })
+    mkdirSync(b.archives, { recursive: true })
+    mkdirSync(path.join(root, 'var/cache/apt/archives'), { recursive: true })
+    must('mount', ['--bind', path.join(b.work, 'archives'), path.join(root, 'var/cache/apt/archives')])
+    // Name resolution, no service starts from maintainer scripts, apt keeps what it downloads (the
+    // shared cache).
+    copyFileSync('/etc/resolv.conf', path.join(root, 'etc/resolv.conf'))
+    writeFileSync(path.join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 })
+    writeFileSync(
+      path.join(root, 'etc/apt/apt.conf.d/90kheadersfs-board'),
+      'APT::Keep-Downloaded-Packages "true";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\nAcquire::Retries "5";\nAcquire::Languages "none";\nDPkg::Use-Pty "false";\n',
+    )
+    rmSync(path.join(root, 'etc/apt/apt.conf.d/docker-clean'), { force: true })
+    t.comment(`board ${suite}/${arch}: root ${root} ready in ${Date.now() - t0} ms (overlay over ${lower})`)
+    return b
+  }
+
+  /**
+   * A board on a root that is not a Debian base (no apt: aptUpdate/apt/installDeb fail there), such as
+   * the minimal root of test/helpers/minimal-root.ts; `suite` names where it came from.
+   */
+  static onRoot(t: T, suite: Suite, arch: Arch, lower: string): Board {
+    const t0 = Date.now()
+    const b = Board.mounted(t, suite, arch, lower)
+    t.comment(`board on ${lower}: root ${b.root} ready in ${Date.now() - t0} ms`)
+    return b
+  }
+
+  /**
+   * The mounts every board has: an overlay over `lower` in a fresh temp dir, /proc, /sys and /dev (gives
+   * /dev/fuse) from the host, a private /run and /tmp, /etc/mtab as on a booted system. close() is
+   * registered with t.teardown, so it goes also when the test fails.
+   */
+  private static mounted(t: T, suite: Suite, arch: Arch, lower: string): Board {
     const work = mkdtempSync(`/var/tmp/kheadersfs-board-${suite}-${arch}-`)
     const b = new Board(suite, arch, work)
     live.add(b)
     hookSignals()
     t.teardown(() => b.close())
-    const t0 = Date.now()
     const root = overlayRoot(lower, work, 'kheadersfs-board')
     // rbind + rslave: unmounting the board's copies must never propagate to the host's mounts.
     for (const d of ['proc', 'sys', 'dev']) {
@@ -268,23 +306,8 @@ export class Board {
       mkdirSync(path.join(root, d), { recursive: true })
       must('mount', ['-t', 'tmpfs', '-o', 'mode=1777', `kheadersfs-board-${d}`, path.join(root, d)])
     }
-    // The board's own archives dir (so its apt lock is its own), filled from and returned to the shared
-    // cache by hard links around every apt-get run (see apt()).
-    mkdirSync(path.join(work, 'archives', 'partial'), { recursive: true })
-    mkdirSync(b.archives, { recursive: true })
-    mkdirSync(path.join(root, 'var/cache/apt/archives'), { recursive: true })
-    must('mount', ['--bind', path.join(work, 'archives'), path.join(root, 'var/cache/apt/archives')])
-    // Name resolution, mtab as on a booted Debian, no service starts from maintainer scripts,
-    // apt keeps what it downloads (the shared cache).
-    copyFileSync('/etc/resolv.conf', path.join(root, 'etc/resolv.conf'))
+    mkdirSync(path.join(root, 'etc'), { recursive: true })
     if (!existsSync(path.join(root, 'etc/mtab'))) symlinkSync('../proc/self/mounts', path.join(root, 'etc/mtab'))
-    writeFileSync(path.join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 })
-    writeFileSync(
-      path.join(root, 'etc/apt/apt.conf.d/90kheadersfs-board'),
-      'APT::Keep-Downloaded-Packages "true";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\nAcquire::Retries "5";\nAcquire::Languages "none";\nDPkg::Use-Pty "false";\n',
-    )
-    rmSync(path.join(root, 'etc/apt/apt.conf.d/docker-clean'), { force: true })
-    t.comment(`board ${suite}/${arch}: root ${root} ready in ${Date.now() - t0} ms (overlay over ${lower})`)
     return b
   }
 
@@ -531,44 +554,56 @@ export const ARM64_TOOLCHAIN: Layer = {
  */
 export async function layerRoot(t: T, suite: Suite, arch: Arch, layer: Layer): Promise<string> {
   const hash = createHash('sha256').update(JSON.stringify(layer.packages)).digest('hex').slice(0, 12)
-  const roots = path.join(CACHE, 'roots')
-  const dir = path.join(roots, `${suite}-${arch}+${layer.name}-${hash}.layer`)
-  if (existsSync(path.join(dir, '.complete'))) return dir
-  mkdirSync(roots, { recursive: true })
-  // A lock directory (mkdir is atomic) between test processes that want the same layer.
-  const lockDir = `${dir}.making`
+  const dir = path.join(CACHE, 'roots', `${suite}-${arch}+${layer.name}-${hash}.layer`)
   const t0 = Date.now()
+  return makeOnce(
+    dir,
+    () => existsSync(path.join(dir, '.complete')),
+    async () => {
+      t.comment(`layer ${path.basename(dir)}: installing ${layer.packages.join(' ')} (once)`)
+      const b = await Board.create(
+        { teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) },
+        suite,
+        arch,
+      )
+      try {
+        await b.aptInstall(layer.packages, { noRecommends: true })
+        const tmp = `${dir}.tmp-${process.pid}`
+        rmSync(tmp, { recursive: true, force: true })
+        const cp = spawnSync('cp', ['-a', path.join(b.work, 'upper'), tmp], { encoding: 'utf8' })
+        if (cp.status !== 0) throw new Error(`copy of the layer failed: ${cp.stderr}`)
+        writeFileSync(path.join(tmp, '.complete'), `${layer.packages.join(' ')}\n`)
+        rmSync(dir, { recursive: true, force: true })
+        spawnSync('mv', [tmp, dir])
+      } finally {
+        await b.close()
+      }
+      t.comment(`layer ${path.basename(dir)}: made in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    },
+  )
+}
+
+/**
+ * Run `make` once across test processes: under the lock directory `<dir>.making` (mkdir is atomic),
+ * unless `done()` already holds (checked again after the lock is taken). Returns `dir`. A stale lock (its
+ * maker died) is taken over after 2 h.
+ */
+export async function makeOnce(dir: string, done: () => boolean, make: () => Promise<void>): Promise<string> {
+  if (done()) return dir
+  mkdirSync(path.dirname(dir), { recursive: true })
+  const lockDir = `${dir}.making`
   for (;;) {
-    if (existsSync(path.join(dir, '.complete'))) return dir
+    if (done()) return dir
     try {
       mkdirSync(lockDir)
       break
     } catch {
-      // another process is making it; a stale lock (its maker died) is taken over after 2 h
       if (Date.now() - statSync(lockDir).mtimeMs > 2 * 3600_000) rmSync(lockDir, { recursive: true, force: true })
       await new Promise((res) => setTimeout(res, 5000))
     }
   }
   try {
-    t.comment(`layer ${path.basename(dir)}: installing ${layer.packages.join(' ')} (once)`)
-    const b = await Board.create(
-      { teardown: () => undefined, comment: (...a: unknown[]) => t.comment(...a) },
-      suite,
-      arch,
-    )
-    try {
-      await b.aptInstall(layer.packages, { noRecommends: true })
-      const tmp = `${dir}.tmp-${process.pid}`
-      rmSync(tmp, { recursive: true, force: true })
-      const cp = spawnSync('cp', ['-a', path.join(b.work, 'upper'), tmp], { encoding: 'utf8' })
-      if (cp.status !== 0) throw new Error(`copy of the layer failed: ${cp.stderr}`)
-      writeFileSync(path.join(tmp, '.complete'), `${layer.packages.join(' ')}\n`)
-      rmSync(dir, { recursive: true, force: true })
-      spawnSync('mv', [tmp, dir])
-    } finally {
-      await b.close()
-    }
-    t.comment(`layer ${path.basename(dir)}: made in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    if (!done()) await make()
     return dir
   } finally {
     rmSync(lockDir, { recursive: true, force: true })
