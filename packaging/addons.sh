@@ -5,12 +5,14 @@
 #   DIR/lzma-native/build/Release/lzma_native.node   (lzma-native, bundled xz 5.2.3 linked statically)
 # FUSE_SRC is the directory with kheadersfs_fuse.c and binding.gyp (default: the checkout's src/native;
 # build.sh passes the packaged commit's).
-# ARCH: amd64 | arm64 | armhf. arm64 and armhf are cross-compiled (g++-aarch64-linux-gnu,
+# ARCH: amd64 | arm64 | armhf | armhf-time32. arm64 and armhf are cross-compiled (g++-aarch64-linux-gnu,
 # g++-arm-linux-gnueabihf from `.ci/setup --boards`) against the target's libfuse.so.2, taken from
 # `apt-get download libfuse2:ARCH`. armhf is built for the 64-bit time_t ABI of Debian trixie
 # (libfuse2t64, Ubuntu 24.04+): -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64, because libfuse2t64 hands
-# the addon `struct stat`/`struct timespec` with 64-bit time fields. (bookworm's armhf libfuse2 would
-# need the addon built without _TIME_BITS: not built; see docs/packaging.md.)
+# the addon `struct stat`/`struct timespec` with 64-bit time fields. armhf-time32 is the same armhf
+# build for the 32-bit time_t ABI of Debian 12 / Raspberry Pi OS bookworm / Ubuntu 22.04 (libfuse2):
+# -D_FILE_OFFSET_BITS=64 only. glibc gives the time64 ABI its own entry points (__clock_gettime64,
+# __fcntl_time64, ...; GLIBC_2.34), so the check below tells the two ABIs apart from the imports.
 #
 # DIR is /var/cache/kheadersfs/addons/<key>, key = arch + the addon packages' versions + the node
 # headers' version + libfuse2's version + this script's sha256: a rerun with nothing changed prints
@@ -20,7 +22,7 @@
 set -euo pipefail
 export LC_ALL=C
 
-ARCH=${1:?usage: packaging/addons.sh amd64|arm64|armhf [FUSE_SRC]}
+ARCH=${1:?usage: packaging/addons.sh amd64|arm64|armhf|armhf-time32 [FUSE_SRC]}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUSE_SRC=${2:-$ROOT/src/native}
 NM=$ROOT/node_modules
@@ -32,9 +34,10 @@ die() { log "$*"; exit 1; }
 case $ARCH in
   amd64) TRIPLET=x86_64-linux-gnu GYP_ARCH=x64 ELF_MACHINE='X86-64' ;;
   arm64) TRIPLET=aarch64-linux-gnu GYP_ARCH=arm64 ELF_MACHINE='AArch64' ;;
-  armhf) TRIPLET=arm-linux-gnueabihf GYP_ARCH=arm ELF_MACHINE='ARM' ;;
-  *) die "unknown architecture \"$ARCH\" (amd64, arm64 or armhf)" ;;
+  armhf | armhf-time32) TRIPLET=arm-linux-gnueabihf GYP_ARCH=arm ELF_MACHINE='ARM' ;;
+  *) die "unknown architecture \"$ARCH\" (amd64, arm64, armhf or armhf-time32)" ;;
 esac
+DEB_ARCH=${ARCH%-time32} # the Debian architecture: libfuse2 and the toolchain are armhf's for both ABIs
 
 [ -d "$NM/lzma-native" ] || die "node_modules is missing: run npm ci first"
 [ -f "$FUSE_SRC/kheadersfs_fuse.c" ] && [ -f "$FUSE_SRC/binding.gyp" ] || die "no kheadersfs_fuse.c and binding.gyp in $FUSE_SRC"
@@ -47,8 +50,8 @@ FUSE_VER=$(cat "$FUSE_SRC/kheadersfs_fuse.c" "$FUSE_SRC/binding.gyp" | sha256sum
 LZMA_VER=$(pkgver lzma-native)
 NAA_VER=$(pkgver node-addon-api)
 NODE_HDR=$(sed -n 's/^#define NODE_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\).*/\2/p' /usr/include/node/node_version.h | paste -sd.)
-LIBFUSE_VER=$(apt-cache policy "libfuse2:$ARCH" 2>/dev/null | sed -n 's/^ *Candidate: //p')
-[ -n "$LIBFUSE_VER" ] && [ "$LIBFUSE_VER" != "(none)" ] || die "apt knows no libfuse2:$ARCH (dpkg --add-architecture $ARCH; apt-get update)"
+LIBFUSE_VER=$(apt-cache policy "libfuse2:$DEB_ARCH" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+[ -n "$LIBFUSE_VER" ] && [ "$LIBFUSE_VER" != "(none)" ] || die "apt knows no libfuse2:$DEB_ARCH (dpkg --add-architecture $DEB_ARCH; apt-get update)"
 SELF=$(sha256sum "$0" | cut -c1-64)
 KEY_TEXT="arch=$ARCH kheadersfs-fuse=$FUSE_VER lzma-native=$LZMA_VER node-addon-api=$NAA_VER node-headers=$NODE_HDR libfuse2=$LIBFUSE_VER script=$SELF"
 KEY=$ARCH-$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-16)
@@ -78,9 +81,10 @@ cp "$FUSE_SRC/kheadersfs_fuse.c" "$FUSE_SRC/binding.gyp" "$S/kheadersfs/"
 # Compiler flags: no debug info, and the scratch path never reaches the binaries (reproducible,
 # no build-machine path in the package).
 FLAGS="-O2 -ffile-prefix-map=$WORK=/build"
-if [ "$ARCH" = armhf ]; then
-  FLAGS="$FLAGS -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64"
-fi
+case $ARCH in
+  armhf) FLAGS="$FLAGS -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64" ;;
+  armhf-time32) FLAGS="$FLAGS -D_FILE_OFFSET_BITS=64" ;;
+esac
 
 if [ "$ARCH" = amd64 ]; then
   export CC=gcc CXX=g++ AR=ar LINK=g++ STRIP=strip
@@ -97,14 +101,14 @@ if [ "$ARCH" = amd64 ]; then
   FUSE_LIBDIR=
   PKG_CONFIG_LIBDIR_FUSE=
 else
-  FUSE_CACHE=$CACHE/libfuse2-$ARCH-$LIBFUSE_VER
+  FUSE_CACHE=$CACHE/libfuse2-$DEB_ARCH-$LIBFUSE_VER
   if [ ! -e "$FUSE_CACHE/lib/libfuse.so" ]; then
-    tmp=$(mktemp -d "$CACHE/.libfuse-$ARCH.XXXXXX")
-    (cd "$tmp" && apt-get download -q "libfuse2:$ARCH=$LIBFUSE_VER" >&2)
+    tmp=$(mktemp -d "$CACHE/.libfuse-$DEB_ARCH.XXXXXX")
+    (cd "$tmp" && apt-get download -q "libfuse2:$DEB_ARCH=$LIBFUSE_VER" >&2)
     mkdir -p "$tmp/x" "$tmp/lib"
     dpkg-deb -x "$tmp"/libfuse2_*.deb "$tmp/x"
     so=$(find "$tmp/x" -name 'libfuse.so.2.*' -type f | head -n 1)
-    [ -n "$so" ] || die "libfuse2:$ARCH has no libfuse.so.2.*"
+    [ -n "$so" ] || die "libfuse2:$DEB_ARCH has no libfuse.so.2.*"
     cp "$so" "$tmp/lib/"
     ln -s "$(basename "$so")" "$tmp/lib/libfuse.so.2"
     ln -s libfuse.so.2 "$tmp/lib/libfuse.so"
@@ -116,7 +120,7 @@ else
   FUSE_LIBDIR=$FUSE_CACHE/lib
   cat >"$PC/fuse.pc" <<EOF
 Name: fuse
-Description: libfuse2 for $ARCH (headers from the host's libfuse-dev)
+Description: libfuse2 for $DEB_ARCH (headers from the host's libfuse-dev)
 Version: ${LIBFUSE_VER%%-*}
 Libs: -L$FUSE_LIBDIR -lfuse -pthread
 Cflags: -I/usr/include/fuse -D_FILE_OFFSET_BITS=64
@@ -165,13 +169,24 @@ for f in "$R/kheadersfs/kheadersfs_fuse.node" "$R/lzma-native/build/Release/lzma
     *"$ELF_MACHINE"*) ;;
     *) die "$f: machine \"$m\", expected $ELF_MACHINE" ;;
   esac
-  if [ "$ARCH" = armhf ]; then
+  if [ "$DEB_ARCH" = armhf ]; then
     readelf -h "$f" | grep -q 'hard-float' || die "$f: not hard-float"
   fi
   if grep -aqE "$WORK|/work/|/root/|/tmp/|/var/cache" "$f"; then die "$f: contains a build-machine path"; fi
   log "$(file -b "$f" | cut -d, -f1-3): $(basename "$f")"
 done
 readelf -d "$R/kheadersfs/kheadersfs_fuse.node" | grep -q 'NEEDED.*\[libfuse\.so\.2\]' || die "kheadersfs_fuse.node: no DT_NEEDED libfuse.so.2"
+# The time_t ABI, from the glibc entry points the addons import: armhf (time64) must use the
+# *64/*_time64 ones (else _TIME_BITS did not take), armhf-time32 none of them (else it would need
+# glibc's time64 ABI, and libfuse2 would hand it 32-bit time fields).
+if [ "$DEB_ARCH" = armhf ]; then
+  t64=$(for f in "$R/kheadersfs/kheadersfs_fuse.node" "$R/lzma-native/build/Release/lzma_native.node"; do
+    readelf -W --dyn-syms "$f" | awk '$7 == "UND" { print $8 }'
+  done | grep -E '^__[A-Za-z0-9_]*64@GLIBC_2\.34$' | sort -u | paste -sd' ' || true)
+  if [ "$ARCH" = armhf ] && [ -z "$t64" ]; then die "the armhf addons import no time64 glibc symbol: not the 64-bit time_t ABI"; fi
+  if [ "$ARCH" = armhf-time32 ] && [ -n "$t64" ]; then die "the armhf-time32 addons import time64 glibc symbols ($t64): not the 32-bit time_t ABI"; fi
+  log "time_t ABI: ${t64:-32-bit (no time64 imports)}"
+fi
 printf '%s\n' "$KEY_TEXT" >"$R/KEY"
 
 rm -rf "$OUT"

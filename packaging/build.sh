@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# packaging/build.sh [ARCH...] — Debian binary packages of kheadersfs (default: amd64 arm64 armhf)
+# packaging/build.sh [TARGET...] — Debian binary packages of kheadersfs (default: amd64 arm64 armhf armhf-time32)
 #   -> build/packages/kheadersfs_<version>_<arch>.deb, each checked with lintian (no E: allowed),
-#   and build/packages/kheadersfs-<version>-<arch>.tar.gz, the same tree for systems without dpkg
+#   and build/packages/kheadersfs-<version>-<target>.tar.gz, the same tree for systems without dpkg
 #   (Yocto, Buildroot: packaging/tarball.sh).
+# armhf-time32 is armhf for 32-bit time_t systems (Debian 12, Raspberry Pi OS bookworm, Ubuntu 22.04):
+#   -> kheadersfs_<version>~deb12_armhf.deb, Version <version>~deb12 (sorts below <version>, so an
+#   upgrade to trixie replaces it with the 64-bit time_t armhf package), Depends libfuse2.
 # Needs `bash .ci/setup --boards` (cross compilers, dpkg-dev, lintian, man-db, foreign dpkg archs)
 # and `npm ci`. Reproducible: SOURCE_DATE_EPOCH (default: the last git commit's time) sets every
 # mtime and the manual page's date (the Debian changelog is made from CHANGELOG.md); dpkg-deb sorts the members.
@@ -21,7 +24,7 @@ die() { log "$*"; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 ARCHS=("$@")
-[ ${#ARCHS[@]} -gt 0 ] || ARCHS=(amd64 arm64 armhf)
+[ ${#ARCHS[@]} -gt 0 ] || ARCHS=(amd64 arm64 armhf armhf-time32)
 REV=${KHEADERSFS_PACKAGE_SOURCE:-HEAD}
 if [ "$REV" = worktree ]; then
   export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
@@ -36,7 +39,7 @@ STAGE=$ROOT/build/stage
 MARK='installed by "kheadersfs install-helpers"'
 
 for a in "${ARCHS[@]}"; do
-  case $a in amd64 | arm64 | armhf) ;; *) die "unknown architecture \"$a\" (amd64, arm64, armhf)" ;; esac
+  case $a in amd64 | arm64 | armhf | armhf-time32) ;; *) die "unknown target \"$a\" (amd64, arm64, armhf, armhf-time32)" ;; esac
 done
 for t in dpkg-deb lintian man gzip perl; do command -v $t >/dev/null || die "no $t: run bash .ci/setup --boards"; done
 [ -x node_modules/.bin/marked-man ] && [ -x node_modules/.bin/tsc ] || die "dev dependencies missing: run npm ci"
@@ -99,10 +102,15 @@ perl -CSD -pe 'if (/^\.SH NAME/ .. /^\.SH SYNOPSIS/) { s/ \x{2014} / \\- / }
 warn=$(MANWIDTH=80 man --warnings -l "$STAGE/man/kheadersfs.1" 2>&1 >/dev/null || true)
 [ -z "$warn" ] || die "the manual page renders with warnings: $warn"
 
-for ARCH in "${ARCHS[@]}"; do
-  log "=== $ARCH"
-  ADDONS=$(bash packaging/addons.sh "$ARCH" "$SRC/src/native")
-  R=$STAGE/$ARCH
+for TARGET in "${ARCHS[@]}"; do
+  log "=== $TARGET"
+  # TARGET names the build (addons, stage); ARCH and DEB_VERSION are the package's.
+  case $TARGET in
+    armhf-time32) ARCH=armhf DEB_VERSION=$VERSION~deb12 ;;
+    *) ARCH=$TARGET DEB_VERSION=$VERSION ;;
+  esac
+  ADDONS=$(bash packaging/addons.sh "$TARGET" "$SRC/src/native")
+  R=$STAGE/$TARGET
   rm -rf "$R"
   mkdir -p "$R/DEBIAN" "$R/$APP/dist" \
     "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs" "$R/usr/share/bash-completion/completions"
@@ -120,7 +128,7 @@ for ARCH in "${ARCHS[@]}"; do
   rm -rf "$NMD/node-addon-api" "$NMD/napi-macros"
   # The copyright file lists the modules kept, with the holders from their license files (read now:
   # the license files themselves are removed below).
-  node packaging/deb-meta.js copyright "$NMD" "$APP" >"$STAGE/copyright.$ARCH"
+  node packaging/deb-meta.js copyright "$NMD" "$APP" >"$STAGE/copyright.$TARGET"
   # lzma-native: prebuilds of other platforms (its linux-arm64 ones are x86-64 anyway), the bundled
   # xz tarballs and Windows DLLs, the C++ sources, the build scripts, its own CLI.
   rm -rf "$NMD/lzma-native/"{prebuilds,deps,src,bin,binding.gyp,liblzma-build.sh,liblzma-config.sh}
@@ -146,8 +154,8 @@ for ARCH in "${ARCHS[@]}"; do
   # mount.kheadersfs(8): the helper is described in kheadersfs(1).
   mkdir -p "$R/usr/share/man/man8"
   printf '.so man1/kheadersfs.1\n' | gzip -9n >"$R/usr/share/man/man8/mount.kheadersfs.8.gz"
-  cp "$STAGE/copyright.$ARCH" "$R/usr/share/doc/kheadersfs/copyright"
-  node packaging/changelog.js debian "$SRC/CHANGELOG.md" kheadersfs "$VERSION" "$MAINTAINER" |
+  cp "$STAGE/copyright.$TARGET" "$R/usr/share/doc/kheadersfs/copyright"
+  node packaging/changelog.js debian "$SRC/CHANGELOG.md" kheadersfs "$DEB_VERSION" "$MAINTAINER" |
     gzip -9n >"$R/usr/share/doc/kheadersfs/changelog.gz"
 
   # Modes: directories and files 755/644.
@@ -164,15 +172,16 @@ for ARCH in "${ARCHS[@]}"; do
     --bindir /usr/bin --helperdir /sbin --unitdir /usr/lib/systemd/system >/dev/null
 
   # Nothing of this machine inside, and no install-helpers MARK outside the app's own code.
-  if grep -rlaE '/work/|/root/|/tmp/|/var/cache/' "$R" | grep -v "^$R/DEBIAN/" >"$STAGE/leaks.$ARCH"; then
-    die "build-machine paths in: $(tr '\n' ' ' <"$STAGE/leaks.$ARCH")"
+  if grep -rlaE '/work/|/root/|/tmp/|/var/cache/' "$R" | grep -v "^$R/DEBIAN/" >"$STAGE/leaks.$TARGET"; then
+    die "build-machine paths in: $(tr '\n' ' ' <"$STAGE/leaks.$TARGET")"
   fi
   if grep -rlF "$MARK" "$R" --exclude-dir=app >/dev/null; then die "install-helpers' MARK in a packaged file"; fi
 
   # Depends: the library packages the ELF files need (libc6/libstdc++6 from their symbol versions).
   glibc=$(for f in $(find "$R" -name '*.node'); do readelf -W --dyn-syms "$f"; done | grep -oE 'GLIBC_[0-9]+\.[0-9]+' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
-  case $ARCH in
-    armhf) FUSEDEP='libfuse2t64' ;; # built for the 64-bit time_t ABI (see addons.sh)
+  case $TARGET in
+    armhf) FUSEDEP='libfuse2t64' ;;         # built for the 64-bit time_t ABI (see addons.sh)
+    armhf-time32) FUSEDEP='libfuse2' ;;     # the 32-bit time_t ABI: bookworm's libfuse2 only
     *) FUSEDEP='libfuse2t64 | libfuse2' ;;
   esac
   DEPENDS="nodejs (>= 18.19), $FUSEDEP, fuse3 | fuse, libc6 (>= $glibc), libgcc-s1, libstdc++6 (>= 12)"
@@ -181,7 +190,7 @@ for ARCH in "${ARCHS[@]}"; do
   SIZE=$(node packaging/deb-meta.js installed-size "$R")
   cat >"$R/DEBIAN/control" <<EOF
 Package: kheadersfs
-Version: $VERSION
+Version: $DEB_VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
 Homepage: $HOMEPAGE
@@ -206,20 +215,20 @@ EOF
   chmod 644 "$R/DEBIAN/control" "$R/DEBIAN/md5sums"
 
   find "$R" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-  DEB=$OUT/kheadersfs_${VERSION}_$ARCH.deb
+  DEB=$OUT/kheadersfs_${DEB_VERSION}_$ARCH.deb
   rm -f "$DEB"
   dpkg-deb --root-owner-group -Zxz --build "$R" "$DEB" >&2
 
   # lintian: errors fail the build; the warnings left are explained in docs/packaging.md.
-  lintian --no-tag-display-limit "$DEB" >"$OUT/kheadersfs_${VERSION}_$ARCH.lintian" 2>&1 || true
-  if grep -q '^E:' "$OUT/kheadersfs_${VERSION}_$ARCH.lintian"; then
-    cat "$OUT/kheadersfs_${VERSION}_$ARCH.lintian" >&2
+  lintian --no-tag-display-limit "$DEB" >"$OUT/kheadersfs_${DEB_VERSION}_$ARCH.lintian" 2>&1 || true
+  if grep -q '^E:' "$OUT/kheadersfs_${DEB_VERSION}_$ARCH.lintian"; then
+    cat "$OUT/kheadersfs_${DEB_VERSION}_$ARCH.lintian" >&2
     die "lintian reports errors for $DEB"
   fi
-  log "$DEB: $(stat -c %s "$DEB") bytes, Installed-Size $SIZE KiB, lintian: $(grep -c '^W:' "$OUT/kheadersfs_${VERSION}_$ARCH.lintian" || true) warnings"
+  log "$DEB: $(stat -c %s "$DEB") bytes, Installed-Size $SIZE KiB, lintian: $(grep -c '^W:' "$OUT/kheadersfs_${DEB_VERSION}_$ARCH.lintian" || true) warnings"
   echo "$DEB"
 
   # The root file system tarball: the same installed tree, for Yocto and Buildroot images.
-  bash packaging/tarball.sh "$R" "$OUT/kheadersfs-$VERSION-$ARCH.tar.gz"
-  echo "$OUT/kheadersfs-$VERSION-$ARCH.tar.gz"
+  bash packaging/tarball.sh "$R" "$OUT/kheadersfs-$VERSION-$TARGET.tar.gz"
+  echo "$OUT/kheadersfs-$VERSION-$TARGET.tar.gz"
 done

@@ -1,14 +1,24 @@
 // The .deb from packaging/build.sh on fresh Debian roots, one per architecture: trixie amd64 (native),
-// trixie arm64 and armhf (qemu-user), bookworm amd64 (Debian's Node 18, the oldest supported). Each
-// root has no compiler, and must still have none after the install. Then the board flow with an
+// trixie arm64 and armhf (qemu-user), bookworm amd64 (Debian's Node 18, the oldest supported), and
+// bookworm armhf (qemu-user, 32-bit time_t: the ~deb12 package). Each root has no compiler, and must
+// still have none after the install. On the two armhf roots the other armhf package is tried first and
+// must be refused for its libfuse dependency, leaving nothing installed. Then the board flow with an
 // image packed on this host: /lib/modules/<release>/kheaders.img → kheadersfs mount /proc-ext (the
 // release comes from QEMU_UNAME under qemu, like `uname -r` on the real board) → read kheaders.txz and
 // config.gz → kheadersfs status → external umount → no daemon left → apt-get purge leaves no file.
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { Board, boardSkipReason, debFor, mountsUnder, type Arch, type Suite } from '../helpers/board'
+import {
+  Board,
+  boardSkipReason,
+  debFor,
+  mountsUnder,
+  type Arch,
+  type PackageTarget,
+  type Suite,
+} from '../helpers/board'
 import { ROOT, runCli } from '../helpers/cli'
 import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { tmpDir } from '../helpers/tmp'
@@ -18,13 +28,18 @@ interface Target {
   arch: Arch
   /** Also install man-db and systemd: man page rendering, systemd-analyze verify of the units. */
   extras: boolean
+  /** The build.sh target whose package this system takes (default: arch). */
+  pkg?: PackageTarget
+  /** A package this system must refuse (apt cannot satisfy its libfuse dependency), and that library. */
+  wrong?: { pkg: PackageTarget; lib: string }
 }
 
 const TARGETS: Target[] = [
   { suite: 'trixie', arch: 'amd64', extras: true },
   { suite: 'trixie', arch: 'arm64', extras: false },
-  { suite: 'trixie', arch: 'armhf', extras: false },
+  { suite: 'trixie', arch: 'armhf', extras: false, wrong: { pkg: 'armhf-time32', lib: 'libfuse2' } },
   { suite: 'bookworm', arch: 'amd64', extras: false },
+  { suite: 'bookworm', arch: 'armhf', extras: false, pkg: 'armhf-time32', wrong: { pkg: 'armhf', lib: 'libfuse2t64' } },
 ]
 const only = process.env.KHEADERSFS_BOARDS?.split(',') // e.g. "trixie-arm64,bookworm-amd64"
 const tree = debianTree()
@@ -46,9 +61,11 @@ for (const target of TARGETS) {
   if (only && !only.includes(name)) continue
   const skip = boardSkipReason(target.arch, target.suite) || (tree === undefined && SKIP_NO_DEBIAN)
   t.test(`install on ${name}`, { skip }, async (t) => {
-    const deb = debFor(ROOT, target.arch)
-    if (deb === undefined) {
-      t.fail(`no build/packages/kheadersfs_*_${target.arch}.deb: run packaging/build.sh first`)
+    const pkg = target.pkg ?? target.arch
+    const deb = debFor(ROOT, pkg)
+    const wrongDeb = target.wrong && debFor(ROOT, target.wrong.pkg)
+    if (deb === undefined || (target.wrong && wrongDeb === undefined)) {
+      t.fail(`no package for ${pkg}${target.wrong ? ` or ${target.wrong.pkg}` : ''}: run packaging/build.sh first`)
       return
     }
     const step = (label: string, ms: number): void => {
@@ -79,8 +96,44 @@ for (const target of TARGETS) {
     const up = await b.aptUpdate()
     step('apt-get update', up.ms)
 
+    if (target.wrong && wrongDeb) {
+      // The armhf package of the other time_t ABI: apt must stop at its libfuse dependency before
+      // unpacking anything (a time32 addon on a time64 libfuse, or the reverse, would misread stat).
+      const before = await b.must("dpkg-query -W -f '${Package} ${Version} ${Status}\\n'")
+      copyFileSync(wrongDeb, b.path(`tmp/${path.basename(wrongDeb)}`))
+      const bad = await b.apt(`install -y -q /tmp/${path.basename(wrongDeb)}`)
+      t.not(bad.code, 0, `apt-get install ./${path.basename(wrongDeb)} fails on ${name}`)
+      t.match(
+        bad.stdout + bad.stderr,
+        new RegExp(`Depends: ${target.wrong.lib}\\b.*(not installable|not going to be installed)`),
+        `it names the missing ${target.wrong.lib}`,
+      )
+      t.comment(
+        `${name}: ${path.basename(wrongDeb)} refused: ${(bad.stdout + bad.stderr).match(/kheadersfs : Depends.*/)?.[0]}`,
+      )
+      const after = await b.must("dpkg-query -W -f '${Package} ${Version} ${Status}\\n'")
+      t.equal(after.stdout, before.stdout, 'nothing was installed or removed')
+      t.notOk(existsSync(b.path('usr/lib/kheadersfs')), 'no /usr/lib/kheadersfs')
+    }
+
     const inst = await b.installDeb(deb)
     step(`apt-get install ./${path.basename(deb)}`, inst.ms)
+    // What a board pays for any node program: the reference for the install and mount times (the
+    // first run after the install, then a second one with the files in the page cache).
+    for (const run of ['first', 'second']) {
+      const node0 = await b.run('node -e 0', { env })
+      t.equal(node0.code, 0, `node -e 0: ${node0.stderr}`)
+      step(`node -e 0 (${run})`, node0.ms)
+    }
+    if (target.arch === 'armhf') {
+      // Debian's armhf is ARMv7 (Thumb-2, VFPv3): on an ARMv6 CPU (Raspberry Pi Zero/1, qemu's arm1176)
+      // its node does not start, so no armhf .deb can serve those boards. Measured: SIGILL on bookworm,
+      // SIGSEGV in trixie's dynamic loader; either is a death by signal before any JavaScript runs.
+      const v6 = await b.run('QEMU_CPU=arm1176 node -e "console.log(1)"; echo "exit $?"', { env })
+      t.match(v6.stdout, /^exit (132|139)$/m, `node on an ARMv6 CPU (QEMU_CPU=arm1176) dies by SIGILL/SIGSEGV`)
+      t.notMatch(v6.stdout, /^1$/m, 'no JavaScript ran')
+      t.comment(`${name}: QEMU_CPU=arm1176 node: ${v6.stdout.trim()}`)
+    }
     const noCc = await b.run(
       'for c in gcc cc make python3 g++ c++; do command -v $c; done; dpkg-query -W -f \'${Package} ${Status}\\n\' gcc make python3 2>/dev/null | grep " installed$"; true',
     )

@@ -1,5 +1,6 @@
-// Emulated Debian boards for tests: a fresh Debian root (trixie arm64/armhf under qemu-user, trixie or
-// bookworm amd64 natively) that a test installs packages into and runs commands in with chroot.
+// Emulated Debian boards for tests: a fresh Debian root (trixie arm64/armhf and bookworm armhf under
+// qemu-user, trixie or bookworm amd64 natively) that a test installs packages into and runs commands
+// in with chroot.
 //
 // Caches, all under /var/cache/kheadersfs ($KHEADERSFS_CACHE; never in the repository), so a second run
 // downloads nothing:
@@ -610,12 +611,21 @@ export async function makeOnce(dir: string, done: () => boolean, make: () => Pro
   }
 }
 
-/** The kheadersfs .deb for an arch from packaging/build.sh, or undefined. */
-export function debFor(repoRoot: string, arch: Arch): string | undefined {
+/** packaging/build.sh's targets: the Debian architectures, and armhf for 32-bit time_t systems (Debian 12). */
+export type PackageTarget = Arch | 'armhf-time32'
+
+/**
+ * The kheadersfs .deb of a build.sh target, or undefined: kheadersfs_<ver>_<arch>.deb, for armhf-time32
+ * kheadersfs_<ver>~deb12_armhf.deb. Matched by the whole version, so the two armhf files are never
+ * taken for each other ("~deb12_armhf.deb" also ends in "_armhf.deb", and sorts after it).
+ */
+export function debFor(repoRoot: string, target: PackageTarget): string | undefined {
   const dir = path.join(repoRoot, 'build', 'packages')
   if (!existsSync(dir)) return undefined
+  const [arch, suffix] = target === 'armhf-time32' ? ['armhf', '~deb12'] : [target, '']
+  const name = new RegExp(`^kheadersfs_[^_~]+${suffix}_${arch}\\.deb$`)
   const debs = readdirSync(dir)
-    .filter((f) => f.startsWith('kheadersfs_') && f.endsWith(`_${arch}.deb`))
+    .filter((f) => name.test(f))
     .sort()
   return debs.length ? path.join(dir, debs.at(-1)!) : undefined
 }

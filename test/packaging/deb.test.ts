@@ -1,12 +1,15 @@
-// The Debian packages from packaging/build.sh (amd64, arm64, armhf): lintian has no errors, the
+// The Debian packages from packaging/build.sh (amd64, arm64, armhf, and armhf-time32 = armhf for
+// 32-bit time_t systems, kheadersfs_<ver>~deb12_armhf.deb): lintian has no errors, the
 // required files are there and nothing else of note (no tests, no source maps, no install-helpers
 // MARK outside the app's code), every ELF file is for the package's architecture, no path of the
-// build machine is inside, Depends is as specified, and the manual page renders without warnings.
+// build machine is inside, Depends is as specified, the manual page renders without warnings, and a
+// second build of every target from cold addon caches gives the same bytes.
 // build.sh is run first (its addons and node_modules are cached, so a rerun is cheap); set
 // KHEADERSFS_DEB_PREBUILT=1 to test the packages already in build/packages instead. Building and
 // lintian take minutes: run it as test/run.sh does, with tap's --timeout=1800
 // (bash test/run.sh dist/test/packaging).
 import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
@@ -14,10 +17,22 @@ import { MARK } from '../../src/commands/install-helpers'
 import { ROOT, runCli } from '../helpers/cli'
 import { tmpDir } from '../helpers/tmp'
 
-const ARCHS = ['amd64', 'arm64', 'armhf'] as const
-type Arch = (typeof ARCHS)[number]
+const TARGETS = ['amd64', 'arm64', 'armhf', 'armhf-time32'] as const
+type Target = (typeof TARGETS)[number]
+type Arch = Exclude<Target, 'armhf-time32'>
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
-const deb = (arch: Arch): string => path.join(ROOT, 'build', 'packages', `kheadersfs_${VERSION}_${arch}.deb`)
+/** Debian architecture and Version of a target's package: armhf-time32 is armhf, Version <ver>~deb12. */
+const pkgOf = (target: Target): { arch: Arch; version: string } =>
+  target === 'armhf-time32' ? { arch: 'armhf', version: `${VERSION}~deb12` } : { arch: target, version: VERSION }
+const deb = (target: Target): string =>
+  path.join(ROOT, 'build', 'packages', `kheadersfs_${pkgOf(target).version}_${pkgOf(target).arch}.deb`)
+/** Depends' libfuse 2 alternatives: the armhf builds each take only the library of their time_t ABI. */
+const FUSE_LIB: Record<Target, { want: string; never?: string }> = {
+  amd64: { want: 'libfuse2t64 | libfuse2' },
+  arm64: { want: 'libfuse2t64 | libfuse2' },
+  armhf: { want: 'libfuse2t64', never: 'libfuse2' },
+  'armhf-time32': { want: 'libfuse2', never: 'libfuse2t64' },
+}
 const APP = 'usr/lib/kheadersfs/app'
 
 /** e_machine and ELF class per architecture; armhf must also carry the hard-float ABI flag. */
@@ -81,7 +96,7 @@ t.test(
   { skip: tools.length > 0 && `missing ${tools.join(', ')} (bash .ci/setup --boards)` },
   async (t) => {
     if (process.env.KHEADERSFS_DEB_PREBUILT !== '1') {
-      const r = spawnSync('bash', [path.join(ROOT, 'packaging', 'build.sh'), ...ARCHS], {
+      const r = spawnSync('bash', [path.join(ROOT, 'packaging', 'build.sh'), ...TARGETS], {
         cwd: ROOT,
         encoding: 'utf8',
         maxBuffer: 64 << 20,
@@ -92,9 +107,10 @@ t.test(
       JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
     ).dependencies
 
-    for (const arch of ARCHS) {
-      t.test(arch, async (t) => {
-        const file = deb(arch)
+    for (const target of TARGETS) {
+      const { arch, version } = pkgOf(target)
+      t.test(target, async (t) => {
+        const file = deb(target)
         t.ok(existsSync(file), `${path.basename(file)} exists`)
         if (!existsSync(file)) return
 
@@ -105,7 +121,7 @@ t.test(
         const field = (name: string): string =>
           execFileSync('dpkg-deb', ['-f', file, name], { encoding: 'utf8' }).trim()
         t.equal(field('Package'), 'kheadersfs')
-        t.equal(field('Version'), VERSION, "Version is package.json's")
+        t.equal(field('Version'), version, `Version is ${version}`)
         t.equal(field('Architecture'), arch)
         const deps = depends(field('Depends'))
         t.ok(
@@ -116,15 +132,15 @@ t.test(
           deps.some((g) => g.join(' | ') === 'fuse3 | fuse'),
           'Depends: fuse3 | fuse',
         )
-        const fuseLib = arch === 'armhf' ? 'libfuse2t64' : 'libfuse2t64 | libfuse2'
+        const fuse = FUSE_LIB[target]
         t.ok(
-          deps.some((g) => g.join(' | ') === fuseLib),
-          `Depends: ${fuseLib}`,
+          deps.some((g) => g.join(' | ') === fuse.want),
+          `Depends: ${fuse.want}`,
         )
-        if (arch === 'armhf')
+        if (fuse.never !== undefined)
           t.notOk(
-            deps.some((g) => g.includes('libfuse2')),
-            'armhf (64-bit time_t build) never accepts the old libfuse2',
+            deps.some((g) => g.includes(fuse.never!)),
+            `${target} never accepts ${fuse.never} (the other time_t ABI)`,
           )
         t.match(field('Installed-Size'), /^[1-9][0-9]*$/)
 
@@ -180,6 +196,32 @@ t.test(
         t.same(wrong, [], `every ELF file is ${ELF[arch].name}`)
         t.same(leaks, [], 'no build-machine path in any file')
         t.same(marked, [], 'no install-helpers MARK in packaged files: install-helpers never replaces them')
+        if (arch === 'armhf') {
+          // The time_t ABI, read from the addons' imports: glibc's 64-bit time_t entry points are
+          // __*64 symbols of GLIBC_2.34 (__clock_gettime64, __fcntl_time64, ...).
+          const t64 = all
+            .filter((rel) => rel.endsWith('.node'))
+            .flatMap((rel) =>
+              execFileSync('readelf', ['-W', '--dyn-syms', path.join(x, rel)], { encoding: 'utf8' })
+                .split('\n')
+                .map((l) => l.trim().split(/\s+/))
+                .filter((f) => f[6] === 'UND' && /^__\w*64@GLIBC_2\.34$/.test(f[7] ?? ''))
+                .map((f) => f[7]),
+            )
+          if (target === 'armhf') t.ok(t64.length > 0, `the addons use the 64-bit time_t ABI: ${t64.join(' ')}`)
+          else t.same(t64, [], 'the addons use the 32-bit time_t ABI (no time64 glibc imports)')
+        }
+        t.match(
+          execFileSync(
+            'sh',
+            ['-c', 'gzip -dc "$1" | head -n 1', 'sh', path.join(x, 'usr/share/doc/kheadersfs/changelog.gz')],
+            {
+              encoding: 'utf8',
+            },
+          ),
+          `kheadersfs (${version})`,
+          'the changelog names the Version',
+        )
 
         const wrapper = readFileSync(path.join(x, 'usr/bin/kheadersfs'), 'utf8')
         t.match(wrapper, /^#!\/bin\/sh\n/)
@@ -287,5 +329,32 @@ t.test(
         }
       })
     }
+
+    if (process.env.KHEADERSFS_DEB_PREBUILT !== '1')
+      t.test('reproducible: a second build with cold addon caches gives the same bytes', async (t) => {
+        const sums = (): Record<string, string> =>
+          Object.fromEntries(
+            TARGETS.filter((a) => existsSync(deb(a))).map((a) => [
+              a,
+              createHash('sha256')
+                .update(readFileSync(deb(a)))
+                .digest('hex'),
+            ]),
+          )
+        const first = sums()
+        t.equal(Object.keys(first).length, TARGETS.length, 'the first build made every package')
+        // New scratch paths and a fresh libfuse2 download: only the packaged commit and the tools remain.
+        const cache = tmpDir(t, 'kheadersfs-deb-addons-')
+        const r = spawnSync('bash', [path.join(ROOT, 'packaging', 'build.sh'), ...TARGETS], {
+          cwd: ROOT,
+          encoding: 'utf8',
+          maxBuffer: 64 << 20,
+          env: { ...process.env, KHEADERSFS_ADDON_CACHE: cache },
+        })
+        t.equal(r.status, 0, 'packaging/build.sh succeeds again', {
+          stderr: r.stderr.split('\n').slice(-30).join('\n'),
+        })
+        t.same(sums(), first, 'every package has the sha256 of the first build')
+      })
   },
 )
