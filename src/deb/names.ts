@@ -12,7 +12,7 @@ const VERSION = /^(?:(\d+):)?([0-9][A-Za-z0-9.+~:-]*?)(?:-([A-Za-z0-9.+~]+))?$/
 
 /** `prefix`-<release> as a package name. Upper case and the _ ~ a release may hold are not allowed in one. */
 export function packageName(prefix: string, release: string): string {
-  if (!PACKAGE.test(prefix) || prefix.endsWith('-')) {
+  if (!PACKAGE.test(`${prefix}-0`) || prefix.endsWith('-')) {
     throw new UsageError(
       `Cannot use --deb-name ${JSON.stringify(prefix)}: a Debian package name is lower-case letters, digits and + - . (starting with a letter or digit); e.g. --deb-name kheadersfs-image`,
     )

@@ -20,7 +20,7 @@ export interface DebRequest {
   maintainer?: string
 }
 
-export const DEFAULT_PREFIX = 'kheadersfs-image'
+const DEFAULT_PREFIX = 'kheadersfs-image'
 
 /** The sink for `request`, its values checked now (a bad one fails before anything is read). */
 export function debSink(request: DebRequest, env: NodeJS.ProcessEnv): ImageSink {
@@ -68,10 +68,13 @@ function checkDir(dir: string): void {
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
     accessSync(dir, constants.W_OK)
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
     const fix =
-      (e as NodeJS.ErrnoException).code === 'ENOENT'
+      code === 'ENOENT'
         ? 'create it or pass -o an existing directory'
-        : 'pass -o a writable directory'
+        : code === 'ENOTDIR'
+          ? 'with --deb, -o names a directory'
+          : 'pass -o a writable directory'
     throw new IoError(`Cannot write the image package into ${dir}: ${reason(e)}; ${fix}`, e)
   }
 }

@@ -27,7 +27,7 @@ export async function debTarXz(files: readonly DebFile[], mtime: number): Promis
   return xzBuffer(await debTar(files, mtime), XZ)
 }
 
-export async function debTar(files: readonly DebFile[], mtime: number): Promise<Buffer> {
+async function debTar(files: readonly DebFile[], mtime: number): Promise<Buffer> {
   const dirs = new Set<string>()
   for (const f of files) {
     for (let d = path.posix.dirname(f.path); d !== '.'; d = path.posix.dirname(d)) dirs.add(d)
