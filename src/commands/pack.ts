@@ -159,6 +159,7 @@ function imageSink(values: Flags, ctx: Context): ImageSink | undefined {
       maintainer: values['deb-maintainer'],
     },
     ctx.env,
+    ctx.log,
   )
 }
 

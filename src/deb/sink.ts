@@ -5,6 +5,7 @@ import { accessSync, constants, statSync } from 'node:fs'
 import path from 'node:path'
 import { IoError, reason } from '../errors'
 import { removeStaleTemps, writeFileAtomic } from '../fs-atomic'
+import type { Logger } from '../log'
 import { checkOutput, type ImageSink } from '../pack/output'
 import { maintainer } from './maintainer'
 import { checkArch, checkVersion, defaultVersion, packageArch, packageName } from './names'
@@ -23,7 +24,7 @@ export interface DebRequest {
 const DEFAULT_PREFIX = 'kheadersfs-image'
 
 /** The sink for `request`, its values checked now (a bad one fails before anything is read). */
-export function debSink(request: DebRequest, env: NodeJS.ProcessEnv): ImageSink {
+export function debSink(request: DebRequest, env: NodeJS.ProcessEnv, log?: Logger): ImageSink {
   const prefix = request.name ?? DEFAULT_PREFIX
   packageName(prefix, '0') // checks the prefix
   if (request.version !== undefined) checkVersion(request.version)
@@ -46,6 +47,7 @@ export function debSink(request: DebRequest, env: NodeJS.ProcessEnv): ImageSink 
     },
     async write(output, image, manifest, signal) {
       if (deb === undefined) throw new Error('debSink: write before prepare')
+      log?.info({ package: deb.package, version: deb.version, arch: deb.arch }, 'building the image package')
       const bytes = await buildDeb(image, manifest, deb)
       signal?.throwIfAborted()
       try {

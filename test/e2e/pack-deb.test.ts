@@ -3,14 +3,15 @@
 // -x: the image inside is byte for byte a plain `pack -o` of the same tree), md5sums checked with
 // md5sum -c, lintian with no E: or W:. A tiny tree for the options, the maintainer from the
 // environment, and every bad input: one line, its exit code, no file (nor temp file) left.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { defaultVersion } from '../../src/deb/names'
+import { tempPathFor } from '../../src/fs-atomic'
 import { imagePath } from '../../src/deb/package'
-import { errorLines, run, runCli } from '../helpers/cli'
+import { CLI, errorLines, run, runCli } from '../helpers/cli'
 import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { tmpDir } from '../helpers/tmp'
 import { TINY_RELEASE, tinyTree } from '../helpers/tiny-tree'
@@ -181,6 +182,19 @@ t.test('bad inputs: one line naming the fix, the exit code, no file left', async
   t.same(readdirSync(ro), [], 'nothing written')
 })
 
+t.test('a temp .deb left by a killed pack is removed by the next pack', async (t) => {
+  const w = tmpDir(t)
+  const tree = tinyTree(path.join(w, 'k'))
+  const out = path.join(w, 'out')
+  mkdirSync(out)
+  const deb = path.join(out, `kheadersfs-image-${TINY_RELEASE}_1_i386.deb`)
+  writeFileSync(tempPathFor(deb, 999_999_999), 'half a package')
+  const r = await packDeb(['--kernel', tree, '-o', out, '--deb-version', '1'], { KHEADERSFS_LOG_LEVEL: 'warn' })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /removed a temp file left by an interrupted pack/)
+  t.same(readdirSync(out), [path.basename(deb)])
+})
+
 const tree = debianTree()
 if (tree === undefined) t.test('Debian kernel tree', { skip: SKIP_NO_DEBIAN }, async () => undefined)
 else {
@@ -274,4 +288,22 @@ else {
       t.comment(`sizes: image ${readFileSync(plain).length} bytes, .deb ${readFileSync(deb).length} bytes`)
     },
   )
+
+  t.test('SIGINT while the package is built: exit 130, no .deb, no temp file', async (t) => {
+    const w = tmpDir(t)
+    const child = spawn(process.execPath, [CLI, 'pack', '--kernel', tree.objtree, '--deb', '-o', w], {
+      env: { ...process.env, ...CLEAN, KHEADERSFS_LOG_LEVEL: 'info' },
+    })
+    let err = ''
+    let sent = false
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString()
+      if (!sent && err.includes('building the image package')) sent = child.kill('SIGINT')
+    })
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
+    t.ok(sent, 'interrupted after the image was packed, while the package was built')
+    t.equal(code, 130)
+    t.match(err, /^kheadersfs pack: interrupted; no image was written$/m)
+    t.same(readdirSync(w), [], 'nothing in the output directory')
+  })
 }
