@@ -1,13 +1,9 @@
-// The tool's own name and version, from package.json (one source of truth).
-import { readFileSync } from 'node:fs'
+// The tool's own name and version, from package.json (one source of truth: src/project.ts).
 import path from 'node:path'
-
-let cached: string | undefined
+import { project } from './project'
 
 export function version(): string {
-  cached ??= (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
-    .version
-  return cached
+  return project().version
 }
 
 export function generator(): string {

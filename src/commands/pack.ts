@@ -2,9 +2,11 @@
 import os from 'node:os'
 import { intOption, oneOf, parseCommand, sizeOption } from '../args'
 import type { Command, Context } from '../context'
+import { debSink } from '../deb/sink'
 import { InterruptedError, UsageError } from '../errors'
 import { bytes, count } from '../format-bytes'
 import { PROFILES } from '../image/format'
+import type { ImageSink } from '../pack/output'
 import { packImage, type PackHooks, type PackOptions, type PackResult, type Selected } from '../pack/pack'
 import { packProgress, type PackProgress } from '../progress'
 
@@ -39,7 +41,18 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
                       headers: only *.h under include/ and arch/<arch>/include/, like CONFIG_IKHEADERS
   --config FILE       .config or config.gz to use instead of DIR/.config (e.g. /proc/config.gz)
   --release R         kernel release to record instead of UTS_RELEASE from the tree
-  -o, --output IMAGE  where to write (default: ./kheaders-<release>.img)
+  -o, --output IMAGE  where to write (default: ./kheaders-<release>.img; with --deb, a directory)
+  --deb               write a Debian package that installs the image at
+                      /usr/lib/kheadersfs/<release>.img (where "kheadersfs mount" finds it):
+                      DIR/<name>-<release>_<version>_<arch>.deb, DIR from -o (default: .);
+                      prints its path last. Depends on kheadersfs, Enhances linux-image-<release>
+  --deb-name PREFIX   package name prefix (default kheadersfs-image: kheadersfs-image-<release>)
+  --deb-version V     package version; pass your kernel package's (e.g. 6.1.76-1). Default:
+                      0~<the image's time> (UTC YYYYMMDD.HHMMSS): it rises with each kernel build
+                      and sorts below any kernel package version, so a vendor's package wins
+  --deb-arch A        Debian architecture (default: the kernel's: arm64, armhf for arm, amd64 ...)
+  --deb-maintainer M  "Name <email>" (default: $DEBFULLNAME <$DEBEMAIL> as dch reads them, else
+                      the kheadersfs project)
   --xz-preset N       xz preset 1-9 (default ${DEFAULTS.preset})
   --block-size N      xz block size in bytes, K/M suffixes allowed (default 2M); fixed, so the
                       output does not depend on --threads and each block decodes on its own
@@ -47,7 +60,8 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
   -h, --help          show this help
 
 The archive's mtimes are SOURCE_DATE_EPOCH if set, else the kernel's own build timestamp.
-Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/modules/$(uname -r)/kheaders.img`,
+Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/modules/$(uname -r)/kheaders.img
+         kheadersfs pack --kernel linux-build --deb --deb-version 6.1.76-1 -o ../packages`,
 
   async run(args, ctx) {
     const opts = packOptions(parseFlags(args), ctx)
@@ -55,7 +69,7 @@ Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/mod
     const report = packReport(ctx, opts)
     const packing = interruptible((signal) => packImage(opts, { ...report.hooks, signal }))
     const result = await packing.finally(report.stop)
-    printPacked(ctx, result, started)
+    printPacked(ctx, result, started, opts.sink !== undefined)
     return 0
   },
 }
@@ -75,6 +89,11 @@ const FLAGS = {
   'xz-preset': { type: 'string' },
   'block-size': { type: 'string' },
   threads: { type: 'string' },
+  deb: { type: 'boolean' },
+  'deb-name': { type: 'string' },
+  'deb-version': { type: 'string' },
+  'deb-arch': { type: 'string' },
+  'deb-maintainer': { type: 'string' },
 } as const
 
 type Flags = ReturnType<typeof parseFlags>
@@ -113,12 +132,35 @@ function packOptions(values: Flags, ctx: Context): PackOptions {
     config: values.config,
     release: values.release,
     output: values.output,
+    sink: imageSink(values, ctx),
     preset: intOption(values['xz-preset'], '--xz-preset', 1, 9) ?? DEFAULTS.preset,
     blockSize: sizeOption(values['block-size'], '--block-size', 64 << 10, 1 << 30) ?? DEFAULTS.blockSize,
     threads: intOption(values.threads, '--threads', 0, 256) ?? 0,
     cwd: ctx.cwd,
     env: ctx.env,
   }
+}
+
+/** With --deb, the image goes into a package (src/deb/); the --deb-* options need it. */
+function imageSink(values: Flags, ctx: Context): ImageSink | undefined {
+  if (values.deb !== true) {
+    const flag = (['deb-name', 'deb-version', 'deb-arch', 'deb-maintainer'] as const).find(
+      (f) => values[f] !== undefined,
+    )
+    if (flag !== undefined) throw new UsageError(`kheadersfs pack: --${flag} is for image packages: add --deb`)
+    return undefined
+  }
+  return debSink(
+    {
+      dir: values.output,
+      name: values['deb-name'],
+      version: values['deb-version'],
+      arch: values['deb-arch'],
+      maintainer: values['deb-maintainer'],
+    },
+    ctx.env,
+    ctx.log,
+  )
 }
 
 /** --from-kheaders packs an archive of headers: no tree flags, no other profile. */
@@ -195,12 +237,15 @@ function logSelected(ctx: Context, s: Selected, threads: number): void {
   )
 }
 
-function printPacked(ctx: Context, result: PackResult, started: bigint): void {
+function printPacked(ctx: Context, result: PackResult, started: bigint, deb: boolean): void {
   const m = result.manifest
   const secs = Number(process.hrtime.bigint() - started) / 1e9
   for (const t of result.staleTempsRemoved) ctx.log.warn({ path: t }, 'removed a temp file left by an interrupted pack')
+  const pkg = deb ? `; image package ${bytes(result.outputBytes)}` : ''
   ctx.stdout.write(
     `packed ${count(m.counts.files)} files (${bytes(m.bytes.raw)} raw, ${bytes(m.bytes.stripped)} stripped) for ${m.release} ${m.arch} ${m.profile} ` +
-      `into ${result.output}: ${bytes(result.imageBytes)} (kheaders.tar.xz ${bytes(m.payloads['kheaders.tar.xz'].size)}, config.gz ${bytes(m.payloads['config.gz'].size)}) in ${secs.toFixed(1)} s\n`,
+      `into ${result.output}: ${bytes(result.imageBytes)} (kheaders.tar.xz ${bytes(m.payloads['kheaders.tar.xz'].size)}, config.gz ${bytes(m.payloads['config.gz'].size)}${pkg}) in ${secs.toFixed(1)} s\n`,
   )
+  // The package's name is made from the kernel: its path alone on the last line, for scripts.
+  if (deb) ctx.stdout.write(`${result.output}\n`)
 }

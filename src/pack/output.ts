@@ -3,13 +3,38 @@
 import { realpathSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { IoError, UsageError, reason } from '../errors'
+import type { Manifest, TargetInfo } from '../image/format'
+import { writeImage } from '../image/write'
 import { removeStaleTemps } from '../fs-atomic'
+import type { Kernel } from './kernel'
+
+/** What pack knows of the kernel before the long part: enough to name and check the output. */
+export type KernelFacts = Pick<Kernel, 'release' | 'arch' | 'epoch'> & { target?: TargetInfo }
+
+/** What a packed image becomes: the image file itself, or a package holding it (src/deb/sink.ts). */
+export interface ImageSink {
+  /** The path to write, checked (and an interrupted run's temp files removed) before anything is packed. */
+  prepare(kernel: KernelFacts, cwd: string, roots: readonly string[]): { output: string; staleTempsRemoved: string[] }
+  /** Write `output` from the image, whole or not at all; its size in bytes. */
+  write(output: string, image: Buffer, manifest: Manifest, signal?: AbortSignal): Promise<number>
+}
+
+/** The image file at -o (default ./kheaders-<release>.img). */
+export function imageFile(given: string | undefined): ImageSink {
+  return {
+    prepare: (kernel, cwd, roots) => prepareOutput(cwd, given, kernel.release, roots),
+    write: (output, image) => {
+      writeImage(output, image)
+      return Promise.resolve(image.length)
+    },
+  }
+}
 
 /**
  * The image's path (-o, else ./kheaders-<release>.img), checked against `roots` (the directories
  * packed from), and the temp files an interrupted pack left beside it, removed.
  */
-export function prepareOutput(
+function prepareOutput(
   cwd: string,
   given: string | undefined,
   release: string,
@@ -20,7 +45,8 @@ export function prepareOutput(
   return { output, staleTempsRemoved: removeStaleTemps(output) }
 }
 
-function checkOutput(output: string, roots: readonly string[]): void {
+/** `output`'s directory exists, `output` is not a directory, and it is outside every root. */
+export function checkOutput(output: string, roots: readonly string[]): void {
   const dir = path.dirname(output)
   let realDir: string
   try {

@@ -2,7 +2,7 @@
 // programs fit to the target) → kheaders.tar.xz + config.gz + manifest → image file.
 import type { HostProgramsInfo, Manifest, Profile, TargetInfo } from '../image/format'
 import { serializeManifest } from '../image/manifest'
-import { buildImage, writeImage } from '../image/write'
+import { buildImage } from '../image/write'
 import { LAYOUT_ORDER } from './build-order'
 import { configGz } from './config'
 import type { Selection, Skipped } from './entries'
@@ -19,13 +19,15 @@ import {
 } from './input'
 import type { Kernel } from './kernel'
 import { buildManifest } from './manifest'
-import { prepareOutput } from './output'
+import { imageFile, type ImageSink } from './output'
 import { targetInfo } from './target'
 import type { XzOptions } from './xz'
 
 export interface PackOptions extends InputOptions, Omit<FitOptions, 'onRunTree'>, XzOptions {
   profile: Profile
   output?: string
+  /** What the image becomes (default: the image file at `output`); an image package, for one. */
+  sink?: ImageSink
   cwd: string
 }
 
@@ -52,14 +54,19 @@ export interface PackResult {
   output: string
   manifest: Manifest
   imageBytes: number
+  /** Bytes of the file written at `output` (the image, or the package holding it). */
+  outputBytes: number
   skipped: Skipped[]
   staleTempsRemoved: string[]
 }
 
 export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promise<PackResult> {
   const input = await readInput(opts)
-  const { output, staleTempsRemoved } = prepareOutput(opts.cwd, opts.output, input.kernel.release, inputRoots(input))
-  const { selection, target, rebuild } = chooseEntries(input, opts, hooks)
+  const found = inputTarget(input)
+  const target = found && targetInfo(found)
+  const sink = opts.sink ?? imageFile(opts.output)
+  const { output, staleTempsRemoved } = sink.prepare({ ...input.kernel, target }, opts.cwd, inputRoots(input))
+  const { selection, rebuild } = chooseEntries(input, opts, hooks, target)
   try {
     hooks.onSelected?.(selected(input, selection, output, target, rebuild?.info))
     const headers = await buildHeadersTxz(selection.entries, {
@@ -76,8 +83,8 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
       input.kernel.epoch,
     )
     hooks.signal?.throwIfAborted()
-    writeImage(output, image)
-    return { output, manifest, imageBytes: image.length, skipped: selection.skipped, staleTempsRemoved }
+    const outputBytes = await sink.write(output, image, manifest, hooks.signal)
+    return { output, manifest, imageBytes: image.length, outputBytes, skipped: selection.skipped, staleTempsRemoved }
   } finally {
     // The rebuilt host programs are read from the scratch copy until the archive is built.
     rebuild?.cleanup()
@@ -85,12 +92,10 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
 }
 
 /** The input's entries for the profile, and for a module-build tree, its programs fit to the target. */
-function chooseEntries(input: PackInput, opts: PackOptions, hooks: PackHooks): Fitted & { target?: TargetInfo } {
+function chooseEntries(input: PackInput, opts: PackOptions, hooks: PackHooks, target: TargetInfo | undefined): Fitted {
   const selection = selectEntries(input, opts.profile)
-  const found = inputTarget(input)
-  const target = found && targetInfo(found)
-  if (input.kind !== 'tree' || opts.profile !== 'module-build' || target === undefined) return { selection, target }
-  return { ...fitHostPrograms(input.tree, selection, target, { ...opts, onRunTree: hooks.onRunTree }), target }
+  if (input.kind !== 'tree' || opts.profile !== 'module-build' || target === undefined) return { selection }
+  return fitHostPrograms(input.tree, selection, target, { ...opts, onRunTree: hooks.onRunTree })
 }
 
 function selected(
