@@ -33,9 +33,9 @@ What the kheadersfs package's kernel hooks run (as root), as dkms does for modul
 
 Only images the hooks packed are replaced or removed (recorded in /var/lib/kheadersfs/kernel-hooks/);
 an image placed by hand, or a release an image package serves (/usr/lib/kheadersfs/RELEASE.img), is
-left alone. Settings: ${CONFIG_FILE} (PACK, PROFILE, REMOVE_WITH_HEADERS, THREADS);
-${ENV_SWITCH}=off turns packing off for one run. Never fails a kernel package: a failure is one
-warning line on stderr, and the exit status is 0.
+left alone. Settings: ${CONFIG_FILE} (PACK, PROFILE, REMOVE_WITH_HEADERS,
+THREADS, XZ_PRESET); ${ENV_SWITCH}=off turns packing off for one run. Never fails a kernel package:
+a failure is one warning line on stderr, and the exit status is 0.
 
   --strict    exit with the failure's status instead (when run by hand or from a script)
   -h, --help  show this help`,

@@ -16,6 +16,8 @@ export interface HookConfig {
   removeWithHeaders: boolean
   /** xz encoder threads; 'auto' = one per core, as memory allows (see threadsFor). */
   threads: number | 'auto'
+  /** xz preset: 6 as `kheadersfs pack`; 1 packs ~3× faster for an image ~18% larger. */
+  xzPreset: number
 }
 
 export const DEFAULT_CONFIG: Readonly<HookConfig> = {
@@ -23,6 +25,7 @@ export const DEFAULT_CONFIG: Readonly<HookConfig> = {
   profile: 'module-build',
   removeWithHeaders: true,
   threads: 'auto',
+  xzPreset: 6,
 }
 
 /** A bad line names the file, the line and the fix; the hooks turn it into a warning. */
@@ -56,8 +59,11 @@ export function parseConfig(text: string, file = CONFIG_FILE): HookConfig {
               ? Number(value)
               : bad('THREADS is auto or a number of threads (1-999)')
         break
+      case 'XZ_PRESET':
+        config.xzPreset = /^[1-9]$/.test(value) ? Number(value) : bad('XZ_PRESET is a number from 1 to 9')
+        break
       default:
-        bad('unknown key; the keys are PACK, PROFILE, REMOVE_WITH_HEADERS, THREADS')
+        bad('unknown key; the keys are PACK, PROFILE, REMOVE_WITH_HEADERS, THREADS, XZ_PRESET')
     }
   })
   return config

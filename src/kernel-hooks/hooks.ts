@@ -93,11 +93,18 @@ export async function packRelease(
       // A tree whose host programs are for another machine is refused, not rebuilt: rebuilding runs
       // its Makefiles in the middle of an apt run (see SECURITY in kheadersfs(1)).
       rebuildHostPrograms: false,
-      preset: 6,
+      preset: config.xzPreset,
       blockSize: 2 << 20,
       threads: threadsFor(config.threads, os.availableParallelism(), memAvailable()),
       cwd: '/',
       env,
+    }).catch((e: unknown) => {
+      // pack names its temp file and suggests -o: neither means anything to someone upgrading a kernel.
+      if (errnoCode(e) !== 'ENOSPC') throw e
+      throw new IoError(
+        `Cannot write ${image}: no space left on device; free some space on the file system of ${path.dirname(image)}`,
+        e,
+      )
     })
     if (result.manifest.release !== release)
       throw new KernelTreeError(
@@ -167,4 +174,10 @@ export function sweepRemovedHeaders(config: HookConfig, paths: HookPaths): Done[
       })
   }
   return done.filter((d) => d.line !== '')
+}
+
+function errnoCode(e: unknown): string | undefined {
+  for (let c = e as { code?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c)
+    if (typeof c.code === 'string') return c.code
+  return undefined
 }

@@ -30,18 +30,20 @@ function fakeSystem(t: Parameters<typeof tmpDir>[0]): HookPaths & { tree: string
 
 t.test('the settings file', async (t) => {
   t.same(parseConfig('# all defaults\n\n'), DEFAULT_CONFIG)
-  t.same(parseConfig('PACK=no\nPROFILE=headers\n REMOVE_WITH_HEADERS = no \nTHREADS=2\n'), {
+  t.same(parseConfig('PACK=no\nPROFILE=headers\n REMOVE_WITH_HEADERS = no \nTHREADS=2\nXZ_PRESET=1\n'), {
     pack: false,
     profile: 'headers',
     removeWithHeaders: false,
     threads: 2,
+    xzPreset: 1,
   })
   for (const [text, why] of [
     ['PACK=off', /line 1 "PACK=off": PACK is yes or no/],
     ['# c\nPROFILE=full', /line 2 "PROFILE=full": PROFILE is one of module-build, headers/],
     ['THREADS=0', /THREADS is auto or a number/],
     ['pack yes', /not KEY=value/],
-    ['XZ=9', /unknown key; the keys are PACK, PROFILE, REMOVE_WITH_HEADERS, THREADS/],
+    ['XZ_PRESET=0', /XZ_PRESET is a number from 1 to 9/],
+    ['XZ=9', /unknown key; the keys are PACK, PROFILE, REMOVE_WITH_HEADERS, THREADS, XZ_PRESET/],
   ] as const)
     t.throws(() => parseConfig(text, '/etc/x.conf'), { message: why, name: 'UsageError' }, text)
   t.ok(switchedOff({ KHEADERSFS_KERNEL_HOOKS: 'off' }))
