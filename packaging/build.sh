@@ -53,7 +53,7 @@ else
   SRC=$ROOT/build/source
   rm -rf "$SRC"
   mkdir -p "$SRC"
-  git archive --format=tar "$REV" src mount systemd completion docs/kheadersfs.1.md CHANGELOG.md LICENSE package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
+  git archive --format=tar "$REV" src mount systemd packaging/debian completion docs/kheadersfs.1.md CHANGELOG.md LICENSE package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
   printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc/dist", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
   TSCONFIG=$SRC/tsconfig.package.json
   log "source: git $(git rev-parse --short "$REV")"
@@ -72,6 +72,7 @@ node_modules/.bin/tsc -p "$TSCONFIG"
 # helper, the units and the CLI wrapper into each package below (step 4).
 cp "$SRC/package.json" build/tsc/
 cp -r "$SRC/mount" "$SRC/systemd" build/tsc/
+mkdir -p build/tsc/packaging && cp -r "$SRC/packaging/debian" build/tsc/packaging/
 
 # --- 2. production node_modules, from package-lock.json, cached per lockfile --------------------
 LOCKSUM=$(cat "$SRC/package-lock.json" "$SRC/package.json" | sha256sum | cut -c1-16)
@@ -176,6 +177,12 @@ for TARGET in "${ARCHS[@]}"; do
     die "build-machine paths in: $(tr '\n' ' ' <"$STAGE/leaks.$TARGET")"
   fi
   if grep -rlF "$MARK" "$R" --exclude-dir=app >/dev/null; then die "install-helpers' MARK in a packaged file"; fi
+
+  # Kernel hooks (docs/packaging.md, "Kernel hooks"): the hooks and their settings are conffiles (the
+  # install plan staged them under etc/); postinst handles the /usr/src trigger, postrm purges.
+  (cd "$R" && find etc -type f | sort | sed 's|^|/|') >"$R/DEBIAN/conffiles"
+  install -m 755 "$SRC/packaging/debian/postinst" "$SRC/packaging/debian/postrm" "$R/DEBIAN/"
+  install -m 644 "$SRC/packaging/debian/triggers" "$R/DEBIAN/triggers"
 
   # Depends: the library packages the ELF files need (libc6/libstdc++6 from their symbol versions).
   glibc=$(for f in $(find "$R" -name '*.node'); do readelf -W --dyn-syms "$f"; done | grep -oE 'GLIBC_[0-9]+\.[0-9]+' | sed 's/GLIBC_//' | sort -uV | tail -n 1)

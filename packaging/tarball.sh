@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # packaging/tarball.sh STAGE OUT.tar.gz — the root file system tarball for systems without dpkg (Yocto,
 # Buildroot): the installed tree of a .deb's staging directory STAGE (from build.sh) without DEBIAN/ and
-# the Debian changelog, installed with `tar -xzf OUT.tar.gz -C /`. Layout and removal: docs/packaging.md.
+# the Debian changelog and kernel hooks, installed with `tar -xzf OUT.tar.gz -C /`. Layout and removal: docs/packaging.md.
 #
 # Safe by construction: every entry is under usr/ (the .deb's /sbin/mount.kheadersfs goes to
 # usr/sbin). A top-level directory entry such as sbin/ would make GNU tar replace a merged-/usr system's
@@ -23,6 +23,9 @@ W=$STAGE.rootfs
 rm -rf "$W"
 cp -a "$STAGE" "$W"
 rm -rf "$W/DEBIAN" "$W/usr/share/doc/kheadersfs/changelog"*
+# etc/ holds the kernel hooks and their settings: Debian's kernel packages run /etc/kernel/*.d, which
+# Yocto's and Buildroot's kernels never do (their recipes pack the image at build time instead).
+rm -rf "$W/etc"
 if [ -d "$W/sbin" ]; then
   mkdir -p "$W/usr/sbin"
   mv "$W/sbin/"* "$W/usr/sbin/"

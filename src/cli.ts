@@ -46,6 +46,10 @@ export const COMMANDS: Record<string, { summary: string; load: () => Command }> 
     summary: 'install the CLI, the mount(8) helper and systemd units where the system finds them',
     load: () => (require('./commands/install-helpers') as typeof import('./commands/install-helpers')).installHelpers,
   },
+  'kernel-hook': {
+    summary: 'what the package runs when kernels come and go: pack or remove /lib/modules/RELEASE/kheaders.img',
+    load: () => (require('./commands/kernel-hook') as typeof import('./commands/kernel-hook')).kernelHook,
+  },
 }
 
 function usage(): string {

@@ -25,7 +25,20 @@ const APP_CLI = path.relative(ROOT, CLI_PATH)
 const TEMPLATES = {
   helper: 'mount/mount.kheadersfs',
   units: ['systemd/kheadersfs@.service', 'systemd/proc\\x2dext.mount'],
+  kernelHook: 'packaging/debian/kernel/hook.sh',
+  kernelHooksConf: 'packaging/debian/kernel/kernel-hooks.conf',
 }
+
+/**
+ * The kernel hooks (package only: they are conffiles, and dpkg runs the hook directories): each runs
+ * `kheadersfs kernel-hook EVENT RELEASE` from the directory the kernel packages run for that event.
+ */
+export const KERNEL_HOOKS = [
+  { path: '/etc/kernel/header_postinst.d/kheadersfs', event: 'headers-installed' },
+  { path: '/etc/kernel/postinst.d/kheadersfs', event: 'image-installed' },
+  { path: '/etc/kernel/postrm.d/kheadersfs', event: 'image-removed' },
+] as const
+export const KERNEL_HOOKS_CONF = '/etc/kheadersfs/kernel-hooks.conf'
 
 type Dirs = Record<'bindir' | 'helperdir' | 'unitdir', string>
 export const DEFAULT_DIRS: Readonly<Dirs> = {
@@ -66,7 +79,8 @@ function installPaths(dirs: Dirs): Array<Omit<InstallFile, 'content'>> {
 
 /**
  * The one install plan: what `install-helpers` writes, and what packaging/build.sh stages (with
- * --for-package) into the Debian package: the CLI wrapper, mount.kheadersfs, the units.
+ * --for-package) into the Debian package: the CLI wrapper, mount.kheadersfs, the units, and for the
+ * package only the kernel hooks and their settings.
  */
 export function installPlan(dirs: Dirs, program: Program = THIS_PROGRAM): InstallFile[] {
   const [wrapper, helper, ...units] = installPaths(dirs)
@@ -74,9 +88,9 @@ export function installPlan(dirs: Dirs, program: Program = THIS_PROGRAM): Instal
     KHEADERSFS: wrapper.path,
     INSTALLER: program.forPackage ? 'the kheadersfs package' : '"kheadersfs install-helpers"',
   }
-  const render = (rel: string): string => {
+  const render = (rel: string, extra: Record<string, string> = {}): string => {
     const text = readTemplate(rel).replace(/@([A-Z_]+)@/g, (whole, name: string) => {
-      const v = values[name]
+      const v = extra[name] ?? values[name]
       if (v === undefined) throw new Error(`${rel}: unknown placeholder ${whole}`)
       return v
     })
@@ -91,6 +105,16 @@ export function installPlan(dirs: Dirs, program: Program = THIS_PROGRAM): Instal
     },
     { ...helper, content: render(TEMPLATES.helper) },
     ...units.map((u, i) => ({ ...u, content: render(TEMPLATES.units[i]) })),
+    ...(program.forPackage
+      ? [
+          ...KERNEL_HOOKS.map((h) => ({
+            path: h.path,
+            mode: 0o755,
+            content: render(TEMPLATES.kernelHook, { EVENT: h.event }),
+          })),
+          { path: KERNEL_HOOKS_CONF, mode: 0o644, content: render(TEMPLATES.kernelHooksConf) },
+        ]
+      : []),
   ]
 }
 
@@ -135,6 +159,7 @@ Install what mount(8), /etc/fstab and systemd need (as root):
   BINDIR/kheadersfs          the CLI (mount.fuse runs it for "mount -t fuse.kheadersfs")  [${DEFAULT_DIRS.bindir}]
   HELPERDIR/mount.kheadersfs the helper for "mount -t kheadersfs" (mount(8) looks in /sbin)  [${DEFAULT_DIRS.helperdir}]
   UNITDIR/kheadersfs@.service, proc\\x2dext.mount   systemd units, not enabled  [${DEFAULT_DIRS.unitdir}]
+With --for-package also the kernel hooks (/etc/kernel/*/kheadersfs) and ${KERNEL_HOOKS_CONF}.
 Files another program installed are never replaced; --uninstall removes only kheadersfs's own.
 
   --destdir DIR   stage the files under DIR (for packaging); paths inside them stay unprefixed

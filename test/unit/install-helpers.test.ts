@@ -16,6 +16,7 @@ import {
 import path from 'node:path'
 import t from 'tap'
 import { MARK } from '../../src/commands/install-helpers'
+import { DEFAULT_CONFIG, parseConfig } from '../../src/kernel-hooks/config'
 import { CLI, errorLines, run, runCli } from '../helpers/cli'
 import { tmpDir } from '../helpers/tmp'
 
@@ -53,19 +54,44 @@ function listing(dir: string, rel = ''): string[] {
 const read = (dest: string, p: string): string => readFileSync(path.join(dest, p), 'utf8')
 const syntaxOk = (file: string): boolean => spawnSync('sh', ['-n', file]).status === 0
 
-t.test("--for-package --destdir: the Debian package's wrapper, helper and units", async (t) => {
+t.test("--for-package --destdir: the Debian package's wrapper, helper, units and kernel hooks", async (t) => {
   const dest = tmpDir(t)
   const r = await runCli(['install-helpers', '--destdir', dest, ...PACKAGE], { env })
   t.equal(r.code, 0, r.stderr)
   t.same(
     listing(dest).filter((l) => !l.endsWith('/')),
     [
+      '755 etc/kernel/header_postinst.d/kheadersfs',
+      '755 etc/kernel/postinst.d/kheadersfs',
+      '755 etc/kernel/postrm.d/kheadersfs',
+      '644 etc/kheadersfs/kernel-hooks.conf',
       '755 sbin/mount.kheadersfs',
       '755 usr/bin/kheadersfs',
       '644 usr/lib/systemd/system/kheadersfs@.service',
       '644 usr/lib/systemd/system/proc\\x2dext.mount',
     ],
-    'exactly the four files, with their modes',
+    'exactly these files, with their modes',
+  )
+  for (const [dir, event] of [
+    ['header_postinst.d', 'headers-installed'],
+    ['postinst.d', 'image-installed'],
+    ['postrm.d', 'image-removed'],
+  ]) {
+    const hook = read(dest, `etc/kernel/${dir}/kheadersfs`)
+    t.match(hook, /^\[ -x \/usr\/bin\/kheadersfs \] \|\| exit 0$/m, `${dir}: does nothing once kheadersfs is removed`)
+    t.match(
+      hook,
+      new RegExp(`^/usr/bin/kheadersfs kernel-hook ${event} "\\$1" </dev/null \\|\\|$`, 'm'),
+      `${dir}: ${event}`,
+    )
+    t.match(hook, /\nexit 0\n$/, `${dir}: always exits 0`)
+    t.notMatch(hook, /@[A-Z_]+@/, `${dir}: every placeholder filled`)
+    t.ok(syntaxOk(path.join(dest, `etc/kernel/${dir}/kheadersfs`)), `${dir}: sh -n`)
+  }
+  t.same(
+    parseConfig(read(dest, 'etc/kheadersfs/kernel-hooks.conf')),
+    DEFAULT_CONFIG,
+    'the shipped settings are the defaults the code assumes',
   )
   t.notMatch(r.stdout, /Next:/, 'no "Next:" hint: nothing is installed on this system')
   t.equal(
