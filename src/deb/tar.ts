@@ -3,7 +3,7 @@
 // directory listed, sorted by name, owner root:root (0/0, named as dpkg-deb names them), the modes
 // given, one mtime.
 import path from 'node:path'
-import tarStream from 'tar-stream'
+import { tarBuffer } from '../tar-buffer'
 import { xzBuffer } from '../pack/xz'
 
 export interface DebFile {
@@ -39,19 +39,16 @@ async function debTar(files: readonly DebFile[], mtime: number): Promise<Buffer>
   ]
   // Byte order, as `LC_ALL=C sort`: a directory "./a/" sorts before its contents "./a/b".
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  const pack = tarStream.pack()
-  const chunks: Buffer[] = []
-  const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on('data', (c: unknown) => chunks.push(c as Buffer))
-    pack.on('end', () => resolve(Buffer.concat(chunks)))
-    pack.on('error', reject)
-  })
   const date = new Date(mtime * 1000)
   const owner = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: date }
-  for (const e of entries) {
-    if (e.file === undefined) pack.entry({ name: e.name, type: 'directory', mode: DIR_MODE, ...owner })
-    else pack.entry({ name: e.name, type: 'file', mode: e.file.mode, size: e.file.data.length, ...owner }, e.file.data)
-  }
-  pack.finalize()
-  return done
+  return tarBuffer(
+    entries.map((e) =>
+      e.file === undefined
+        ? { header: { name: e.name, type: 'directory', mode: DIR_MODE, ...owner } }
+        : {
+            header: { name: e.name, type: 'file', mode: e.file.mode, size: e.file.data.length, ...owner },
+            data: e.file.data,
+          },
+    ),
+  )
 }

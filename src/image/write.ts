@@ -1,8 +1,8 @@
 // Payloads → image bytes → file. The file appears whole or not at all: bytes go to a temp file beside
 // the target, are fsynced, then renamed over the target (src/fs-atomic.ts).
-import tarStream from 'tar-stream'
 import { IoError, reason } from '../errors'
 import { writeFileAtomic } from '../fs-atomic'
+import { tarBuffer } from '../tar-buffer'
 import { MEMBER, MEMBER_MODE, sha256 } from './format'
 
 /** The image container: a ustar archive of the members in format order, SHA256SUMS last. */
@@ -16,19 +16,13 @@ export async function buildImage(
     [MEMBER.headers, members.headers],
   ]
   list.push([MEMBER.sums, Buffer.from(list.map(([name, data]) => `${sha256(data)}  ${name}\n`).join(''))])
-  const pack = tarStream.pack()
-  const chunks: Buffer[] = []
-  const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on('data', (c: unknown) => chunks.push(c as Buffer))
-    pack.on('end', () => resolve(Buffer.concat(chunks)))
-    pack.on('error', reject)
-  })
   const mtime = new Date(epoch * 1000)
-  for (const [name, data] of list) {
-    pack.entry({ name, type: 'file', mode: MEMBER_MODE, uid: 0, gid: 0, uname: '', gname: '', mtime }, data)
-  }
-  pack.finalize()
-  return done
+  return tarBuffer(
+    list.map(([name, data]) => ({
+      header: { name, type: 'file', mode: MEMBER_MODE, uid: 0, gid: 0, uname: '', gname: '', mtime },
+      data,
+    })),
+  )
 }
 
 /** Write the image file: whole or not at all, fsynced (src/fs-atomic.ts); a failure names the target and the fix. */

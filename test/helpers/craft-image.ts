@@ -1,8 +1,8 @@
 // Hand-made images for hostile-input tests: any members in any order, with SHA256SUMS recomputed so
 // that the checks behind the checksums (manifest fields, xz index, member layout) are what is tested.
-import tarStream from 'tar-stream'
 import { sha256, type FileRow, type Manifest } from '../../src/image/format'
 import { parseImage, readContainer } from '../../src/image/read'
+import { tarBuffer } from '../../src/tar-buffer'
 
 export type Member = [name: string, data: Buffer]
 
@@ -29,17 +29,12 @@ export function sums(members: Member[]): Buffer {
 
 /** A ustar archive of exactly these members, in order (add SHA256SUMS yourself, or use image()). */
 export function tarOf(members: Member[]): Promise<Buffer> {
-  const pack = tarStream.pack()
-  const chunks: Buffer[] = []
-  const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on('data', (c: unknown) => chunks.push(c as Buffer))
-    pack.on('end', () => resolve(Buffer.concat(chunks)))
-    pack.on('error', reject)
-  })
-  for (const [name, data] of members)
-    pack.entry({ name, mode: 0o444, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) }, data)
-  pack.finalize()
-  return done
+  return tarBuffer(
+    members.map(([name, data]) => ({
+      header: { name, mode: 0o444, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) },
+      data,
+    })),
+  )
 }
 
 /** An image from a manifest object and payloads, with consistent SHA256SUMS. */
