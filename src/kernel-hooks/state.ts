@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { writeFileAtomic } from '../fs-atomic'
-import { RELEASE } from '../image/format'
+import { RELEASE, sha256 } from '../image/format'
 
 export interface HookRecord {
   release: string
@@ -69,7 +69,7 @@ export function recordedReleases(dir: string): string[] {
 }
 
 export function sha256File(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex')
+  return sha256(readFileSync(file))
 }
 
 /** True when `image` is there and is byte for byte what the hooks recorded. */
