@@ -11,8 +11,8 @@
 # mtime and the manual page's date (the Debian changelog is made from CHANGELOG.md); dpkg-deb sorts the members.
 # What goes into a package, and why, is in docs/packaging.md.
 #
-# Source: the last commit (git archive HEAD of src/, mount/, systemd/, completion/, docs/kheadersfs.1.md,
-# package.json, package-lock.json, tsconfig.json), so a package is exactly a commit and uncommitted
+# Source: the last commit (git archive HEAD of src/, mount/, systemd/, docs/kheadersfs.1.md and the documents
+# the page refers to, package.json, package-lock.json, tsconfig.json), so a package is exactly a commit and uncommitted
 # work in the checkout never leaks in; KHEADERSFS_PACKAGE_SOURCE=worktree packages the working tree,
 # KHEADERSFS_PACKAGE_SOURCE=<commit> that commit (its time is then SOURCE_DATE_EPOCH).
 set -euo pipefail
@@ -41,7 +41,7 @@ MARK='installed by "kheadersfs install-helpers"'
 for a in "${ARCHS[@]}"; do
   case $a in amd64 | arm64 | armhf | armhf-time32) ;; *) die "unknown target \"$a\" (amd64, arm64, armhf, armhf-time32)" ;; esac
 done
-for t in dpkg-deb lintian man gzip perl; do command -v $t >/dev/null || die "no $t: run bash .ci/setup --boards"; done
+for t in dpkg-deb lintian man gzip; do command -v $t >/dev/null || die "no $t: run bash .ci/setup --boards"; done
 [ -x node_modules/.bin/marked-man ] && [ -x node_modules/.bin/tsc ] || die "dev dependencies missing: run npm ci"
 mkdir -p "$OUT" "$STAGE"
 
@@ -53,7 +53,7 @@ else
   SRC=$ROOT/build/source
   rm -rf "$SRC"
   mkdir -p "$SRC"
-  git archive --format=tar "$REV" src mount systemd packaging/debian completion docs/kheadersfs.1.md CHANGELOG.md LICENSE package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
+  git archive --format=tar "$REV" src mount systemd packaging/debian docs/kheadersfs.1.md docs/image-format.md docs/design.md CHANGELOG.md LICENSE package.json package-lock.json tsconfig.json | tar -x -C "$SRC"
   printf '{ "extends": "./tsconfig.json", "compilerOptions": { "rootDir": ".", "outDir": "../tsc/dist", "sourceMap": false, "incremental": false }, "include": ["src/**/*.ts"] }\n' >"$SRC/tsconfig.package.json"
   TSCONFIG=$SRC/tsconfig.package.json
   log "source: git $(git rev-parse --short "$REV")"
@@ -87,21 +87,16 @@ if [ ! -d "$PROD/node_modules" ]; then
   mv "$tmp" "$PROD"
 fi
 
-# --- 3. the manual page (marked-man: a small npm dev dependency that honours SOURCE_DATE_EPOCH;
-# pandoc would pull ~100 MB of Haskell runtime from apt for one page) -----------------------------
-log "manual page from docs/kheadersfs.1.md"
-mkdir -p "$STAGE/man"
-node_modules/.bin/marked-man --no-breaks --manual "kheadersfs manual" --version "kheadersfs $VERSION" "$SRC/docs/kheadersfs.1.md" >"$STAGE/man/kheadersfs.1.md.roff"
-# groff's man macros read ASCII: every other character becomes a \[uXXXX] escape; the NAME line's
-# dash becomes "\-" so that lexgrog/mandb (whatis, apropos) parse it; dashes, arrow, ellipsis get
-# groff's named glyphs, which have ASCII fallbacks.
-perl -CSD -pe 'if (/^\.SH NAME/ .. /^\.SH SYNOPSIS/) { s/ \x{2014} / \\- / }
-  s/\x{2014}/\\(em/g; s/\x{2013}/\\(en/g; s/\x{2192}/\\(->/g; s/\x{2026}/.../g;
-  s/([^\x00-\x7f])/sprintf("\\[u%04X]", ord($1))/ge' \
-  "$STAGE/man/kheadersfs.1.md.roff" >"$STAGE/man/kheadersfs.1"
-# Rendered in the C locale (ASCII device) too: every glyph above has an ASCII form there.
-warn=$(MANWIDTH=80 man --warnings -l "$STAGE/man/kheadersfs.1" 2>&1 >/dev/null || true)
+# --- 3. the manual page and the completion scripts: the same renderer and generator as a checkout's
+# `npm run build` and `kheadersfs completion SHELL` ----------------------------------------------------
+log "manual page from docs/kheadersfs.1.md (packaging/man.mjs)"
+MAN=build/tsc/dist/man/kheadersfs.1
+node packaging/man.mjs "$SRC/docs/kheadersfs.1.md" "$MAN"
+# Rendered in the C locale (ASCII device) too: every glyph has an ASCII form there.
+warn=$(MANWIDTH=80 man --warnings -l "$MAN" 2>&1 >/dev/null || true)
 [ -z "$warn" ] || die "the manual page renders with warnings: $warn"
+mkdir -p "$STAGE/completion"
+for sh in bash zsh fish; do node build/tsc/dist/src/cli.js completion $sh >"$STAGE/completion/$sh"; done
 
 for TARGET in "${ARCHS[@]}"; do
   log "=== $TARGET"
@@ -113,8 +108,8 @@ for TARGET in "${ARCHS[@]}"; do
   ADDONS=$(bash packaging/addons.sh "$TARGET" "$SRC/src/native")
   R=$STAGE/$TARGET
   rm -rf "$R"
-  mkdir -p "$R/DEBIAN" "$R/$APP/dist" \
-    "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs" "$R/usr/share/bash-completion/completions"
+  mkdir -p "$R/DEBIAN" "$R/$APP/dist" "$R/usr/share/man/man1" "$R/usr/share/doc/kheadersfs" \
+    "$R/usr/share/bash-completion/completions" "$R/usr/share/zsh/vendor-completions" "$R/usr/share/fish/vendor_completions.d"
 
   # The app: compiled src and a trimmed package.json (version.ts reads it). No mount/ or systemd/:
   # nothing in the app reads them at run time (the package installs the rendered files itself).
@@ -147,11 +142,15 @@ for TARGET in "${ARCHS[@]}"; do
     -o -name 'prebuilds' -o -name 'benchmarks' -o -name 'docs' -o -name 'example*' \) -prune \
     -exec rm -rf {} +
 
-  # Bash completion (bash-completion loads it on the first <TAB> after "kheadersfs").
-  cp "$SRC/completion/kheadersfs" "$R/usr/share/bash-completion/completions/kheadersfs"
+  # Completion: bash-completion loads its script on the first <TAB> after "kheadersfs"; Debian's zsh and
+  # fish look in vendor-completions and vendor_completions.d.
+  cp "$STAGE/completion/bash" "$R/usr/share/bash-completion/completions/kheadersfs"
+  cp "$STAGE/completion/zsh" "$R/usr/share/zsh/vendor-completions/_kheadersfs"
+  cp "$STAGE/completion/fish" "$R/usr/share/fish/vendor_completions.d/kheadersfs.fish"
 
-  # Manual page, copyright, changelog.
-  gzip -9n <"$STAGE/man/kheadersfs.1" >"$R/usr/share/man/man1/kheadersfs.1.gz"
+  # Manual page, the documents its SEE ALSO names, copyright, changelog.
+  gzip -9n <"$MAN" >"$R/usr/share/man/man1/kheadersfs.1.gz"
+  for d in image-format design; do gzip -9n <"$SRC/docs/$d.md" >"$R/usr/share/doc/kheadersfs/$d.md.gz"; done
   # mount.kheadersfs(8): the helper is described in kheadersfs(1).
   mkdir -p "$R/usr/share/man/man8"
   printf '.so man1/kheadersfs.1\n' | gzip -9n >"$R/usr/share/man/man8/mount.kheadersfs.8.gz"

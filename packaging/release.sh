@@ -45,7 +45,7 @@ log "npm tarball"
 NPM=$ROOT/build/npm
 rm -rf "$NPM"
 mkdir -p "$NPM"
-git archive --format=tar "$REV" README.md LICENSE CHANGELOG.md mount systemd completion docs/kheadersfs.1.md \
+git archive --format=tar "$REV" README.md LICENSE CHANGELOG.md mount systemd docs/kheadersfs.1.md docs/image-format.md docs/design.md \
   src/native/kheadersfs_fuse.c src/native/binding.gyp | tar -x -C "$NPM"
 git show "$REV:package.json" >"$ROOT/build/package.release.json"
 node packaging/metadata.js "$ROOT/build/package.release.json" --json >"$NPM/package.json"

@@ -50,6 +50,10 @@ export const COMMANDS: Record<string, { summary: string; load: () => Command }> 
     summary: 'what the package runs when kernels come and go: pack or remove /lib/modules/RELEASE/kheaders.img',
     load: () => (require('./commands/kernel-hook') as typeof import('./commands/kernel-hook')).kernelHook,
   },
+  completion: {
+    summary: 'print the bash, zsh or fish completion script',
+    load: () => (require('./commands/completion') as typeof import('./commands/completion')).completion,
+  },
 }
 
 function usage(): string {

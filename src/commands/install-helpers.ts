@@ -10,6 +10,8 @@ import type { Command, Output } from '../context'
 import { IoError, UsageError, reason } from '../errors'
 import { writeFileAtomic } from '../fs-atomic'
 import { CLI_PATH } from '../version'
+import { completionScript } from '../completion/scripts'
+import { completionCommands } from './completion'
 import { writableByOthers } from './writable-by'
 
 /** Every installed file carries this line, so uninstall and reinstall never touch a foreign file. */
@@ -40,12 +42,27 @@ export const KERNEL_HOOKS = [
 ] as const
 export const KERNEL_HOOKS_CONF = '/etc/kheadersfs/kernel-hooks.conf'
 
-type Dirs = Record<'bindir' | 'helperdir' | 'unitdir', string>
+type Dirs = Record<'bindir' | 'helperdir' | 'unitdir' | 'datadir', string>
 export const DEFAULT_DIRS: Readonly<Dirs> = {
   bindir: '/usr/local/bin',
   helperdir: '/sbin',
   unitdir: '/usr/local/lib/systemd/system',
+  datadir: '/usr/local/share',
 }
+/** The manual page a build renders (packaging/man.mjs: `npm run build`, npm's prepare). */
+const MAN_PAGE = 'dist/man/kheadersfs.1'
+/**
+ * The manual pages and completion scripts under DATADIR, where man-db (MANPATH from PATH: bindir's
+ * ../share/man), bash-completion, zsh (site-functions) and fish (vendor_completions.d) look. The
+ * Debian package installs its own at Debian's paths (packaging/build.sh).
+ */
+const DATA_FILES = {
+  man: 'man/man1/kheadersfs.1',
+  helperMan: 'man/man8/mount.kheadersfs.8',
+  bash: 'bash-completion/completions/kheadersfs',
+  zsh: 'zsh/site-functions/_kheadersfs',
+  fish: 'fish/vendor_completions.d/kheadersfs.fish',
+} as const
 
 /** What the installed wrapper runs, and who owns the files. */
 interface Program {
@@ -75,6 +92,37 @@ function installPaths(dirs: Dirs): Array<Omit<InstallFile, 'content'>> {
     { path: path.join(dirs.helperdir, 'mount.kheadersfs'), mode: 0o755 },
     ...TEMPLATES.units.map((u) => ({ path: path.join(dirs.unitdir, path.basename(u)), mode: 0o644 })),
   ]
+}
+
+function dataPaths(dirs: Dirs): Array<Omit<InstallFile, 'content'>> {
+  return Object.values(DATA_FILES).map((rel) => ({ path: path.join(dirs.datadir, rel), mode: 0o644 }))
+}
+
+/** The manual pages and completion scripts (install-helpers only: the package has its own). */
+function dataFiles(dirs: Dirs): Array<InstallFile> {
+  const at = (rel: string): string => path.join(dirs.datadir, rel)
+  const script = (shell: 'bash' | 'zsh' | 'fish'): InstallFile => ({
+    path: at(DATA_FILES[shell]),
+    mode: 0o644,
+    content: stamp(completionScript(shell, completionCommands())),
+  })
+  return [
+    { path: at(DATA_FILES.man), mode: 0o644, content: stamp(readManPage(), '.\\" ') },
+    // mount.kheadersfs(8): the helper is described in kheadersfs(1).
+    { path: at(DATA_FILES.helperMan), mode: 0o644, content: stamp('.so man1/kheadersfs.1\n', '.\\" ') },
+    script('bash'),
+    script('zsh'),
+    script('fish'),
+  ]
+}
+
+function readManPage(): string {
+  const file = path.join(ROOT, MAN_PAGE)
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new IoError(`Cannot read the manual page ${file}: ${reason(e)}; build it first with "npm run build"`, e)
+  }
 }
 
 /**
@@ -114,7 +162,7 @@ export function installPlan(dirs: Dirs, program: Program = THIS_PROGRAM): Instal
           })),
           { path: KERNEL_HOOKS_CONF, mode: 0o644, content: render(TEMPLATES.kernelHooksConf) },
         ]
-      : []),
+      : dataFiles(dirs)),
   ]
 }
 
@@ -136,10 +184,12 @@ function shellWord(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
 
-/** Mark a rendered file as ours (after the shebang, if any). */
-function stamp(text: string): string {
+/** Mark a rendered file as ours, in a COMMENT line (after the shebang or zsh's #compdef line, if any). */
+function stamp(text: string, comment = '# '): string {
   const nl = text.indexOf('\n') + 1
-  return text.startsWith('#!') ? `${text.slice(0, nl)}# ${MARK}\n${text.slice(nl)}` : `# ${MARK}\n${text}`
+  return /^#!|^#compdef /.test(text)
+    ? `${text.slice(0, nl)}${comment}${MARK}\n${text.slice(nl)}`
+    : `${comment}${MARK}\n${text}`
 }
 
 function isOurs(file: string): boolean {
@@ -153,13 +203,15 @@ function isOurs(file: string): boolean {
 }
 
 export const installHelpers: Command = {
-  usage: `Usage: kheadersfs install-helpers [--uninstall] [--destdir DIR [--for-package]] [--bindir DIR] [--helperdir DIR] [--unitdir DIR] [--node PATH] [--app DIR]
+  usage: `Usage: kheadersfs install-helpers [--uninstall] [--destdir DIR [--for-package]] [--bindir DIR] [--helperdir DIR] [--unitdir DIR] [--datadir DIR] [--node PATH] [--app DIR]
 
 Install what mount(8), /etc/fstab and systemd need (as root):
   BINDIR/kheadersfs          the CLI (mount.fuse runs it for "mount -t fuse.kheadersfs")  [${DEFAULT_DIRS.bindir}]
   HELPERDIR/mount.kheadersfs the helper for "mount -t kheadersfs" (mount(8) looks in /sbin)  [${DEFAULT_DIRS.helperdir}]
   UNITDIR/kheadersfs@.service, proc\\x2dext.mount   systemd units, not enabled  [${DEFAULT_DIRS.unitdir}]
-With --for-package also the kernel hooks (/etc/kernel/*/kheadersfs) and ${KERNEL_HOOKS_CONF}.
+  DATADIR/man/, DATADIR/{bash-completion,zsh,fish}/...  the manual pages (kheadersfs(1), mount.kheadersfs(8),
+                             named by the units) and bash, zsh and fish completion  [${DEFAULT_DIRS.datadir}]
+With --for-package also the kernel hooks (/etc/kernel/*/kheadersfs) and ${KERNEL_HOOKS_CONF}, and no DATADIR files.
 Files another program installed are never replaced; --uninstall removes only kheadersfs's own.
 
   --destdir DIR   stage the files under DIR (for packaging); paths inside them stay unprefixed
@@ -214,6 +266,7 @@ function parseOptions(args: string[]): Options {
     bindir: { type: 'string' },
     helperdir: { type: 'string' },
     unitdir: { type: 'string' },
+    datadir: { type: 'string' },
     node: { type: 'string' },
     app: { type: 'string' },
     'for-package': { type: 'boolean' },
@@ -222,13 +275,13 @@ function parseOptions(args: string[]): Options {
     throw new UsageError(
       `kheadersfs install-helpers: unexpected argument ${JSON.stringify(positionals[0])}; see "kheadersfs install-helpers --help"`,
     )
-  for (const k of ['bindir', 'helperdir', 'unitdir', 'destdir', 'node', 'app'] as const) {
+  for (const k of ['bindir', 'helperdir', 'unitdir', 'datadir', 'destdir', 'node', 'app'] as const) {
     const v = values[k]
     if (v !== undefined && !path.isAbsolute(v))
       throw new UsageError(`Cannot use --${k} ${JSON.stringify(v)}: give an absolute path`)
   }
   const dirs: Dirs = { ...DEFAULT_DIRS }
-  for (const k of ['bindir', 'helperdir', 'unitdir'] as const) {
+  for (const k of ['bindir', 'helperdir', 'unitdir', 'datadir'] as const) {
     const v = values[k]
     if (v !== undefined) dirs[k] = path.normalize(v)
   }
@@ -249,7 +302,7 @@ function parseOptions(args: string[]): Options {
 }
 
 function uninstall(opts: Options, out: Output): void {
-  for (const f of installPaths(opts.dirs)) {
+  for (const f of [...installPaths(opts.dirs), ...dataPaths(opts.dirs)]) {
     const target = opts.where(f.path)
     if (!existsSync(target)) continue
     if (!isOurs(target)) {
@@ -309,5 +362,6 @@ function checkTargets(plan: Array<{ path: string }>, opts: Options): void {
 }
 
 function dirOption(file: string, dirs: Dirs): string {
+  if (dataPaths(dirs).some((f) => f.path === file)) return 'datadir'
   return (Object.keys(dirs) as Array<keyof Dirs>).find((k) => path.dirname(file) === dirs[k]) ?? 'destdir'
 }

@@ -13,8 +13,11 @@ import { createHash } from 'node:crypto'
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
+import { completionCommands } from '../../src/commands/completion'
 import { MARK } from '../../src/commands/install-helpers'
+import { completionScript } from '../../src/completion/scripts'
 import { ROOT, runCli } from '../helpers/cli'
+import { checkManPage, manFinds } from '../helpers/man-page'
 import { tmpDir } from '../helpers/tmp'
 
 const TARGETS = ['amd64', 'arm64', 'armhf', 'armhf-time32'] as const
@@ -57,6 +60,10 @@ const REQUIRED = [
   `${APP}/node_modules/tar-stream/package.json`,
   'usr/share/man/man1/kheadersfs.1.gz',
   'usr/share/bash-completion/completions/kheadersfs',
+  'usr/share/zsh/vendor-completions/_kheadersfs',
+  'usr/share/fish/vendor_completions.d/kheadersfs.fish',
+  'usr/share/doc/kheadersfs/image-format.md.gz',
+  'usr/share/doc/kheadersfs/design.md.gz',
   'usr/share/doc/kheadersfs/copyright',
   'usr/share/doc/kheadersfs/changelog.gz',
 ]
@@ -279,12 +286,18 @@ t.test(
             `/${p}: its mode`,
           )
         }
-        t.equal(
-          readFileSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs'), 'utf8'),
-          readFileSync(path.join(ROOT, 'completion', 'kheadersfs'), 'utf8'),
-          'the bash completion, unchanged',
-        )
-        t.equal(lstatSync(path.join(x, 'usr/share/bash-completion/completions/kheadersfs')).mode & 0o777, 0o644)
+        for (const [shell, p] of [
+          ['bash', 'usr/share/bash-completion/completions/kheadersfs'],
+          ['zsh', 'usr/share/zsh/vendor-completions/_kheadersfs'],
+          ['fish', 'usr/share/fish/vendor_completions.d/kheadersfs.fish'],
+        ] as const) {
+          t.equal(
+            readFileSync(path.join(x, p), 'utf8'),
+            completionScript(shell, completionCommands()),
+            `the ${shell} completion: "kheadersfs completion ${shell}"`,
+          )
+          t.equal(lstatSync(path.join(x, p)).mode & 0o777, 0o644)
+        }
         t.match(
           readFileSync(path.join(x, 'usr/share/doc/kheadersfs/copyright'), 'utf8'),
           /^Format: https:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/$/m,
@@ -298,6 +311,23 @@ t.test(
         t.equal(man.stderr, '', 'man -l prints no warnings')
         t.match(man.stdout, /KHEADERSFS\(1\)/)
         t.match(man.stdout, /^NAME\n\s+kheadersfs\s+-\s+kernel headers/m)
+        // Issue 21: no HTML entities, no groff warnings, every SEE ALSO reference leads somewhere.
+        const page = checkManPage(path.join(x, 'usr/share/man/man1/kheadersfs.1.gz'))
+        t.same(page.entities, [], 'no HTML entities in the packaged page')
+        t.equal(page.warnings, '', 'man --warnings: none')
+        const shipped = new Set(files(x).map((f) => '/' + f))
+        t.ok(page.seeAlso.paths.length > 0, 'SEE ALSO names installed documents')
+        t.same(
+          page.seeAlso.paths.filter((p) => !shipped.has(p)),
+          [],
+          'every SEE ALSO path is in the package',
+        )
+        t.same(page.seeAlso.sourceFiles, [], 'SEE ALSO names no file of the source tree')
+        t.same(
+          page.seeAlso.pages.filter((p) => !manFinds(p)),
+          [],
+          'every SEE ALSO page is found by man',
+        )
 
         if (arch === 'amd64' && process.arch === 'x64') {
           // The host can run this one: the packaged CLI and both addons from the package's own tree.
