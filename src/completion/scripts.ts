@@ -263,9 +263,13 @@ function zsh(commands: readonly CommandInfo[]): string {
     ]
     return `    ${c.name})\n      _arguments -s -S \\\n        ${lines.join(' \\\n        ')} && ret=0\n      ;;`
   })
-  const mountValues = MOUNT_OPTIONS.map((o) =>
-    sq(`${o.name}[${zText(o.help)}]` + (o.value === undefined ? '' : `:${zMessage(o.value)}:${zAction(o.value)}`)),
-  )
+  const zCall = (k: Kind): string =>
+    typeof k !== 'string' ? `compadd -- ${k.join(' ')}` : k === 'text' ? `_message ${k}` : zAction(k)
+  const mountCases = MOUNT_OPTIONS.filter(valued).map((o) => `      ${o.name}) ${zCall(o.value!)} ;;`)
+  const mountNames = (v: boolean): string =>
+    MOUNT_OPTIONS.filter((o) => valued(o) === v)
+      .map((o) => sq(`${o.name.replace(/:/g, '\\:')}${v ? '=' : ''}:${o.help}`))
+      .join(' ')
   return `#compdef kheadersfs
 ${HEADER('zsh', '/usr/share/zsh/vendor-completions/_kheadersfs')}
 
@@ -296,9 +300,17 @@ _kheadersfs_releases() {
   _wanted releases expl 'kernel release' compadd -a releases
 }
 
+# mount -o: the last comma-separated item (generic options before it, such as ro, are left alone).
 _kheadersfs_mount_options() {
-  _values -s , 'mount option' \\
-    ${mountValues.join(' \\\n    ')}
+  compset -P '*,'
+  if compset -P '(#b)([^=]#)='; then
+    case $match[1] in
+${mountCases.join('\n')}
+    esac
+  else
+    local -a valued=(${mountNames(true)}) flags=(${mountNames(false)})
+    _describe -t mount-options 'mount option' valued -S '' -- flags
+  fi
 }
 
 _kheadersfs() {
@@ -361,7 +373,7 @@ function fish(commands: readonly CommandInfo[]): string {
     })
   }
   const mountLines = MOUNT_OPTIONS.map(
-    (o) => `        ${sq(o.name + (valued(o) ? '=' : ''))} ${sq(o.value ? kindWord(o.value) : 'flag')}`,
+    (o) => `        ${sq(o.name + (valued(o) ? '=' : ''))} ${sq(o.value ? kindWord(o.value) : 'flag')} ${sq(o.help)}`,
   )
   return `${HEADER('fish', '/usr/share/fish/vendor_completions.d/kheadersfs.fish')}
 
@@ -421,26 +433,28 @@ end
 
 # mount -o: the last comma-separated item of the list.
 function __kheadersfs_mount_options
-    set -l token (commandline -ct | string replace -r -- '^-o|^--options=' '')
-    set -l before (string match -r -- '^.*,' $token)
-    set -l last (string replace -r -- '^.*,' '' $token)
+    # The word so far, without its last item (-oro, --options=ro, ...), and that item.
+    set -l head '^(?:-o|--options=)?(?:.*,)?'
+    set -l before (string match -r -- $head "$(commandline -ct)")
+    set -l last (string replace -r -- $head '' "$(commandline -ct)")
+    # name, value kind, description
     set -l table \\
 ${mountLines.join(' \\\n')}
-    for i in (seq 1 2 (count $table))
+    for i in (seq 1 3 (count $table))
         set -l name $table[$i]
         set -l kind (string split ' ' -- $table[(math $i + 1)])
-        if string match -q -- '*=' $name; and string match -q -- "$name*" $last
+        if string match -q -- '*=' $name; and string match -q -- "$name*" "$last"
             switch $kind[1]
                 case words
                     printf '%s\\n' $before$name$kind[2..-1]
                 case file
-                    __fish_complete_path (string replace -- $name '' $last) | string replace -r -- '^' "$before$name"
+                    __fish_complete_path (string replace -- $name '' "$last") | string replace -r -- '^' "$before$name"
             end
             return
         end
     end
-    for i in (seq 1 2 (count $table))
-        printf '%s\\n' $before$table[$i]
+    for i in (seq 1 3 (count $table))
+        printf '%s\\t%s\\n' $before$table[$i] $table[(math $i + 2)]
     end
 end
 

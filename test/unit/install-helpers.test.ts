@@ -15,9 +15,11 @@ import {
 } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
+import { completionCommands } from '../../src/commands/completion'
 import { MARK } from '../../src/commands/install-helpers'
+import { completionScript } from '../../src/completion/scripts'
 import { DEFAULT_CONFIG, parseConfig } from '../../src/kernel-hooks/config'
-import { CLI, errorLines, run, runCli } from '../helpers/cli'
+import { CLI, errorLines, ROOT, run, runCli } from '../helpers/cli'
 import { tmpDir } from '../helpers/tmp'
 
 const root = process.getuid?.() === 0
@@ -143,6 +145,11 @@ t.test(
         '755 usr/local/bin/kheadersfs',
         '644 usr/local/lib/systemd/system/kheadersfs@.service',
         '644 usr/local/lib/systemd/system/proc\\x2dext.mount',
+        '644 usr/local/share/bash-completion/completions/kheadersfs',
+        '644 usr/local/share/fish/vendor_completions.d/kheadersfs.fish',
+        '644 usr/local/share/man/man1/kheadersfs.1',
+        '644 usr/local/share/man/man8/mount.kheadersfs.8',
+        '644 usr/local/share/zsh/site-functions/_kheadersfs',
       ],
     )
     t.match(r.stdout, /^Next: /m, 'the "Next:" hint')
@@ -168,7 +175,7 @@ t.test(
 
     const u = await runCli(['install-helpers', '--destdir', dest, '--uninstall'], { env })
     t.equal(u.code, 0, u.stderr)
-    t.equal(u.stdout.match(/^removed /gm)?.length, 4, '--uninstall removes all four')
+    t.equal(u.stdout.match(/^removed /gm)?.length, 9, '--uninstall removes all nine')
     t.same(
       listing(dest).filter((l) => !l.endsWith('/')),
       [],
@@ -234,5 +241,80 @@ t.test(
       },
     )
     t.equal(staged.code, 0, `staged for another system: ${staged.stderr}`)
+  },
+)
+
+t.test(
+  'a prefix: the manual pages and completion beside the units, found by man and systemd-analyze verify',
+  { skip: !root && 'needs root: install-helpers checks that only root can change this checkout' },
+  async (t) => {
+    // Installed live (no --destdir) into a temp prefix, as into /usr/local, then uninstalled.
+    const prefix = tmpDir(t)
+    const dirs = {
+      bindir: `${prefix}/bin`,
+      helperdir: `${prefix}/sbin`,
+      unitdir: `${prefix}/lib/systemd/system`,
+      datadir: `${prefix}/share`,
+    }
+    const args = Object.entries(dirs).flatMap(([k, v]) => [`--${k}`, v])
+    const r = await runCli(['install-helpers', ...args], { env })
+    t.equal(r.code, 0, r.stderr)
+    const page = read(prefix, 'share/man/man1/kheadersfs.1')
+    t.equal(page.split('\n')[0], `.\\" ${MARK}`, 'the page is marked as ours (a roff comment)')
+    t.equal(
+      page.slice(page.indexOf('\n') + 1),
+      readFileSync(path.join(ROOT, 'dist/man/kheadersfs.1'), 'utf8'),
+      "the build's page (packaging/man.mjs)",
+    )
+    for (const [shell, p, first] of [
+      ['bash', 'share/bash-completion/completions/kheadersfs', 0],
+      ['zsh', 'share/zsh/site-functions/_kheadersfs', 1],
+      ['fish', 'share/fish/vendor_completions.d/kheadersfs.fish', 0],
+    ] as const) {
+      const lines = read(prefix, p).split('\n')
+      t.equal(lines[first], `# ${MARK}`, `${shell}: marked${first ? ' after #compdef' : ''}`)
+      lines.splice(first, 1)
+      t.equal(
+        lines.join('\n'),
+        completionScript(shell, completionCommands()),
+        `${shell}: "kheadersfs completion ${shell}"`,
+      )
+    }
+    // man-db derives its path from PATH (BINDIR/../share/man), as for /usr/local/bin.
+    const manEnv = { ...process.env, MANPATH: '', PATH: `${dirs.bindir}:${process.env.PATH}`, MAN_DISABLE_SECCOMP: '1' }
+    for (const [section, name] of [
+      ['1', 'kheadersfs'],
+      ['8', 'mount.kheadersfs'],
+    ]) {
+      const m = spawnSync('man', [section, name], {
+        encoding: 'utf8',
+        env: { ...manEnv, MANPAGER: 'cat', MANWIDTH: '80' },
+      })
+      t.equal(m.status, 0, `man ${section} ${name}: ${m.stderr}`)
+      t.match(m.stdout, /^NAME\n\s+kheadersfs\s+-\s+kernel headers/m, `man ${section} ${name} shows kheadersfs(1)`)
+    }
+    const verify = spawnSync('systemd-analyze', ['verify', SERVICE, MOUNT_UNIT], {
+      cwd: dirs.unitdir,
+      encoding: 'utf8',
+      env: manEnv,
+    })
+    if (verify.error === undefined) {
+      t.notMatch(verify.stderr, /Command 'man/, "systemd-analyze verify finds the units' Documentation= page")
+      t.equal(verify.status, 0, `systemd-analyze verify: ${verify.stderr}`)
+      // Without the page (what install-helpers left before issue 21) the same check fails.
+      const without = spawnSync('systemd-analyze', ['verify', SERVICE], {
+        cwd: dirs.unitdir,
+        encoding: 'utf8',
+        env: { ...manEnv, PATH: process.env.PATH },
+      })
+      t.match(without.stderr, /Command 'man kheadersfs\(1\)' failed/, 'and fails where man cannot find it')
+    }
+    const u = await runCli(['install-helpers', '--uninstall', ...args], { env })
+    t.equal(u.code, 0, u.stderr)
+    t.equal(u.stdout.match(/^removed /gm)?.length, 9, '--uninstall removes the pages and scripts too')
+    t.same(
+      listing(prefix).filter((l) => !l.endsWith('/')),
+      [],
+    )
   },
 )
