@@ -29,6 +29,7 @@ t.test('the page renders clean and its SEE ALSO leads somewhere', async (t) => {
   t.match(page.text, /systemctl\s+enable\s+--now\s+"kheadersfs@\$\(systemd-escape\s+--path\s+\/proc-ext\)\.service"/)
   t.match(page.text, /journalctl\s+-u\s+'kheadersfs@proc\\x2dext'/)
   t.same(page.seeAlso.sourceFiles, [], 'SEE ALSO names no file of the source tree (docs/...)')
+  t.same(page.text.match(/\bdocs\/[\w.-]+/g) ?? [], [], 'nor does the rest of the page')
   t.same(
     page.seeAlso.pages.filter((p) => !manFinds(p)),
     [],
