@@ -1,6 +1,6 @@
 // The bash, zsh and fish completion scripts, generated from ./spec.ts: each shell's own mechanism
 // (bash: a COMPREPLY function; zsh: _arguments and _values; fish: complete rules) over the same table.
-import { COMMAND_SPECS, GLOBAL_OPTIONS, LOG_LEVEL, MOUNT_OPTIONS, type Kind, type Shell } from './spec'
+import { COMMAND_SPECS, GLOBAL_OPTIONS, LOG_LEVEL, MOUNT_OPTIONS, type Kind, type OptionSpec, type Shell } from './spec'
 
 export interface CommandInfo {
   name: string
@@ -251,6 +251,13 @@ function zOption(o: { names: readonly string[]; value?: Kind; help: string }): s
   return `${sq(`(${o.names.join(' ')})`)}{${forms.map((f) => sq(spec(f))).join(',')}}`
 }
 
+/** A global option: --log-level anywhere; the others alone on the line (zsh brace-expands only 2+ words). */
+function zGlobal(o: OptionSpec): string {
+  if (o === LOG_LEVEL) return zOption(o)
+  const names = o.names.length === 1 ? o.names[0] : `{${o.names.join(',')}}`
+  return `'(- :)'${names}${sq(`[${zText(o.help)}]`)}`
+}
+
 function zsh(commands: readonly CommandInfo[]): string {
   const describe = commands.map((c) => sq(`${c.name.replace(/:/g, '\\:')}:${c.summary}`))
   const perCommand = commands.map((c) => {
@@ -317,7 +324,7 @@ _kheadersfs() {
   local curcontext=$curcontext state line ret=1
   typeset -A opt_args
   _arguments -C \\
-    ${GLOBAL_OPTIONS.map((o) => (o === LOG_LEVEL ? zOption(o) : sq(`(- :)${o.names[0]}[${zText(o.help)}]`))).join(' \\\n    ')} \\
+    ${GLOBAL_OPTIONS.map(zGlobal).join(' \\\n    ')} \\
     ': :_kheadersfs_commands' \\
     '*:: :->args' && ret=0
   [[ $state == args ]] || return ret
@@ -459,8 +466,9 @@ ${mountLines.join(' \\\n')}
 end
 
 complete -c kheadersfs -f
-complete -c kheadersfs -n '__kheadersfs_command' -l help -d 'show the usage'
-complete -c kheadersfs -n '__kheadersfs_command' -l version -d 'show the version'
+${GLOBAL_OPTIONS.filter((o) => o !== LOG_LEVEL)
+  .map((o) => fishOption('__kheadersfs_command', o))
+  .join('\n')}
 complete -c kheadersfs -l log-level ${fishValue(LOG_LEVEL.value!)} -d 'log level'
 complete -c kheadersfs -n 'not __kheadersfs_command' -s h -l help -d 'show the usage'
 ${lines.join('\n')}

@@ -35,7 +35,7 @@ export const LOG_LEVEL: OptionSpec = { names: ['--log-level'], value: LEVELS, he
 /** Before the command: --log-level is taken anywhere, the rest only here. */
 export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { names: ['--help'], help: 'show the usage' },
-  { names: ['--version'], help: 'show the version' },
+  { names: ['--version', '-V', '-v'], help: 'show the version' },
   LOG_LEVEL,
 ]
 export const SHELLS = ['bash', 'zsh', 'fish'] as const

@@ -56,6 +56,7 @@ t.test('zsh', { skip: have('zsh') ? false : 'no zsh (bash .ci/setup installs it)
     return [...new Set([...r.stdout.matchAll(/\x01([^\x01\x02]*)\x02/g)].map((m) => m[1]))]
   }
   t.same(complete('kheadersfs '), commands, 'the commands')
+  t.same(complete('kheadersfs -'), ['--help', '--version', '-V', '-v', '--log-level'], 'the global options')
   t.same(complete('kheadersfs m'), ['mount'])
   t.same(complete('kheadersfs pack --pro'), ['--profile'], 'an option')
   t.same(complete('kheadersfs pack --profile '), ['module-build', 'headers'], "the option's values")
@@ -104,6 +105,7 @@ t.test('fish', { skip: have('fish') ? false : 'no fish (bash .ci/setup installs 
       .map((l) => l.split('\t')[0])
   }
   t.same(complete('kheadersfs '), [...commands].sort(), 'the commands')
+  t.same(complete('kheadersfs -').sort(), ['--help', '--log-level', '--version', '-V', '-v'], 'the global options')
   t.same(complete('kheadersfs pack --pro'), ['--profile'], 'an option')
   t.same(complete('kheadersfs pack --profile ').sort(), ['headers', 'module-build'], "the option's values")
   t.same(complete('kheadersfs pack --profile=h'), ['--profile=headers'], 'joined with "="')

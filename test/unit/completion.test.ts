@@ -55,7 +55,7 @@ t.test('registered for kheadersfs', async (t) => {
 
 t.test("kheadersfs <TAB>: exactly the CLI's commands, and the global options", async (t) => {
   t.same(commands, [...Object.keys(COMMANDS), 'help'], 'the CLI\'s commands and "help"')
-  t.same(complete('kheadersfs '), [...commands, '--help', '--version', '--log-level'])
+  t.same(complete('kheadersfs '), [...commands, '--help', '--version', '-V', '-v', '--log-level'])
   t.same(complete('kheadersfs help m'), ['mount'], 'help COMMAND')
   t.same(complete('kheadersfs completion '), ['bash', 'zsh', 'fish'])
   t.same(complete('kheadersfs m'), ['mount'], 'kheadersfs m<TAB>')
