@@ -185,7 +185,8 @@ class MergedTree {
   private readonly objtree: string
 
   private readonly signal: AbortSignal | undefined
-  private dirs = 0
+  /** Names looked at, for the walk's turns of the event loop. */
+  private seen = 0
 
   constructor(tree: KernelTree, signal?: AbortSignal) {
     this.signal = signal
@@ -222,10 +223,7 @@ class MergedTree {
     const node = this.resolve(rel)
     if (node === undefined) return
     if (node.kind !== 'dir') return visit(rel, node)
-    if (++this.dirs % 32 === 0) {
-      await new Promise(setImmediate)
-      this.signal?.throwIfAborted()
-    }
+
     // Kernel trees are about 10 deep; a deeper one is made to exhaust something (this walk recurses).
     // A directory MAX_DEPTH deep could only hold paths the loader refuses.
     if (rel.split('/').length >= MAX_DEPTH) {
@@ -254,6 +252,10 @@ class MergedTree {
       }
     }
     for (const name of [...names].sort()) {
+      if (++this.seen % 128 === 0) {
+        await new Promise(setImmediate)
+        this.signal?.throwIfAborted()
+      }
       const childRel = `${rel}/${name}`
       const child = this.child(childRel, node.layers, name)
       if (child === undefined) continue

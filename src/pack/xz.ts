@@ -6,7 +6,7 @@
 // thread pool, one job for as long as the input lasts, and a process cannot exit before that job
 // ends (libuv joins its pool at exit). Ctrl-C waited for the whole compression, 28 s on a board; a
 // child is killed at once.
-import { fork } from 'node:child_process'
+import { fork, type ChildProcess } from 'node:child_process'
 import lzma from 'lzma-native'
 
 export interface XzOptions {
@@ -57,6 +57,25 @@ function lzma2Options(preset: number, blockSize: number): Lzma2Options {
   }
 }
 
+/** Encoder processes started ahead of need (preforkEncoders), waiting for their input. */
+const idle: ChildProcess[] = []
+
+function forkEncoder(): ChildProcess {
+  return fork(__filename, [], { stdio: ['pipe', 'pipe', 'pipe', 'ipc'], execArgv: [] })
+}
+
+/**
+ * Start `n` encoder processes now, while this process is small: fork copies the parent's page tables,
+ * which took 0.4 s once pack held the tree in memory (on a loaded 2-core machine), and a signal
+ * waits for that. Returns what kills the ones not used.
+ */
+export function preforkEncoders(n: number): () => void {
+  for (let i = 0; i < n; i++) idle.push(forkEncoder())
+  return () => {
+    for (const c of idle.splice(0)) c.kill('SIGKILL')
+  }
+}
+
 /**
  * Compress a whole buffer in a child process; `onInput` sees how many input bytes the encoder has
  * taken (after each block), and `signal` kills the child at once.
@@ -68,10 +87,7 @@ export function xzBuffer(
   signal?: AbortSignal,
 ): Promise<Buffer> {
   signal?.throwIfAborted()
-  const child = fork(__filename, [JSON.stringify(opts), String(input.length)], {
-    stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
-    execArgv: [],
-  })
+  const child = idle.shift() ?? forkEncoder()
   return new Promise<Buffer>((resolve, reject) => {
     const out: Buffer[] = []
     let err = ''
@@ -91,6 +107,7 @@ export function xzBuffer(
       if (code === 0) resolve(Buffer.concat(out))
       else reject(new Error(`xz encoder exited with ${sig ?? `status ${code}`}: ${err.trim()}`))
     })
+    child.send({ opts, size: input.length })
     // EPIPE when the child died first: its exit status says why.
     child.stdin!.on('error', () => undefined)
     child.stdin!.end(input)
@@ -98,15 +115,18 @@ export function xzBuffer(
 }
 
 /**
- * The child: the input from stdin, handed to the encoder two blocks at a time, each write waiting for
- * the last so that the encoder reports its progress after each; the .xz to stdout. The bytes are those
- * of one write, and so is the time: 2 MB and 4 MB writes of Debian's 36 MB tar were measured as fast as
- * one write on 2 cores (the stream's own write buffering would join them into one).
+ * The child: the options from the parent, the input from stdin, handed to the encoder two blocks at a
+ * time, each write waiting for the last so that the encoder reports its progress after each; the .xz
+ * to stdout. The bytes are those of one write, and so is the time: 2 MB and 4 MB writes of Debian's
+ * 36 MB tar were measured as fast as one write on 2 cores (the stream's own write buffering would
+ * join them into one).
  */
-async function encodeStdin(opts: XzOptions, size: number): Promise<void> {
+async function encodeStdin(): Promise<void> {
+  const job = new Promise<{ opts: XzOptions; size: number }>((resolve) => process.once('message', resolve))
   const chunks: Buffer[] = []
   for await (const c of process.stdin) chunks.push(c as Buffer)
   const input = Buffer.concat(chunks)
+  const { opts, size } = await job
   if (input.length !== size) throw new Error(`read ${input.length} of ${size} input bytes`)
   const enc = lzma.createStream('streamEncoder', {
     filters: [{ id: 'LZMA_FILTER_LZMA2', options: lzma2Options(opts.preset, opts.blockSize) }],
@@ -133,10 +153,9 @@ async function encodeStdin(opts: XzOptions, size: number): Promise<void> {
 }
 
 if (require.main === module) {
-  // The parent gone (killed), nothing is left to do.
+  // The parent gone (killed, or done with an encoder it started ahead), nothing is left to do.
   process.on('disconnect', () => process.exit(1))
-  const [opts, size] = process.argv.slice(2)
-  encodeStdin(JSON.parse(opts) as XzOptions, Number(size)).then(
+  encodeStdin().then(
     () => process.exit(0),
     (e: unknown) => {
       process.stderr.write(`${(e as Error)?.message ?? String(e)}\n`)
