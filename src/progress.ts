@@ -85,12 +85,11 @@ function phaseText(p: PhaseProgress): string {
 function barProgress(ctx: Context): PackProgress {
   const overall = new Overall()
   const bar = new SingleBar({
-    format: 'packing [{bar}] {percentage}% | {phase} | ETA {eta_formatted}',
+    format: 'packing [{bar}] {percentage}% | {phase} | {duration_formatted}',
     stream: ctx.stderr as NodeJS.WritableStream,
     hideCursor: true,
     clearOnComplete: true,
     fps: 10,
-    etaBuffer: 50,
   })
   let started = false
   const show = (): void => {
