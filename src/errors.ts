@@ -16,7 +16,8 @@ export const ExitCode = {
   kernelTree: 7, // pack input is not a usable kernel tree
   io: 8, // reading or writing a file failed (ENOSPC, EACCES, ...)
   mountpoint: 9, // mountpoint missing, not a directory, not empty, mount refused
-  interrupted: 130, // SIGINT during pack: nothing was written
+  interrupted: 130, // SIGINT during pack: nothing was written (128 + the signal's number, as a shell reports it)
+  terminated: 143, // SIGTERM during pack: nothing was written
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
@@ -93,7 +94,12 @@ export const IoError = defineError('IoError', ExitCode.io, (cause) => errnoOf(ca
 export const MountBusyError = defineError('MountBusyError', ExitCode.busy, 'EBUSY')
 export const MountpointError = defineError('MountpointError', ExitCode.mountpoint, 'EINVAL')
 export const FuseUnavailableError = defineError('FuseUnavailableError', ExitCode.fuseUnavailable, 'ENODEV')
-export const InterruptedError = defineError('InterruptedError', ExitCode.interrupted, 'EINTR')
+/** pack stopped by a signal; its cause is the signal's name ('SIGTERM' exits 143, anything else 130). */
+export const InterruptedError = defineError(
+  'InterruptedError',
+  (cause) => (cause === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted),
+  'EINTR',
+)
 /**
  * The mount daemon did not start (src/mounts/spawn.ts). Its cause, when the daemon said why, is its
  * readiness message ({ message, exitCode }): the command then exits as the daemon's error would have.

@@ -8,7 +8,7 @@ import { bytes, count } from '../format-bytes'
 import { PROFILES } from '../image/format'
 import type { ImageSink } from '../pack/output'
 import { packImage, type PackHooks, type PackOptions, type PackResult, type Selected } from '../pack/pack'
-import { packProgress, type PackProgress } from '../progress'
+import { LINE_INTERVAL_MS, packProgress, progressMode, type PackProgress } from '../progress'
 
 export const DEFAULTS = { preset: 6, blockSize: 2 << 20, profile: 'module-build' } as const
 
@@ -57,19 +57,34 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
   --block-size N      xz block size in bytes, K/M suffixes allowed (default 2M); fixed, so the
                       output does not depend on --threads and each block decodes on its own
   --threads N         compression threads, 0 = one per core (default 0); never changes the bytes
+  --json              progress and result as JSON lines on stdout (events: selected, phase,
+                      progress, phase-end, done or error); see kheadersfs(1)
   -h, --help          show this help
+
+Progress goes to stderr: a bar on a terminal, else a plain line as each phase starts and every
+${LINE_INTERVAL_MS / 1000} s (none with --log-level warn). Ctrl-C or SIGTERM stops it within a second and writes
+nothing (exit 130, or 143 for SIGTERM).
 
 The archive's mtimes are SOURCE_DATE_EPOCH if set, else the kernel's own build timestamp.
 Example: kheadersfs pack --kernel /usr/src/linux-headers-$(uname -r) -o /lib/modules/$(uname -r)/kheaders.img
          kheadersfs pack --kernel linux-build --deb --deb-version 6.1.76-1 -o ../packages`,
 
   async run(args, ctx) {
-    const opts = packOptions(parseFlags(args), ctx)
+    const flags = parseFlags(args)
+    const opts = packOptions(flags, ctx)
     const started = process.hrtime.bigint()
-    const report = packReport(ctx, opts)
-    const packing = interruptible((signal) => packImage(opts, { ...report.hooks, signal }))
-    const result = await packing.finally(report.stop)
-    printPacked(ctx, result, started, opts.sink !== undefined)
+    const mode = progressMode(ctx, flags.json === true)
+    const progress = packProgress(ctx, mode)
+    const hooks = packHooks(ctx, opts, progress)
+    let result: PackResult
+    try {
+      result = await interruptible((signal) => packImage(opts, { ...hooks, signal })).finally(() => progress.stop())
+    } catch (e) {
+      progress.failed(e)
+      throw e
+    }
+    if (mode === 'json') progress.done(result)
+    else printPacked(ctx, result, started, opts.sink !== undefined)
     return 0
   },
 }
@@ -94,6 +109,7 @@ const FLAGS = {
   'deb-version': { type: 'string' },
   'deb-arch': { type: 'string' },
   'deb-maintainer': { type: 'string' },
+  json: { type: 'boolean' },
 } as const
 
 type Flags = ReturnType<typeof parseFlags>
@@ -176,10 +192,14 @@ function checkArchiveFlags(values: Flags): void {
   }
 }
 
-/** Ctrl-C (or SIGTERM) aborts `work`: it stops reading and writes nothing (images are renamed into place whole). */
+/**
+ * Ctrl-C (or SIGTERM) aborts `work`: every phase stops at once (the xz encoder's process is killed) and
+ * nothing is written (images are renamed into place whole, by a synchronous write no handler can split).
+ */
 async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const abort = new AbortController()
-  const onSignal = (): void => abort.abort(new InterruptedError('kheadersfs pack: interrupted; no image was written'))
+  const onSignal = (name: NodeJS.Signals): void =>
+    abort.abort(new InterruptedError(`kheadersfs pack: interrupted by ${name}; no image was written`, name))
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   try {
@@ -193,23 +213,19 @@ async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Prom
   }
 }
 
-/** The log while packing: code run from the tree, the input understood, then progress. */
-function packReport(ctx: Context, opts: PackOptions): { hooks: PackHooks; stop: () => void } {
-  let progress: PackProgress | undefined
+/** The log while packing: code run from the tree, the input understood; and progress. */
+function packHooks(ctx: Context, opts: PackOptions, progress: PackProgress): PackHooks {
   return {
-    hooks: {
-      onRunTree: (r) =>
-        ctx.log.info(
-          { dirs: r.dirs, compiler: r.compiler },
-          `running the tree's Makefiles and scripts/basic/fixdep (in a scratch copy) to rebuild its host programs with ${r.compiler}`,
-        ),
-      onSelected: (s) => {
-        logSelected(ctx, s, opts.threads || os.availableParallelism())
-        progress = packProgress(ctx, s.files)
-      },
-      onProgress: (p) => progress?.update(p),
+    onRunTree: (r) =>
+      ctx.log.info(
+        { dirs: r.dirs, compiler: r.compiler },
+        `running the tree's Makefiles and scripts/basic/fixdep (in a scratch copy) to rebuild its host programs with ${r.compiler}`,
+      ),
+    onSelected: (s) => {
+      logSelected(ctx, s, opts.threads || os.availableParallelism())
+      progress.selected(s)
     },
-    stop: () => progress?.stop(),
+    onProgress: (p) => progress.update(p),
   }
 }
 
@@ -221,7 +237,8 @@ function logSelected(ctx: Context, s: Selected, threads: number): void {
       `rebuilt ${s.hostPrograms.rebuilt.length} host programs for the board with ${s.hostPrograms.prefix}gcc`,
     )
   }
-  ctx.log.info(
+  // The progress output says what is packed; the record, for --log-level debug.
+  ctx.log.debug(
     {
       release: s.kernel.release,
       target: s.target?.name,

@@ -36,7 +36,7 @@ export function debFileName(o: DebOptions): string {
   return `${o.package}_${o.version.replace(/^\d+:/, '')}_${o.arch}.deb`
 }
 
-export async function buildDeb(image: Buffer, m: Manifest, o: DebOptions): Promise<Buffer> {
+export async function buildDeb(image: Buffer, m: Manifest, o: DebOptions, signal?: AbortSignal): Promise<Buffer> {
   const facts = { package: o.package, version: o.version, release: m.release, maintainer: o.maintainer, epoch: m.epoch }
   const log = changelog(facts)
   const doc = `usr/share/doc/${o.package}`
@@ -58,8 +58,9 @@ export async function buildDeb(image: Buffer, m: Manifest, o: DebOptions): Promi
         { path: 'md5sums', data: Buffer.from(md5sums(files)), mode: 0o644 },
       ],
       m.epoch,
+      signal,
     ),
-    debTarXz(files, m.epoch),
+    debTarXz(files, m.epoch, signal),
   ])
   return arArchive(
     [

@@ -32,6 +32,7 @@ export function debSink(request: DebRequest, env: NodeJS.ProcessEnv, log?: Logge
   const who = maintainer(request.maintainer, env)
   let deb: DebOptions | undefined
   return {
+    phase: 'deb',
     prepare(kernel, cwd, roots) {
       deb = {
         package: packageName(prefix, kernel.release),
@@ -48,7 +49,7 @@ export function debSink(request: DebRequest, env: NodeJS.ProcessEnv, log?: Logge
     async write(output, image, manifest, signal) {
       if (deb === undefined) throw new Error('debSink: write before prepare')
       log?.info({ package: deb.package, version: deb.version, arch: deb.arch }, 'building the image package')
-      const bytes = await buildDeb(image, manifest, deb)
+      const bytes = await buildDeb(image, manifest, deb, signal)
       signal?.throwIfAborted()
       try {
         writeFileAtomic(output, bytes, { mode: 0o644, fsync: true })

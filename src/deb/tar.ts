@@ -23,8 +23,8 @@ const DIR_MODE = 0o755
 const XZ = { preset: 6, blockSize: 8 << 20, threads: 0 } as const
 
 /** tar.xz of `files` and every directory above them (the root "./" included). */
-export async function debTarXz(files: readonly DebFile[], mtime: number): Promise<Buffer> {
-  return xzBuffer(await debTar(files, mtime), XZ)
+export async function debTarXz(files: readonly DebFile[], mtime: number, signal?: AbortSignal): Promise<Buffer> {
+  return xzBuffer(await debTar(files, mtime), XZ, undefined, signal)
 }
 
 async function debTar(files: readonly DebFile[], mtime: number): Promise<Buffer> {

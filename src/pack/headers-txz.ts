@@ -9,11 +9,14 @@ import { stripComments } from './strip-comments'
 import { writeTar } from './tar'
 import { xzBuffer, type XzOptions } from './xz'
 
+/** The archive's three steps, each measured in bytes: read from the tree, written to the tar, compressed. */
+export type ArchivePhase = 'read' | 'tar' | 'xz'
+
+/** Progress of one step: `done` of `total` bytes; a step's first report has done 0, its last done = total. */
 export interface ArchiveProgress {
-  filesDone: number
-  filesTotal: number
-  tarBytes: number
-  xzBytes: number
+  phase: ArchivePhase
+  done: number
+  total: number
 }
 
 export interface Archive {
@@ -29,20 +32,31 @@ export async function buildHeadersTxz(
   entries: readonly SourceEntry[],
   opts: XzOptions & { epoch: number; arch: string; onProgress?: (p: ArchiveProgress) => void; signal?: AbortSignal },
 ): Promise<Archive> {
-  const progress: ArchiveProgress = { filesDone: 0, filesTotal: entries.length, tarBytes: 0, xzBytes: 0 }
-  const report = (now: Partial<ArchiveProgress>): void => opts.onProgress?.(Object.assign(progress, now))
+  const report = (phase: ArchivePhase, done: number, total: number): void =>
+    opts.onProgress?.({ phase, done: Math.min(done, total), total })
   // Every file is read before the tar is written: the order depends on the contents.
-  const read = await readFiles(entries, stripHeader, opts.signal, () => report({ filesDone: progress.filesDone + 1 }))
+  const toRead = entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0)
+  let readBytes = 0
+  report('read', 0, toRead)
+  const read = await readFiles(entries, stripHeader, opts.signal, (n) => report('read', (readBytes += n), toRead))
+  report('read', toRead, toRead)
   const order = buildOrder(entries, opts.arch, (i) => read.contents[i])
-  const { tar, files } = await writeTar(
-    order.map((i) => ({ entry: entries[i], data: read.contents[i] })),
-    new Date(opts.epoch * 1000),
-    opts.signal,
-    (n) => report({ tarBytes: n }),
+  const items = order.map((i) => ({ entry: entries[i], data: read.contents[i] }))
+  const tarTotal = tarSize(items)
+  report('tar', 0, tarTotal)
+  const { tar, files } = await writeTar(items, new Date(opts.epoch * 1000), opts.signal, (n) =>
+    report('tar', n, tarTotal),
   )
-  opts.signal?.throwIfAborted()
-  const txz = await xzBuffer(tar, opts, (n) => report({ xzBytes: n }))
+  report('tar', tarTotal, tarTotal)
+  report('xz', 0, tar.length)
+  const txz = await xzBuffer(tar, opts, (n) => report('xz', n, tar.length), opts.signal)
+  report('xz', tar.length, tar.length)
   return { txz, tarSize: tar.length, files, rawBytes: read.rawBytes, strippedBytes: read.strippedBytes }
+}
+
+/** The tar's size as ustar lays it out (a header and padded data per entry, two zero blocks at the end). */
+function tarSize(items: ReadonlyArray<{ data?: Buffer }>): number {
+  return items.reduce((n, { data }) => n + 512 + Math.ceil((data?.length ?? 0) / 512) * 512, 1024)
 }
 
 /** A header's comments go; every other file is archived as it is. */

@@ -34,8 +34,9 @@ export async function readInput(opts: InputOptions): Promise<PackInput> {
 }
 
 /** The entries to pack: a tree's, chosen for the profile; the archive's, all of them. */
-export function selectEntries(input: PackInput, profile: Profile): Selection {
-  return input.kind === 'tree' ? selectFiles(input.tree, profile) : { entries: input.archive.entries, skipped: [] }
+export async function selectEntries(input: PackInput, profile: Profile, signal?: AbortSignal): Promise<Selection> {
+  if (input.kind === 'tree') return selectFiles(input.tree, profile, signal)
+  return { entries: input.archive.entries, skipped: [] }
 }
 
 /** The machine the kernel is for: a tree's vmlinux says it best, else the arch and .config. */

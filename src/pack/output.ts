@@ -13,6 +13,8 @@ export type KernelFacts = Pick<Kernel, 'release' | 'arch' | 'epoch'> & { target?
 
 /** What a packed image becomes: the image file itself, or a package holding it (src/deb/sink.ts). */
 export interface ImageSink {
+  /** How pack's progress names writing it (default 'write'). */
+  readonly phase?: 'write' | 'deb'
   /** The path to write, checked (and an interrupted run's temp files removed) before anything is packed. */
   prepare(kernel: KernelFacts, cwd: string, roots: readonly string[]): { output: string; staleTempsRemoved: string[] }
   /** Write `output` from the image, whole or not at all; its size in bytes. */

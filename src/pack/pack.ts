@@ -7,7 +7,8 @@ import { LAYOUT_ORDER } from './build-order'
 import { configGz } from './config'
 import type { Selection, Skipped } from './entries'
 import { fitHostPrograms, type FitOptions, type Fitted } from './fit-host-programs'
-import { buildHeadersTxz, type Archive, type ArchiveProgress } from './headers-txz'
+import { sha256 } from '../image/format'
+import { buildHeadersTxz, type Archive, type ArchivePhase } from './headers-txz'
 import {
   describeInput,
   inputRoots,
@@ -21,7 +22,7 @@ import type { Kernel } from './kernel'
 import { buildManifest } from './manifest'
 import { imageFile, type ImageSink } from './output'
 import { targetInfo } from './target'
-import type { XzOptions } from './xz'
+import { preforkEncoders, type XzOptions } from './xz'
 
 export interface PackOptions extends InputOptions, Omit<FitOptions, 'onRunTree'>, XzOptions {
   profile: Profile
@@ -43,9 +44,23 @@ export interface Selected {
   hostPrograms?: HostProgramsInfo
 }
 
+/**
+ * pack's steps in order: reading the tree and choosing its files, rebuilding host programs (cross-built
+ * trees only), the archive's read, tar and xz, then writing the image (or building and writing the
+ * package, with --deb).
+ */
+export type PackPhase = 'select' | 'rebuild' | ArchivePhase | 'write' | 'deb'
+
+/** Progress of one phase in bytes; `total` 0 for the phases that are not measured (select, rebuild). */
+export interface PhaseProgress {
+  phase: PackPhase
+  done: number
+  total: number
+}
+
 export interface PackHooks {
   onSelected?: (info: Selected) => void
-  onProgress?: (p: ArchiveProgress) => void
+  onProgress?: (p: PhaseProgress) => void
   onRunTree?: FitOptions['onRunTree']
   signal?: AbortSignal
 }
@@ -54,6 +69,7 @@ export interface PackResult {
   output: string
   manifest: Manifest
   imageBytes: number
+  imageSha256: string
   /** Bytes of the file written at `output` (the image, or the package holding it). */
   outputBytes: number
   skipped: Skipped[]
@@ -61,12 +77,23 @@ export interface PackResult {
 }
 
 export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promise<PackResult> {
+  // The headers' encoder, and the package's two with --deb.
+  const release = preforkEncoders(opts.sink?.phase === 'deb' ? 3 : 1)
+  try {
+    return await pack(opts, hooks)
+  } finally {
+    release()
+  }
+}
+
+async function pack(opts: PackOptions, hooks: PackHooks): Promise<PackResult> {
+  hooks.onProgress?.({ phase: 'select', done: 0, total: 0 })
   const input = await readInput(opts)
   const found = inputTarget(input)
   const target = found && targetInfo(found)
   const sink = opts.sink ?? imageFile(opts.output)
   const { output, staleTempsRemoved } = sink.prepare({ ...input.kernel, target }, opts.cwd, inputRoots(input))
-  const { selection, rebuild } = chooseEntries(input, opts, hooks, target)
+  const { selection, rebuild } = await chooseEntries(input, opts, hooks, target)
   try {
     hooks.onSelected?.(selected(input, selection, output, target, rebuild?.info))
     const headers = await buildHeadersTxz(selection.entries, {
@@ -83,8 +110,19 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
       input.kernel.epoch,
     )
     hooks.signal?.throwIfAborted()
+    const phase = sink.phase ?? 'write'
+    hooks.onProgress?.({ phase, done: 0, total: image.length })
     const outputBytes = await sink.write(output, image, manifest, hooks.signal)
-    return { output, manifest, imageBytes: image.length, outputBytes, skipped: selection.skipped, staleTempsRemoved }
+    hooks.onProgress?.({ phase, done: image.length, total: image.length })
+    return {
+      output,
+      manifest,
+      imageBytes: image.length,
+      imageSha256: sha256(image),
+      outputBytes,
+      skipped: selection.skipped,
+      staleTempsRemoved,
+    }
   } finally {
     // The rebuilt host programs are read from the scratch copy until the archive is built.
     rebuild?.cleanup()
@@ -92,10 +130,21 @@ export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promi
 }
 
 /** The input's entries for the profile, and for a module-build tree, its programs fit to the target. */
-function chooseEntries(input: PackInput, opts: PackOptions, hooks: PackHooks, target: TargetInfo | undefined): Fitted {
-  const selection = selectEntries(input, opts.profile)
+async function chooseEntries(
+  input: PackInput,
+  opts: PackOptions,
+  hooks: PackHooks,
+  target: TargetInfo | undefined,
+): Promise<Fitted> {
+  const selection = await selectEntries(input, opts.profile, hooks.signal)
   if (input.kind !== 'tree' || opts.profile !== 'module-build' || target === undefined) return { selection }
-  return fitHostPrograms(input.tree, selection, target, { ...opts, onRunTree: hooks.onRunTree })
+  return fitHostPrograms(input.tree, selection, target, {
+    ...opts,
+    onRunTree: (r) => {
+      hooks.onProgress?.({ phase: 'rebuild', done: 0, total: 0 })
+      hooks.onRunTree?.(r)
+    },
+  })
 }
 
 function selected(

@@ -18,7 +18,7 @@ export async function readFiles(
   entries: readonly SourceEntry[],
   strip: (entry: SourceEntry, raw: Buffer) => Buffer,
   signal: AbortSignal | undefined,
-  onFile: () => void,
+  onFile: (rawBytes: number) => void,
 ): Promise<FileContents> {
   const contents = new Array<Buffer | undefined>(entries.length)
   let rawBytes = 0
@@ -36,7 +36,7 @@ export async function readFiles(
       rawBytes += raw.length
       strippedBytes += content.length
       contents[i] = content
-      onFile()
+      onFile(raw.length)
     }
   }
   // The first failure is raised; the other workers stop at their next file.

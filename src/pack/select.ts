@@ -22,15 +22,19 @@ type Node =
 const JUNK = /^\..*\.(cmd|d|tmp)$|\.o$|\.mod\.c$|^\.tmp/
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/
 
-export function selectFiles(tree: KernelTree, profile: Profile): Selection {
-  const merged = new MergedTree(tree)
+/**
+ * The entries of `tree` for `profile`. The walk lets the event loop run every few directories (it
+ * takes about a second on Debian's tree) so that Ctrl-C, through `signal`, stops it at once.
+ */
+export async function selectFiles(tree: KernelTree, profile: Profile, signal?: AbortSignal): Promise<Selection> {
+  const merged = new MergedTree(tree, signal)
   const picked = new Map<string, SourceEntry>()
   const pick = (rel: string, node: Node, strip: boolean): void => {
     picked.set(rel, entryOf(rel, node, strip, tree, merged.within))
   }
-  if (profile === 'headers') pickHeaders(merged, tree.arch, pick)
+  if (profile === 'headers') await pickHeaders(merged, tree.arch, pick)
   else {
-    pickModuleBuild(merged, tree.arch, pick)
+    await pickModuleBuild(merged, tree.arch, pick)
     if (tree.config !== undefined) picked.set('.config', dataEntry('.config', tree.config))
     requireModuleBuildFiles(picked, tree)
   }
@@ -49,19 +53,19 @@ type PickEntry = (rel: string, node: Node, strip: boolean) => void
 const isHeader = (rel: string): boolean => rel.endsWith('.h')
 
 /** gen_kheaders.sh: `find include/ arch/$SRCARCH/include/ -name "*.h"` in srctree, then objtree. */
-function pickHeaders(merged: MergedTree, arch: string, pick: PickEntry): void {
+async function pickHeaders(merged: MergedTree, arch: string, pick: PickEntry): Promise<void> {
   for (const root of ['include', `arch/${arch}/include`]) {
-    merged.walk(root, (rel, node) => {
+    await merged.walk(root, (rel, node) => {
       if (isHeader(rel)) pick(rel, node, true)
     })
   }
 }
 
 /** What `make -C tree M=dir modules` reads (cf. the kernel's scripts/package/install-extmod-build). */
-function pickModuleBuild(merged: MergedTree, arch: string, pick: PickEntry): void {
+async function pickModuleBuild(merged: MergedTree, arch: string, pick: PickEntry): Promise<void> {
   const archDir = `arch/${arch}`
   for (const root of ['include', `${archDir}/include`]) {
-    merged.walk(
+    await merged.walk(
       root,
       (rel, node) => pick(rel, node, isHeader(rel)),
       (dir) => dir !== 'include/config',
@@ -69,8 +73,8 @@ function pickModuleBuild(merged: MergedTree, arch: string, pick: PickEntry): voi
   }
   for (const f of ['include/config/auto.conf', 'include/config/kernel.release'])
     merged.pick(f, (rel, n) => pick(rel, n, false))
-  merged.walk('scripts', (rel, node) => pick(rel, node, isHeader(rel)))
-  merged.walk(
+  await merged.walk('scripts', (rel, node) => pick(rel, node, isHeader(rel)))
+  await merged.walk(
     archDir,
     (rel, node) => {
       const base = path.posix.basename(rel)
@@ -180,7 +184,12 @@ class MergedTree {
   private readonly sysroot: string | undefined
   private readonly objtree: string
 
-  constructor(tree: KernelTree) {
+  private readonly signal: AbortSignal | undefined
+  /** Names looked at, for the walk's turns of the event loop. */
+  private seen = 0
+
+  constructor(tree: KernelTree, signal?: AbortSignal) {
+    this.signal = signal
     this.roots = tree.objtree === tree.srctree ? [tree.objtree] : [tree.objtree, tree.srctree]
     this.within = new Confinement(tree.sysroot === undefined ? this.roots : [...this.roots, tree.sysroot])
     this.sysroot = tree.sysroot
@@ -205,15 +214,16 @@ class MergedTree {
   }
 
   /** Depth-first over a subtree: visit non-directories; descend into dirs for which `enter` is true. */
-  walk(
+  async walk(
     rel: string,
     visit: (rel: string, node: Node) => void,
     enter: (dir: string) => boolean = () => true,
     above: ReadonlySet<string> = new Set(),
-  ): void {
+  ): Promise<void> {
     const node = this.resolve(rel)
     if (node === undefined) return
     if (node.kind !== 'dir') return visit(rel, node)
+
     // Kernel trees are about 10 deep; a deeper one is made to exhaust something (this walk recurses).
     // A directory MAX_DEPTH deep could only hold paths the loader refuses.
     if (rel.split('/').length >= MAX_DEPTH) {
@@ -242,11 +252,15 @@ class MergedTree {
       }
     }
     for (const name of [...names].sort()) {
+      if (++this.seen % 128 === 0) {
+        await new Promise(setImmediate)
+        this.signal?.throwIfAborted()
+      }
       const childRel = `${rel}/${name}`
       const child = this.child(childRel, node.layers, name)
       if (child === undefined) continue
       if (child.kind === 'dir') {
-        if (enter(childRel)) this.walk(childRel, visit, enter, path_)
+        if (enter(childRel)) await this.walk(childRel, visit, enter, path_)
       } else {
         visit(childRel, child)
       }

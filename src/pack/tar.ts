@@ -33,7 +33,10 @@ export async function writeTar(
   })
   const files: FileRecord[] = []
   try {
-    for (const { entry, data } of items) {
+    for (const [i, { entry, data }] of items.entries()) {
+      // tar-stream calls back synchronously: without a turn of the event loop now and then, a
+      // signal would wait for the whole tar.
+      if (i % 64 === 63) await new Promise(setImmediate)
       signal?.throwIfAborted()
       const header = tarHeader(entry, data?.length ?? 0, mtime)
       await new Promise<void>((resolve, reject) => {

@@ -303,7 +303,7 @@ else {
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
     t.ok(sent, 'interrupted after the image was packed, while the package was built')
     t.equal(code, 130)
-    t.match(err, /^kheadersfs pack: interrupted; no image was written$/m)
+    t.match(err, /^kheadersfs pack: interrupted by SIGINT; no image was written$/m)
     t.same(readdirSync(w), [], 'nothing in the output directory')
   })
 }

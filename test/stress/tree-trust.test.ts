@@ -25,9 +25,9 @@ const NOBODY = 65534
  * rebuild's scratch copy is made from, without the 1.5 GB of objects, and not hard links (a chown of
  * the copy would change the cached tree).
  */
-function copySelection(src: string, dst: string): number {
+async function copySelection(src: string, dst: string): Promise<number> {
   const tree = detectKernelTree({ kernel: src, env: process.env })
-  const { entries } = selectFiles(tree, 'module-build')
+  const { entries } = await selectFiles(tree, 'module-build')
   for (const e of entries) {
     const p = path.join(dst, e.path)
     if (e.type === 'directory') {
@@ -59,7 +59,7 @@ t.test('trees whose code pack would run as root: refused unless trusted, nothing
   const dir = tmpDir(t)
   const k = path.join(dir, 'k')
   let t0 = Date.now()
-  const copied = copySelection(src, k)
+  const copied = await copySelection(src, k)
   t.comment(`copied ${copied} entries of ${src} in ${Date.now() - t0} ms`)
   const canary = path.join(dir, 'CANARY')
   const makefile = path.join(k, 'Makefile')

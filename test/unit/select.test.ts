@@ -10,12 +10,12 @@ import { tmpDir } from '../helpers/tmp'
 import { tinyTree } from '../helpers/tiny-tree'
 
 const env = {}
-const paths = (dir: string, profile: 'headers' | 'module-build') =>
-  selectFiles(detectKernelTree({ kernel: dir, env }), profile).entries.map((e) => e.path)
+const paths = async (dir: string, profile: 'headers' | 'module-build') =>
+  (await selectFiles(detectKernelTree({ kernel: dir, env }), profile)).entries.map((e) => e.path)
 
 t.test('headers profile: every *.h under include/ and arch/<arch>/include/, parents included', async (t) => {
   const dir = tinyTree(tmpDir(t))
-  t.same(paths(dir, 'headers'), [
+  t.same(await paths(dir, 'headers'), [
     'arch',
     'arch/x86',
     'arch/x86/include',
@@ -39,7 +39,7 @@ t.test(
   'module-build profile: headers + Makefiles, config, scripts (no junk), symvers; no other arch, no stamps',
   async (t) => {
     const dir = tinyTree(tmpDir(t))
-    const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
+    const sel = await selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
     const p = sel.entries.map((e) => e.path)
     for (const want of [
       '.config',
@@ -80,7 +80,7 @@ t.test('module-build names the missing piece and the fix', async (t) => {
     ['scripts/Makefile.build', /scripts\/Makefile\.build is missing/],
   ] as const) {
     const dir = tinyTree(tmpDir(t), { omit: [omit] })
-    t.throws(
+    await t.rejects(
       () => selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build'),
       { exitCode: 7, message: re },
       omit,
@@ -98,7 +98,10 @@ t.test('objtree wins over srctree; a stub Makefile is replaced by the real one',
   writeFileSync(path.join(obj, 'include/generated/utsrelease.h'), '#define UTS_RELEASE "6.9.0-obj"\n')
   writeFileSync(path.join(obj, 'include/linux/kernel.h'), '/* obj wins */\n')
   writeFileSync(path.join(obj, 'Makefile'), `include ${src}/Makefile\n`)
-  const sel = selectFiles(detectKernelTree({ kernel: obj, env, config: path.join(src, '.config') }), 'module-build')
+  const sel = await selectFiles(
+    detectKernelTree({ kernel: obj, env, config: path.join(src, '.config') }),
+    'module-build',
+  )
   t.equal(
     sel.entries.find((e) => e.path === 'include/linux/kernel.h')!.source,
     path.join(obj, 'include/linux/kernel.h'),
@@ -126,7 +129,7 @@ t.test(
     symlinkSync('kernel.h', path.join(dir, 'include/linux/alias.h'))
     symlinkSync('missing-target', path.join(dir, 'include/linux/dangling.h'))
     symlinkSync('/nonexistent/x.h', path.join(dir, 'include/linux/dangling-abs.h'))
-    const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
+    const sel = await selectFiles(detectKernelTree({ kernel: dir, env }), 'module-build')
     const by = new Map(sel.entries.map((e) => [e.path, e]))
     t.match(by.get('include/linux/alias.h'), { type: 'symlink', linkname: 'kernel.h' })
     t.match(
@@ -142,18 +145,18 @@ t.test(
     )
 
     writeFileSync(path.join(base, 'outside.h'), 'secret\n')
-    const refused = (name: string, make: (dir: string) => void, why: RegExp): void => {
+    const refused = async (name: string, make: (dir: string) => void, why: RegExp): Promise<void> => {
       const d = tree()
       symlinkSync(kbuild, path.join(d, 'scripts'))
       make(d)
-      t.throws(() => selectFiles(detectKernelTree({ kernel: d, env }), 'module-build'), why, name)
+      await t.rejects(() => selectFiles(detectKernelTree({ kernel: d, env }), 'module-build'), why, name)
     }
-    refused(
+    await refused(
       'a relative link out of the tree',
       (d) => symlinkSync('../../../outside.h', path.join(d, 'include/linux/escape.h')),
       /include\/linux\/escape\.h is a symlink to \.\.\/\.\.\/\.\.\/outside\.h, which leads to .*outside\.h, outside the kernel tree/,
     )
-    refused(
+    await refused(
       'an absolute link out of the tree',
       (d) => symlinkSync('/etc/passwd', path.join(d, 'include/linux/abs.h')),
       /include\/linux\/abs\.h is a symlink to \/etc\/passwd, which leads to \/etc\/passwd, outside the kernel tree/,
@@ -162,7 +165,7 @@ t.test(
     mkdirSync(other, { recursive: true })
     const d = tree()
     symlinkSync(other, path.join(d, 'scripts'))
-    t.throws(
+    await t.rejects(
       () => selectFiles(detectKernelTree({ kernel: d, env }), 'module-build'),
       /scripts is a symlink to .*elsewhere\/scripts, .*outside the kernel tree/,
       'a top-level scripts link to a directory that is not a kbuild directory',
@@ -177,7 +180,7 @@ t.test('FIFOs, device nodes, sockets and unprintable names are skipped by name',
   if (root) execFileSync('mknod', [path.join(dir, 'include/linux/null.h'), 'c', '1', '3'])
   writeFileSync(path.join(dir, 'include/linux/new\nline.h'), '')
   writeFileSync(Buffer.concat([Buffer.from(path.join(dir, 'include/linux/bad')), Buffer.from([0xff, 0x2e, 0x68])]), '')
-  const sel = selectFiles(detectKernelTree({ kernel: dir, env }), 'headers')
+  const sel = await selectFiles(detectKernelTree({ kernel: dir, env }), 'headers')
   const skipped = new Map(sel.skipped.map((s) => [s.path, s.reason]))
   t.match(skipped.get('include/linux/fifo.h'), /FIFO/)
   if (root) t.match(skipped.get('include/linux/null.h'), /character device/)

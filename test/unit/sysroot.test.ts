@@ -86,7 +86,7 @@ t.test(
     t.equal(tree.srctree, path.join(root, common))
     t.equal(tree.arch, 'arm64')
     t.equal(tree.release, `${ver}-arm64`)
-    const { entries } = selectFiles(tree, 'module-build')
+    const { entries } = await selectFiles(tree, 'module-build')
     const sources = entries.filter((e) => e.source !== undefined).map((e) => e.source!)
     t.ok(sources.length >= 8, `${sources.length} files read`)
     t.same(

@@ -77,7 +77,7 @@ t.test('a program for another machine is found, and pack refuses or names the co
   const dir = tinyTree(tmpDir(t), { extra: { '.config': 'CONFIG_X86_64=y\nCONFIG_MODULES=y\n' } })
   writeFileSync(path.join(dir, 'scripts/basic/fixdep'), elfHeader(183), { mode: 0o755 })
   const tree = detectKernelTree({ kernel: dir, env: {} })
-  const foreign = foreignBinaries(selectFiles(tree, 'module-build').entries, kernelTarget(tree)!)
+  const foreign = foreignBinaries((await selectFiles(tree, 'module-build')).entries, kernelTarget(tree)!)
   t.same(
     foreign.map((f) => f.entry.path),
     ['scripts/basic/fixdep'],
