@@ -27,7 +27,13 @@ export interface Fitted {
 }
 
 /** `selection` with every program fit for `target`: rebuilt ones read from the scratch copy, others dropped. */
-export function fitHostPrograms(tree: KernelTree, selection: Selection, target: TargetInfo, opts: FitOptions): Fitted {
+export async function fitHostPrograms(
+  tree: KernelTree,
+  selection: Selection,
+  target: TargetInfo,
+  opts: FitOptions,
+  signal?: AbortSignal,
+): Promise<Fitted> {
   const foreign = foreignBinaries(selection.entries, target)
   if (foreign.length === 0) return { selection }
   if (opts.rebuildHostPrograms === false) throw refuseForeign(tree, target, foreign)
@@ -35,12 +41,17 @@ export function fitHostPrograms(tree: KernelTree, selection: Selection, target: 
   const dirs = (selection.within?.list() ?? [tree.objtree, tree.srctree]).filter((d) => d !== tree.sysroot)
   const files = selection.entries.flatMap((e) => (e.source === undefined ? [] : [e.source]))
   checkTreeOwner(dirs, files, opts.trustTree === true)
-  const rebuild = rebuildHostPrograms(
+  const rebuild = await rebuildHostPrograms(
     tree,
     selection.entries,
     target,
     foreign.map((f) => f.entry.path),
-    { crossCompile: opts.crossCompile, env: opts.env, onRun: (compiler) => opts.onRunTree?.({ dirs, compiler }) },
+    {
+      crossCompile: opts.crossCompile,
+      env: opts.env,
+      onRun: (compiler) => opts.onRunTree?.({ dirs, compiler }),
+      signal,
+    },
   )
   const { rebuilt, dropped, skipped } = sortForeign(tree, target, foreign, rebuild)
   const gone = new Set(dropped)

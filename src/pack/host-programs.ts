@@ -9,7 +9,7 @@
 // in every recipe) and runs its fixdep. That is the trust building the tree takes, so it is refused for
 // a tree that belongs to another user unless the caller says --trust-tree (git's safe.directory), and
 // the compiler a .config names must be a plain name found on PATH (docs/kheadersfs.1.md, SECURITY).
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import {
   accessSync,
   constants,
@@ -159,13 +159,13 @@ export const NEEDED_BY_MODULE_BUILDS = [
 ]
 
 /** Rebuild the host programs for `target` in a scratch copy of the selected tree. */
-export function rebuildHostPrograms(
+export async function rebuildHostPrograms(
   tree: KernelTree,
   entries: SourceEntry[],
   target: ElfId,
   foreign: readonly string[],
-  opts: { crossCompile?: string; env: NodeJS.ProcessEnv; onRun?: (compiler: string) => void },
-): Rebuild {
+  opts: { crossCompile?: string; env: NodeJS.ProcessEnv; onRun?: (compiler: string) => void; signal?: AbortSignal },
+): Promise<Rebuild> {
   const found = findCompilerPrefix(tree, opts.crossCompile, opts.env)
   if (found === undefined) {
     throw new HostProgramsError(
@@ -174,7 +174,12 @@ export function rebuildHostPrograms(
   }
   const compiler = compilerFor(found.prefix, found.from, target)
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'kheadersfs-hostprogs-'))
-  const cleanup = (): void => rmSync(scratch, { recursive: true, force: true })
+  // Removing the scratch copy of the tree takes seconds on a slow disk: after Ctrl-C or SIGTERM an
+  // rm of its own finishes it, so that pack still exits within a second.
+  const cleanup = (): void => {
+    if (opts.signal?.aborted === true) removeLater(scratch)
+    else rmSync(scratch, { recursive: true, force: true })
+  }
   try {
     const tree_ = path.join(scratch, 'tree')
     const out = path.join(scratch, 'out')
@@ -190,12 +195,17 @@ export function rebuildHostPrograms(
     }
     writeFileSync(path.join(out, 'scripts', 'Kbuild'), kbuildFor(tree_, foreign))
     opts.onRun?.(`${compiler.prefix}gcc`)
-    runKbuild(tree_, out, tree.arch, compiler)
+    await runKbuild(tree_, out, tree.arch, compiler, opts.signal)
     return { compiler, programs: collect(out, foreign, target), cleanup }
   } catch (e) {
     cleanup()
     throw e
   }
+}
+
+/** `rm -rf DIR` in a process of its own that outlives ours; no shell. */
+function removeLater(dir: string): void {
+  spawn('rm', ['-rf', '--one-file-system', '--', dir], { detached: true, stdio: 'ignore' }).unref()
 }
 
 /** Write the selected tree into `dir`: the same files the archive gets, the real top Makefile. */
@@ -252,7 +262,13 @@ function kbuildFor(tree: string, foreign: readonly string[]): string {
  * 6.12 have `make run-command`; older ones get the same through an extra makefile. M= keeps the
  * top Makefile from re-running Kconfig (it never syncs the config of an external module build).
  */
-function runKbuild(tree: string, out: string, arch: string, compiler: Compiler): void {
+async function runKbuild(
+  tree: string,
+  out: string,
+  arch: string,
+  compiler: Compiler,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const extra = path.join(out, 'kheadersfs-hostprogs.mk')
   writeFileSync(
     extra,
@@ -273,15 +289,53 @@ function runKbuild(tree: string, out: string, arch: string, compiler: Compiler):
     `-j${Math.max(1, os.availableParallelism())}`,
     'kheadersfs-hostprogs',
   ]
-  const r = spawnSync('make', args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 64 << 20 })
+  const r = await make(args, signal)
   if (r.error !== undefined || r.status !== 0) {
     const tail =
-      `${r.stderr ?? ''}${r.error?.message ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ??
+      `${r.stderr}${r.error?.message ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ??
       `make exited with ${r.status}`
     throw new HostProgramsError(
       `Cannot rebuild the kernel's host programs with ${compiler.prefix}gcc: ${tail}; see "make ${args.join(' ')}"`,
     )
   }
+}
+
+/**
+ * make in a process group of its own, so that an abort (Ctrl-C, SIGTERM to pack alone) kills make and
+ * every compiler it started at once instead of waiting for the build. stdout is discarded; the last
+ * 64 KiB of stderr name what failed.
+ */
+function make(
+  args: string[],
+  signal: AbortSignal | undefined,
+): Promise<{ status: number | null; stderr: string; error?: Error }> {
+  signal?.throwIfAborted()
+  return new Promise((resolve, reject) => {
+    const child = spawn('make', args, {
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8')
+    child.stderr.on('data', (c: string) => (stderr = (stderr + c).slice(-65536)))
+    const abort = (): void => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // Already gone.
+      }
+    }
+    signal?.addEventListener('abort', abort, { once: true })
+    child.on('error', (error) => resolve({ status: null, stderr, error }))
+    // After close, make and its compilers are gone (the pipe's last writer closed): the caller may
+    // remove the scratch tree they wrote in.
+    child.on('close', (status) => {
+      signal?.removeEventListener('abort', abort)
+      if (signal?.aborted === true) reject(signal.reason as Error)
+      else resolve({ status, stderr })
+    })
+  })
 }
 
 /** The rebuilt programs among `wanted` (archive paths): those now built for `target`. */

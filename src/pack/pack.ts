@@ -138,13 +138,19 @@ async function chooseEntries(
 ): Promise<Fitted> {
   const selection = await selectEntries(input, opts.profile, hooks.signal)
   if (input.kind !== 'tree' || opts.profile !== 'module-build' || target === undefined) return { selection }
-  return fitHostPrograms(input.tree, selection, target, {
-    ...opts,
-    onRunTree: (r) => {
-      hooks.onProgress?.({ phase: 'rebuild', done: 0, total: 0 })
-      hooks.onRunTree?.(r)
+  return fitHostPrograms(
+    input.tree,
+    selection,
+    target,
+    {
+      ...opts,
+      onRunTree: (r) => {
+        hooks.onProgress?.({ phase: 'rebuild', done: 0, total: 0 })
+        hooks.onRunTree?.(r)
+      },
     },
-  })
+    hooks.signal,
+  )
 }
 
 function selected(

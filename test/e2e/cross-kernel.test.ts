@@ -14,12 +14,15 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { readElfId, type ElfId } from '../../src/pack/elf'
 import { errorLines, runCli } from '../helpers/cli'
 import { CROSS_PREFIX, crossKernel, kernelKheadersArchive, type CrossArch } from '../helpers/cross-kernel'
 import { mountImage, waitGone } from '../helpers/mount'
+import { BOUND_MS, packUntil } from '../helpers/pack-until'
 import { tmpDir } from '../helpers/tmp'
 
 const skip = process.getuid?.() !== 0 ? 'needs root (the fixture installs linux-source and cross compilers)' : false
@@ -116,6 +119,36 @@ for (const arch of ['arm64', 'arm'] as const) {
       t.equal(readFileSync(again).equals(readFileSync(image)), true, 'packing twice gives the same image bytes')
     },
   )
+}
+
+// The rebuild runs the cross compiler through make for seconds: Ctrl-C or a SIGTERM to pack alone
+// (not its process group) must still end it within a second, make and its compilers with it.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  t.test(`${sig} while host programs are rebuilt: pack, make and gcc gone within a second`, { skip }, async (t) => {
+    const tree = crossKernel('arm64')
+    const dir = tmpDir(t)
+    const scratchBefore = hostprogScratch()
+    const r = await packUntil(['--kernel', tree, '-o', path.join(dir, 'k.img')], 'rebuild', sig)
+    t.ok(
+      r.events.some((e) => e.phase === 'rebuild'),
+      'pack reached the rebuild',
+    )
+    t.ok(r.ms < BOUND_MS, `exited ${r.ms.toFixed(0)} ms after ${sig} (bound ${BOUND_MS} ms)`)
+    t.equal(r.code, sig === 'SIGINT' ? 130 : 143)
+    t.same(errorLines(r.stderr), [`kheadersfs pack: interrupted by ${sig}; no image was written`])
+    t.same(readdirSync(dir), [], 'no image, no temp file')
+    // Its scratch copy of the tree goes in an rm of its own that outlives pack (host-programs.ts).
+    const deadline = Date.now() + 60_000
+    while (hostprogScratch().length > scratchBefore.length && Date.now() < deadline) await sleep(100)
+    t.same(hostprogScratch(), scratchBefore, 'the scratch tree of the rebuild is removed')
+    const left = spawnSync('pgrep', ['-f', 'kheadersfs-hostprogs-'], { encoding: 'utf8' }).stdout.trim()
+    t.equal(left, '', 'no make or compiler left running in the scratch tree')
+  })
+}
+
+/** The rebuild's scratch directories in the temp directory. */
+function hostprogScratch(): string[] {
+  return readdirSync(os.tmpdir()).filter((n) => n.startsWith('kheadersfs-hostprogs-'))
 }
 
 t.test(

@@ -2,54 +2,13 @@
 // told the phase by pack's own --json events (no sleeps), gets the signal, and must be gone within a
 // second (the issue's one timing bound, with margin: measured from the kill to the exit), exit 130 or
 // 143 with one line on stderr, and leave nothing in the output directory: no image, no temp file.
-import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { CLI, errorLines, runCli } from '../helpers/cli'
+import { errorLines, runCli } from '../helpers/cli'
+import { BOUND_MS, packUntil } from '../helpers/pack-until'
 import { debianTree, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { tmpDir } from '../helpers/tmp'
-
-const BOUND_MS = 1000
-
-interface Interrupted {
-  code: number | null
-  signal: NodeJS.Signals | null
-  ms: number
-  stderr: string
-  events: Array<{ event: string; phase?: string }>
-}
-
-/** Run pack with --json, send `sig` as soon as phase `phase` starts, and time the exit from the kill. */
-function packUntil(args: string[], phase: string, sig: NodeJS.Signals): Promise<Interrupted> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'pack', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let stderr = ''
-    let sent: bigint | undefined
-    const events: Interrupted['events'] = []
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      const lines = out.split('\n')
-      out = lines.pop()!
-      for (const l of lines) {
-        const e = JSON.parse(l) as Interrupted['events'][number]
-        events.push(e)
-        if (sent === undefined && e.event === 'phase' && e.phase === phase) {
-          sent = process.hrtime.bigint()
-          child.kill(sig)
-        }
-      }
-    })
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('exit', (code, signal) => {
-      const ms = sent === undefined ? NaN : Number(process.hrtime.bigint() - sent) / 1e6
-      // stdout/stderr may still hold the last lines: wait for them.
-      child.on('close', () => resolve({ code, signal, ms, stderr, events }))
-    })
-  })
-}
 
 const tree = debianTree()
 if (tree === undefined) {
