@@ -33,7 +33,8 @@ Returns once the files are readable. Unload with "umount MOUNTPOINT" or "kheader
   -m, --mkdir[=MODE]
                     create MOUNTPOINT and its parents if missing (mode 0755), and remove them
                     again if the mount fails; as root, not where another user could redirect it
-  -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty, X-mount.mkdir[=MODE],
+                    (also -o X-mount.mkdir[=MODE], as for util-linux's mount)
+  -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty, X-mount.mkdir,
                     log_level=LEVEL, allow_untrusted_image, view=on|off (the kheaders/ directory, default on),
                     cache_mb=N (decoded-block cache, default ${DEFAULT_CACHE_MB}), link_build (point
                     /lib/modules/<release>/build and source at kheaders/ while mounted);

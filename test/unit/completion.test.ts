@@ -70,6 +70,7 @@ t.test("-o mount options: kheadersfs's own, values, after a comma", async (t) =>
     'view=',
     'cache_mb=',
     'link_build',
+    'X-mount.mkdir',
   ])
   t.same(
     complete('kheadersfs mount -o ro,l'),
