@@ -2,6 +2,7 @@
 // and value checks every command shares.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { UsageError } from './errors'
+import { didYouMean, suggest } from './suggest'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -16,15 +17,25 @@ export class HelpRequested extends Error {
   }
 }
 
+/** Thrown by parseCommand for "kheadersfs COMMAND --version": src/cli.ts prints the version, exit 0. */
+export class VersionRequested extends Error {
+  constructor(readonly command: string) {
+    super(`kheadersfs ${command} --version`)
+    this.name = 'VersionRequested'
+  }
+}
+
 /**
- * The command's options and positionals, or a UsageError naming the fix. --help (-h, also in a group
- * such as -fh) wins over everything else on the line, bad arguments included: HelpRequested. An
- * option's value ("-o --help") and what follows "--" do not ask for help.
+ * The command's options and positionals, or a UsageError naming the fix (with the option meant, when
+ * an unknown one is close to one). --help (-h, also in a group such as -fh) wins over everything else
+ * on the line, bad arguments included: HelpRequested; then --version: VersionRequested. An option's
+ * value ("-o --help") and what follows "--" do not ask for either.
  */
 export function parseCommand<O extends Options>(command: string, args: string[], options: O, allowPositionals = true) {
-  const all = { help: { type: 'boolean' as const, short: 'h' }, ...options }
-  if (parseArgs({ args, options: all, allowPositionals: true, strict: false }).values.help === true)
-    throw new HelpRequested(command)
+  const all = { help: { type: 'boolean' as const, short: 'h' }, version: { type: 'boolean' as const }, ...options }
+  const asked = parseArgs({ args, options: all, allowPositionals: true, strict: false }).values
+  if (asked.help === true) throw new HelpRequested(command)
+  if (asked.version === true) throw new VersionRequested(command)
   try {
     return parseArgs({ args, options: all, allowPositionals, strict: true })
   } catch (e) {
@@ -43,7 +54,9 @@ export function parseCommand<O extends Options>(command: string, args: string[],
       )
     }
     const msg = first.replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, '')
-    throw new UsageError(`kheadersfs ${command}: ${msg}; see "kheadersfs ${command} --help"`)
+    const unknown = /^Unknown option '--([^']+)'/.exec(first)?.[1]
+    const meant = unknown === undefined ? '' : didYouMean(unknown, Object.keys(all), (o) => `--${o}`)
+    throw new UsageError(`kheadersfs ${command}: ${msg}; ${meant ? meant + ' ' : ''}see "kheadersfs ${command} --help"`)
   }
 }
 
@@ -71,7 +84,11 @@ export function sizeOption(value: string | undefined, flag: string, min: number,
 
 export function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined
-  if (!(allowed as readonly string[]).includes(value))
-    throw new UsageError(`Cannot use ${flag} ${JSON.stringify(value)}: choose one of ${allowed.join(', ')}`)
+  if (!(allowed as readonly string[]).includes(value)) {
+    const meant = suggest(value, allowed)
+    throw new UsageError(
+      `Cannot use ${flag} ${JSON.stringify(value)}: ${meant ? `did you mean ${meant}? ` : ''}choose one of ${allowed.join(', ')}`,
+    )
+  }
   return value as T
 }

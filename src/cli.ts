@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // argv → command. The only place that prints errors and sets the exit code: every failure a user can
 // cause arrives here as a KheadersError with a one-line message and its documented exit code.
-import { HelpRequested, oneOf } from './args'
+import { HelpRequested, oneOf, VersionRequested } from './args'
 import type { Command, Context } from './context'
 import { ExitCode, KheadersError, UsageError } from './errors'
 import { createLogger, LEVELS, type Level } from './log'
 import { nodeTooOld } from './node-version'
 import { rawArgv } from './os-path'
+import { didYouMean } from './suggest'
 import { version } from './version'
 
 /** The mount command's module: it also recognizes mount.fuse's calling form. */
@@ -66,7 +67,7 @@ function usage(): string {
     ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
     '',
     'Global options: --log-level LEVEL (fatal, error, warn, info, debug, trace, silent; or $KHEADERSFS_LOG_LEVEL),',
-    '                --version, --help. "kheadersfs COMMAND --help" shows a command\'s options.',
+    '                --version (-V, -v), --help. "kheadersfs help COMMAND" shows a command\'s options.',
   ].join('\n')
 }
 
@@ -86,30 +87,61 @@ function takeLogLevel(argv: string[], env: NodeJS.ProcessEnv): { level: Level; r
   return { level: oneOf(value, '--log-level', LEVELS) ?? 'info', rest }
 }
 
+/** What the tool itself takes before a command, for "did you mean" (--log-level is taken anywhere). */
+const GLOBAL_OPTIONS = ['--help', '--version', '--log-level']
+
 export async function main(argv: string[], base: Omit<Context, 'log' | 'logLevel'>): Promise<number> {
   const { level, rest } = takeLogLevel(argv, base.env)
   const [name, ...args] = rest
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (
+    name === undefined ||
+    name === '--help' ||
+    name === '-h' ||
+    (name === 'help' && (args.length === 0 || args[0] === '--help' || args[0] === '-h'))
+  ) {
     base.stdout.write(usage() + '\n')
     return name === undefined ? ExitCode.usage : 0
   }
-  if (name === '--version' || name === '-V') {
+  if (name === '--version' || name === '-V' || name === '-v') {
     base.stdout.write(`kheadersfs ${version()}\n`)
+    return 0
+  }
+  // "kheadersfs help COMMAND" is "kheadersfs COMMAND --help".
+  if (name === 'help') {
+    if (args.length > 1 || COMMANDS[args[0]] === undefined) {
+      const meant = args.length > 1 ? '' : didYouMean(args[0], Object.keys(COMMANDS), (c) => JSON.stringify(c))
+      throw new UsageError(
+        `kheadersfs help: ${args.length > 1 ? 'give one COMMAND' : `no command ${JSON.stringify(args[0])}`}; ${meant || 'run "kheadersfs --help" for the list'}`,
+      )
+    }
+    base.stdout.write(COMMANDS[args[0]].load().usage + '\n')
     return 0
   }
   // mount.fuse runs "kheadersfs SOURCE MOUNTPOINT -o OPTS" (mount -t fuse.kheadersfs, fstab).
   const asHelper = COMMANDS[name] === undefined ? mountModule().helperForm(rest) : undefined
   if (asHelper !== undefined) return main(['--log-level', level, ...asHelper], base)
   const command = COMMANDS[name]
-  if (command === undefined)
-    throw new UsageError(`kheadersfs: unknown command ${JSON.stringify(name)}; run "kheadersfs --help" for the list`)
+  if (command === undefined) {
+    const [what, known] = name.startsWith('-')
+      ? ['option', GLOBAL_OPTIONS]
+      : ['command', [...Object.keys(COMMANDS), 'help']]
+    const meant = didYouMean(name, known, (c) => JSON.stringify(c))
+    throw new UsageError(
+      `kheadersfs: unknown ${what} ${JSON.stringify(name)}; ${meant || 'run "kheadersfs --help" for the list'}`,
+    )
+  }
   const pretty = base.stderr.isTTY === true && !(name === 'mount' && args.includes('--ready-fd'))
   const ctx: Context = { ...base, log: createLogger({ level, destination: 2, pretty }), logLevel: level }
   const cmd = command.load()
-  // "kheadersfs COMMAND --help", for every command alike: its usage on stdout, exit 0 (see parseCommand).
+  // "kheadersfs COMMAND --help", for every command alike: its usage on stdout, exit 0 (see parseCommand);
+  // "kheadersfs COMMAND --version": the version.
   try {
     return await cmd.run(args, ctx)
   } catch (e) {
+    if (e instanceof VersionRequested) {
+      base.stdout.write(`kheadersfs ${version()}\n`)
+      return 0
+    }
     if (!(e instanceof HelpRequested)) throw e
     base.stdout.write(cmd.usage + '\n')
     return 0

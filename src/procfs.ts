@@ -64,12 +64,53 @@ export function unitOf(pid: number): string | undefined {
   }
 }
 
-/** Resident memory of a process in bytes, from /proc/PID/status. */
-export function rssBytes(pid: number): number | undefined {
+/** A process's memory in bytes, from the kernel's counters in /proc/PID/status. */
+export interface ProcessMemory {
+  /** VmRSS: everything resident, the node binary's and libraries' file pages included. */
+  rss: number
+  /** RssAnon: the process's own heap and stacks (the image, the trees, the block cache). */
+  anon: number
+  /** RssFile: mapped file pages (node, its libraries); they stay in the page cache when it exits. */
+  file: number
+  /** RssShmem: shared memory (tmpfs, memfd). */
+  shmem: number
+  /** VmSwap: anonymous memory swapped out. */
+  swap: number
+}
+
+/** `pid`'s memory, or undefined when it is gone or not ours to read. */
+export function memoryOf(pid: number): ProcessMemory | undefined {
+  let text: string
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) * 1024 : undefined
+    text = readFileSync(`/proc/${pid}/status`, 'utf8')
   } catch {
     return undefined
   }
+  const kB = (field: string): number | undefined => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
+    return m ? Number(m[1]) * 1024 : undefined
+  }
+  const rss = kB('VmRSS')
+  // A kernel thread or a zombie has no memory lines.
+  if (rss === undefined) return undefined
+  return {
+    rss,
+    anon: kB('RssAnon') ?? 0,
+    file: kB('RssFile') ?? 0,
+    shmem: kB('RssShmem') ?? 0,
+    swap: kB('VmSwap') ?? 0,
+  }
+}
+
+/**
+ * What ending `pid` gives back to the system: its anonymous memory, resident or swapped. Its file
+ * pages (node's binary and libraries) stay cached for the next program that maps them.
+ */
+export function freedByExit(m: ProcessMemory): number {
+  return m.anon + m.swap
+}
+
+/** Resident memory of a process in bytes, from /proc/PID/status. */
+export function rssBytes(pid: number): number | undefined {
+  return memoryOf(pid)?.rss
 }

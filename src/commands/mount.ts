@@ -6,6 +6,7 @@ import type { Command, Context } from '../context'
 import { MountpointError, UsageError } from '../errors'
 import { locateImage, runningRelease } from '../image/locate'
 import { DEFAULT_CACHE_MB, parseMountOptions, type MountOpts } from '../mounts/mount-options'
+import { makeMountpoint, undoOnFailure } from '../mounts/make-mountpoint'
 import { findMount, health } from '../mounts/mountinfo'
 import { unitOf } from '../procfs'
 import { cleanStale } from '../mounts/stale'
@@ -15,7 +16,7 @@ import { logPath, readState } from '../protocol/state'
 import { CLI_PATH } from '../version'
 
 export const mount: Command = {
-  usage: `Usage: kheadersfs mount [--image IMAGE] [--release R] [--force] [--allow-untrusted-image] [-o OPTS] [-f] MOUNTPOINT
+  usage: `Usage: kheadersfs mount [--image IMAGE] [--release R] [--force] [--allow-untrusted-image] [-m] [-o OPTS] [-f] MOUNTPOINT
 
 Find the image for the running kernel, load it into memory and serve read-only:
   MOUNTPOINT/kheaders.txz      the header archive (also as kheaders.tar.xz)
@@ -29,7 +30,11 @@ Returns once the files are readable. Unload with "umount MOUNTPOINT" or "kheader
   --allow-untrusted-image
                     as root, load an image that is not root-owned or that others can write
                     (refused by default: every module build would trust its headers)
-  -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty,
+  -m, --mkdir[=MODE]
+                    create MOUNTPOINT and its parents if missing (mode 0755), and remove them
+                    again if the mount fails; as root, not where another user could redirect it
+                    (also -o X-mount.mkdir[=MODE], as for util-linux's mount)
+  -o OPTS           comma-separated options: image=PATH, release=R, force, nonempty, X-mount.mkdir,
                     log_level=LEVEL, allow_untrusted_image, view=on|off (the kheaders/ directory, default on),
                     cache_mb=N (decoded-block cache, default ${DEFAULT_CACHE_MB}), link_build (point
                     /lib/modules/<release>/build and source at kheaders/ while mounted);
@@ -53,11 +58,13 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
       ctx.cwd,
       locateImage({ explicit: req.explicit, release: req.release, env: ctx.env }).path,
     )
+    // --mkdir: what it creates goes again if the mount fails.
+    const made = req.options.mkdirMode === undefined ? [] : makeMountpoint(req.mountpoint, req.options.mkdirMode)
     if (req.foreground) {
       // Loaded here: the command that only starts a daemon needs neither FUSE nor xz.
       const { runDaemon } = require('../serve/daemon') as typeof import('../serve/daemon')
       const o = req.options
-      return runDaemon({
+      const serving = runDaemon({
         mountpoint: req.mountpoint,
         image,
         release: req.release,
@@ -73,9 +80,10 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
         env: ctx.env,
         log: o.logLevel ? ctx.log.child({}, { level: o.logLevel }) : ctx.log,
       })
+      return undoOnFailure(made, serving)
     }
     const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, req.mountpoint)
-    await startDetached(daemonArgv(req, image, logFile, ctx.logLevel), { logFile, env: ctx.env })
+    await undoOnFailure(made, startDetached(daemonArgv(req, image, logFile, ctx.logLevel), { logFile, env: ctx.env }))
     return 0
   },
 }
@@ -94,6 +102,9 @@ interface MountRequest {
 }
 
 function parseRequest(args: string[], ctx: Context): MountRequest {
+  // --mkdir=MODE, as util-linux's mount --mkdir[=mode]: parseArgs has no optional values.
+  const end = args.indexOf('--') < 0 ? args.length : args.indexOf('--')
+  args = args.map((a, i) => (i < end && a.startsWith('--mkdir=') ? `-oX-mount.mkdir=${a.slice(8)}` : a))
   const { values, positionals } = parseCommand('mount', args, {
     image: { type: 'string' },
     release: { type: 'string' },
@@ -101,6 +112,7 @@ function parseRequest(args: string[], ctx: Context): MountRequest {
     'allow-untrusted-image': { type: 'boolean' },
     options: { type: 'string', short: 'o', multiple: true },
     foreground: { type: 'boolean', short: 'f' },
+    mkdir: { type: 'boolean', short: 'm' },
     'ready-fd': { type: 'string' },
     'log-file': { type: 'string' },
   })
@@ -109,7 +121,7 @@ function parseRequest(args: string[], ctx: Context): MountRequest {
   for (const flag of ['image', 'release'] as const) {
     if (values[flag] === '') throw new UsageError(`Cannot use --${flag} "": give it a value`)
   }
-  const o = parseMountOptions(values.options ?? [])
+  const o = parseMountOptions([...(values.mkdir === true ? ['X-mount.mkdir'] : []), ...(values.options ?? [])])
   return {
     mountpoint: path.resolve(ctx.cwd, positionals[0]),
     release: values.release ?? o.release ?? runningRelease(),

@@ -9,8 +9,13 @@ export const status: Command = {
   usage: `Usage: kheadersfs status [--json]
 
 List every kheadersfs mount on the system: mountpoint, daemon pid, release, profile, image size,
-daemon memory (RSS), open files, uptime and image path. A mount whose daemon died is flagged stale
-("kheadersfs umount" or the next "kheadersfs mount" cleans it).`,
+memory, open files, uptime and image path. A mount whose daemon died is flagged stale
+("kheadersfs umount" or the next "kheadersfs mount" cleans it).
+
+MEMORY is what unmounting frees: the daemon's own memory (RssAnon + VmSwap in /proc/PID/status),
+holding the image, its file tree and the decoded-block cache. RSS beside it adds the pages of the
+node binary and its libraries (RssFile), which stay in the page cache for other programs.
+--json adds each figure in bytes: memoryBytes, rssBytes, anonBytes, fileBytes, shmemBytes, swapBytes.`,
 
   async run(args, ctx) {
     const { values, positionals } = parseCommand('status', args, { json: { type: 'boolean' } })
@@ -22,7 +27,7 @@ daemon memory (RSS), open files, uptime and image path. A mount whose daemon die
       return 0
     }
     const table = [
-      ['MOUNTPOINT', 'STATE', 'PID', 'RELEASE', 'PROFILE', 'IMAGE', 'RSS', 'OPEN', 'UPTIME', 'IMAGE FILE'],
+      ['MOUNTPOINT', 'STATE', 'PID', 'RELEASE', 'PROFILE', 'IMAGE', 'MEMORY', 'RSS', 'OPEN', 'UPTIME', 'IMAGE FILE'],
       ...rows.map((r) => [
         r.mountpoint,
         r.state,
@@ -30,6 +35,7 @@ daemon memory (RSS), open files, uptime and image path. A mount whose daemon die
         r.release ?? '-',
         r.profile ?? '-',
         r.imageBytes === null ? '-' : bytes(r.imageBytes),
+        r.memoryBytes === null ? '-' : bytes(r.memoryBytes),
         r.rssBytes === null ? '-' : bytes(r.rssBytes),
         String(r.openFiles),
         r.uptimeSeconds === null ? '-' : `${r.uptimeSeconds}s`,

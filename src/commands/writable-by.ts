@@ -51,3 +51,15 @@ export function writableByOthers(file: string, trees: readonly string[] = []): s
   }
   return undefined
 }
+
+/**
+ * The first reason another user could change where the directory `dir` leads (a link on the way that
+ * is not root's) or what is in it (writableByOthers of the resolved path), or undefined.
+ */
+export function dirWritableByOthers(dir: string): string | undefined {
+  for (let p = dir; p !== '/'; p = path.dirname(p)) {
+    const st = lstatSync(p)
+    if (st.isSymbolicLink() && st.uid !== 0) return `${p} is a link owned by uid ${st.uid}`
+  }
+  return writableByOthers(dir)
+}

@@ -80,7 +80,7 @@ export const COMMAND_SPECS: Readonly<Record<string, CommandSpec>> = {
       { names: ['--release'], value: 'text', help: 'the release to look for' },
       { names: ['--force'], help: 'load an image built for another release' },
       { names: ['--allow-untrusted-image'], help: 'as root, load an image others can write' },
-      { names: ['--mkdir'], help: 'create the mountpoint if missing' },
+      { names: ['--mkdir', '-m'], help: 'create the mountpoint (and parents) if missing' },
       { names: ['--options', '-o'], value: 'mount-options', help: 'comma-separated mount options' },
       { names: ['--foreground', '-f'], help: 'stay in the foreground' },
     ],

@@ -1,6 +1,6 @@
 // What is mounted, as data: the mount table (/proc/self/mountinfo) merged with the daemons' state
 // files, one row per kheadersfs mount, for `kheadersfs status` to format.
-import { holders, rssBytes, running } from '../procfs'
+import { freedByExit, holders, memoryOf, running } from '../procfs'
 import { health, kheadersMounts } from './mountinfo'
 import { listStates, type DaemonState } from '../protocol/state'
 
@@ -12,7 +12,14 @@ export interface MountStatus {
   release: string | null
   profile: string | null
   imageBytes: number | null
+  /** What umount frees: the daemon's anonymous memory, resident or swapped (RssAnon + VmSwap). */
+  memoryBytes: number | null
+  /** The rest beside it, from /proc/PID/status: VmRSS, RssAnon, RssFile, RssShmem, VmSwap. */
   rssBytes: number | null
+  anonBytes: number | null
+  fileBytes: number | null
+  shmemBytes: number | null
+  swapBytes: number | null
   openFiles: number
   uptimeSeconds: number | null
 }
@@ -42,6 +49,7 @@ export async function collectStatus(env: NodeJS.ProcessEnv): Promise<MountStatus
 }
 
 function row(mountpoint: string, state: MountStatus['state'], s: DaemonState | undefined, alive: boolean): MountStatus {
+  const mem = alive && s ? memoryOf(s.pid) : undefined
   return {
     mountpoint,
     state,
@@ -50,7 +58,12 @@ function row(mountpoint: string, state: MountStatus['state'], s: DaemonState | u
     release: s?.release ?? null,
     profile: s?.profile ?? null,
     imageBytes: s?.imageBytes ?? null,
-    rssBytes: alive && s ? (rssBytes(s.pid) ?? null) : null,
+    memoryBytes: mem ? freedByExit(mem) : null,
+    rssBytes: mem?.rss ?? null,
+    anonBytes: mem?.anon ?? null,
+    fileBytes: mem?.file ?? null,
+    shmemBytes: mem?.shmem ?? null,
+    swapBytes: mem?.swap ?? null,
     openFiles: state === 'live' ? holders(mountpoint).reduce((n, h) => n + h.files, 0) : 0,
     uptimeSeconds: alive && s ? Math.round((Date.now() - s.started) / 1000) : null,
   }

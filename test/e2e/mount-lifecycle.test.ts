@@ -41,8 +41,17 @@ t.test('lifecycle', async (t) => {
     const rows = (JSON.parse(s.stdout) as Array<Record<string, unknown>>).filter((r) => r.mountpoint === mnt)
     t.match(rows, [{ mountpoint: mnt, state: 'live', pid, image, profile: 'module-build', openFiles: 0 }])
     t.ok((rows[0].rssBytes as number) > 10e6, 'RSS reported')
+    // MEMORY, what umount frees, against the kernel's figures for the daemon read right after.
+    const kernel = /^RssAnon:\s+(\d+) kB$.*^VmSwap:\s+(\d+) kB$/ms.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!
+    const freed = (Number(kernel[1]) + Number(kernel[2])) * 1024
+    const memory = rows[0].memoryBytes as number
+    const rss = rows[0].rssBytes as number
+    t.ok(memory > 0 && memory < rss, `memory ${memory}: above 0, below RSS ${rss}`)
+    t.ok(Math.abs(memory - freed) <= freed / 10, `memory ${memory} ≈ RssAnon + VmSwap ${freed} (within 10 %)`)
     const text = await runCli(['status'], { env })
-    t.match(text.stdout, /^MOUNTPOINT +STATE +PID/)
+    t.match(text.stdout, /^MOUNTPOINT +STATE +PID +RELEASE +PROFILE +IMAGE +MEMORY +RSS +OPEN/)
+    const line = text.stdout.split('\n').find((l) => l.startsWith(mnt + ' '))!
+    t.match(line, / live +\d+ .* [\d.]+ [kMG]?B +[\d.]+ [kMG]?B +0 /, 'the memory and RSS columns filled')
   })
 
   t.test('served from memory: deleting or overwriting the image after mount changes nothing', async (t) => {

@@ -1,7 +1,7 @@
 // Command-line parsing shared by every command (src/args.ts): parseArgs with one-line usage errors
 // (exit 2) that say what to write instead, and the integer, size and choice checks.
 import t from 'tap'
-import { HelpRequested, intOption, oneOf, parseCommand, sizeOption } from '../../src/args'
+import { HelpRequested, intOption, oneOf, parseCommand, sizeOption, VersionRequested } from '../../src/args'
 
 const usage = (message: string) => ({ name: 'UsageError', exitCode: 2, message })
 
@@ -71,6 +71,15 @@ t.test(
   },
 )
 
+t.test('parseCommand: --version asks for the version, after --help; not as a value or after --', async (t) => {
+  const opts = { output: { type: 'string', short: 'o' }, json: { type: 'boolean' } } as const
+  t.throws(() => parseCommand('info', ['--version'], opts), new VersionRequested('info'))
+  t.throws(() => parseCommand('info', ['--frob', 'x', '--version'], opts), new VersionRequested('info'))
+  t.throws(() => parseCommand('info', ['--version', '--help'], opts), new HelpRequested('info'), 'help wins')
+  t.same({ ...parseCommand('info', ['--output=--version'], opts).values }, { output: '--version' })
+  t.same(parseCommand('info', ['--', '--version'], opts).positionals, ['--version'])
+})
+
 t.test('parseCommand: errors are one line, name the command and the fix, exit 2', async (t) => {
   const opts = {
     output: { type: 'string', short: 'o' },
@@ -80,6 +89,19 @@ t.test('parseCommand: errors are one line, name the command and the fix, exit 2'
   t.throws(
     () => parseCommand('info', ['--frob'], opts),
     usage('kheadersfs info: Unknown option \'--frob\'; see "kheadersfs info --help"'),
+  )
+  t.throws(
+    () => parseCommand('pack', ['--outptu', 'x'], opts),
+    usage('kheadersfs pack: Unknown option \'--outptu\'; did you mean --output? see "kheadersfs pack --help"'),
+  )
+  t.throws(
+    () => parseCommand('pack', ['--thread=2'], opts),
+    usage('kheadersfs pack: Unknown option \'--thread\'; did you mean --threads? see "kheadersfs pack --help"'),
+  )
+  t.throws(
+    () => parseCommand('pack', ['--out', 'x'], opts),
+    usage('kheadersfs pack: Unknown option \'--out\'; did you mean --output? see "kheadersfs pack --help"'),
+    'a prefix',
   )
   t.throws(
     () => parseCommand('info', ['-z'], opts),
@@ -169,8 +191,18 @@ t.test('oneOf: one of the allowed words, else exit 2 listing them', async (t) =>
   t.equal(oneOf('headers', '--profile', allowed), 'headers')
   t.throws(
     () => oneOf('Headers', '--profile', allowed),
-    usage('Cannot use --profile "Headers": choose one of headers, module-build'),
-    'case matters',
+    usage('Cannot use --profile "Headers": did you mean headers? choose one of headers, module-build'),
+    'case matters, and is the first thing suggested',
+  )
+  t.throws(
+    () => oneOf('module', '--profile', allowed),
+    usage('Cannot use --profile "module": did you mean module-build? choose one of headers, module-build'),
+    'a prefix',
+  )
+  t.throws(
+    () => oneOf('everything', '--profile', allowed),
+    usage('Cannot use --profile "everything": choose one of headers, module-build'),
+    'nothing close: no suggestion',
   )
   t.throws(() => oneOf('', '--profile', allowed), usage('Cannot use --profile "": choose one of headers, module-build'))
 })

@@ -45,3 +45,60 @@ t.test("the tool's own --help lists every command", async (t) => {
   for (const name of Object.keys(COMMANDS))
     t.match(r.stdout, new RegExp(`^  ${name} +${COMMANDS[name].summary.replace(/[()]/g, '\\$&')}$`, 'm'))
 })
+
+t.test('"kheadersfs help COMMAND" is "kheadersfs COMMAND --help"; "help" alone the general usage', async (t) => {
+  const general = await runCli(['--help'], { env })
+  for (const name of Object.keys(COMMANDS)) {
+    const r = await runCli(['help', name], { env })
+    t.same([r.code, r.stdout, r.stderr], [0, COMMANDS[name].load().usage + '\n', ''], `help ${name}`)
+  }
+  for (const args of [['help'], ['help', '--help'], ['--log-level', 'debug', 'help']]) {
+    const r = await runCli(args, { env })
+    t.same([r.code, r.stdout, r.stderr], [0, general.stdout, ''], args.join(' '))
+  }
+  const typo = await runCli(['help', 'stauts'], { env })
+  t.same([typo.code, typo.stdout], [2, ''], 'help stauts: exit 2, nothing on stdout')
+  t.equal(typo.stderr, 'kheadersfs help: no command "stauts"; did you mean "status"?\n')
+  const none = await runCli(['help', 'nosuch'], { env })
+  t.equal(none.code, 2)
+  t.equal(none.stderr, 'kheadersfs help: no command "nosuch"; run "kheadersfs --help" for the list\n')
+})
+
+t.test('-V, -v and --version print the version, also after a command; nothing else runs', async (t) => {
+  const want = /^kheadersfs \d+\.\d+\.\d+\S*\n$/
+  const lines = [['-V'], ['-v'], ['--version'], ['pack', '--version'], ['mount', '/nonexistent', '--version']]
+  for (const args of lines) {
+    const r = await runCli(args, { env })
+    t.equal(r.code, 0, `${args.join(' ')}: exit 0`)
+    t.match(r.stdout, want, `${args.join(' ')}: the version`)
+    t.equal(r.stderr, '')
+  }
+  const help = await runCli(['status', '--version', '--help'], { env })
+  t.equal(help.stdout, COMMANDS.status.load().usage + '\n', '--help wins over --version')
+})
+
+t.test('a mistyped command or option names the one meant, and exits 2', async (t) => {
+  const cases: Array<[string[], string]> = [
+    [['pak'], 'kheadersfs: unknown command "pak"; did you mean "pack"?'],
+    [['stauts'], 'kheadersfs: unknown command "stauts"; did you mean "status"?'],
+    [['xyzzy'], 'kheadersfs: unknown command "xyzzy"; run "kheadersfs --help" for the list'],
+    [['--verison'], 'kheadersfs: unknown option "--verison"; did you mean "--version"?'],
+    [['-x'], 'kheadersfs: unknown option "-x"; run "kheadersfs --help" for the list'],
+    [
+      ['pack', '--kernal', 'X'],
+      'kheadersfs pack: Unknown option \'--kernal\'; did you mean --kernel? see "kheadersfs pack --help"',
+    ],
+    [
+      ['pack', '--kern', 'X'],
+      'kheadersfs pack: Unknown option \'--kern\'; did you mean --kernel? see "kheadersfs pack --help"',
+    ],
+    [
+      ['--log-level', 'wran', 'status'],
+      'kheadersfs: Cannot use --log-level "wran": did you mean warn? choose one of fatal, error, warn, info, debug, trace, silent',
+    ],
+  ]
+  for (const [args, line] of cases) {
+    const r = await runCli(args, { env })
+    t.same([r.code, r.stdout, r.stderr], [2, '', line + '\n'], args.join(' '))
+  }
+})

@@ -48,8 +48,47 @@ t.test('parseMountOptions: kheadersfs options taken, generic ones tolerated, oth
     /Cannot use mount option "bogus": not a kheadersfs or generic mount option/,
   )
   t.throws(() => parseMountOptions(['image=']), /"image=": it needs a value/)
+  t.throws(
+    () => parseMountOptions(['ro,bogus']),
+    /^Cannot use mount option "bogus": not a kheadersfs or generic mount option; see "kheadersfs mount --help"$/,
+    'nothing close: no suggestion',
+  )
   t.throws(() => parseMountOptions(['log_level=loud']), /"log_level=loud": choose one of/)
   t.same(parseMountOptions(['image=/path/with=equals.img']).image, '/path/with=equals.img', 'only the first = splits')
+})
+
+t.test('mistyped options and values: the one meant is suggested', async (t) => {
+  const refused = (opt: string): string => {
+    try {
+      parseMountOptions([opt])
+    } catch (e) {
+      return (e as Error).message
+    }
+    return 'accepted'
+  }
+  t.equal(
+    refused('nonemtpy'),
+    'Cannot use mount option "nonemtpy": not a kheadersfs or generic mount option; did you mean "nonempty"? see "kheadersfs mount --help"',
+  )
+  t.match(refused('noatim'), /did you mean "noatime"\?/, 'a generic option')
+  t.match(refused('cache=4'), /did you mean "cache_mb"\?/, 'a prefix, by its key')
+  t.match(refused('link-build'), /did you mean "link_build"\?/)
+  t.match(refused('X-mount.mkdri'), 'accepted', 'other X- options are for other programs, as before')
+  t.equal(refused('view=onn'), 'Cannot use mount option "view=onn": did you mean view=on? choose view=on or view=off')
+  t.equal(refused('view=maybe'), 'Cannot use mount option "view=maybe": choose view=on or view=off')
+  t.match(
+    refused('log_level=wran'),
+    /^Cannot use mount option "log_level=wran": did you mean log_level=warn\? choose one of/,
+  )
+})
+
+t.test('X-mount.mkdir[=MODE], as util-linux mount(8) has it', async (t) => {
+  t.equal(parseMountOptions(['ro']).mkdirMode, undefined, 'not asked: no mode')
+  t.equal(parseMountOptions(['X-mount.mkdir']).mkdirMode, 0o755, 'default mode 0755')
+  t.equal(parseMountOptions(['ro,X-mount.mkdir=0750']).mkdirMode, 0o750)
+  t.equal(parseMountOptions(['x-mount.mkdir=700']).mkdirMode, 0o700, "util-linux's old spelling, and 3 digits")
+  for (const bad of ['X-mount.mkdir=', 'X-mount.mkdir=0855', 'X-mount.mkdir=rwx', 'X-mount.mkdir=07555'])
+    t.throws(() => parseMountOptions([bad]), /give an octal mode such as 0755, or no value/, bad)
 })
 
 t.test('helperForm: what mount.fuse runs becomes kheadersfs mount', async (t) => {
