@@ -14,7 +14,7 @@ export function checkMountpoint(mountpoint: string, opts: { nonempty: boolean })
     const code = (e as NodeJS.ErrnoException).code
     if (code === 'ENOENT')
       throw new MountpointError(
-        `Cannot mount at ${mountpoint}: no such directory; create it first (mkdir -p ${mountpoint})`,
+        `Cannot mount at ${mountpoint}: no such directory; pass --mkdir (-o X-mount.mkdir) or create it first (mkdir -p ${mountpoint})`,
       )
     throw new MountpointError(`Cannot mount at ${mountpoint}: ${reason(e)}`)
   }

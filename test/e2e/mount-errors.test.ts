@@ -53,7 +53,7 @@ t.test('refusals', async (t) => {
       'missing mountpoint',
       (mnt) => ['mount', '--image', image, path.join(mnt, 'nope')],
       9,
-      /Cannot mount at .*nope: no such directory; create it first/,
+      /Cannot mount at .*nope: no such directory; pass --mkdir \(-o X-mount.mkdir\) or create it first/,
     )
     await refuse(
       t,
