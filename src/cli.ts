@@ -4,7 +4,7 @@
 import { HelpRequested, oneOf, VersionRequested } from './args'
 import type { Command, Context } from './context'
 import { ExitCode, KheadersError, UsageError } from './errors'
-import { createLogger, LEVELS, type Level } from './log'
+import { createLogger, errorsToJournal, LEVELS, type Level } from './log'
 import { nodeTooOld } from './node-version'
 import { rawArgv } from './os-path'
 import { didYouMean } from './suggest'
@@ -174,6 +174,7 @@ if (require.main === module) {
   // The arguments' exact bytes: a mountpoint's name need not be UTF-8 (os-path.ts).
   main(rawArgv(), ctx).then(
     (code) => process.exit(code),
-    (e: unknown) => process.exit(report(e, process.stderr)),
+    // Under systemd the error line is prefixed <3>, so `journalctl -p err` finds it.
+    (e: unknown) => process.exit(report(e, errorsToJournal(process.stderr, 2, process.env))),
   )
 }

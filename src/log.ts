@@ -1,12 +1,14 @@
 // One root logger per process, a child per component. Records are JSON lines in pino's format
 // ({"level":30,"time":…,"pid":…,"name":"kheadersfs",…,"msg":"…"}), written synchronously so the last
 // lines before a crash reach the file. On a terminal, CLI commands print the same records as short
-// human lines instead.
+// human lines instead; into systemd's journal (a service's stderr), as human lines with sd-daemon(3)
+// priority prefixes ("<3>…"), so journald files each under its level and `journalctl -p err` finds
+// the errors.
 //
 // Our own few lines rather than pino: requiring pino loads ~25 modules (thread-stream, sonic-boom,
 // worker_threads, …) for features we do not use, which cost both processes of a mount their start-up
 // time and the daemon heap for as long as it runs (docs/design.md, "Daemon memory and start-up").
-import { mkdirSync, openSync, writeSync } from 'node:fs'
+import { fstatSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import path from 'node:path'
 
 export const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -45,6 +47,8 @@ export interface LogOptions {
   /** Human-readable lines instead of JSON (for a terminal). */
   pretty?: boolean
   name?: string
+  /** Where JOURNAL_STREAM is read: a descriptor that is the journal gets prefixed lines (default process.env). */
+  env?: NodeJS.ProcessEnv
 }
 
 const LABEL: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' }
@@ -53,11 +57,55 @@ const OMIT = new Set(['level', 'time', 'pid', 'name', 'msg', 'hostname'])
 /** One record → "kheadersfs: warning: message (key=value, ...)". */
 function prettyLine(json: string): string {
   const r = JSON.parse(json) as Record<string, unknown>
+  const level = LABEL[r.level as number] ?? 'log'
+  return `kheadersfs: ${level === 'info' ? '' : `${level}: `}${body(r, (v) => v)}\n`
+}
+
+/** sd-daemon(3) priorities: crit, err, warning, info, debug (journald reads them off each line). */
+const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 }
+
+/**
+ * One record → "<4>message (key=value, ...)" for the journal: one line whatever the values hold
+ * (a newline would start an entry of its own, without the prefix). journald adds the time and pid.
+ */
+export function journalLine(json: string): string {
+  const r = JSON.parse(json) as Record<string, unknown>
+  const oneLine = (s: string): string => (/[\n\r]/.test(s) ? JSON.stringify(s) : s)
+  return `<${PRIORITY[r.level as number] ?? 6}>${body(r, oneLine)}\n`
+}
+
+/** "message (key=value, ...)": the fields other than pino's own; strings through `str`. */
+function body(r: Record<string, unknown>, str: (s: string) => string): string {
   const fields = Object.entries(r)
     .filter(([k]) => !OMIT.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-  const level = LABEL[r.level as number] ?? 'log'
-  return `kheadersfs: ${level === 'info' ? '' : `${level}: `}${typeof r.msg === 'string' ? r.msg : ''}${fields.length ? ` (${fields.join(', ')})` : ''}\n`
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? str(v) : JSON.stringify(v)}`)
+  return `${typeof r.msg === 'string' ? str(r.msg) : ''}${fields.length ? ` (${fields.join(', ')})` : ''}`
+}
+
+/**
+ * True when `fd` is systemd's journal: a service's stdout and stderr are its stream, and systemd sets
+ * JOURNAL_STREAM to that stream's "device:inode" (systemd.exec(5)). Comparing them, not just seeing the
+ * variable, matters: a child inherits the variable with its stderr sent elsewhere.
+ */
+export function isJournal(fd: number, env: NodeJS.ProcessEnv): boolean {
+  const stream = env.JOURNAL_STREAM
+  if (!stream) return false
+  try {
+    const st = fstatSync(fd, { bigint: true })
+    return stream === `${st.dev}:${st.ino}`
+  } catch {
+    return false
+  }
+}
+
+/** `out` with every line prefixed by `<3>` (err) when `fd` is the journal: the CLI's error line. */
+export function errorsToJournal<T extends { write(s: string): unknown }>(
+  out: T,
+  fd: number,
+  env: NodeJS.ProcessEnv,
+): { write(s: string): unknown } {
+  if (!isJournal(fd, env)) return out
+  return { write: (s: string) => out.write(s.replace(/^(?=.)/gm, '<3>')) }
 }
 
 /** Errors as pino's serializer writes them ({type, message, stack, own fields}); BigInts as strings. */
@@ -117,6 +165,11 @@ function logger(write: (line: string) => void, level: Level, bindings: Record<st
   }
 }
 
+/** One JSON record line as the loggers write it, for text another writer left (a daemon's stray stderr). */
+export function recordLine(level: Exclude<Level, 'silent'>, fields: Record<string, unknown>, msg: string): string {
+  return stringify({ level: VALUE[level], time: Date.now(), name: 'kheadersfs', ...fields, msg }) + '\n'
+}
+
 export function createLogger(opts: LogOptions): Logger {
   let fd: number
   if (typeof opts.destination === 'number') fd = opts.destination
@@ -124,6 +177,12 @@ export function createLogger(opts: LogOptions): Logger {
     mkdirSync(path.dirname(opts.destination), { recursive: true })
     fd = openSync(opts.destination, 'a')
   }
-  const write = opts.pretty ? (line: string) => writeAll(fd, prettyLine(line)) : (line: string) => writeAll(fd, line)
+  const format =
+    typeof opts.destination === 'number' && isJournal(fd, opts.env ?? process.env)
+      ? journalLine
+      : opts.pretty
+        ? prettyLine
+        : undefined
+  const write = format ? (line: string) => writeAll(fd, format(line)) : (line: string) => writeAll(fd, line)
   return logger(write, opts.level, { pid: process.pid, name: opts.name ?? 'kheadersfs' })
 }

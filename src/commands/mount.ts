@@ -4,6 +4,7 @@ import path from 'node:path'
 import { parseCommand } from '../args'
 import type { Command, Context } from '../context'
 import { MountpointError, UsageError } from '../errors'
+import { createLogger } from '../log'
 import { locateImage, runningRelease } from '../image/locate'
 import { DEFAULT_CACHE_MB, parseMountOptions, type MountOpts } from '../mounts/mount-options'
 import { makeMountpoint, undoOnFailure } from '../mounts/make-mountpoint'
@@ -11,7 +12,7 @@ import { findMount, health } from '../mounts/mountinfo'
 import { unitOf } from '../procfs'
 import { cleanStale } from '../mounts/stale'
 import { READY_FD } from '../protocol/readiness'
-import { startDetached, stderrIsJournal } from '../mounts/spawn'
+import { LOG_FD, startDetached, stderrIsJournal } from '../mounts/spawn'
 import { logPath, readState } from '../protocol/state'
 import { CLI_PATH } from '../version'
 
@@ -78,7 +79,12 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
         readyFd: req.readyFd,
         logFile: req.logFile ?? null,
         env: ctx.env,
-        log: o.logLevel ? ctx.log.child({}, { level: o.logLevel }) : ctx.log,
+        log:
+          req.logFd !== undefined // spawned with its log file as this descriptor (mounts/spawn.ts)
+            ? createLogger({ level: o.logLevel ?? ctx.logLevel, destination: req.logFd })
+            : o.logLevel
+              ? ctx.log.child({}, { level: o.logLevel })
+              : ctx.log,
       })
       return undoOnFailure(made, serving)
     }
@@ -99,6 +105,7 @@ interface MountRequest {
   foreground: boolean
   readyFd: number | undefined
   logFile: string | undefined
+  logFd: number | undefined
 }
 
 function parseRequest(args: string[], ctx: Context): MountRequest {
@@ -115,6 +122,7 @@ function parseRequest(args: string[], ctx: Context): MountRequest {
     mkdir: { type: 'boolean', short: 'm' },
     'ready-fd': { type: 'string' },
     'log-file': { type: 'string' },
+    'log-fd': { type: 'string' },
   })
   if (positionals.length !== 1)
     throw new UsageError('kheadersfs mount: give exactly one MOUNTPOINT; see "kheadersfs mount --help"')
@@ -132,6 +140,7 @@ function parseRequest(args: string[], ctx: Context): MountRequest {
     foreground: values.foreground === true,
     readyFd: values['ready-fd'] === undefined ? undefined : Number(values['ready-fd']),
     logFile: values['log-file'],
+    logFd: values['log-fd'] === undefined ? undefined : Number(values['log-fd']),
   }
 }
 
@@ -184,7 +193,7 @@ function daemonArgv(req: MountRequest, image: string, logFile: string | null, lo
     daemonOpts.join(','),
     '--ready-fd',
     String(READY_FD),
-    ...(logFile ? ['--log-file', logFile] : []),
+    ...(logFile ? ['--log-file', logFile, '--log-fd', String(LOG_FD)] : []),
     '--log-level',
     o.logLevel ?? logLevel,
     req.mountpoint,

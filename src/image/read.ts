@@ -3,6 +3,7 @@
 // file is refused with a message that says what is wrong. Payloads are zero-copy views of the bytes.
 import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs'
 import { ImageFormatError, ImageNotFoundError, IoError, KheadersError, reason, UntrustedImageError } from '../errors'
+import { count } from '../format-bytes'
 import { readWhole } from '../read-whole'
 import { checkBlock } from '../xz/block'
 import { parseXzIndex, type XzIndex } from '../xz/xz-index'
@@ -30,15 +31,45 @@ export interface Member {
 
 const FIX = 'repack it with "kheadersfs pack" or copy it again'
 
+/** One check of an image, as `kheadersfs verify` reports it. */
+export interface Check {
+  name: string
+  ok: boolean
+  detail: string
+}
+
 export interface ReadOptions {
   /**
    * Refuse a file that another user could have written (not owned by root, or writable by group or
    * others): when root loads an image, every module build on the machine trusts its headers.
    */
   trustedOnly?: boolean
+  /**
+   * Told each check as it passes (container, sha256, manifest) and the one that fails (file,
+   * container, sha256, manifest, xz) before the error is thrown: verify's report of an image that
+   * does not load.
+   */
+  onCheck?: (check: Check) => void
 }
 
 export function readImage(file: string, opts: ReadOptions = {}): Image {
+  let buf: Buffer
+  try {
+    buf = readBytes(file, opts)
+  } catch (e) {
+    opts.onCheck?.({ name: 'file', ok: false, detail: KheadersError.is(e) ? afterName(e.message, file) : reason(e) })
+    throw e
+  }
+  return parseImage(buf, file, opts)
+}
+
+/** "Cannot read image F: no such file; pass …" → "no such file; pass …" (the report names the file once). */
+function afterName(message: string, file: string): string {
+  const at = message.indexOf(`${file}: `)
+  return at < 0 ? message : message.slice(at + file.length + 2)
+}
+
+function readBytes(file: string, opts: ReadOptions): Buffer {
   let buf: Buffer
   let fd: number | undefined
   try {
@@ -67,7 +98,7 @@ export function readImage(file: string, opts: ReadOptions = {}): Image {
   } finally {
     if (fd !== undefined) closeSync(fd)
   }
-  return parseImage(buf, file)
+  return buf
 }
 
 function checkTrusted(file: string, st: Stats): void {
@@ -85,17 +116,27 @@ function checkTrusted(file: string, st: Stats): void {
   )
 }
 
-export function parseImage(buf: Buffer, name: string): Image {
+export function parseImage(buf: Buffer, name: string, opts: Pick<ReadOptions, 'onCheck'> = {}): Image {
+  // The check under way: the one a failure is reported under.
+  let check = 'container'
+  // The detail is made only for a listener: count() loads ICU's locale data, ~7 MB of the daemon's RSS.
+  const passed = (detail: () => string, next: string): void => {
+    opts.onCheck?.({ name: check, ok: true, detail: detail() })
+    check = next
+  }
   const fail = (why: string, cause?: unknown): never => {
+    opts.onCheck?.({ name: check, ok: false, detail: why })
     // A reason that already names its fix ("...; upgrade kheadersfs") needs no second one.
     throw new ImageFormatError(`Cannot use image ${name}: ${why}${why.includes('; ') ? '' : `; ${FIX}`}`, cause)
   }
   const members = readContainer(buf, fail)
+  passed(() => 'ustar members in order, header checksums, zero padding', 'sha256')
   const byName = new Map(members.map((m) => [m.name, m.data]))
   const sums = parseSums(byName.get(MEMBER.sums)!, fail)
   for (const n of [MEMBER.manifest, MEMBER.config, MEMBER.headers]) {
     if (sums.get(n) !== sha256(byName.get(n)!)) fail(`${n} does not match its SHA256SUMS line (corrupted)`)
   }
+  passed(() => 'SHA256SUMS matches manifest.json, config.gz, kheaders.tar.xz', 'manifest')
   let manifest: Manifest
   try {
     manifest = parseManifest(byName.get(MEMBER.manifest)!)
@@ -112,6 +153,11 @@ export function parseImage(buf: Buffer, name: string): Image {
     if (info.size !== data.length) fail(`${n} is ${data.length} bytes but the manifest says ${info.size}`)
     if (info.sha256 !== sums.get(n)) fail(`${n} does not match the sha256 in the manifest`)
   }
+  passed(
+    () =>
+      `format ${manifest.version}, release ${manifest.release}, ${manifest.arch}, ${manifest.profile}, ${count(manifest.files.length)} entries; sizes and sha256s agree with SHA256SUMS`,
+    'xz',
+  )
   let xzIndex: XzIndex
   try {
     xzIndex = parseXzIndex(headers)
@@ -144,6 +190,8 @@ export function parseImage(buf: Buffer, name: string): Image {
 
 /** Walk the ustar container; the layout is fixed by format.ts, so anything else is an error. */
 export function readContainer(buf: Buffer, fail: (why: string) => never): Member[] {
+  const foreign = notAnImage(buf)
+  if (foreign !== undefined) fail(`not a kheadersfs image (${foreign}); give an image written by "kheadersfs pack"`)
   const members: Member[] = []
   let off = 0
   for (;;) {
@@ -153,10 +201,10 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
     if (isZero(h)) break
     const expected = MEMBER_ORDER[members.length]
     const stored = octal(h, 148, 8)
-    if (stored !== checksum(h)) fail(`tar header at byte ${off} has a bad checksum (corrupted or not an image)`)
-    if (h.toString('latin1', 257, 262) !== 'ustar') fail(`tar header at byte ${off} is not ustar (not an image)`)
+    if (stored !== checksum(h)) fail(`tar header at byte ${off} has a bad checksum (corrupted)`)
+    if (h.toString('latin1', 257, 262) !== 'ustar') fail(`tar header at byte ${off} is not ustar (corrupted)`)
     const memberName = cstr(h, 0, 100)
-    if (cstr(h, 345, 155) !== '') fail(`member at byte ${off} has a path prefix (not an image)`)
+    if (cstr(h, 345, 155) !== '') fail(`member at byte ${off} has a path prefix (corrupted)`)
     if (h[156] !== 0x30 && h[156] !== 0) fail(`member ${memberName} is not a regular file`)
     if (expected === undefined) fail(`unexpected member ${JSON.stringify(memberName)} after ${MEMBER.sums}`)
     if (memberName !== expected) {
@@ -172,8 +220,8 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
     const end = start + size
     if (end > buf.length) fail(`truncated: ${memberName} needs ${size} bytes, only ${buf.length - start} present`)
     const padEnd = start + Math.ceil(size / BLOCK) * BLOCK
-    if (padEnd > buf.length || !isZero(buf.subarray(end, padEnd)))
-      fail(`padding after ${memberName} is missing or not zero`)
+    if (padEnd > buf.length) fail(`truncated at byte ${buf.length}, in the padding after ${memberName}`)
+    if (!isZero(buf.subarray(end, padEnd))) fail(`padding after ${memberName} is not zero`)
     members.push({ name: memberName, offset: start, data: buf.subarray(start, end) })
     off = padEnd
   }
@@ -181,6 +229,41 @@ export function readContainer(buf: Buffer, fail: (why: string) => never): Member
   if (buf.length < off + 2 * BLOCK) fail('truncated end-of-archive marker')
   if (!isZero(buf.subarray(off)) || buf.length % BLOCK !== 0) fail('data after the end-of-archive marker')
   return members
+}
+
+/**
+ * Why `buf` is not an image at all, or undefined if it starts as one does (it may still be truncated
+ * or damaged: the container checks then say how). An image starts with the ustar header of
+ * manifest.json; a single flipped bit leaves either that name or the ustar magic, and a header whose
+ * checksum fails, so damage is never mistaken for a foreign file.
+ */
+function notAnImage(buf: Buffer): string | undefined {
+  if (buf.length === 0) return 'the file is empty'
+  const head = buf.subarray(0, BLOCK)
+  const first = Buffer.from(`${MEMBER.manifest}\0`, 'latin1')
+  const n = Math.min(head.length, first.length)
+  if (head.subarray(0, n).equals(first.subarray(0, n))) return undefined
+  const ustar = head.length === BLOCK && head.toString('latin1', 257, 262) === 'ustar'
+  if (ustar && octal(head, 148, 8) !== checksum(head)) return undefined
+  if (ustar)
+    return `it is a tar archive whose first member is ${JSON.stringify(cstr(head, 0, 100))}, not ${MEMBER.manifest}`
+  return `it looks like ${kindOf(head)}`
+}
+
+/** A guess at what a file is, from its first bytes (file(1)'s commonest answers). */
+function kindOf(head: Buffer): string {
+  const starts = (hex: string): boolean => head.subarray(0, hex.length / 2).equals(Buffer.from(hex, 'hex'))
+  if (starts('1f8b')) return 'gzip data'
+  if (starts('fd377a585a00')) return 'xz data'
+  if (starts('28b52ffd')) return 'zstd data'
+  if (starts('425a68')) return 'bzip2 data'
+  if (starts('7f454c46')) return 'an ELF program or library'
+  if (starts('213c617263683e0a')) return 'an ar archive, such as a .deb package'
+  if (starts('504b0304')) return 'a zip archive'
+  if (starts('68737173')) return 'a squashfs image'
+  if (isZero(head)) return 'zero bytes where its first tar header should be'
+  if (!/[\0-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(head.toString('latin1'))) return 'text'
+  return 'data of another kind'
 }
 
 function parseSums(data: Buffer, fail: (why: string) => never): Map<string, string> {

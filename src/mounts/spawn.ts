@@ -2,31 +2,33 @@
 // and wait for one line on it (libfuse's README.daemonize, squashfuse's notify_mount_ready). Returns
 // only when the files are readable; otherwise relays the daemon's error and exit code.
 import { spawn } from 'node:child_process'
-import { closeSync, fstatSync } from 'node:fs'
+import { closeSync, writeSync } from 'node:fs'
 import { DaemonFailed, type KheadersError } from '../errors'
+import { isJournal, recordLine } from '../log'
 import { argvForChild } from '../os-path'
 import { parseReady, READY_FD } from '../protocol/readiness'
 import { ensureRunDir, openPrivateAppend } from '../protocol/state'
 
 /**
- * True when our stderr is systemd's journal (a service started us): systemd sets JOURNAL_STREAM to
- * the "device:inode" of that stream. The daemon then logs there, so `journalctl -u UNIT` shows it.
+ * True when our stderr is systemd's journal (a service started us). The daemon then logs there, so
+ * `journalctl -u UNIT` shows it, with sd-daemon priority prefixes (log.ts).
  */
 export function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
-  if (!env.JOURNAL_STREAM) return false
-  try {
-    const st = fstatSync(2)
-    return env.JOURNAL_STREAM === `${st.dev}:${st.ino}`
-  } catch {
-    return false
-  }
+  return isJournal(2, env)
 }
 
 /**
- * V8 flags for the daemon: a small young generation lowers its idle RSS; gc() for the reclaimer
- * without a second context (docs/design.md, "Memory").
+ * The daemon's log file, as its fd 4 (`--log-fd`): its records go there, one JSON object per line and
+ * nothing else. Its stderr is a pipe to us instead, so whatever else writes to fd 2 before ready
+ * (libfuse, fusermount, Node) reaches the file as records too, never as bare text.
  */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc']
+export const LOG_FD = 4
+
+/**
+ * V8 flags for the daemon: a small young generation lowers its idle RSS; gc() for the reclaimer
+ * without a second context (docs/design.md, "Memory"). Node's warnings become log records (daemon.ts).
+ */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc', '--no-warnings']
 
 /**
  * glibc raises its mmap threshold after the first freed large block, after which the xz decoders'
@@ -47,20 +49,23 @@ export async function startDetached(
   const child_ = argvForChild(argv.slice(1))
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, argv[0], ...child_.args], {
     detached: true, // own session: survives the terminal and the caller
-    stdio: ['ignore', logFd, logFd, 'pipe'],
+    // Under the journal the daemon keeps our stderr; else its log is fd 4 and its stderr comes to us.
+    stdio: logFd === 2 ? ['ignore', 2, 2, 'pipe'] : ['ignore', 'ignore', 'pipe', 'pipe', logFd],
     env: { ...DAEMON_ENV, ...opts.env, ...child_.env },
     cwd: '/', // never keep the caller's directory busy
   })
-  if (logFd !== 2) closeSync(logFd)
+  const stray = logFd === 2 ? undefined : wrapStderr(child.stderr!, logFd, child.pid)
   const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream
   return new Promise((resolve, reject) => {
     let buf = ''
     let settled = false
     let failure: KheadersError | undefined
-    const settle = (fn: () => void): void => {
+    const settle = (fn: () => void, drain = true): void => {
       if (settled) return
       settled = true
-      fn()
+      // After ready nothing reads the daemon's stderr (it logs to its file, and turns its own
+      // warnings and crashes into records there); after a failure, the last of it is taken first.
+      void (stray?.close(drain) ?? Promise.resolve()).then(fn)
     }
     pipe.on('data', (d: Buffer) => {
       buf += d.toString()
@@ -80,7 +85,7 @@ export async function startDetached(
           child.unref()
           ;(pipe as unknown as { destroy(): void }).destroy()
           resolve({ pid: msg.pid })
-        })
+        }, false)
       } else {
         // Settled by the exit handler: return only once the failed daemon is gone.
         failure = new DaemonFailed(msg.message, msg) // exits with the daemon's exit code
@@ -100,4 +105,40 @@ export async function startDetached(
       ),
     )
   })
+}
+
+/**
+ * The daemon's stderr, line by line, as warning records in its log file: what libfuse, fusermount or
+ * Node print there stays readable by jq. close(true) first takes what is still in the pipe (a bounded
+ * wait: a fusermount may hold it open).
+ */
+function wrapStderr(
+  stderr: NodeJS.ReadableStream,
+  logFd: number,
+  pid: number | undefined,
+): { close(drain: boolean): Promise<void> } {
+  let rest = ''
+  const put = (line: string): void => {
+    try {
+      writeSync(logFd, recordLine('warn', { pid, component: 'stderr' }, line))
+    } catch {
+      // a log line never fails the mount
+    }
+  }
+  stderr.on('data', (d: Buffer) => {
+    const lines = (rest + d.toString()).split('\n')
+    rest = lines.pop()!
+    for (const l of lines) if (l !== '') put(l)
+  })
+  stderr.on('error', () => undefined)
+  const ended = new Promise<void>((r) => stderr.on('end', () => r()))
+  return {
+    close: async (drain) => {
+      if (drain) await Promise.race([ended, new Promise((r) => setTimeout(r, 200).unref())])
+      if (rest !== '') put(rest)
+      rest = ''
+      ;(stderr as unknown as { destroy(): void }).destroy()
+      closeSync(logFd)
+    },
+  }
 }

@@ -76,11 +76,17 @@ interface LoadedImage {
 
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const log = opts.log.child({ component: 'daemon', mountpoint: opts.mountpoint })
+  if (opts.readyFd !== undefined) logStrays(log)
   const ready = deferred()
-  const session = await start(opts, log, ready.promise).catch((e: unknown) => {
+  let session: DaemonSession
+  try {
+    session = await start(opts, log, ready.promise)
+  } catch (e) {
     reportFailure(opts.readyFd, log, e)
+    // A parent `kheadersfs mount` prints the error; the log has it: no second, unprefixed line here.
+    if (opts.readyFd !== undefined) return KheadersError.is(e) ? e.exitCode : ExitCode.failure
     throw e
-  })
+  }
   tellParent(opts.readyFd, { ready: true, pid: process.pid })
   ready.resolve() // the tree's idle time: it builds its view now, off the path to ready
   await serve(session)
@@ -267,6 +273,23 @@ function recordState(opts: DaemonOptions, image: LoadedImage, links: OwnedLinks 
 async function unmountAtOnce(mounted: Mounted): Promise<void> {
   mounted.detach()
   await Promise.race([mounted.ended, new Promise((r) => setTimeout(r, 5000).unref())])
+}
+
+/**
+ * A detached daemon's stderr is a pipe nobody reads after ready (mounts/spawn.ts) or the journal:
+ * Node's warnings (--no-warnings) and an uncaught exception become records of its log instead of bare
+ * text.
+ */
+function logStrays(log: Logger): void {
+  process.on('warning', (w) => log.warn({ warning: w.name, code: (w as { code?: string }).code }, w.message))
+  process.on('uncaughtException', (e) => {
+    // Something wrote to process.stderr after ready (NODE_DEBUG, a library): the pipe is closed, the
+    // text lost, and that is no reason to end the mount. The daemon has no other pipe or socket.
+    const err = e as NodeJS.ErrnoException
+    if (err.code === 'EPIPE' && err.syscall === 'write') return
+    log.fatal({ err: e }, 'uncaught exception; exiting')
+    process.exit(ExitCode.failure)
+  })
 }
 
 /** Log why the start failed and tell the parent, with the exit code it is to give. */

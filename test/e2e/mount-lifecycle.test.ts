@@ -268,7 +268,11 @@ t.test('lifecycle', async (t) => {
     const pid = daemonPids(runDir)[0]
     t.equal(readFileSync(pidPath(env, mnt), 'utf8'), `${pid}\n`, 'pid file for PIDFile=')
     t.notOk(existsSync(logPath(env, mnt)), 'no log file: the log is the journal')
-    t.match(readFileSync(journal, 'utf8'), /"msg":"mounted"/, "the daemon's log lines reach the journal stream")
+    t.match(
+      readFileSync(journal, 'utf8'),
+      /^<6>mounted \(/m,
+      "the daemon's log lines reach the journal stream, with priority prefixes",
+    )
     execFileSync('umount', [mnt])
     t.ok(await waitGone(pid))
     t.notOk(existsSync(pidPath(env, mnt)), 'pid file removed at exit')

@@ -2,12 +2,12 @@
 // pino writes (the format tools read), one JSON object per line, synchronously, at the levels asked;
 // its terminal lines are short and plain. The other unit tests log through pino, so this is the one
 // place the logger that ships is checked.
-import { mkdtempSync, readFileSync, rmSync, closeSync, openSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, closeSync, fstatSync, openSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import pino from 'pino'
 import t from 'tap'
-import { createLogger, type Level, type Logger } from '../../src/log'
+import { createLogger, errorsToJournal, isJournal, journalLine, type Level, type Logger } from '../../src/log'
 
 type Record_ = Record<string, unknown>
 
@@ -125,4 +125,65 @@ t.test('pretty: one short line per record for a terminal', async (t) => {
       'kheadersfs: warning: skipped a file (path=include/x.h, size=3)\n' +
       'kheadersfs: error: failed (list=[1,2])\n',
   )
+})
+
+t.test('the journal: detected by the stream itself, not the variable alone', async (t) => {
+  const file = path.join(dir, 'journal.txt')
+  const fd = openSync(file, 'a')
+  t.teardown(() => closeSync(fd))
+  const st = fstatSync(fd, { bigint: true })
+  const stream = `${st.dev}:${st.ino}`
+  t.ok(isJournal(fd, { JOURNAL_STREAM: stream }), 'the descriptor whose device:inode JOURNAL_STREAM names')
+  t.notOk(isJournal(fd, {}), 'no JOURNAL_STREAM')
+  t.notOk(isJournal(fd, { JOURNAL_STREAM: `${st.dev}:${st.ino + 1n}` }), 'another inode: stderr sent elsewhere')
+  t.notOk(isJournal(fd, { JOURNAL_STREAM: 'garbage' }))
+  t.notOk(isJournal(9999, { JOURNAL_STREAM: stream }), 'a closed descriptor')
+})
+
+t.test('journal lines: sd-daemon priority prefixes, one line per record, no JSON', async (t) => {
+  const file = path.join(dir, 'journal-lines.txt')
+  const fd = openSync(file, 'a')
+  const st = fstatSync(fd, { bigint: true })
+  const log = createLogger({ level: 'trace', destination: fd, env: { JOURNAL_STREAM: `${st.dev}:${st.ino}` } })
+  log.fatal('fatal')
+  log.error({ err: 'Cannot use image x: truncated' }, 'failed to start')
+  log.warn({ path: 'a b', n: 3 }, 'warned')
+  log.info('mounted')
+  log.debug({ op: 'read' }, 'debug')
+  log.trace('trace')
+  log.error({ err: new Error('two\nlines') }, 'with a stack')
+  log.info('a\nb')
+  closeSync(fd)
+  const lines = readFileSync(file, 'utf8').split('\n')
+  t.equal(lines.pop(), '', 'every line ends')
+  t.same(lines.slice(0, 6), [
+    '<2>fatal',
+    '<3>failed to start (err=Cannot use image x: truncated)',
+    '<4>warned (path=a b, n=3)',
+    '<6>mounted',
+    '<7>debug (op=read)',
+    '<7>trace',
+  ])
+  t.equal(lines.length, 8, 'newlines in values do not start lines of their own')
+  t.match(lines[6], /^<3>with a stack \(err=\{"type":"Error","message":"two\\nlines","stack":"Error: two\\nlines\\n/)
+  t.equal(lines[7], '<6>"a\\nb"')
+  t.equal(journalLine('{"level":30,"msg":"x","pid":1,"time":2,"name":"kheadersfs"}'), '<6>x\n')
+
+  const other = path.join(dir, 'not-journal.txt')
+  const fd2 = openSync(other, 'a')
+  createLogger({ level: 'info', destination: fd2, env: { JOURNAL_STREAM: `${st.dev}:${st.ino}` } }).warn('json')
+  closeSync(fd2)
+  t.match(records(other), [{ level: 40, msg: 'json' }], 'another file under the same variable: JSON records')
+})
+
+t.test("the CLI's error line: <3> before each line in the journal, untouched elsewhere", async (t) => {
+  const file = path.join(dir, 'errors.txt')
+  const fd = openSync(file, 'a')
+  t.teardown(() => closeSync(fd))
+  const st = fstatSync(fd, { bigint: true })
+  const out: string[] = []
+  const sink = { write: (s: string) => out.push(s) }
+  errorsToJournal(sink, fd, { JOURNAL_STREAM: `${st.dev}:${st.ino}` }).write('kheadersfs: a\nsecond line\n')
+  errorsToJournal(sink, fd, {}).write('kheadersfs: b\n')
+  t.same(out, ['<3>kheadersfs: a\n<3>second line\n', 'kheadersfs: b\n'])
 })

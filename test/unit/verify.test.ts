@@ -2,6 +2,7 @@
 // (checksums made consistent, so that only the deep check can tell), with the exit codes.
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { gzipSync } from 'node:zlib'
 import t from 'tap'
 import { sha256 } from '../../src/image/format'
 import { image, membersOf } from '../helpers/craft-image'
@@ -77,12 +78,63 @@ t.test('verify', async (t) => {
     t.same(errorLines(json.stderr), errorLines(text.stderr), 'the same one-line reason on stderr')
   })
 
-  t.test('an image that does not even read: no JSON, the reason, exit 4', async (t) => {
-    const broken = path.join(tmpDir(t), 'broken.img')
-    writeFileSync(broken, readFileSync(good).subarray(0, 1000))
-    const r = await runCli(['verify', '--json', broken])
-    t.equal(r.code, 4)
-    t.equal(r.stdout, '')
-    t.match(errorLines(r.stderr), [/^kheadersfs: Cannot use image .*broken\.img: /])
-  })
+  t.test(
+    'an image that does not even read: the JSON report ends with the failed check; exit 4 (3: no file)',
+    async (t) => {
+      const dir = tmpDir(t)
+      const cases: Array<[string, Buffer | undefined, number, Array<[string, boolean]>, RegExp]> = [
+        [
+          'truncated.img',
+          readFileSync(good).subarray(0, 1000),
+          4,
+          [['container', false]],
+          /^truncated: manifest\.json needs/,
+        ],
+        [
+          'gzip.img',
+          gzipSync(Buffer.from('not an image')),
+          4,
+          [['container', false]],
+          /^not a kheadersfs image \(it looks like gzip data\); give an image written by "kheadersfs pack"$/,
+        ],
+        ['missing.img', undefined, 3, [['file', false]], /^no such file; pass the path of an image made by/],
+      ]
+      const flipped = Buffer.from(readFileSync(good))
+      flipped[membersOf(flipped).config.byteOffset - flipped.byteOffset] ^= 1
+      cases.push([
+        'sha-mismatch.img',
+        flipped,
+        4,
+        [
+          ['container', true],
+          ['sha256', false],
+        ],
+        /^config\.gz does not match its SHA256SUMS line \(corrupted\)$/,
+      ])
+      for (const [name, bytes, code, checks, detail] of cases) {
+        const file = path.join(dir, name)
+        if (bytes) writeFileSync(file, bytes)
+        const r = await runCli(['verify', '--json', file])
+        t.equal(r.code, code, `${name}: exit ${code}`)
+        const out = JSON.parse(r.stdout) as {
+          filename: string
+          verified: boolean
+          checks: Array<{ name: string; ok: boolean; detail: string }>
+        }
+        t.same(Object.keys(out), ['filename', 'verified', 'checks'], name)
+        t.equal(out.filename, file)
+        t.equal(out.verified, false, `${name}: verified false`)
+        t.same(
+          out.checks.map((c) => [c.name, c.ok]),
+          checks,
+          `${name}: the checks that ran, ending with the failed one`,
+        )
+        t.match(out.checks.at(-1)!.detail, detail, `${name}: the failed check says why`)
+        t.match(errorLines(r.stderr), [/^kheadersfs: Cannot (use|read) image .*: /], `${name}: one line on stderr`)
+        const text = await runCli(['verify', file])
+        t.equal(text.code, code)
+        t.match(text.stdout, new RegExp(`^FAIL ${checks.at(-1)![0]} +`, 'm'), `${name}: text says FAIL too`)
+      }
+    },
+  )
 })
