@@ -12,6 +12,7 @@ import { findMount, health } from '../mounts/mountinfo'
 import { unitOf } from '../procfs'
 import { cleanStale } from '../mounts/stale'
 import { READY_FD } from '../protocol/readiness'
+import { mountProgress, STEPS_AFTER_MS } from '../mounts/mount-progress'
 import { LOG_FD, startDetached, stderrIsJournal } from '../mounts/spawn'
 import { logPath, readState } from '../protocol/state'
 import { CLI_PATH } from '../version'
@@ -88,10 +89,38 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
       })
       return undoOnFailure(made, serving)
     }
-    const logFile = stderrIsJournal(ctx.env) ? null : logPath(ctx.env, req.mountpoint)
-    await undoOnFailure(made, startDetached(daemonArgv(req, image, logFile, ctx.logLevel), { logFile, env: ctx.env }))
+    const journal = stderrIsJournal(ctx.env)
+    const logFile = journal ? null : logPath(ctx.env, req.mountpoint)
+    const progress = mountProgress(ctx.stderr, {
+      enabled: SAYS_STEPS.has(ctx.logLevel),
+      afterMs: stepsAfter(ctx.env),
+      journal,
+    })
+    try {
+      await undoOnFailure(
+        made,
+        startDetached(daemonArgv(req, image, logFile, ctx.logLevel), {
+          logFile,
+          env: ctx.env,
+          onStep: (s) => progress.step(s),
+        }),
+      )
+    } catch (e) {
+      progress.stop()
+      throw e
+    }
+    progress.done(req.mountpoint)
     return 0
   },
+}
+
+/** The log levels at which a slow mount says its steps. */
+const SAYS_STEPS: ReadonlySet<string> = new Set(['info', 'debug', 'trace'])
+
+/** $KHEADERSFS_STEPS_AFTER_MS (0: always say the steps), else STEPS_AFTER_MS. */
+function stepsAfter(env: NodeJS.ProcessEnv): number {
+  const v = env.KHEADERSFS_STEPS_AFTER_MS
+  return v !== undefined && /^\d{1,7}$/.test(v) ? Number(v) : STEPS_AFTER_MS
 }
 
 /** What `kheadersfs mount` was asked, options and -o merged. */

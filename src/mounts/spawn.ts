@@ -40,7 +40,7 @@ const DAEMON_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' }
 /** `logFile` null: the daemon keeps our stderr (the journal). */
 export async function startDetached(
   argv: string[],
-  opts: { logFile: string | null; env: NodeJS.ProcessEnv },
+  opts: { logFile: string | null; env: NodeJS.ProcessEnv; onStep?: (text: string) => void },
 ): Promise<{ pid: number }> {
   ensureRunDir(opts.env)
   const logFd = opts.logFile === null ? 2 : openPrivateAppend(opts.logFile)
@@ -69,9 +69,15 @@ export async function startDetached(
     }
     pipe.on('data', (d: Buffer) => {
       buf += d.toString()
-      const nl = buf.indexOf('\n')
-      if (nl < 0) return
-      const msg = parseReady(buf.slice(0, nl))
+      for (let nl = buf.indexOf('\n'); nl >= 0 && !settled; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        onLine(line)
+      }
+    })
+    const onLine = (line: string): void => {
+      const msg = parseReady(line)
+      if (msg !== undefined && 'step' in msg) return opts.onStep?.(msg.step)
       if (msg === undefined)
         return settle(() =>
           reject(
@@ -91,7 +97,7 @@ export async function startDetached(
         failure = new DaemonFailed(msg.message, msg) // exits with the daemon's exit code
         setTimeout(() => child.kill('SIGKILL'), 5000).unref()
       }
-    })
+    }
     pipe.on('error', () => undefined)
     child.on('error', (e) => settle(() => reject(new DaemonFailed(`Cannot start the kheadersfs daemon: ${e.message}`))))
     child.on('exit', (code, signal) =>

@@ -9,16 +9,17 @@
 // - SIGTERM/SIGINT detach lazily (like `umount -l`) and exit 0 once no file is open any more, which
 //   is what `systemctl stop` needs and never tears a file away from a reader;
 // - a failure before ready leaves no mount behind and reaches the parent as one line.
-import { writeSync, closeSync, stat } from 'node:fs'
+import { writeSync, closeSync, stat, statSync } from 'node:fs'
 import { constants } from 'node:os'
 import path from 'node:path'
 import { ExitCode, ImageFormatError, IoError, KheadersError, MountpointError, UsageError, reason } from '../errors'
+import { bytes } from '../format-bytes'
 import { readImage } from '../image/read'
 import type { Logger } from '../log'
 import { fsPath } from '../os-path'
 import { version } from '../version'
 import { unitOf } from '../procfs'
-import { formatReady, type ReadyMessage } from '../protocol/readiness'
+import { formatReady, type ReadyMessage, type StepMessage } from '../protocol/readiness'
 import { removeState, writeState } from '../protocol/state'
 import { createBuildLinks, MODULES_DIR, removeBuildLinks, type BuildLinks } from './build-links'
 import { mountFuse, threadCount, type Mounted } from './fuse'
@@ -102,13 +103,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 async function start(opts: DaemonOptions, log: Logger, ready: Promise<void>): Promise<DaemonSession> {
   const t0 = performance.now()
   preflight(opts)
+  tellStep(opts.readyFd, `loading ${opts.image} (${bytes(fileSize(opts.image))})`)
   const { tree, image } = loadImage(opts, log, ready, t0)
   const t1 = performance.now()
   const counts: Record<string, number> = {}
+  tellStep(opts.readyFd, `mounting at ${opts.mountpoint}`)
   const mounted = mount(opts, tree, log, counts)
   try {
     await readable(opts.mountpoint)
     const mountMs = performance.now() - t1
+    if (opts.linkBuild) tellStep(opts.readyFd, `linking /lib/modules/${image.release}/build to the view`)
     const { links, startedAt } = linkAndRecord(opts, image, log)
     log.info(
       {
@@ -124,6 +128,15 @@ async function start(opts: DaemonOptions, log: Logger, ready: Promise<void>): Pr
   } catch (e) {
     await unmountAtOnce(mounted)
     throw e
+  }
+}
+
+/** The image file's size for the step line; 0 when it cannot be read (loading it then says why). */
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size
+  } catch {
+    return 0
   }
 }
 
@@ -303,7 +316,7 @@ function reportFailure(readyFd: number | undefined, log: Logger, e: unknown): vo
   })
 }
 
-/** The one readiness line to a parent `kheadersfs mount`, then the pipe closed; nothing without a parent. */
+/** The readiness line to a parent `kheadersfs mount`, then the pipe closed; nothing without a parent. */
 function tellParent(readyFd: number | undefined, msg: ReadyMessage): void {
   if (readyFd === undefined) return
   try {
@@ -311,6 +324,16 @@ function tellParent(readyFd: number | undefined, msg: ReadyMessage): void {
     closeSync(readyFd)
   } catch {
     // the parent is gone; nothing to tell
+  }
+}
+
+/** A step on the way to ready, for the parent to show when the mount is slow (mounts/mount-progress.ts). */
+function tellStep(readyFd: number | undefined, step: StepMessage['step']): void {
+  if (readyFd === undefined) return
+  try {
+    writeSync(readyFd, formatReady({ step }))
+  } catch {
+    // the parent is gone; it learns nothing more
   }
 }
 
