@@ -32,7 +32,12 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
   })
 }
 
-/** Lines a user sees on stderr, without pino's JSON log lines. */
+/**
+ * Lines a user sees on stderr, without pino's JSON log lines and without the steps a mount says when
+ * it is slow (mounts/mount-progress.ts: a loaded machine may take a second).
+ */
 export function errorLines(stderr: string): string[] {
-  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'))
+  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{') && !MOUNT_STEP.test(l))
 }
+
+const MOUNT_STEP = /^kheadersfs: (?:.*\.\.\.|mounted at .* in \d+\.\d s)$/
