@@ -3,7 +3,7 @@
 // cause arrives here as a KheadersError with a one-line message and its documented exit code.
 import { HelpRequested, oneOf, VersionRequested } from './args'
 import type { Command, Context } from './context'
-import { ExitCode, KheadersError, UsageError } from './errors'
+import { ExitCode, InterruptedError, KheadersError, UsageError } from './errors'
 import { createLogger, errorsToJournal, LEVELS, type Level } from './log'
 import { nodeTooOld } from './node-version'
 import { rawArgv } from './os-path'
@@ -175,6 +175,22 @@ if (require.main === module) {
   main(rawArgv(), ctx).then(
     (code) => process.exit(code),
     // Under systemd the error line is prefixed <3>, so `journalctl -p err` finds it.
-    (e: unknown) => process.exit(report(e, errorsToJournal(process.stderr, 2, process.env))),
+    (e: unknown) => {
+      const code = report(e, errorsToJournal(process.stderr, 2, process.env))
+      if (InterruptedError.is(e)) dieBy(e.cause as NodeJS.Signals)
+      process.exit(code)
+    },
   )
+}
+
+/**
+ * End by `signal` itself once the command has cleaned up and said so, as a shell expects of an
+ * interrupted program (status 128 + its number: 130, 143). process.exit would first wait for the
+ * work running on libuv's thread pool (an xz encoder job: seconds), since libuv joins its threads
+ * at exit; a signal's default action is carried out by the kernel at once. The command has removed
+ * its handlers (pack.ts), so the default action applies.
+ */
+function dieBy(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 0) return
+  process.kill(process.pid, signal)
 }

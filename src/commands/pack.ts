@@ -193,7 +193,7 @@ function checkArchiveFlags(values: Flags): void {
 }
 
 /**
- * Ctrl-C (or SIGTERM) aborts `work`: every phase stops at once (the xz encoder's process is killed) and
+ * Ctrl-C (or SIGTERM) aborts `work`: every phase stops at once (the process then ends by the signal: cli.ts) and
  * nothing is written (images are renamed into place whole, by a synchronous write no handler can split).
  */
 async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {

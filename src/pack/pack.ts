@@ -22,7 +22,7 @@ import type { Kernel } from './kernel'
 import { buildManifest } from './manifest'
 import { imageFile, type ImageSink } from './output'
 import { targetInfo } from './target'
-import { preforkEncoders, type XzOptions } from './xz'
+import type { XzOptions } from './xz'
 
 export interface PackOptions extends InputOptions, Omit<FitOptions, 'onRunTree'>, XzOptions {
   profile: Profile
@@ -77,16 +77,6 @@ export interface PackResult {
 }
 
 export async function packImage(opts: PackOptions, hooks: PackHooks = {}): Promise<PackResult> {
-  // The headers' encoder, and the package's two with --deb.
-  const release = preforkEncoders(opts.sink?.phase === 'deb' ? 3 : 1)
-  try {
-    return await pack(opts, hooks)
-  } finally {
-    release()
-  }
-}
-
-async function pack(opts: PackOptions, hooks: PackHooks): Promise<PackResult> {
   hooks.onProgress?.({ phase: 'select', done: 0, total: 0 })
   const input = await readInput(opts)
   const found = inputTarget(input)

@@ -2,11 +2,9 @@
 // independent of the thread count (blocks are cut at the same offsets) and makes every block
 // decodable on its own, which lets a reader seek without decoding the whole archive.
 //
-// The encoder runs in a child process (this module, run as a script): lzma-native codes on libuv's
-// thread pool, one job for as long as the input lasts, and a process cannot exit before that job
-// ends (libuv joins its pool at exit). Ctrl-C waited for the whole compression, 28 s on a board; a
-// child is killed at once.
-import { fork, type ChildProcess } from 'node:child_process'
+// lzma-native codes on libuv's thread pool, and a process cannot exit while such a job runs (libuv
+// joins its pool at exit): an interrupted pack ends by its signal instead (src/cli.ts), which the
+// kernel carries out at once. An encoder in a child process did the same for 118 MB more at its peak.
 import lzma from 'lzma-native'
 import { availableParallelism } from 'node:os'
 
@@ -58,77 +56,20 @@ function lzma2Options(preset: number, blockSize: number): Lzma2Options {
   }
 }
 
-/** Encoder processes started ahead of need (preforkEncoders), waiting for their input. */
-const idle: ChildProcess[] = []
-
-function forkEncoder(): ChildProcess {
-  return fork(__filename, [], { stdio: ['pipe', 'pipe', 'pipe', 'ipc'], execArgv: [] })
-}
-
 /**
- * Start `n` encoder processes now, while this process is small: fork copies the parent's page tables,
- * which took 0.4 s once pack held the tree in memory (on a loaded 2-core machine), and a signal
- * waits for that. Returns what kills the ones not used.
+ * Compress a whole buffer; `onInput` sees how many input bytes the encoder has taken. The input goes
+ * in a round of blocks at a time, one block for each encoder thread (at least two): smaller writes
+ * leave threads idle (one 32 MB write and writes of two 1 MiB blocks took the same time on 2 cores),
+ * and between rounds the encoder reports its progress. `signal` rejects at once; the job running on
+ * the thread pool finishes on its own (or dies with the process).
  */
-export function preforkEncoders(n: number): () => void {
-  for (let i = 0; i < n; i++) idle.push(forkEncoder())
-  return () => {
-    for (const c of idle.splice(0)) c.kill('SIGKILL')
-  }
-}
-
-/**
- * Compress a whole buffer in a child process; `onInput` sees how many input bytes the encoder has
- * taken (after each block), and `signal` kills the child at once.
- */
-export function xzBuffer(
+export async function xzBuffer(
   input: Buffer,
   opts: XzOptions,
   onInput?: (bytes: number) => void,
   signal?: AbortSignal,
 ): Promise<Buffer> {
   signal?.throwIfAborted()
-  const child = idle.shift() ?? forkEncoder()
-  return new Promise<Buffer>((resolve, reject) => {
-    const out: Buffer[] = []
-    let err = ''
-    const abort = (): void => {
-      child.kill('SIGKILL')
-      reject(signal?.reason as Error)
-    }
-    signal?.addEventListener('abort', abort, { once: true })
-    child.stdout!.on('data', (c: Buffer) => out.push(c))
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()))
-    child.on('message', (m: { in?: number }) => {
-      if (typeof m.in === 'number') onInput?.(m.in)
-    })
-    child.on('error', reject)
-    child.on('close', (code, sig) => {
-      signal?.removeEventListener('abort', abort)
-      if (code === 0) resolve(Buffer.concat(out))
-      else reject(new Error(`xz encoder exited with ${sig ?? `status ${code}`}: ${err.trim()}`))
-    })
-    child.send({ opts, size: input.length })
-    // EPIPE when the child died first: its exit status says why.
-    child.stdin!.on('error', () => undefined)
-    child.stdin!.end(input)
-  })
-}
-
-/**
- * The child: the options from the parent, the input from stdin, handed to the encoder a block per
- * thread at a time, each write waiting for the last so that the encoder reports its progress after each; the .xz
- * to stdout. The bytes are those of one write, and so is the time: 2 MB and 4 MB writes of Debian's
- * 36 MB tar were measured as fast as one write on 2 cores (the stream's own write buffering would
- * join them into one).
- */
-async function encodeStdin(): Promise<void> {
-  const job = new Promise<{ opts: XzOptions; size: number }>((resolve) => process.once('message', resolve))
-  const chunks: Buffer[] = []
-  for await (const c of process.stdin) chunks.push(c as Buffer)
-  const input = Buffer.concat(chunks)
-  const { opts, size } = await job
-  if (input.length !== size) throw new Error(`read ${input.length} of ${size} input bytes`)
   const enc = lzma.createStream('streamEncoder', {
     filters: [{ id: 'LZMA_FILTER_LZMA2', options: lzma2Options(opts.preset, opts.blockSize) }],
     check: CHECK.id,
@@ -136,33 +77,34 @@ async function encodeStdin(): Promise<void> {
     blockSize: opts.blockSize,
     bufsize: 1 << 20,
   })
-  const done = new Promise<void>((resolve, reject) => {
-    enc.once('end', resolve)
+  const chunks: Buffer[] = []
+  let out = 0
+  const done = new Promise<Buffer>((resolve, reject) => {
+    enc.on('data', (c: Buffer) => {
+      chunks.push(c)
+      out += c.length
+    })
+    enc.once('end', () => resolve(Buffer.concat(chunks, out)))
     enc.once('error', reject)
   })
-  enc.pipe(process.stdout)
-  // One write per round of blocks, one block for each encoder thread (at least two): smaller writes
-  // leave threads idle, larger ones report progress less often.
-  const slice = opts.blockSize * Math.max(2, opts.threads || availableParallelism())
-  for (let off = 0; off < input.length; off += slice) {
-    await new Promise<void>((resolve, reject) =>
-      enc.write(input.subarray(off, off + slice), (e) => (e ? reject(e) : resolve())),
-    )
-    process.send?.({ in: enc.totalIn() })
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal!.reason as Error)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  aborted.catch(() => undefined) // a rejection nobody waits for after the last round is not an error
+  try {
+    const round = opts.blockSize * Math.max(2, opts.threads || availableParallelism())
+    for (let off = 0; off < input.length; off += round) {
+      const written = new Promise<void>((resolve, reject) =>
+        enc.write(input.subarray(off, off + round), (e) => (e ? reject(e) : resolve())),
+      )
+      await Promise.race([written, aborted])
+      onInput?.(enc.totalIn())
+    }
+    enc.end()
+    return await Promise.race([done, aborted])
+  } finally {
+    signal?.removeEventListener('abort', onAbort!)
   }
-  enc.end()
-  await done
-  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()))
-}
-
-if (require.main === module) {
-  // The parent gone (killed, or done with an encoder it started ahead), nothing is left to do.
-  process.on('disconnect', () => process.exit(1))
-  encodeStdin().then(
-    () => process.exit(0),
-    (e: unknown) => {
-      process.stderr.write(`${(e as Error)?.message ?? String(e)}\n`)
-      process.exit(1)
-    },
-  )
 }

@@ -11,7 +11,7 @@ import t from 'tap'
 import { defaultVersion } from '../../src/deb/names'
 import { tempPathFor } from '../../src/fs-atomic'
 import { imagePath } from '../../src/deb/package'
-import { CLI, errorLines, run, runCli } from '../helpers/cli'
+import { CLI, errorLines, run, runCli, shellStatus } from '../helpers/cli'
 import { debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { tmpDir } from '../helpers/tmp'
 import { TINY_RELEASE, tinyTree } from '../helpers/tiny-tree'
@@ -300,7 +300,7 @@ else {
       err += d.toString()
       if (!sent && err.includes('building the image package')) sent = child.kill('SIGINT')
     })
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
+    const code = await new Promise<number | null>((r) => child.on('exit', (c, sig) => r(shellStatus(c, sig))))
     t.ok(sent, 'interrupted after the image was packed, while the package was built')
     t.equal(code, 130)
     t.match(err, /^kheadersfs pack: interrupted by SIGINT; no image was written$/m)

@@ -5,7 +5,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync
 import path from 'node:path'
 import t from 'tap'
 import { tempPathFor } from '../../src/fs-atomic'
-import { errorLines, CLI, run, runCli } from '../helpers/cli'
+import { errorLines, CLI, run, runCli, shellStatus } from '../helpers/cli'
 import { debianTree } from '../helpers/debian'
 import { tmpDir } from '../helpers/tmp'
 import { tinyTree } from '../helpers/tiny-tree'
@@ -171,7 +171,7 @@ t.test(
       err += d.toString()
       if (err.includes('kheadersfs: packing')) child.kill('SIGINT')
     })
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
+    const code = await new Promise<number | null>((r) => child.on('exit', (c, sig) => r(shellStatus(c, sig))))
     t.equal(code, 130)
     t.match(err, /^kheadersfs pack: interrupted by SIGINT; no image was written$/m)
     t.same(readdirSync(w), [])

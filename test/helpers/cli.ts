@@ -1,5 +1,6 @@
 // Run the built CLI as a user would and capture {code, stdout, stderr} (corepack's runCli pattern).
 import { spawn, type SpawnOptions } from 'node:child_process'
+import { constants } from 'node:os'
 import path from 'node:path'
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..')
@@ -41,3 +42,11 @@ export function errorLines(stderr: string): string[] {
 }
 
 const MOUNT_STEP = /^kheadersfs: (?:.*\.\.\.|mounted at .* in \d+\.\d s)$/
+
+/**
+ * The status a shell reports (\$?): the exit code, or 128 + the signal's number for a process ended
+ * by a signal (an interrupted pack ends by its own signal: src/cli.ts).
+ */
+export function shellStatus(code: number | null, signal: NodeJS.Signals | null): number | null {
+  return code ?? (signal === null ? null : 128 + constants.signals[signal])
+}

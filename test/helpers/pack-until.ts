@@ -1,12 +1,13 @@
 // Signal a running `kheadersfs pack` as soon as its --json events say it entered a phase, and time
 // how long it takes to exit from then (test/e2e/pack-signals.test.ts, the cross-kernel rebuild).
 import { spawn } from 'node:child_process'
-import { CLI } from './cli'
+import { CLI, shellStatus } from './cli'
 
 /** The issue's one timing bound: pack is gone within a second of the signal (a bound with margin). */
 export const BOUND_MS = 1000
 
 export interface Interrupted {
+  /** As a shell reports it: 130 for a pack ended by SIGINT (by exit code or by the signal). */
   code: number | null
   signal: NodeJS.Signals | null
   ms: number
@@ -40,7 +41,7 @@ export function packUntil(args: string[], phase: string, sig: NodeJS.Signals): P
     child.on('exit', (code, signal) => {
       const ms = sent === undefined ? NaN : Number(process.hrtime.bigint() - sent) / 1e6
       // stdout/stderr may still hold the last lines: wait for them.
-      child.on('close', () => resolve({ code, signal, ms, stderr, events }))
+      child.on('close', () => resolve({ code: shellStatus(code, signal), signal, ms, stderr, events }))
     })
   })
 }
