@@ -174,11 +174,14 @@ export async function rebuildHostPrograms(
   }
   const compiler = compilerFor(found.prefix, found.from, target)
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'kheadersfs-hostprogs-'))
-  // Removing the scratch copy of the tree takes seconds on a slow disk: after Ctrl-C or SIGTERM an
-  // rm of its own finishes it, so that pack still exits within a second.
+  // Removing the scratch copy of the tree takes seconds on a slow disk: after Ctrl-C or SIGTERM a
+  // remover started now (a fork once pack is large took 0.4 s) finishes it, so that pack still exits
+  // within a second.
+  const remover = removerFor(scratch)
   const cleanup = (): void => {
-    if (opts.signal?.aborted === true) removeLater(scratch)
-    else rmSync(scratch, { recursive: true, force: true })
+    if (opts.signal?.aborted === true) return remover.remove()
+    rmSync(scratch, { recursive: true, force: true })
+    remover.cancel()
   }
   try {
     const tree_ = path.join(scratch, 'tree')
@@ -203,9 +206,24 @@ export async function rebuildHostPrograms(
   }
 }
 
-/** `rm -rf DIR` in a process of its own that outlives ours; no shell. */
-function removeLater(dir: string): void {
-  spawn('rm', ['-rf', '--one-file-system', '--', dir], { detached: true, stdio: 'ignore' }).unref()
+/**
+ * A process of its own, outliving ours, that removes `dir` when told to and otherwise exits: it waits
+ * for one line on its stdin. The directory is an argument, never part of the script.
+ */
+function removerFor(dir: string): { remove(): void; cancel(): void } {
+  const child = spawn(
+    'sh',
+    ['-c', 'read -r what && [ "$what" = remove ] && exec rm -rf --one-file-system -- "$0"', dir],
+    {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    },
+  )
+  child.on('error', () => undefined)
+  child.stdin.on('error', () => undefined)
+  child.unref()
+  ;(child.stdin as unknown as { unref?(): void }).unref?.()
+  return { remove: () => void child.stdin.end('remove\n'), cancel: () => void child.stdin.end() }
 }
 
 /** Write the selected tree into `dir`: the same files the archive gets, the real top Makefile. */
