@@ -34,14 +34,15 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
 }
 
 /**
- * Lines a user sees on stderr, without pino's JSON log lines and without the steps a mount says when
- * it is slow (mounts/mount-progress.ts: a loaded machine may take a second).
+ * Lines a user sees on stderr, without pino's JSON log lines and without progress: pack's lines off a
+ * terminal (progress.ts) and the steps a mount says when it is slow (mounts/mount-progress.ts: a
+ * loaded machine may take a second).
  */
 export function errorLines(stderr: string): string[] {
-  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{') && !MOUNT_STEP.test(l))
+  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{') && !PROGRESS.test(l))
 }
 
-const MOUNT_STEP = /^kheadersfs: (?:.*\.\.\.|mounted at .* in \d+\.\d s)$/
+const PROGRESS = /^kheadersfs: (?:.*\.\.\.|mounted at .* in \d+\.\d s|packing .*|pack: +\d+% .*)$/
 
 /**
  * The status a shell reports (\$?): the exit code, or 128 + the signal's number for a process ended
