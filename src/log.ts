@@ -24,6 +24,11 @@ const VALUE: Record<Level, number> = {
   silent: Infinity,
 }
 
+/** Whether a logger at `level` writes records at `at` (e.g. the progress lines at info). */
+export function logsAt(level: Level, at: Exclude<Level, 'silent'>): boolean {
+  return VALUE[at] >= VALUE[level]
+}
+
 export interface LogFn {
   (fields: object, msg?: string): void
   (msg: string): void

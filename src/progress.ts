@@ -5,6 +5,7 @@
 // With --json, NDJSON events on stdout for tools (docs/kheadersfs.1.md, "pack --json").
 import { SingleBar } from 'cli-progress'
 import type { Context } from './context'
+import { logsAt } from './log'
 import { bytes, count } from './format-bytes'
 import type { PackPhase, PackResult, PhaseProgress, Selected } from './pack/pack'
 
@@ -39,7 +40,7 @@ export interface PackProgress {
 export function progressMode(ctx: Context, json: boolean): ProgressMode {
   if (json) return 'json'
   // --log-level warn and quieter keep pack quiet on success.
-  if (ctx.logLevel !== 'info' && ctx.logLevel !== 'debug' && ctx.logLevel !== 'trace') return 'none'
+  if (!logsAt(ctx.logLevel, 'info')) return 'none'
   return ctx.stderr.isTTY === true ? 'bar' : 'lines'
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { parseCommand } from '../args'
 import type { Command, Context } from '../context'
 import { MountpointError, UsageError } from '../errors'
-import { createLogger } from '../log'
+import { createLogger, logsAt } from '../log'
 import { locateImage, runningRelease } from '../image/locate'
 import { DEFAULT_CACHE_MB, parseMountOptions, type MountOpts } from '../mounts/mount-options'
 import { makeMountpoint, undoOnFailure } from '../mounts/make-mountpoint'
@@ -92,7 +92,7 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     const journal = stderrIsJournal(ctx.env)
     const logFile = journal ? null : logPath(ctx.env, req.mountpoint)
     const progress = mountProgress(ctx.stderr, {
-      enabled: SAYS_STEPS.has(ctx.logLevel),
+      enabled: logsAt(ctx.logLevel, 'info'),
       afterMs: stepsAfter(ctx.env),
       journal,
     })
@@ -113,9 +113,6 @@ is "kheadersfs mount --image SOURCE -o OPTS MOUNTPOINT"; SOURCE "auto" (or "khea
     return 0
   },
 }
-
-/** The log levels at which a slow mount says its steps. */
-const SAYS_STEPS: ReadonlySet<string> = new Set(['info', 'debug', 'trace'])
 
 /** $KHEADERSFS_STEPS_AFTER_MS (0: always say the steps), else STEPS_AFTER_MS. */
 function stepsAfter(env: NodeJS.ProcessEnv): number {
