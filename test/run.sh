@@ -32,6 +32,12 @@ counts() {
   echo "$(num pass) $(num fail) $(($(num skip) + $(num todo)))"
 }
 
+# The failed files and assertions of one tap log, indented as tap nests them, so that the last lines of a
+# red run name what failed (the CI record keeps only the tail of a long log).
+failures() { # LANE LOG
+  grep -E '^ *not ok ' "$2" | grep -v ' # TODO' | head -n 40 | sed "s/^/# failed in $1: /"
+}
+
 report() { # pass fail skip
   local line="$1 passed, $2 failed"
   [ "$3" != 0 ] && line="$line, $3 skipped"
@@ -46,6 +52,7 @@ if [ $# -gt 0 ]; then
   tap "$@" | tee "$logs/one"
   rc=${PIPESTATUS[0]}
   read -r pass fail skip < <(counts "$logs/one")
+  failures here "$logs/one"
   report "$pass" "$fail" "$skip"
   ok=$?
   if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then exit "$rc"; fi
@@ -90,6 +97,9 @@ tap "${SOLO_FILES[@]}" | tee "$logs/solo" | sed -u 's/^/[solo] /'
 read -r hp hf hs < <(counts "$logs/host")
 read -r bp bf bs < <(counts "$logs/boards")
 read -r sp sf ss < <(counts "$logs/solo")
+failures host "$logs/host"
+failures boards "$logs/boards"
+failures alone "$logs/solo"
 echo "# lanes: host $hp passed, $hf failed; boards $bp passed, $bf failed; then alone $sp passed, $sf failed;" \
   "$(($(date +%s) - start)) s in all"
 report $((hp + bp + sp)) $((hf + bf + sf)) $((hs + bs + ss))
