@@ -78,8 +78,10 @@ t.test('npm run release is complete and reproducible from the commit', { skip },
 
   const notes = readFileSync(path.join(here, 'RELEASE-NOTES.md'), 'utf8')
   const changelog = readFileSync(path.join(ROOT, 'CHANGELOG.md'), 'utf8')
-  const firstItem = /^## \[[^\]]+\][^\n]*\n[\s\S]*?^(- [^\n]+)/m.exec(changelog)?.[1]
-  t.ok(firstItem !== undefined && notes.includes(firstItem), "the notes carry CHANGELOG.md's section")
+  // The released version's section, not the first one: an [Unreleased] section sits above it between releases.
+  const section = new RegExp(`^## \\[${VERSION.replace(/\./g, '\\.')}\\][^\\n]*\\n[\\s\\S]*?^(- [^\\n]+)`, 'm')
+  const firstItem = section.exec(changelog)?.[1]
+  t.ok(firstItem !== undefined && notes.includes(firstItem), "the notes carry CHANGELOG.md's section", { firstItem })
   t.match(notes, `# kheadersfs ${VERSION}`, 'the notes name the version')
   for (const f of files.filter((x) => x !== 'SHA256SUMS' && x !== 'RELEASE-NOTES.md'))
     t.match(
