@@ -7,10 +7,11 @@ import { InterruptedError, UsageError } from '../errors'
 import { bytes, count } from '../format-bytes'
 import { PROFILES } from '../image/format'
 import type { ImageSink } from '../pack/output'
+import { DEFAULT_BLOCK_SIZE } from '../pack/xz'
 import { packImage, type PackHooks, type PackOptions, type PackResult, type Selected } from '../pack/pack'
 import { LINE_INTERVAL_MS, packProgress, progressMode, type PackProgress } from '../progress'
 
-export const DEFAULTS = { preset: 6, blockSize: 2 << 20, profile: 'module-build' } as const
+export const DEFAULTS = { preset: 6, blockSize: DEFAULT_BLOCK_SIZE, profile: 'module-build' } as const
 
 export const pack: Command = {
   usage: `Usage: kheadersfs pack --kernel DIR [options]
@@ -54,7 +55,7 @@ builds the Makefiles, scripts and Module.symvers), config.gz and a manifest.
   --deb-maintainer M  "Name <email>" (default: $DEBFULLNAME <$DEBEMAIL> as dch reads them, else
                       the kheadersfs project)
   --xz-preset N       xz preset 1-9 (default ${DEFAULTS.preset})
-  --block-size N      xz block size in bytes, K/M suffixes allowed (default 2M); fixed, so the
+  --block-size N      xz block size in bytes, K/M suffixes allowed (default 1M); fixed, so the
                       output does not depend on --threads and each block decodes on its own
   --threads N         compression threads, 0 = one per core (default 0); never changes the bytes
   --json              progress and result as JSON lines on stdout (events: selected, phase,

@@ -95,7 +95,7 @@ function yesNo(v: string): boolean | undefined {
 
 /**
  * Encoder threads for `auto`: one per core, but no more than half the available memory allows at
- * ~100 MiB each (xz preset 6's encoder dictionary and match finder, plus two 2 MiB blocks). A pack
+ * ~100 MiB each (xz preset 6's encoder dictionary and match finder, plus two 1 MiB blocks). A pack
  * runs in the middle of an apt upgrade, beside whatever else the board runs: a 512 MB board with four
  * cores packs on one or two threads instead of being pushed into swap or the OOM killer.
  */

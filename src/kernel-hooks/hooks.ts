@@ -10,6 +10,7 @@ import { bytes } from '../format-bytes'
 import { tempPathFor, removeStaleTemps } from '../fs-atomic'
 import { checkRelease } from '../image/release'
 import { packImage } from '../pack/pack'
+import { DEFAULT_BLOCK_SIZE } from '../pack/xz'
 import { memAvailable, threadsFor, type HookConfig } from './config'
 import {
   isHooksImage,
@@ -94,7 +95,7 @@ export async function packRelease(
       // its Makefiles in the middle of an apt run (see SECURITY in kheadersfs(1)).
       rebuildHostPrograms: false,
       preset: config.xzPreset,
-      blockSize: 2 << 20,
+      blockSize: DEFAULT_BLOCK_SIZE,
       threads: threadsFor(config.threads, os.availableParallelism(), memAvailable()),
       cwd: '/',
       env,

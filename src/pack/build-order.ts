@@ -1,27 +1,32 @@
 // The order of the archive: what module builds read comes first and together, so that a build from
-// the kheaders/ view decodes few xz blocks and a small block cache holds them. Worked out from the
-// tree's own contents (include graph, Kbuild files' references), never from a list of files one
-// module happens to use. Deterministic: the same files and contents give the same order.
+// the kheaders/ view decodes few xz blocks and a small block cache holds them; and every tier is in
+// name order, the order the view lists directories in, so that a walk of the view (grep -r, cp -r,
+// tar -c, find | xargs) reads each tier front to back and decodes each block about once. Worked out
+// from the tree's own contents (include graph, Kbuild files' references), never from a list of files
+// one module happens to use. Deterministic: the same files and contents give the same order.
 //
-// Rule "build-1" (recorded in the manifest as layout.order; docs/image-format.md):
-//   0. directories and symbolic links, in name order (no data; tar -xf makes parents first);
+// Rule "build-2" (recorded in the manifest as layout.order; docs/image-format.md §3). Tiers, each in
+// name order (compareTarPaths: a directory's entries together, after it):
+//   0. directories and symbolic links (no data; tar -xf makes parents first);
 //   1. the Kbuild files every external build reads: Makefiles and *.include/*.lds under scripts/ and
 //      arch/<arch>/, the top Makefile, Module.symvers, include/config/{auto.conf,kernel.release} —
-//      then the programs and scripts under scripts/ and tools/ those name (scripts/basic/fixdep,
+//      and the programs and scripts under scripts/ and tools/ those name (scripts/basic/fixdep,
 //      scripts/mod/modpost, …, and siblings NAME.* of a named program, e.g. Debian's
-//      modpost.real-lsb-64), in name order;
+//      modpost.real-lsb-64);
 //   2. the include closure of the headers every module starts from (SEEDS: Kbuild's forced
 //      -include files, linux/module.h, and linux/sched.h where BPF tools start, plus every
-//      `#include <…>` the files of 1 write out, e.g. modpost's NAME.mod.c), ranked by how many
-//      headers of the tree include each, most first;
-//   3. every other header, most included first, each followed at once by the part of its own
-//      include closure not placed yet (so a header and what it pulls in sit together);
-//   4. the rest (other scripts and programs, .config, …), in name order.
+//      `#include <…>` the files of 1 write out, e.g. modpost's NAME.mod.c);
+//   3. the headers drivers use most beyond those: the other headers ranked by how many headers of the
+//      tree include each, each with the part of its closure not placed yet, up to COMMON_BYTES;
+//   4. the rest: every other header, program, .config, ….
+// Why tiers and not one build order (build-1, the order before): a walk in name order jumped between
+// blocks of a build-ordered archive and decoded 941 blocks of 18 at the default cache; with tiers it
+// needs one block per tier in the cache (docs/design.md, "Build order").
 import path from 'node:path'
 import type { SourceEntry } from './entries'
 import { compareTarPaths } from './tar-order'
 
-export const LAYOUT_ORDER = 'build-1'
+export const LAYOUT_ORDER = 'build-2'
 
 /** The headers every module build starts from (before the files it names itself). */
 export const SEEDS = [
@@ -42,6 +47,13 @@ const ALWAYS = [
   'include/config/kernel.release',
 ]
 
+/**
+ * Tar bytes of tier 3. Chosen with a model of the view's block cache over the Debian 6.1 tree (every
+ * block size and cache of docs/design.md): 2 MiB held the headers the larger test module reads beyond
+ * the seeds' closure best; more made walks need more cache, less made that module's build decode more.
+ */
+export const COMMON_BYTES = 2 << 20
+
 const INCLUDE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/gm
 /** An #include a program or makefile writes out (strings in a binary are not at a line start). */
 const GENERATED_INCLUDE = /#[ \t]*include[ \t]*<([^>"\n\0]+)>/g
@@ -60,14 +72,21 @@ export function buildOrder(
   entries.forEach((e, i) => byPath.set(e.path, i))
   const placed = new Set<number>()
   const out: number[] = []
+  let tier: number[] = []
   const place = (i: number): void => {
     if (placed.has(i)) return
     placed.add(i)
-    out.push(i)
+    tier.push(i)
+  }
+  /** The tier placed so far goes out in name order; the next one starts. */
+  const endTier = (): void => {
+    out.push(...tier.sort((a, b) => compareTarPaths(entries[a].path, entries[b].path)))
+    tier = []
   }
 
   // 0. directories and links
   entries.forEach((e, i) => e.type !== 'file' && place(i))
+  endTier()
 
   // 1. Kbuild files, then what they name
   const isHeader = (p: string): boolean => p.endsWith('.h')
@@ -84,8 +103,9 @@ export function buildOrder(
     content,
     (e) => e.type === 'file' && !isHeader(e.path) && (e.path.startsWith('scripts/') || e.path.startsWith('tools/')),
   )
-  const kbuildFiles = [...kbuild, ...named].sort((a, b) => compareTarPaths(entries[a].path, entries[b].path))
+  const kbuildFiles = [...kbuild, ...named]
   for (const i of kbuildFiles) place(i)
+  endTier()
 
   // The include graph of the headers.
   const resolve = includeResolver(arch, byPath, entries)
@@ -113,26 +133,36 @@ export function buildOrder(
     return order
   }
 
-  // 2. the seeds' closure, most included first. Seeds also include what the Kbuild files and
-  // programs write #include lines for (modpost generates every module's NAME.mod.c).
+  // 2. the seeds' closure. Seeds also include what the Kbuild files and programs write #include
+  // lines for (modpost generates every module's NAME.mod.c).
   const generated = kbuildFiles.flatMap((i) =>
     [...(content(i)?.toString('latin1').matchAll(GENERATED_INCLUDE) ?? [])].map((m) => resolve('', false, m[1].trim())),
   )
   const seeds = [...SEEDS.map((p) => byPath.get(p)), ...generated].filter(
     (i): i is number => i !== undefined && includes.has(i),
   )
-  for (const i of closure(seeds).sort(rank)) place(i)
+  for (const i of closure(seeds)) place(i)
+  endTier()
 
-  // 3. other headers, most included first, each with its closure
+  // 3. other headers, most included first, each with its closure, while the tier has room
+  let bytes = 0
   for (const i of [...includes.keys()].sort(rank)) {
     if (placed.has(i)) continue
-    for (const j of closure([i])) place(j)
+    const group = closure([i])
+    bytes += group.reduce((sum, j) => sum + tarBytes(content(j)), 0)
+    if (bytes > COMMON_BYTES) break
+    for (const j of group) place(j)
   }
+  endTier()
 
   // 4. the rest
   entries.forEach((_, i) => place(i))
+  endTier()
   return out
 }
+
+/** A file's share of the tar: its header and its data padded to whole records. */
+const tarBytes = (data: Buffer | undefined): number => 512 + Math.ceil((data?.length ?? 0) / 512) * 512
 
 /** Files (matching `eligible`) whose paths the Kbuild files mention, and siblings NAME.* of those. */
 function namedBy(

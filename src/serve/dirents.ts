@@ -12,9 +12,15 @@ const HEADER = 24
 /** The kernel reads the header in the machine's byte order. */
 const LE = endianness() === 'LE'
 
+/** A u64 below 2^32, all 8 bytes of it: the buffer is reused, so the high half must be written too. */
 function u64(out: Buffer, v: number, at: number): void {
-  if (LE) out.writeUInt32LE(v, at)
-  else out.writeUInt32BE(v, at + 4)
+  if (LE) {
+    out.writeUInt32LE(v, at)
+    out.writeUInt32LE(0, at + 4)
+  } else {
+    out.writeUInt32BE(0, at)
+    out.writeUInt32BE(v, at + 4)
+  }
 }
 
 function u32(out: Buffer, v: number, at: number): void {

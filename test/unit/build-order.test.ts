@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildOrder, SEEDS } from '../../src/pack/build-order'
+import { buildOrder, COMMON_BYTES, SEEDS } from '../../src/pack/build-order'
 import type { SourceEntry } from '../../src/pack/entries'
 import { compareTarPaths } from '../../src/pack/tar-order'
 
@@ -63,7 +63,7 @@ const BASE: Spec = {
 }
 
 t.test(
-  'tiers: directories and links, Kbuild files and what they name, the seeds closure, other headers, the rest',
+  'tiers, each in name order: directories and links, Kbuild files and what they name, the seeds closure, common headers, the rest',
   async (t) => {
     const o = order(BASE)
     const at = (p: string): number => {
@@ -107,24 +107,45 @@ t.test(
     ]
     const start = dirs.length + tier1.length
     t.same(
-      new Set(o.slice(start, start + closure.length)),
-      new Set(closure),
-      'the seeds closure follows, and nothing else',
+      o.slice(start, start + closure.length),
+      [...closure].sort(compareTarPaths),
+      'the seeds closure follows, in name order, and nothing else',
     )
-    t.equal(o[start], 'include/linux/types.h', 'most included first (types.h: 5 includers)')
-    // Tier 3: netfilter.h (2 includers) before ip.h (1) before tcp.h/rare.h (0); skbuff.h right after netfilter.h.
-    t.ok(at('include/linux/netfilter.h') > at('include/generated/utsrelease.h'))
-    t.equal(
-      at('include/linux/skbuff.h'),
-      at('include/linux/netfilter.h') + 1,
-      'skbuff.h (1 includer) follows netfilter.h (2), as part of its closure',
-    )
-    t.ok(at('include/net/ip.h') < at('include/net/tcp.h'))
-    t.ok(at('include/net/ip.h') < at('include/linux/rare.h'))
+    // Tier 3: the other headers with their closures (all fit in COMMON_BYTES here), in name order.
+    const common = ['include/linux/netfilter.h', 'include/linux/skbuff.h', 'include/net/ip.h', 'include/net/tcp.h']
+    const start3 = start + closure.length
+    t.same(o.slice(start3, start3 + common.length + 1), [...common, 'include/linux/rare.h'].sort(compareTarPaths))
     // Tier 4: what nothing names.
     t.same(o.slice(-2), ['.config', 'scripts/kernel-doc'], 'the rest last, in name order')
+    t.ok(at('include/linux/rare.h') > at('include/generated/utsrelease.h'))
   },
 )
+
+t.test('tier 3 takes the most included headers with their closures until COMMON_BYTES, in name order', async (t) => {
+  // Three headers of 0.9 MiB each beyond the seeds: the two most included fit in 2 MiB, the third does not.
+  const big = (tag: string, extra = ''): string => `${extra}/* ${tag} */\n${'x'.repeat(0.9 * 2 ** 20)}\n`
+  const spec: Spec = {
+    ...BASE,
+    'include/linux/zz-most.h': big('most'),
+    'include/linux/aa-second.h': big('second'),
+    'include/linux/mm-third.h': big('third'),
+    'include/net/a.h': '#include <linux/zz-most.h>\n#include <linux/aa-second.h>\n#include <linux/mm-third.h>\n',
+    'include/net/b.h': '#include <linux/zz-most.h>\n#include <linux/aa-second.h>\n',
+    'include/net/c.h': '#include <linux/zz-most.h>\n',
+  }
+  const o = order(spec)
+  t.ok(COMMON_BYTES < 3 * 0.9 * 2 ** 20 && COMMON_BYTES > 2 * 0.9 * 2 ** 20, 'the sizes straddle the budget')
+  // Tiers 0-2 are those of BASE: 8 directories, 9 Kbuild files and programs, the seeds' 12 headers.
+  const tier3 = o.slice(8 + 9 + 12, o.indexOf('.config'))
+  t.same(
+    tier3,
+    ['include/linux/aa-second.h', 'include/linux/netfilter.h', 'include/linux/skbuff.h', 'include/linux/zz-most.h'],
+    'by rank zz-most (3 includers), aa-second and netfilter (2) with skbuff; then mm-third no longer fits: in name order',
+  )
+  const rest = o.slice(o.indexOf('.config'))
+  t.same([...rest].sort(compareTarPaths), rest, 'the rest, from the header that did not fit on, in name order')
+  t.ok(rest.includes('include/linux/mm-third.h') && rest.includes('include/net/a.h'))
+})
 
 t.test('include resolution: arch before generic, quoted next to the file first, links followed', async (t) => {
   const o = order(
