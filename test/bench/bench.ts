@@ -12,14 +12,16 @@
 // 3. Serve: lifecycle and memory.
 // 4. The kheaders/ view (view.ts): module builds with nothing extracted (hello and the larger bigmod, by
 //    cache size), BCC-style preprocessing on the headers profile, archivemount side by side, the
-//    decoded-block cache's memory bound, and the xz block size's cost.
+//    decoded-block cache's memory bound, the xz block size's cost, and walks through the view (walks.ts:
+//    grep -r, tar -c, cp -r, find | xargs cat by cache size, against extract + the same walk).
 // 5. Boards, packages and cross-built kernels (boards.ts): .deb sizes, packing a cross-built arm64
 //    tree, mount and module builds on an emulated (qemu-user) arm64 board.
 //
 // `node dist/test/bench/bench.js --only boards` runs section 5 alone and splices it into the existing
 // docs/benchmarks.md (replacing its "## 5." section, or adding one), recounting the summary line;
-// `--only view` does the same with section 4 (packing its own two images first); `--skip boards` runs
-// sections 1–4 and keeps section 5 from the existing report.
+// `--only view` does the same with section 4 (packing its own two images first), `--only walks` with
+// subsection 4.6 alone (packing the module-build image; it replaces the report's "### 4.6" or ends
+// section 4 with it); `--skip boards` runs sections 1–4 and keeps section 5 from the existing report.
 //
 // Shared helpers (timing, commands, formatting, workspace, mounts) are in lib.ts.
 import { spawnSync } from 'node:child_process'
@@ -70,6 +72,7 @@ import {
 } from './lib'
 import { benchBoards, spliceSection } from './boards'
 import { benchView } from './view'
+import { benchWalks } from './walks'
 
 const PIPELINE = path.join(ROOT, 'test', 'bench', 'kernel-pipeline.sh')
 const OUTPUT = path.join(ROOT, 'docs', 'benchmarks.md')
@@ -590,13 +593,18 @@ function startRun():
 }
 
 /**
- * `--only boards` (section 5) or `--only view` (section 4, after packing the two images it measures,
- * as section 1 does): one section alone, spliced into the existing report.
+ * `--only boards` (section 5), `--only view` (section 4, after packing the two images it measures, as
+ * section 1 does) or `--only walks` (subsection 4.6, after packing the module-build image): one section
+ * alone, spliced into the existing report.
  */
-async function onlySection(which: 'boards' | 'view'): Promise<number> {
-  const tree = which === 'view' ? debianTree() : undefined
-  if (which === 'view' && tree === undefined) {
+async function onlySection(which: 'boards' | 'view' | 'walks'): Promise<number> {
+  const tree = which !== 'boards' ? debianTree() : undefined
+  if (which !== 'boards' && tree === undefined) {
     process.stderr.write('kheadersfs bench: Debian linux-headers-amd64 is not installed (run .ci/setup as root)\n')
+    return 1
+  }
+  if (which === 'walks' && !(existsSync(OUTPUT) && sectionText(readFileSync(OUTPUT, 'utf8'), 4) !== undefined)) {
+    process.stderr.write(`kheadersfs bench: --only walks: ${OUTPUT} has no section 4 to add 4.6 to (run --only view)\n`)
     return 1
   }
   const start = startRun()
@@ -614,19 +622,30 @@ async function onlySection(which: 'boards' | 'view'): Promise<number> {
       })
       const source = `packed by this run as section 1 packs it (\`kheadersfs pack --kernel ${tree!.objtree} --threads 0\`, and \`--profile headers\` for 4.2; both in ${fmtMs(packMs)})`
       sections = await benchView(ws, tree!, { moduleImage, moduleSource: source, headersImage })
+    } else if (which === 'walks') {
+      const moduleImage = path.join(ws.tmp, 'module-build.img')
+      process.stderr.write('walks: packing the module-build image\n')
+      const packMs = time(() => void run(NODE, packArgs(tree!, 'module-build', moduleImage), { env: ws.env }))
+      process.stderr.write(`walks: packed in ${fmtMs(packMs)}\n`)
+      sections = [await benchWalks(ws, moduleImage)]
     } else {
       sections = await benchBoards(ws)
     }
-    const n = which === 'view' ? '4' : '5'
+    const n = which === 'view' ? '4' : which === 'walks' ? '4.6' : '5'
     const seconds = (now() - t0) / 1000
     const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ')
     sections[0].after.push(
-      `_This section was generated on its own by \`node dist/test/bench/bench.js --only ${which}\` on ${started.toISOString()}, in ${seconds.toFixed(0)} s ` +
+      `_This ${which === 'walks' ? 'subsection' : 'section'} was generated on its own by \`node dist/test/bench/bench.js --only ${which}\` on ${started.toISOString()}, in ${seconds.toFixed(0)} s ` +
         `(load average at start ${load(loadAtStart)}, at the end ${load(os.loadavg())}), after the rest of this report._`,
     )
     const md = sections.map((s) => s.markdown()).join('\n')
     const doc = existsSync(OUTPUT) ? readFileSync(OUTPUT, 'utf8') : report([], started, seconds, loadAtStart)
-    writeFileSync(OUTPUT, spliceSection(doc, md, n))
+    writeFileSync(
+      OUTPUT,
+      which === 'walks'
+        ? spliceSection(doc, spliceSubsection(sectionText(doc, 4)!, md, n), '4')
+        : spliceSection(doc, md, n),
+    )
     process.stdout.write(md + '\n')
     process.stdout.write(`\nwrote section ${n} into ${path.relative(process.cwd(), OUTPUT) || OUTPUT}\n`)
     return 0
@@ -639,9 +658,9 @@ async function main(): Promise<number> {
   const only = process.argv.indexOf('--only')
   if (only >= 0) {
     const what = process.argv[only + 1]
-    if (what === 'boards' || what === 'view') return onlySection(what)
+    if (what === 'boards' || what === 'view' || what === 'walks') return onlySection(what)
     process.stderr.write(
-      `kheadersfs bench: --only ${what ?? ''}: only "view" (section 4) and "boards" (section 5) can run alone\n`,
+      `kheadersfs bench: --only ${what ?? ''}: only "view" (section 4), "walks" (4.6) and "boards" (section 5) can run alone\n`,
     )
     return 2
   }
@@ -708,4 +727,17 @@ function sectionText(doc: string, n: number): string | undefined {
       .join('\n')
       .trimEnd() + '\n'
   )
+}
+
+/**
+ * `section` (the markdown of one "## " section) with its subsection `n` ("### n …" up to the next "### ")
+ * replaced by `markdown`, or `markdown` added at its end when it has no such subsection.
+ */
+function spliceSubsection(section: string, markdown: string, n: string): string {
+  const lines = section.trimEnd().split('\n')
+  const body = markdown.trimEnd().split('\n')
+  const start = lines.findIndex((l) => l.startsWith(`### ${n} `))
+  if (start < 0) return [...lines, '', ...body, ''].join('\n')
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('### '))
+  return [...lines.slice(0, start), ...body, '', ...(end < 0 ? [] : lines.slice(end))].join('\n').trimEnd() + '\n'
 }

@@ -1,6 +1,6 @@
-// Shared by the bench sections (bench.ts, view.ts): interleaved timing and medians, commands, cache
-// dropping, process memory, formatting, the report's Section table, the workspace that cleanup
-// undoes, and kheadersfs mount/umount helpers.
+// Shared by the bench sections (bench.ts, view.ts, walks.ts): interleaved timing and medians, commands,
+// cache dropping, process memory and its peak, formatting, the report's Section table, the workspace
+// that cleanup undoes, and kheadersfs mount/umount helpers and image facts.
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process'
 import {
   closeSync,
@@ -92,6 +92,15 @@ export async function compare(a: Timed, b: Timed, runs: number): Promise<[Stats,
   return [stats(sa), stats(sb)]
 }
 
+/** `xs` rotated by `i`, reversed on odd `i`: the order of round `i` of interleaved steps. */
+export function rotate<T>(xs: T[], i: number): T[] {
+  const r = [...xs.slice(i % xs.length), ...xs.slice(0, i % xs.length)]
+  return i % 2 === 0 ? r : r.reverse()
+}
+
+/** Wait `ms` with the event loop running (a mount settling, a daemon's log line arriving). */
+export const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
 // ───────────────────────────── commands ─────────────────────────────
 
 /** Run a command to completion; throw with its stderr if it fails. */
@@ -136,6 +145,10 @@ export function dropCaches(): void {
   }
 }
 
+/** How the report says caches were dropped. */
+export const dropCachesHow = (): string =>
+  canDropCaches ? '`sync; echo 3 > /proc/sys/vm/drop_caches`' : 'NOT dropped: not root'
+
 export interface Memory {
   /** VmRSS = RssAnon (heap, buffers) + RssFile (mapped binaries and libraries) + RssShmem */
   rss: number
@@ -153,6 +166,26 @@ export function memory(pid: number): Memory {
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') }
 }
 
+/**
+ * Reset the peak RSS of `pid` (VmHWM) to its current RSS: `echo 5 > /proc/PID/clear_refs`. False
+ * when the file is not writable (not root), and the peak is then not measured.
+ */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** VmHWM: the peak RSS of `pid` since it started or since the last resetPeak. */
+export function peakRss(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!m) throw new Error(`no VmHWM for pid ${pid}`)
+  return Number(m[1]) * 1024
+}
+
 // ───────────────────────────── formatting ─────────────────────────────
 
 export function fmtMs(ms: number): string {
@@ -168,6 +201,9 @@ export const fmtMem = (m: Memory): string => `${fmtMB(m.rss)} (anon ${fmtMB(m.an
 export const fmtRate = (bytes: number, ms: number): string => `${(bytes / 1e3 / ms).toFixed(0)} MB/s`
 export const fmtRatio = (r: number): string => `${r.toFixed(2)}×`
 export const spread = (s: Stats, f: (n: number) => string = fmtMs): string => `${f(s.median)} (${f(s.min)}–${f(s.max)})`
+/** A signed size in MB, "+9.7 MB"; NaN (a peak not measured) says why. */
+export const plusMB = (n: number): string =>
+  Number.isNaN(n) ? 'not measured (clear_refs not writable)' : `${n < 0 ? '−' : '+'}${fmtMB(Math.abs(n))}`
 
 // ───────────────────────────── report ─────────────────────────────
 
@@ -389,3 +425,21 @@ export async function idleNodeMemory(code: string): Promise<Memory> {
     child.kill('SIGKILL')
   }
 }
+
+// ───────────────────────────── images ─────────────────────────────
+
+export const MiB = 2 ** 20
+export const mib = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`)
+
+/** The part of `kheadersfs info --json IMAGE` the bench reads. */
+export interface Manifest {
+  payloads: { 'kheaders.tar.xz': { size: number; uncompressedSize: number; blockSize?: number } }
+  /** The archive's order (src/pack/build-order.ts), absent in images of format 1.1 and before. */
+  layout?: { order: string }
+}
+export const info = (ws: Workspace, image: string): Manifest =>
+  JSON.parse(run(NODE, [CLI, 'info', '--json', image], { env: ws.env })) as Manifest
+
+/** Blocks of the image's kheaders.tar.xz. */
+export const blocks = (m: Manifest): number =>
+  Math.ceil(m.payloads['kheaders.tar.xz'].uncompressedSize / (m.payloads['kheaders.tar.xz'].blockSize ?? Infinity))

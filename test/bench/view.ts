@@ -9,8 +9,10 @@
 //     reading every file, daemon memory.
 // 4.4 The cache bound: `-o cache_mb=4`, every file read 3×, RSS after each pass.
 // 4.5 xz block size (512K … 4M): archive size vs the cost of a cold random read and a cold build.
+// 4.6 Walks through the view (walks.ts): grep -r, tar -c, cp -r, find | xargs cat over the whole view and
+//     over include/ at -o cache_mb= 4, 8, 16, vs extract + the same walk; blocks decoded, RSS peak.
 //
-// `node dist/test/bench/bench.js --only view` runs this section alone (bench.ts).
+// `node dist/test/bench/bench.js --only view` runs this section alone, `--only walks` 4.6 alone (bench.ts).
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -18,31 +20,43 @@ import { CLI } from '../helpers/cli'
 import { BIGMOD, HELLO, type DebianTree } from '../helpers/debian'
 import { parseImage } from '../../src/image/read'
 import { DEFAULT_CACHE_MB } from '../../src/mounts/mount-options'
+import { DEFAULT_BLOCK_SIZE } from '../../src/pack/xz'
 import { running } from '../../src/procfs'
 import { isMounted } from '../helpers/mount'
 import { viewStats, type ViewStats } from '../helpers/observe'
 import { fileSha256 } from '../helpers/tree-digest'
 import { walkTree } from '../helpers/walk'
+import { benchWalks } from './walks'
 import {
   atMost,
-  canDropCaches,
+  blocks,
   compare,
   dropCaches,
+  dropCachesHow,
   fmtBytes,
   fmtMB,
   fmtMem,
   fmtMs,
   fmtRate,
   fmtRatio,
+  info,
+  type Manifest,
   memory,
   type Memory,
+  MiB,
+  mib,
   mountImage,
   NODE,
   now,
+  peakRss,
+  plusMB,
   q,
   readInProcess,
+  resetPeak,
+  rotate,
   run,
   Section,
+  settle,
   sh,
   sleep,
   spread,
@@ -56,7 +70,6 @@ import {
 
 /** The file every "first byte" and "cold read" figure reads: small (≈10 kB), ≈40% into the tar. */
 const SMALL = 'include/linux/kernel.h'
-const MiB = 2 ** 20
 
 /** A module the builds compile: a fixture directory copied fresh for every build. */
 interface Fixture {
@@ -98,33 +111,7 @@ function buildModule(ws: Workspace, fx: Fixture, tree: string): number {
   return t
 }
 
-/**
- * Reset the peak RSS of `pid` (VmHWM) to its current RSS: `echo 5 > /proc/PID/clear_refs`. False
- * when the file is not writable (not root), and the peak is then not measured.
- */
-function resetPeak(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5')
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** VmHWM: the peak RSS of `pid` since it started or since the last resetPeak. */
-function peakRss(pid: number): number {
-  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  if (!m) throw new Error(`no VmHWM for pid ${pid}`)
-  return Number(m[1]) * 1024
-}
-
-/** `xs` rotated by `i`, reversed on odd `i`: the order of round `i` of interleaved steps. */
-function rotate<T>(xs: T[], i: number): T[] {
-  const r = [...xs.slice(i % xs.length), ...xs.slice(0, i % xs.length)]
-  return i % 2 === 0 ? r : r.reverse()
-}
-
-/** Regular files under `root`, depth first, names sorted (the order of the archive, nearly). */
+/** Regular files under `root`, depth first, names sorted (the view's readdir order; each tier of the archive's too). */
 function walk(root: string): string[] {
   const out: string[] = []
   walkTree(
@@ -174,15 +161,6 @@ function until(fn: () => void, ms = 10_000): void {
 function catOk(file: string): void {
   run('cat', [file], { stdio: ['ignore', 'ignore', 'pipe'] })
 }
-
-const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-const mib = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`)
-
-interface Manifest {
-  payloads: { 'kheaders.tar.xz': { size: number; uncompressedSize: number; blockSize?: number } }
-}
-const info = (ws: Workspace, image: string): Manifest =>
-  JSON.parse(run(NODE, [CLI, 'info', '--json', image], { env: ws.env })) as Manifest
 
 // ───────────────────────────── archivemount ─────────────────────────────
 
@@ -251,7 +229,7 @@ export async function benchView(ws: Workspace, tree: DebianTree, images: ViewIma
       `xz blocks a read needs are decoded, into an LRU cache bounded by \`-o cache_mb\` (default ${DEFAULT_CACHE_MB}, ` +
       `src/mounts/mount-options.ts). The module-build image ${images.moduleSource}: ${imageBytes.toLocaleString('en-US')} B, kheaders.tar.xz ` +
       `${txz.size.toLocaleString('en-US')} B holding a ${txz.uncompressedSize.toLocaleString('en-US')} B tar in ${blocks(manifest)} blocks of ` +
-      `${mib(txz.blockSize ?? 0)}. "Cold" = a fresh mount, then page cache, dentries and inodes dropped (${drop()}) just before the ` +
+      `${mib(txz.blockSize ?? 0)}. "Cold" = a fresh mount, then page cache, dentries and inodes dropped (${dropCachesHow()}) just before the ` +
       'timed step; builds run in a fresh copy of the fixture (test/fixtures/hello, or the larger test/fixtures/bigmod) on /dev/shm ' +
       'each time (nothing compiled before).',
   )
@@ -261,12 +239,9 @@ export async function benchView(ws: Workspace, tree: DebianTree, images: ViewIma
   sections.push(await versusArchivemount(ws, moduleImage, imageBytes, blocks(manifest)))
   sections.push(await memoryBound(ws, moduleImage, view))
   sections.push(await blockSizes(ws, tree, moduleImage, manifest))
+  sections.push(await benchWalks(ws, moduleImage))
   return sections
 }
-
-/** Blocks of the image's kheaders.tar.xz. */
-const blocks = (m: Manifest): number =>
-  Math.ceil(m.payloads['kheaders.tar.xz'].uncompressedSize / (m.payloads['kheaders.tar.xz'].blockSize ?? Infinity))
 
 // ── 4.1 module builds
 
@@ -378,8 +353,6 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
   rmSync(shmTree, { recursive: true, force: true })
 
   const count = (n: number): string => n.toFixed(0)
-  const plusMB = (n: number): string =>
-    Number.isNaN(n) ? 'not measured (clear_refs not writable)' : `${n < 0 ? '−' : '+'}${fmtMB(Math.abs(n))}`
   const pick = (xs: ColdBuild[], f: (b: ColdBuild) => number): Stats => stats(xs.map(f))
   const medianRun = (xs: ColdBuild[]): ColdBuild => [...xs].sort((a, b) => a.ms - b.ms)[xs.length >> 1]
   const defaultLabel = `default cache (cache_mb=${DEFAULT_CACHE_MB})`
@@ -787,8 +760,9 @@ async function versusArchivemount(
     how: `VmRSS 200 ms after the full read (archivemount: after the sampled read), median of ${fullRuns}; no target. For reference: ${ctx}`,
   })
 
-  // The same read in archive order, one run: the walk above visits files in name order, which jumps
-  // between blocks when the archive is laid out in another order (build order) than names.
+  // The same read in archive order, one run. The walk above visits files in name order, the order the
+  // view lists directories in; the archive's tiers are each in name order (layout build-2), so the walk
+  // reads each tier front to back and should decode about what the read in archive order decodes.
   const m = mountImage(ws, image, 'log_level=info')
   const inOrder = archiveOrder(image, path.join(ws.mnt, 'kheaders'))
   const t0 = now()
@@ -801,7 +775,7 @@ async function versusArchivemount(
     ours: `${fmtMs(ordered)}, ${r.files} files, ${d} blocks decoded`,
     baseline: `${fmtMs(full[0].median)}, ${stats(oursDecodes).median.toFixed(0)} blocks decoded (names sorted, row above)`,
     ratio: fmtRatio(ordered / full[0].median),
-    how: `context, 1 run on a fresh mount (default cache): every regular file read in the order of its data in the tar (the manifest's offsets), as \`tar -x\` reads it; vs the name-sorted walk of the row above (what \`cp -r\`, \`tar -c\` or \`find | xargs cat\` do)`,
+    how: `context, 1 run on a fresh mount (default cache): every regular file read in the order of its data in the tar (the manifest's offsets), as \`tar -x\` reads it; vs the name-sorted walk of the row above, the order walks of the view follow (it lists directories in name order, and each tier of the archive is in name order, so both should decode about the archive's ${txzBlocks} blocks); \`grep -r\`, \`cp -r\`, \`tar -c\` and \`find | xargs cat\` themselves are timed in 4.6`,
   })
   return section
 }
@@ -826,8 +800,8 @@ async function memoryBound(ws: Workspace, image: string, view: string): Promise<
   const section = new Section(
     '4.4 Memory bound of the block cache',
     `One mount with \`-o cache_mb=${cacheMb}\`; every regular file of the view read 3 times, in archive order (the order of ` +
-      'their data in the tar: each pass decodes every block once, however the archive is laid out; a name-sorted walk is in 4.3). ' +
-      `Before each pass the page cache is dropped (${drop()}), otherwise passes 2 and 3 would be served by the kernel's cache ` +
+      'their data in the tar: each pass decodes every block once, however the archive is laid out; a name-sorted read is in 4.3, walks by tool in 4.6). ' +
+      `Before each pass the page cache is dropped (${dropCachesHow()}), otherwise passes 2 and 3 would be served by the kernel's cache ` +
       '(kernel_cache) and never reach the daemon.',
     3,
   )
@@ -923,8 +897,6 @@ function anonBreakdown(pid: number): string {
   return `[heap] ${fmtMB(heap)}, ${bigCount} anonymous mappings ≥ 1 MiB ${fmtMB(big)}, other anonymous ${fmtMB(rest)}`
 }
 
-const drop = (): string => (canDropCaches ? '`sync; echo 3 > /proc/sys/vm/drop_caches`' : 'NOT dropped: not root')
-
 // ── 4.5 block size
 
 async function blockSizes(
@@ -933,10 +905,13 @@ async function blockSizes(
   moduleImage: string,
   moduleManifest: Manifest,
 ): Promise<Section> {
-  const sizes = ['512K', '1M', '2M', '4M']
+  const toArg = (bytes: number): string => (bytes % MiB === 0 ? `${bytes / MiB}M` : `${bytes / 1024}K`)
   const toBytes = (s: string): number => Number(s.slice(0, -1)) * (s.endsWith('M') ? MiB : 1024)
-  // The module-build image of this section has the default block size: it is reused for that row, marked default.
-  const defaultSize = sizes.find((s) => moduleManifest.payloads['kheaders.tar.xz'].blockSize === toBytes(s))
+  const sizes = [...new Set([512 << 10, MiB, 2 * MiB, 4 * MiB, DEFAULT_BLOCK_SIZE])].sort((a, b) => a - b).map(toArg)
+  // The default of `kheadersfs pack` (src/pack/xz.ts) is marked; the module-build image of this section is
+  // reused for the size it was packed with (the default, unless it came from elsewhere).
+  const defaultSize = toArg(DEFAULT_BLOCK_SIZE)
+  const moduleSize = sizes.find((s) => moduleManifest.payloads['kheaders.tar.xz'].blockSize === toBytes(s))
   const section = new Section(
     '4.5 Block size vs random-read cost',
     `The Debian tree packed (\`kheadersfs pack --kernel ${tree.objtree}\`, module-build profile) with \`--block-size\` ${sizes.join(', ')}. ` +
@@ -948,7 +923,7 @@ async function blockSizes(
 
   const images: Record<string, { image: string; m: Manifest; packMs?: number }> = {}
   for (const s of sizes) {
-    if (s === defaultSize) {
+    if (s === moduleSize) {
       images[s] = { image: moduleImage, m: moduleManifest }
       continue
     }
