@@ -131,3 +131,45 @@ t.test('Reclaimer collects once per threshold of discarded bytes, and the collec
   )
   t.equal(kept.length, 0)
 })
+
+t.test('prefetch decodes ahead only into idle decode time, and a reader then finds the block', async (t) => {
+  const d = decoder(10)
+  const c = new BlockCache(1000, d.decode, 2, new Recording())
+  const p1 = c.get(1)
+  c.prefetch(2) // one decode runs, one could start: taken
+  c.prefetch(2) // already on its way: nothing more
+  c.prefetch(3) // both slots busy: left out
+  await settle()
+  t.same(d.calls, [1, 2], 'block 2 decoded beside block 1, block 3 not')
+  d.release()
+  await p1
+  await settle()
+  t.equal((await c.get(2))[0], 2)
+  c.prefetch(2) // held: nothing to do
+  const p4 = c.get(4)
+  const p5 = c.get(5)
+  const p6 = c.get(6) // waits for a slot
+  c.prefetch(7) // a reader's decode waits: read-ahead never goes before it
+  await settle()
+  t.same(d.calls, [1, 2, 4, 5], 'no read-ahead while a reader waits')
+  while (d.calls.length < 5) {
+    d.release()
+    await settle()
+  }
+  d.release()
+  await Promise.all([p4, p5, p6])
+  t.match(c.stats(), { decodes: 5, misses: 4, hits: 1, prefetches: 1 }, 'the prefetched block counts as a hit')
+})
+
+t.test('a prefetch that fails is not cached and rejects nobody', async (t) => {
+  let n = 0
+  const c = new BlockCache(100, async () => {
+    if (n++ === 0) throw new Error('corrupt')
+    return Buffer.alloc(10)
+  })
+  c.prefetch(0)
+  await settle()
+  await settle()
+  t.match(c.stats(), { decodes: 0, blocks: 0, prefetches: 1 })
+  t.equal((await c.get(0)).length, 10, 'a reader decodes it again')
+})
