@@ -2,6 +2,7 @@
 // raw LZMA2 decoder and, optionally, verify the block's Check. Blocks are independent (each starts with
 // an LZMA2 dictionary reset), which is what lets a reader seek by block.
 import { createHash } from 'node:crypto'
+import { endianness } from 'node:os'
 import { crc32 } from './crc32'
 import { XzFormatError } from '../errors'
 import { VliReader, XZ_CHECK, checkSize, type XzBlock } from './xz-index'
@@ -164,10 +165,13 @@ function checkMatches(id: number, data: Buffer, stored: Buffer): boolean {
 }
 
 // CRC-64/XZ (ECMA-182 polynomial, reflected: 0xC96C5795D7870F42) in two 32-bit halves: BigInt took 64 ms/MiB.
+// Sliced by 8 (table t gives the CRC of a byte followed by t zero bytes), reading the data as 32-bit
+// words: ~1 ms/MiB against 3.6–4 ms byte by byte. It runs on the daemon's main thread at every decode,
+// where a walk of the view (35 blocks) spent 200 ms in it.
 const POLY_HI = 0xc96c5795
 const POLY_LO = 0xd7870f42
-const T_LO = new Uint32Array(256)
-const T_HI = new Uint32Array(256)
+const T_LO = new Uint32Array(8 * 256)
+const T_HI = new Uint32Array(8 * 256)
 for (let i = 0; i < 256; i++) {
   let lo = i
   let hi = 0
@@ -183,12 +187,47 @@ for (let i = 0; i < 256; i++) {
   T_LO[i] = lo
   T_HI[i] = hi
 }
+for (let i = 256; i < 8 * 256; i++) {
+  const lo = T_LO[i - 256]
+  const hi = T_HI[i - 256]
+  T_LO[i] = ((lo >>> 8) | (hi << 24)) ^ T_LO[lo & 0xff]
+  T_HI[i] = (hi >>> 8) ^ T_HI[lo & 0xff]
+}
+/** Words are read in the machine's order; the tables are for little endian. */
+const WORDS = endianness() === 'LE'
 
 /** CRC-64 of `data` as .xz stores it: 8 bytes, little endian. */
 export function crc64(data: Uint8Array): Buffer {
   let lo = 0xffffffff
   let hi = 0xffffffff
-  for (let i = 0; i < data.length; i++) {
+  let i = 0
+  if (WORDS && (data.byteOffset & 3) === 0 && data.length >= 8) {
+    const w = new Uint32Array(data.buffer, data.byteOffset, (data.length >>> 3) * 2)
+    for (let k = 0; k < w.length; k += 2) {
+      const a = lo ^ w[k]
+      const b = hi ^ w[k + 1]
+      lo =
+        T_LO[1792 + (a & 0xff)] ^
+        T_LO[1536 + ((a >>> 8) & 0xff)] ^
+        T_LO[1280 + ((a >>> 16) & 0xff)] ^
+        T_LO[1024 + (a >>> 24)] ^
+        T_LO[768 + (b & 0xff)] ^
+        T_LO[512 + ((b >>> 8) & 0xff)] ^
+        T_LO[256 + ((b >>> 16) & 0xff)] ^
+        T_LO[b >>> 24]
+      hi =
+        T_HI[1792 + (a & 0xff)] ^
+        T_HI[1536 + ((a >>> 8) & 0xff)] ^
+        T_HI[1280 + ((a >>> 16) & 0xff)] ^
+        T_HI[1024 + (a >>> 24)] ^
+        T_HI[768 + (b & 0xff)] ^
+        T_HI[512 + ((b >>> 8) & 0xff)] ^
+        T_HI[256 + ((b >>> 16) & 0xff)] ^
+        T_HI[b >>> 24]
+    }
+    i = w.length * 4
+  }
+  for (; i < data.length; i++) {
     const t = (lo ^ data[i]) & 0xff
     lo = ((lo >>> 8) | (hi << 24)) ^ T_LO[t]
     hi = (hi >>> 8) ^ T_HI[t]

@@ -111,6 +111,15 @@ t.test('LZMA2 dictionary property byte', async (t) => {
 t.test('CRC-64/XZ matches the check value xz stores', async (t) => {
   t.equal(crc64(Buffer.from('123456789')).readBigUInt64LE(0), 0x995dc9bbdf1939fan, 'standard check value')
   t.equal(crc64(Buffer.alloc(0)).readBigUInt64LE(0), 0n)
+  // Words where the data is 4-byte aligned, bytes where not or at the tail: the same CRC either way.
+  const data = headerText(70_000)
+  for (const n of [1, 7, 8, 9, 15, 16, 17, 4096, 65_537]) {
+    const unaligned = Buffer.alloc(n + 1).fill(0xaa)
+    data.copy(unaligned, 1, 0, n)
+    const aligned = new Uint8Array(n)
+    aligned.set(data.subarray(0, n))
+    t.same(crc64(unaligned.subarray(1)), crc64(aligned), `${n} bytes, at an odd address and aligned`)
+  }
   const file = xz(['-6', '--block-size=64KiB', '-T1'])
   const f = path.join(tmpDir(t), 'f.xz')
   writeFileSync(f, file)
