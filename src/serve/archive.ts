@@ -6,14 +6,12 @@
 import { decodeBlock } from '../xz/block'
 import { findBlocks, type XzIndex } from '../xz/xz-index'
 import { BlockCache, type CacheStats } from './block-cache'
-import { ReadAhead } from './read-ahead'
 
 const EMPTY = Buffer.alloc(0)
 
 export class ArchiveReader {
   readonly index: XzIndex
   private readonly cache: BlockCache
-  private readonly readAhead = new ReadAhead()
 
   /** `index` is the block table of `xz` (Image.xzIndex, read when the image was checked). */
   constructor(xz: Buffer, index: XzIndex, cacheBytes: number, concurrency = 2) {
@@ -23,24 +21,14 @@ export class ArchiveReader {
 
   /**
    * Up to `len` bytes of the tar at `offset` (fewer at its end), for a reader of user `uid`. Within one
-   * block the answer is a view of the cached block, not a copy, and given at once when the block is held
-   * (a walk reads thousands of files out of few blocks: no promise per read).
+   * block the answer is a view of the cached block, not a copy.
    */
-  read(offset: number, len: number, uid = 0): Buffer | Promise<Buffer> {
+  async read(offset: number, len: number, uid = 0): Promise<Buffer> {
     const end = Math.min(offset + len, this.index.uncompressedSize)
     if (offset >= end) return EMPTY
     const blocks = findBlocks(this.index, offset, end)
-    const held = blocks.length === 1 ? this.cache.peek(blocks[0].index) : undefined
-    // Decode all blocks of the range together (a read can straddle a block boundary); this reader's
-    // decodes are queued before any read-ahead.
-    const data = held === undefined ? Promise.all(blocks.map((b) => this.cache.get(b.index, uid))) : undefined
-    const ahead = this.readAhead.next(offset, end, blocks[blocks.length - 1].index)
-    if (ahead >= 0 && ahead < this.index.blocks.length) this.cache.prefetch(ahead)
-    if (data === undefined) return this.slice([held!], blocks, offset, end)
-    return data.then((d) => this.slice(d, blocks, offset, end))
-  }
-
-  private slice(data: Buffer[], blocks: ReturnType<typeof findBlocks>, offset: number, end: number): Buffer {
+    // Decode all blocks of the range together (a read can straddle a block boundary).
+    const data = await Promise.all(blocks.map((b) => this.cache.get(b.index, uid)))
     const parts = blocks.map((b, i) =>
       data[i].subarray(
         Math.max(offset, b.uncompressedOffset) - b.uncompressedOffset,

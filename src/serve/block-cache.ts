@@ -16,8 +16,6 @@ export interface CacheStats {
   /** Blocks decoded so far (a block evicted and read again is decoded again). */
   decodes: number
   evictions: number
-  /** Decodes started ahead of a reader (read-ahead), counted in decodes too. */
-  prefetches: number
   /** Full garbage collections run to return discarded blocks to the system. */
   collections: number
   /** The decode queue. */
@@ -29,7 +27,7 @@ export class BlockCache {
   private readonly pending = new Map<number, { promise: Promise<Buffer>; ticket: Ticket }>()
   private readonly queue: FairQueue
   private bytes = 0
-  private readonly counts = { hits: 0, misses: 0, decodes: 0, evictions: 0, prefetches: 0 }
+  private readonly counts = { hits: 0, misses: 0, decodes: 0, evictions: 0 }
 
   constructor(
     private readonly boundBytes: number,
@@ -40,21 +38,15 @@ export class BlockCache {
     this.queue = new FairQueue(concurrency)
   }
 
-  /** Block `block` if it is held now (a hit, made the most recently used), else undefined. */
-  peek(block: number): Buffer | undefined {
+  /** Block `block`, for a reader of user `uid` (whose turn decides when a decode runs). */
+  get(block: number, uid = 0): Promise<Buffer> {
     const hit = this.entries.get(block)
     if (hit !== undefined) {
       this.counts.hits++
       this.entries.delete(block)
       this.entries.set(block, hit)
+      return Promise.resolve(hit)
     }
-    return hit
-  }
-
-  /** Block `block`, for a reader of user `uid` (whose turn decides when a decode runs). */
-  get(block: number, uid = 0): Promise<Buffer> {
-    const hit = this.peek(block)
-    if (hit !== undefined) return Promise.resolve(hit)
     const inFlight = this.pending.get(block)
     if (inFlight !== undefined) {
       this.counts.hits++
@@ -62,21 +54,6 @@ export class BlockCache {
       return inFlight.promise
     }
     this.counts.misses++
-    return this.load(block, uid)
-  }
-
-  /**
-   * Decode `block` ahead of any reader, if it is neither held nor on its way, nothing waits to be
-   * decoded and a decode could start at once: read-ahead takes idle decode time only.
-   */
-  prefetch(block: number): void {
-    if (this.entries.has(block) || this.pending.has(block) || !this.queue.canStart()) return
-    this.counts.prefetches++
-    // A bad block is answered EIO when a reader asks for it; nobody waits for this promise.
-    this.load(block, 0).catch(() => undefined)
-  }
-
-  private load(block: number, uid: number): Promise<Buffer> {
     const { promise, ticket } = this.queue.run(uid, () => this.decode(block))
     const p = promise.then(
       (data) => {

@@ -77,11 +77,6 @@ export class FairQueue {
     }
   }
 
-  /** Nothing waits and a job would start at once. */
-  canStart(): boolean {
-    return this.queued === 0 && this.running < this.concurrency
-  }
-
   stats(): QueueStats {
     return { queued: this.queued, ...this.counts, waitedBehind: Object.fromEntries(this.behind) }
   }

@@ -13,6 +13,7 @@ import { constants } from 'node:fs'
 import { FsError } from '../errors'
 import { NAME_MAX } from '../image/format'
 import type { Image } from '../image/read'
+import { loadDecoder } from '../xz/block'
 import { ArchiveReader } from './archive'
 import { encodeDirents } from './dirents'
 import { child, entries, isDir, name, NONE, ROOT, TableBuilder, type Table } from './table'
@@ -140,7 +141,12 @@ export class Tree {
     if (idleFrom === undefined) this.#whole()
     else
       idleFrom.then(
-        () => setImmediate(() => this.#whole()),
+        () =>
+          setImmediate(() => {
+            this.#whole()
+            // The next idle turn: the first read of a header should not wait for the decoder's code.
+            if (this.archive !== undefined) setImmediate(loadDecoder)
+          }),
         () => undefined, // the caller never got going: nothing to build for
       )
   }

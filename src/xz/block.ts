@@ -122,11 +122,24 @@ export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptio
   return out
 }
 
-/** lzma-native, loaded at the first decode: a mount that is only stat'ed or read flat never pays for it (~25 ms). */
-let lzma: typeof import('lzma-native') | undefined
+/**
+ * lzma-native, loaded at the first decode or by loadDecoder: a mount that is only stat'ed or read flat
+ * never pays for it (16 ms and 1.4 MB of anonymous memory, most of it its copy of readable-stream).
+ */
+let decoder: typeof import('lzma-native') | undefined
+
+/**
+ * Load the decoder now rather than at the first decode. The daemon does it in its first idle turn
+ * after ready when it serves the kheaders/ view: the first read of a header on a fresh mount then
+ * pays only for its block (time to first byte, docs/benchmarks.md §4.3).
+ */
+export function loadDecoder(): typeof import('lzma-native') {
+  decoder ??= require('lzma-native') as typeof import('lzma-native')
+  return decoder
+}
 
 function rawDecode(data: Buffer, dictSize: number, outSize: number): Promise<{ out: Buffer; consumed: number }> {
-  lzma ??= require('lzma-native') as typeof import('lzma-native')
+  const lzma = loadDecoder()
   // Asynchronous (libuv thread pool): the `synchronous` option saved 1-5 ms/MiB but blocks the event loop.
   const dec = lzma.createStream('rawDecoder', { filters: [{ id: lzma.FILTER_LZMA2, options: { dictSize } }] })
   return new Promise((resolve, reject) => {

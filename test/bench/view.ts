@@ -234,7 +234,7 @@ export async function benchView(ws: Workspace, tree: DebianTree, images: ViewIma
       'each time (nothing compiled before).',
   )
   const sections = [head]
-  sections.push(await viewBuilds(ws, moduleImage, blocks(manifest)))
+  sections.push(await viewBuilds(ws, moduleImage, blocks(manifest), txz.blockSize ?? 0))
   sections.push(await bccStyle(ws, images.headersImage))
   sections.push(await versusArchivemount(ws, moduleImage, imageBytes, blocks(manifest)))
   sections.push(await memoryBound(ws, moduleImage, view))
@@ -257,7 +257,7 @@ interface ColdBuild {
   stats: ViewStats
 }
 
-async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): Promise<Section> {
+async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number, blockBytes: number): Promise<Section> {
   const runs = 3
   const section = new Section(
     '4.1 Module builds from the view, by cache size',
@@ -371,12 +371,14 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number): 
     })
   }
   const helloDecodes = pick(cold[key(HELLO_FX, TARGET_CACHE_MB)], (b) => b.decodes)
+  // In bytes: the target was 4 blocks when blocks were 2 MiB (issue 12), whatever the block size now.
+  const helloMiB = (helloDecodes.median * blockBytes) / MiB
   section.add({
     measure: `blocks decoded by the cold hello.ko build, cache_mb=${TARGET_CACHE_MB}`,
-    ours: spread(helloDecodes, count),
+    ours: `${spread(helloDecodes, count)} of ${mib(blockBytes)}: ${helloMiB.toFixed(0)} MiB`,
     baseline: `the archive has ${archiveBlocks} blocks`,
     ratio: '—',
-    target: atMost(helloDecodes.median, 4, '≤ 4'),
+    target: atMost(helloMiB, 8, '≤ 8 MiB decoded'),
     how: `the daemon's \`cache.decodes\` (SIGUSR1) after the cold build, median of ${runs} (a block evicted and needed again counts again); with ${defaultLabel}: ${spread(
       pick(cold[key(HELLO_FX, DEFAULT_CACHE_MB)], (b) => b.decodes),
       count,
