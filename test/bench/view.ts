@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { CLI } from '../helpers/cli'
+import { bccPreprocessArgs, SCHED_PROBE } from '../helpers/bcc'
 import { BIGMOD, HELLO, type DebianTree } from '../helpers/debian'
 import { parseImage } from '../../src/image/read'
 import { DEFAULT_CACHE_MB } from '../../src/mounts/mount-options'
@@ -501,30 +502,11 @@ async function bccStyle(ws: Workspace, image: string): Promise<Section> {
   const extractTree = path.join(ws.shm, 'headers-extract')
   const probe = path.join(ws.shm, 'probe.c')
   const out = path.join(ws.shm, 'probe.i')
-  writeFileSync(probe, '#include <linux/sched.h>\nint size = sizeof(struct task_struct);\n')
+  writeFileSync(probe, SCHED_PROBE)
   const gccInclude = run('gcc', ['-print-file-name=include']).trim()
   const arch = 'x86'
   const cpp = (tree: string): void => {
-    const inc = (p: string): string[] => ['-I', path.join(tree, p)]
-    run('gcc', [
-      '-E',
-      '-nostdinc',
-      '-isystem',
-      gccInclude,
-      '-D__KERNEL__',
-      '-include',
-      path.join(tree, 'include/linux/kconfig.h'),
-      ...inc(`arch/${arch}/include`),
-      ...inc(`arch/${arch}/include/generated`),
-      ...inc('include'),
-      ...inc(`arch/${arch}/include/uapi`),
-      ...inc(`arch/${arch}/include/generated/uapi`),
-      ...inc('include/uapi'),
-      ...inc('include/generated/uapi'),
-      probe,
-      '-o',
-      out,
-    ])
+    run('gcc', [...bccPreprocessArgs(tree, arch, probe, gccInclude), '-o', out])
     if (!readFileSync(out, 'utf8').includes('struct task_struct {'))
       throw new Error(`gcc -E on ${tree}: no struct task_struct in the output`)
   }

@@ -19,6 +19,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { readElfId, type ElfId } from '../../src/pack/elf'
+import { bccPreprocessArgs, SCHED_PROBE } from '../helpers/bcc'
 import { errorLines, runCli } from '../helpers/cli'
 import { CROSS_PREFIX, crossKernel, kernelKheadersArchive, type CrossArch } from '../helpers/cross-kernel'
 import { mountImage, waitGone } from '../helpers/mount'
@@ -186,27 +187,11 @@ t.test(
     t.equal(readlinkSync(build), path.join(m.mnt, 'kheaders'))
     // What BCC does with a kernel tree: kconfig.h forced in, the arch's and generic include dirs.
     const src = path.join(dir, 'probe.c')
-    writeFileSync(src, '#include <linux/sched.h>\nint size = sizeof(struct task_struct);\n')
-    const inc = (p: string): string[] => ['-I', path.join(build, p)]
-    const cc = spawnSync(
-      `${CROSS_PREFIX.arm64}gcc`,
-      [
-        '-E',
-        '-nostdinc',
-        '-D__KERNEL__',
-        '-include',
-        path.join(build, 'include/linux/kconfig.h'),
-        ...inc('arch/arm64/include'),
-        ...inc('arch/arm64/include/generated'),
-        ...inc('include'),
-        ...inc('arch/arm64/include/uapi'),
-        ...inc('arch/arm64/include/generated/uapi'),
-        ...inc('include/uapi'),
-        ...inc('include/generated/uapi'),
-        src,
-      ],
-      { encoding: 'utf8', maxBuffer: 256 << 20 },
-    )
+    writeFileSync(src, SCHED_PROBE)
+    const cc = spawnSync(`${CROSS_PREFIX.arm64}gcc`, bccPreprocessArgs(build, 'arm64', src), {
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+    })
     t.equal(cc.status, 0, cc.stderr.slice(-2000))
     t.match(
       cc.stdout,

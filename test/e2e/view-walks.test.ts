@@ -9,6 +9,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from '
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { parseImage } from '../../src/image/read'
+import { bccPreprocessArgs, SCHED_PROBE } from '../helpers/bcc'
 import { buildHello, debianTree, packedImage, SKIP_NO_DEBIAN } from '../helpers/debian'
 import { mountImage } from '../helpers/mount'
 import { viewStats } from '../helpers/observe'
@@ -141,30 +142,12 @@ t.test(
       const T = path.join(m.mnt, 'kheaders')
       const w = tmpDir(t)
       mkdirSync(w, { recursive: true })
-      writeFileSync(path.join(w, 'probe.c'), '#include <linux/sched.h>\nint size = sizeof(struct task_struct);\n')
+      writeFileSync(path.join(w, 'probe.c'), SCHED_PROBE)
       const gccInclude = execFileSync('gcc', ['-print-file-name=include'], { encoding: 'utf8' }).trim()
-      const inc = (d: string): string[] => ['-I', path.join(T, d)]
-      const r = spawnSync(
-        'gcc',
-        [
-          '-E',
-          '-nostdinc',
-          '-isystem',
-          gccInclude,
-          '-D__KERNEL__',
-          '-include',
-          path.join(T, 'include/linux/kconfig.h'),
-          ...inc('arch/x86/include'),
-          ...inc('arch/x86/include/generated'),
-          ...inc('include'),
-          ...inc('arch/x86/include/uapi'),
-          ...inc('arch/x86/include/generated/uapi'),
-          ...inc('include/uapi'),
-          ...inc('include/generated/uapi'),
-          path.join(w, 'probe.c'),
-        ],
-        { encoding: 'utf8', maxBuffer: 1 << 28 },
-      )
+      const r = spawnSync('gcc', bccPreprocessArgs(T, 'x86', path.join(w, 'probe.c'), gccInclude), {
+        encoding: 'utf8',
+        maxBuffer: 1 << 28,
+      })
       t.equal(r.status, 0, r.stderr.slice(-2000))
       t.match(r.stdout, /struct task_struct \{/, 'task_struct preprocessed')
       const { decodes } = (await viewStats(m)).cache
