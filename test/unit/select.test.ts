@@ -199,6 +199,18 @@ t.test('compareTarPaths sorts directory by directory, like GNU tar --sort=name',
     'include/acpi/b.h',
     'include/acpi-x.h',
   ])
+  // Names the first differing character decides in other ways: a '.' or '-' below '/', a name that is
+  // a prefix of another, and UTF-8 past the surrogates (U+E000 and U+1F600: bytewise E0… before F0…,
+  // where UTF-16 code units would put U+1F600's D83D first).
+  list.push(
+    'include/netfilter.h',
+    'include/netfilter/x.h',
+    'include/net.h',
+    'include/é.h',
+    'include/\u{e000}.h',
+    'include/\u{1f600}.h',
+    'include/\u{1f600}/a.h',
+  )
   // Same order as GNU tar's own --sort=name on a real directory.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kh-sort-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -212,5 +224,6 @@ t.test('compareTarPaths sorts directory by directory, like GNU tar --sort=name',
     .trim()
     .split('\n')
     .map((s) => s.replace(/\/$/, ''))
-  t.same([...names].sort(compareTarPaths), names)
+  // From the reverse order: a list already in order would pass an inconsistent comparison.
+  t.same([...names].reverse().sort(compareTarPaths), names)
 })
