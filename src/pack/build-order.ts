@@ -24,6 +24,7 @@
 // needs one block per tier in the cache (docs/design.md, "Build order").
 import path from 'node:path'
 import type { SourceEntry } from './entries'
+import { entryBytes } from './tar'
 import { compareTarPaths } from './tar-order'
 
 export const LAYOUT_ORDER = 'build-2'
@@ -149,7 +150,7 @@ export function buildOrder(
   for (const i of [...includes.keys()].sort(rank)) {
     if (placed.has(i)) continue
     const group = closure([i])
-    bytes += group.reduce((sum, j) => sum + tarBytes(content(j)), 0)
+    bytes += group.reduce((sum, j) => sum + entryBytes(content(j)), 0)
     if (bytes > COMMON_BYTES) break
     for (const j of group) place(j)
   }
@@ -160,9 +161,6 @@ export function buildOrder(
   endTier()
   return out
 }
-
-/** A file's share of the tar: its header and its data padded to whole records. */
-const tarBytes = (data: Buffer | undefined): number => 512 + Math.ceil((data?.length ?? 0) / 512) * 512
 
 /** Files (matching `eligible`) whose paths the Kbuild files mention, and siblings NAME.* of those. */
 function namedBy(

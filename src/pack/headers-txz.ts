@@ -6,7 +6,7 @@ import { buildOrder } from './build-order'
 import type { SourceEntry } from './entries'
 import { readFiles } from './read-files'
 import { stripComments } from './strip-comments'
-import { writeTar } from './tar'
+import { entryBytes, writeTar } from './tar'
 import { xzBuffer, type XzOptions } from './xz'
 
 /** The archive's three steps, each measured in bytes: read from the tree, written to the tar, compressed. */
@@ -56,7 +56,7 @@ export async function buildHeadersTxz(
 
 /** The tar's size as ustar lays it out (a header and padded data per entry, two zero blocks at the end). */
 function tarSize(items: ReadonlyArray<{ data?: Buffer }>): number {
-  return items.reduce((n, { data }) => n + 512 + Math.ceil((data?.length ?? 0) / 512) * 512, 1024)
+  return items.reduce((n, { data }) => n + entryBytes(data), 1024)
 }
 
 /** A header's comments go; every other file is archived as it is. */

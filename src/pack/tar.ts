@@ -84,6 +84,12 @@ function fileRecord(e: SourceEntry, size: number, end: number): FileRecord {
   }
 }
 
+/** An entry's share of the tar as ustar lays it out: its header and its data padded to whole records. */
+export function entryBytes(data: Buffer | undefined): number {
+  const n = data?.length ?? 0
+  return 512 + n + pad512(n)
+}
+
 function pad512(n: number): number {
   return (512 - (n % 512)) % 512
 }
