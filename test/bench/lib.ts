@@ -20,6 +20,8 @@ import path from 'node:path'
 import { CLI } from '../helpers/cli'
 import { running } from '../../src/procfs'
 import { daemonPids, isMounted } from '../helpers/mount'
+import { viewStats, type ViewStats } from '../helpers/observe'
+import { DEFAULT_CACHE_MB } from '../../src/mounts/mount-options'
 
 export const NODE = process.execPath
 
@@ -170,7 +172,7 @@ export function memory(pid: number): Memory {
  * Reset the peak RSS of `pid` (VmHWM) to its current RSS: `echo 5 > /proc/PID/clear_refs`. False
  * when the file is not writable (not root), and the peak is then not measured.
  */
-export function resetPeak(pid: number): boolean {
+function resetPeak(pid: number): boolean {
   try {
     writeFileSync(`/proc/${pid}/clear_refs`, '5')
     return true
@@ -180,7 +182,7 @@ export function resetPeak(pid: number): boolean {
 }
 
 /** VmHWM: the peak RSS of `pid` since it started or since the last resetPeak. */
-export function peakRss(pid: number): number {
+function peakRss(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   if (!m) throw new Error(`no VmHWM for pid ${pid}`)
   return Number(m[1]) * 1024
@@ -388,6 +390,50 @@ export function umountImage(ws: Workspace, pid: number): UmountTimes {
     sleep(1)
   }
   return { command, exited: now() - t0 }
+}
+
+/** One cold run of some work through the view: its time, what the daemon decoded, its RSS peak over idle. */
+export interface ColdRun {
+  ms: number
+  decodes: number
+  /** VmHWM during the work − VmRSS just before it (NaN when clear_refs is not writable) */
+  peakOverIdle: number
+  idle: Memory
+  /** VmRSS, RssAnon, RssFile right after the work */
+  after: Memory
+  stats: ViewStats
+}
+
+/**
+ * `work` (which returns the milliseconds it took) timed cold through a fresh mount of `image` with
+ * `-o cache_mb=cacheMb` (the default: mounted without the option): the mount 0.3 s old, caches dropped
+ * and the RSS peak reset right before it, the daemon's stats right after. `then` runs on the same mount
+ * before it goes (a warm run).
+ */
+export async function coldOnFreshMount(
+  ws: Workspace,
+  image: string,
+  cacheMb: number,
+  work: () => number,
+  then?: () => void,
+): Promise<ColdRun> {
+  await tick()
+  const m = mountImage(
+    ws,
+    image,
+    cacheMb === DEFAULT_CACHE_MB ? 'log_level=info' : `cache_mb=${cacheMb},log_level=info`,
+  )
+  await settle(300)
+  dropCaches()
+  const idle = memory(m.pid)
+  const reset = resetPeak(m.pid)
+  const ms = work()
+  const peak = reset ? peakRss(m.pid) : NaN
+  const after = memory(m.pid)
+  const st = await viewStats({ pid: m.pid, runDir: ws.runDir })
+  then?.()
+  umountImage(ws, m.pid)
+  return { ms, decodes: st.cache.decodes, peakOverIdle: peak - idle.rss, idle, after, stats: st }
 }
 
 /** What a process is doing, for an error message: its state and kernel wait channel. */

@@ -31,6 +31,8 @@ import { benchWalks } from './walks'
 import {
   atMost,
   blocks,
+  coldOnFreshMount,
+  type ColdRun,
   compare,
   dropCaches,
   dropCachesHow,
@@ -49,11 +51,9 @@ import {
   mountImage,
   NODE,
   now,
-  peakRss,
   plusMB,
   q,
   readInProcess,
-  resetPeak,
   rotate,
   run,
   Section,
@@ -61,8 +61,8 @@ import {
   sh,
   sleep,
   spread,
-  stats,
   type Stats,
+  stats,
   tick,
   time,
   umountImage,
@@ -246,18 +246,6 @@ export async function benchView(ws: Workspace, tree: DebianTree, images: ViewIma
 
 // ── 4.1 module builds
 
-/** One cold build from the view: its time, what the daemon decoded, its RSS peak over idle. */
-interface ColdBuild {
-  ms: number
-  decodes: number
-  /** VmHWM during the build − VmRSS just before it (NaN when clear_refs is not writable) */
-  peakOverIdle: number
-  idle: Memory
-  /** VmRSS, RssAnon, RssFile right after the build */
-  after: Memory
-  stats: ViewStats
-}
-
 async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number, blockBytes: number): Promise<Section> {
   const runs = 3
   const section = new Section(
@@ -287,37 +275,27 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number, b
   umountImage(ws, m0.pid)
   for (const fx of modules) buildModule(ws, fx, shmTree)
 
-  const cold: Record<string, ColdBuild[]> = {}
+  const cold: Record<string, ColdRun[]> = {}
   const warm: Record<string, number[]> = {}
   const extracted: Record<string, number[]> = {}
   const extract: Record<string, number[]> = {}
   const key = (fx: Fixture, c: number): string => `${fx.name}/${c}`
   const steps = (fx: Fixture): Array<() => Promise<void>> => [
     ...CACHES.map((c) => async (): Promise<void> => {
-      await tick()
-      const m = mountImage(ws, image, c === DEFAULT_CACHE_MB ? 'log_level=info' : `cache_mb=${c},log_level=info`)
-      await settle(300)
-      dropCaches()
-      const idle = memory(m.pid)
-      const reset = resetPeak(m.pid)
-      const ms = buildModule(ws, fx, view)
-      const peak = reset ? peakRss(m.pid) : NaN
-      const after = memory(m.pid)
-      const st = await viewStats({ pid: m.pid, runDir: ws.runDir })
-      ;(cold[key(fx, c)] ??= []).push({
-        ms,
-        decodes: st.cache.decodes,
-        peakOverIdle: peak - idle.rss,
-        idle,
-        after,
-        stats: st,
-      })
-      process.stderr.write(
-        `    ${fx.ko} cold, cache_mb=${c}: ${fmtMs(ms)}, ${st.cache.decodes} decodes, RSS peak +${fmtMB(peak - idle.rss)}\n`,
+      const r = await coldOnFreshMount(
+        ws,
+        image,
+        c,
+        () => buildModule(ws, fx, view),
+        // The warm build (hello only): the same mount again, right after the cold one.
+        () => {
+          if (c === DEFAULT_CACHE_MB && fx === HELLO_FX) (warm[fx.name] ??= []).push(buildModule(ws, fx, view))
+        },
       )
-      // The warm build (hello only): the same mount again, right after the cold one.
-      if (c === DEFAULT_CACHE_MB && fx === HELLO_FX) (warm[fx.name] ??= []).push(buildModule(ws, fx, view))
-      umountImage(ws, m.pid)
+      ;(cold[key(fx, c)] ??= []).push(r)
+      process.stderr.write(
+        `    ${fx.ko} cold, cache_mb=${c}: ${fmtMs(r.ms)}, ${r.decodes} decodes, RSS peak +${fmtMB(r.peakOverIdle)}\n`,
+      )
     }),
     async (): Promise<void> => {
       await tick()
@@ -354,8 +332,8 @@ async function viewBuilds(ws: Workspace, image: string, archiveBlocks: number, b
   rmSync(shmTree, { recursive: true, force: true })
 
   const count = (n: number): string => n.toFixed(0)
-  const pick = (xs: ColdBuild[], f: (b: ColdBuild) => number): Stats => stats(xs.map(f))
-  const medianRun = (xs: ColdBuild[]): ColdBuild => [...xs].sort((a, b) => a.ms - b.ms)[xs.length >> 1]
+  const pick = (xs: ColdRun[], f: (b: ColdRun) => number): Stats => stats(xs.map(f))
+  const medianRun = (xs: ColdRun[]): ColdRun => [...xs].sort((a, b) => a.ms - b.ms)[xs.length >> 1]
   const defaultLabel = `default cache (cache_mb=${DEFAULT_CACHE_MB})`
 
   for (const fx of modules) {

@@ -8,27 +8,24 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { DEFAULT_CACHE_MB } from '../../src/mounts/mount-options'
-import { viewStats } from '../helpers/observe'
 import {
   atMost,
   blocks,
+  coldOnFreshMount,
+  type ColdRun,
   dropCaches,
   dropCachesHow,
   fmtMB,
   fmtMs,
   fmtRatio,
   info,
-  memory,
   mib,
   mountImage,
-  peakRss,
   plusMB,
   q,
-  resetPeak,
   rotate,
   run,
   Section,
-  settle,
   spread,
   stats,
   tick,
@@ -95,14 +92,6 @@ const SCOPES: Scope[] = [
   { name: 'kheaders/include/', rel: 'include' },
 ]
 
-/** One cold walk through the view. */
-interface ViewWalk {
-  ms: number
-  decodes: number
-  /** VmHWM during the walk − VmRSS just before it (NaN when clear_refs is not writable) */
-  peakOverIdle: number
-}
-
 export async function benchWalks(ws: Workspace, image: string): Promise<Section> {
   const manifest = info(ws, image)
   const txzInfo = manifest.payloads['kheaders.tar.xz']
@@ -134,7 +123,7 @@ export async function benchWalks(ws: Workspace, image: string): Promise<Section>
   const extractTree = path.join(ws.shm, 'x')
   const scratch = path.join(ws.shm, 'walk-copy')
 
-  const cold: Record<string, ViewWalk[]> = {}
+  const cold: Record<string, ColdRun[]> = {}
   const extract: Record<string, number[]> = {}
   const key = (w: Walk, s: Scope, c?: number): string => `${w.name} ${s.rel} ${c ?? 'extract'}`
   /** Steps whose first run took longer than ONCE_MS: not run again. */
@@ -144,23 +133,14 @@ export async function benchWalks(ws: Workspace, image: string): Promise<Section>
     ...CACHES.map((c) => ({
       key: key(w, s, c),
       step: async (): Promise<number> => {
-        await tick()
-        const m = mountImage(ws, image, c === DEFAULT_CACHE_MB ? 'log_level=info' : `cache_mb=${c},log_level=info`)
-        await settle(300)
         rmSync(scratch, { recursive: true, force: true })
-        dropCaches()
-        const idle = memory(m.pid).rss
-        const reset = resetPeak(m.pid)
-        const ms = time(() => w.run(path.join(view, s.rel), scratch))
-        const peak = reset ? peakRss(m.pid) : NaN
-        const st = await viewStats({ pid: m.pid, runDir: ws.runDir })
-        umountImage(ws, m.pid)
+        const r = await coldOnFreshMount(ws, image, c, () => time(() => w.run(path.join(view, s.rel), scratch)))
         rmSync(scratch, { recursive: true, force: true })
-        ;(cold[key(w, s, c)] ??= []).push({ ms, decodes: st.cache.decodes, peakOverIdle: peak - idle })
+        ;(cold[key(w, s, c)] ??= []).push(r)
         process.stderr.write(
-          `    view, cache_mb=${c}: ${fmtMs(ms)}, ${st.cache.decodes} decodes, RSS peak ${plusMB(peak - idle)}\n`,
+          `    view, cache_mb=${c}: ${fmtMs(r.ms)}, ${r.decodes} decodes, RSS peak ${plusMB(r.peakOverIdle)}\n`,
         )
-        return ms
+        return r.ms
       },
     })),
     {
