@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # packaging/addons.sh ARCH [FUSE_SRC] — build kheadersfs's two native addons for a Debian architecture
 # on this x86-64 host and print the directory that holds them:
-#   DIR/kheadersfs/kheadersfs_fuse.node              (src/native: kheadersfs's FUSE binding, DT_NEEDED libfuse.so.2)
+#   DIR/kheadersfs/kheadersfs_fuse.node              (src/native: kheadersfs's FUSE binding and xz block
+#                                                     decoder, DT_NEEDED libfuse.so.2 and liblzma.so.5)
 #   DIR/lzma-native/build/Release/lzma_native.node   (lzma-native, bundled xz 5.2.3 linked statically)
-# FUSE_SRC is the directory with kheadersfs_fuse.c and binding.gyp (default: the checkout's src/native;
+# FUSE_SRC is the directory with the addon's *.c, *.h and binding.gyp (default: the checkout's src/native;
 # build.sh passes the packaged commit's).
 # ARCH: amd64 | arm64 | armhf | armhf-time32. arm64 and armhf are cross-compiled (g++-aarch64-linux-gnu,
-# g++-arm-linux-gnueabihf from `.ci/setup --boards`) against the target's libfuse.so.2, taken from
-# `apt-get download libfuse2:ARCH`. armhf is built for the 64-bit time_t ABI of Debian trixie
+# g++-arm-linux-gnueabihf from `.ci/setup --boards`) against the target's libfuse.so.2 and liblzma.so.5,
+# taken from `apt-get download libfuse2:ARCH liblzma5:ARCH liblzma-dev:ARCH`. armhf is built for the 64-bit time_t ABI of Debian trixie
 # (libfuse2t64, Ubuntu 24.04+): -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64, because libfuse2t64 hands
 # the addon `struct stat`/`struct timespec` with 64-bit time fields. armhf-time32 is the same armhf
 # build for the 32-bit time_t ABI of Debian 12 / Raspberry Pi OS bookworm / Ubuntu 22.04 (libfuse2):
@@ -15,7 +16,7 @@
 # __fcntl_time64, ...; GLIBC_2.34), so the check below tells the two ABIs apart from the imports.
 #
 # DIR is /var/cache/kheadersfs/addons/<key>, key = arch + the addon packages' versions + the node
-# headers' version + libfuse2's version + this script's sha256: a rerun with nothing changed prints
+# headers' version + libfuse2's and liblzma's versions + this script's sha256: a rerun with nothing changed prints
 # the cached DIR at once. Nothing under node_modules/ is modified: the sources are copied to a
 # scratch directory first. node-gyp (npm's own) compiles against /usr/include/node and never
 # downloads anything.
@@ -41,19 +42,22 @@ DEB_ARCH=${ARCH%-time32} # the Debian architecture: libfuse2 and the toolchain a
 
 [ -d "$NM/lzma-native" ] || die "node_modules is missing: run npm ci first"
 [ -f "$FUSE_SRC/kheadersfs_fuse.c" ] && [ -f "$FUSE_SRC/binding.gyp" ] || die "no kheadersfs_fuse.c and binding.gyp in $FUSE_SRC"
+[ -f /usr/include/lzma.h ] || die "no /usr/include/lzma.h (install liblzma-dev)"
 [ -f /usr/include/node/node_api.h ] || die "no node headers in /usr/include/node"
 [ -f /usr/include/fuse/fuse.h ] || die "no /usr/include/fuse (install libfuse-dev)"
 [ -f "$NODE_GYP" ] || die "no node-gyp at $NODE_GYP"
 
 pkgver() { node -p "require('$NM/$1/package.json').version"; }
-FUSE_VER=$(cat "$FUSE_SRC/kheadersfs_fuse.c" "$FUSE_SRC/binding.gyp" | sha256sum | cut -c1-16)
+FUSE_VER=$(cat "$FUSE_SRC"/*.[ch] "$FUSE_SRC/binding.gyp" | sha256sum | cut -c1-16)
 LZMA_VER=$(pkgver lzma-native)
 NAA_VER=$(pkgver node-addon-api)
 NODE_HDR=$(sed -n 's/^#define NODE_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\).*/\2/p' /usr/include/node/node_version.h | paste -sd.)
 LIBFUSE_VER=$(apt-cache policy "libfuse2:$DEB_ARCH" 2>/dev/null | sed -n 's/^ *Candidate: //p')
 [ -n "$LIBFUSE_VER" ] && [ "$LIBFUSE_VER" != "(none)" ] || die "apt knows no libfuse2:$DEB_ARCH (dpkg --add-architecture $DEB_ARCH; apt-get update)"
+LIBLZMA_VER=$(apt-cache policy "liblzma-dev:$DEB_ARCH" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+[ -n "$LIBLZMA_VER" ] && [ "$LIBLZMA_VER" != "(none)" ] || die "apt knows no liblzma-dev:$DEB_ARCH (dpkg --add-architecture $DEB_ARCH; apt-get update)"
 SELF=$(sha256sum "$0" | cut -c1-64)
-KEY_TEXT="arch=$ARCH kheadersfs-fuse=$FUSE_VER lzma-native=$LZMA_VER node-addon-api=$NAA_VER node-headers=$NODE_HDR libfuse2=$LIBFUSE_VER script=$SELF"
+KEY_TEXT="arch=$ARCH kheadersfs-fuse=$FUSE_VER lzma-native=$LZMA_VER node-addon-api=$NAA_VER node-headers=$NODE_HDR libfuse2=$LIBFUSE_VER liblzma=$LIBLZMA_VER script=$SELF"
 KEY=$ARCH-$(printf '%s' "$KEY_TEXT" | sha256sum | cut -c1-16)
 OUT=$CACHE/$KEY
 
@@ -76,7 +80,7 @@ for m in lzma-native node-addon-api; do
 done
 rm -rf "$S/node_modules/lzma-native/build"
 mkdir -p "$S/kheadersfs"
-cp "$FUSE_SRC/kheadersfs_fuse.c" "$FUSE_SRC/binding.gyp" "$S/kheadersfs/"
+cp "$FUSE_SRC"/*.[ch] "$FUSE_SRC/binding.gyp" "$S/kheadersfs/"
 
 # Compiler flags: no debug info, and the scratch path never reaches the binaries (reproducible,
 # no build-machine path in the package).
@@ -94,38 +98,59 @@ else
   command -v "$CXX" >/dev/null || die "no $CXX: run bash .ci/setup --boards"
 fi
 
-# --- the target's libfuse.so.2, and a pkg-config file that points binding.gyp at it -------------
+# --- the target's libfuse.so.2 and liblzma.so.5, and pkg-config files that point binding.gyp at them --
 PC=$WORK/pkgconfig
 mkdir -p "$PC"
-if [ "$ARCH" = amd64 ]; then
-  FUSE_LIBDIR=
-  PKG_CONFIG_LIBDIR_FUSE=
-else
-  FUSE_CACHE=$CACHE/libfuse2-$DEB_ARCH-$LIBFUSE_VER
-  if [ ! -e "$FUSE_CACHE/lib/libfuse.so" ]; then
-    tmp=$(mktemp -d "$CACHE/.libfuse-$DEB_ARCH.XXXXXX")
-    (cd "$tmp" && apt-get download -q "libfuse2:$DEB_ARCH=$LIBFUSE_VER" >&2)
-    mkdir -p "$tmp/x" "$tmp/lib"
-    dpkg-deb -x "$tmp"/libfuse2_*.deb "$tmp/x"
-    so=$(find "$tmp/x" -name 'libfuse.so.2.*' -type f | head -n 1)
-    [ -n "$so" ] || die "libfuse2:$DEB_ARCH has no libfuse.so.2.*"
-    cp "$so" "$tmp/lib/"
-    ln -s "$(basename "$so")" "$tmp/lib/libfuse.so.2"
-    ln -s libfuse.so.2 "$tmp/lib/libfuse.so"
-    rm -rf "$FUSE_CACHE"
-    mkdir -p "$FUSE_CACHE"
-    mv "$tmp/lib" "$FUSE_CACHE/lib"
+# target_debs NAME VERSION PKG...: the packages for DEB_ARCH, unpacked once into $CACHE/NAME-ARCH-VERSION/x
+# (apt-get download + dpkg-deb -x); prints $CACHE/NAME-ARCH-VERSION.
+target_debs() {
+  local name=$1 ver=$2 dir tmp deb
+  shift 2
+  dir=$CACHE/$name-$DEB_ARCH-$ver
+  if [ ! -d "$dir/x" ]; then
+    tmp=$(mktemp -d "$CACHE/.$name-$DEB_ARCH.XXXXXX")
+    (cd "$tmp" && apt-get download -q "${@/%/:$DEB_ARCH=$ver}" >&2)
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/x"; done
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    mv "$tmp/x" "$dir/x"
     rm -rf "$tmp"
   fi
-  FUSE_LIBDIR=$FUSE_CACHE/lib
+  echo "$dir"
+}
+if [ "$ARCH" = amd64 ]; then
+  PKG_CONFIG_LIBDIR_TARGET=
+else
+  FUSE_DIR=$(target_debs libfuse2 "$LIBFUSE_VER" libfuse2)
+  so=$(find "$FUSE_DIR/x" -name 'libfuse.so.2.*' -type f | head -n 1)
+  [ -n "$so" ] || die "libfuse2:$DEB_ARCH has no libfuse.so.2.*"
+  # The linker wants libfuse.so, which only libfuse-dev has (the host's is used for the headers).
+  ln -sfn "$(basename "$so")" "$(dirname "$so")/libfuse.so"
   cat >"$PC/fuse.pc" <<EOF
 Name: fuse
 Description: libfuse2 for $DEB_ARCH (headers from the host's libfuse-dev)
 Version: ${LIBFUSE_VER%%-*}
-Libs: -L$FUSE_LIBDIR -lfuse -pthread
+Libs: -L$(dirname "$so") -lfuse -pthread
 Cflags: -I/usr/include/fuse -D_FILE_OFFSET_BITS=64
 EOF
-  PKG_CONFIG_LIBDIR_FUSE=$PC
+  # liblzma-dev:ARCH brings lzma.h and the liblzma.so link. Its headers are copied alone: -I/usr/include
+  # would put the host's libc headers before the cross compiler's.
+  LZMA_DIR=$(target_debs liblzma "$LIBLZMA_VER" liblzma5 liblzma-dev)
+  # Its liblzma.so is an absolute link (/lib/TRIPLET/liblzma.so.5.*): a link of our own to the library.
+  so=$(find "$LZMA_DIR/x" -name 'liblzma.so.5.*' -type f | head -n 1)
+  [ -n "$so" ] || die "liblzma5:$DEB_ARCH has no liblzma.so.5.*"
+  mkdir -p "$LZMA_DIR/lib"
+  ln -sfn "$so" "$LZMA_DIR/lib/liblzma.so"
+  mkdir -p "$WORK/lzma-include"
+  cp -r "$LZMA_DIR/x/usr/include/lzma.h" "$LZMA_DIR/x/usr/include/lzma" "$WORK/lzma-include/"
+  cat >"$PC/liblzma.pc" <<EOF
+Name: liblzma
+Description: liblzma for $DEB_ARCH
+Version: ${LIBLZMA_VER%%-*}
+Libs: -L$LZMA_DIR/lib -llzma
+Cflags: -I$WORK/lzma-include
+EOF
+  PKG_CONFIG_LIBDIR_TARGET=$PC
 fi
 
 gyp() { # gyp DIR — node-gyp rebuild for the target arch, offline, against /usr/include/node
@@ -136,8 +161,8 @@ gyp() { # gyp DIR — node-gyp rebuild for the target arch, offline, against /us
 
 # --- kheadersfs's FUSE binding ----------------------------------------------------------------
 log "kheadersfs_fuse ($FUSE_VER)"
-if [ -n "$PKG_CONFIG_LIBDIR_FUSE" ]; then
-  PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR_FUSE gyp "$S/kheadersfs"
+if [ -n "$PKG_CONFIG_LIBDIR_TARGET" ]; then
+  PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR_TARGET gyp "$S/kheadersfs"
 else
   gyp "$S/kheadersfs"
 fi
@@ -176,6 +201,7 @@ for f in "$R/kheadersfs/kheadersfs_fuse.node" "$R/lzma-native/build/Release/lzma
   log "$(file -b "$f" | cut -d, -f1-3): $(basename "$f")"
 done
 readelf -d "$R/kheadersfs/kheadersfs_fuse.node" | grep -q 'NEEDED.*\[libfuse\.so\.2\]' || die "kheadersfs_fuse.node: no DT_NEEDED libfuse.so.2"
+readelf -d "$R/kheadersfs/kheadersfs_fuse.node" | grep -q 'NEEDED.*\[liblzma\.so\.5\]' || die "kheadersfs_fuse.node: no DT_NEEDED liblzma.so.5"
 # The time_t ABI, from the glibc entry points the addons import: armhf (time64) must use the
 # *64/*_time64 ones (else _TIME_BITS did not take), armhf-time32 none of them (else it would need
 # glibc's time64 ABI, and libfuse2 would hand it 32-bit time fields).

@@ -190,7 +190,7 @@ for TARGET in "${ARCHS[@]}"; do
     armhf-time32) FUSEDEP='libfuse2' ;;     # the 32-bit time_t ABI: bookworm's libfuse2 only
     *) FUSEDEP='libfuse2t64 | libfuse2' ;;
   esac
-  DEPENDS="nodejs (>= 18.19), $FUSEDEP, fuse3 | fuse, libc6 (>= $glibc), libgcc-s1, libstdc++6 (>= 12)"
+  DEPENDS="nodejs (>= 18.19), $FUSEDEP, liblzma5, fuse3 | fuse, libc6 (>= $glibc), libgcc-s1, libstdc++6 (>= 12)"
 
   # Recommends xz-utils: reading kheaders.txz with tar needs xz, which minimal images lack.
   SIZE=$(node packaging/deb-meta.js installed-size "$R")

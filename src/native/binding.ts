@@ -1,5 +1,6 @@
-// Loads kheadersfs's FUSE binding (kheadersfs_fuse.c, built by node-gyp beside this file's source) and
-// types what it exports. The daemon mounts through serve/fuse.ts; the CLI only unmounts through it.
+// Loads kheadersfs's native addon (kheadersfs_fuse.c and xz_decode.c, built by node-gyp beside this
+// file's source) and types what it exports. The daemon mounts through serve/fuse.ts and decodes blocks
+// through xz/block.ts; the CLI only unmounts through it.
 import path from 'node:path'
 import { FuseUnavailableError, reason } from '../errors'
 import { fuseInstallHint } from './fuse-packages'
@@ -39,6 +40,19 @@ export interface Binding {
   replyStatfs(s: Session, id: number, blocks: number, files: number, namemax: number): void
   stats(s: Session): SessionStats
   threads(): number
+  /** xz_decode.c: raw LZMA2 `data` decoded into `out` on the thread pool; `check` 1 (CRC32) or 4 (CRC64) sums it. */
+  decodeLzma2(data: Buffer, dictSize: number, out: Buffer, check: number, done: (r: Lzma2Result) => void): void
+  liblzmaVersion: string
+}
+
+export interface Lzma2Result {
+  /** Why the data did not decode (corrupt, truncated, more bytes than `out` holds). */
+  error?: string
+  /** Bytes of data read up to LZMA2's end marker, and bytes written to `out`. */
+  consumed: number
+  produced: number
+  /** The requested check of the `produced` bytes as .xz stores it (little endian), else empty. */
+  check: Buffer
 }
 
 export interface SessionStats {
@@ -61,12 +75,12 @@ export function loadBinding(): Binding {
     loaded = require(ADDON) as Binding
     return loaded
   } catch (e) {
-    const missingLib = /libfuse\.so/.test(reason(e))
-    throw new FuseUnavailableError(
-      missingLib
-        ? `Cannot load FUSE support: ${reason(e)}; ${fuseInstallHint({ library: true, fusermount: true })}`
-        : `Cannot load FUSE support: ${reason(e)}; rebuild it (npm rebuild kheadersfs, or "bash .ci/setup" in a checkout)`,
-      e,
-    )
+    // liblzma.so.5 is on every Debian/Ubuntu system (dpkg needs it); a minimal Yocto/Buildroot image may lack it.
+    const hint = /libfuse\.so/.test(reason(e))
+      ? fuseInstallHint({ library: true, fusermount: true })
+      : /liblzma\.so/.test(reason(e))
+        ? "install liblzma (xz's library: liblzma5 on Debian, xz-libs on Fedora, xz in Yocto and Buildroot)"
+        : 'rebuild it (npm rebuild kheadersfs, or "bash .ci/setup" in a checkout)'
+    throw new FuseUnavailableError(`Cannot load FUSE support: ${reason(e)}; ${hint}`, e)
   }
 }

@@ -32,6 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "xz_decode.h"
+
 extern char **environ;
 
 /** Requests in flight at most (each ~300 bytes); more wait in the kernel. */
@@ -750,6 +752,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_uint32(env, SLOTS, &v);
   napi_set_named_property(env, exports, "SLOTS", v);
+  xz_decode_init(env, exports);
   return exports;
 }
 

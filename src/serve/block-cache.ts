@@ -1,8 +1,8 @@
 // Decoded xz blocks, kept in a least-recently-used cache bounded in bytes. Concurrent reads of one
 // block share a single decode, and at most `concurrency` decodes run at once, queued fairly between
 // users (fair-queue.ts), so the memory in use is at most the bound plus `concurrency` blocks in
-// flight, however much is read and by whom. Evicted blocks and the decoder's output chunks are handed
-// to a Reclaimer, so dead blocks do not pile up awaiting V8.
+// flight, however much is read and by whom. Evicted blocks are handed to a Reclaimer, so dead blocks
+// do not pile up awaiting V8.
 import { FairQueue, type QueueStats, type Ticket } from './fair-queue'
 import { Reclaimer } from './reclaim'
 
@@ -59,8 +59,7 @@ export class BlockCache {
       (data) => {
         this.pending.delete(block)
         this.counts.decodes++
-        // The decoder handed this block over in chunks, each copied into it: as much garbage.
-        this.reclaimer.discard(data.length)
+        // The decoder writes straight into the block (src/native/xz_decode.c): no garbage of its own.
         this.insert(block, data)
         return data
       },

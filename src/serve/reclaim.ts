@@ -1,11 +1,11 @@
-// Decoded xz blocks (and the decoder's output chunks) are memory outside V8's heap, which V8 frees
+// Decoded xz blocks are memory outside V8's heap, which V8 frees
 // only when its own heap needs a collection or that memory has grown a lot. Collecting once every
 // 8 MiB of discarded blocks keeps the daemon at "image + cache bound + a fixed overhead"
 // (docs/design.md, "Memory").
 
 /**
  * Bytes discarded between two collections: the most garbage the daemon carries. 8 MiB, not 4: a walk
- * of the view discards ~2 MiB per block decoded, and each collection holds up requests (~15 ms).
+ * of the view discards a block per block decoded, and each collection holds up requests (~15 ms).
  */
 const RECLAIM_EVERY_BYTES = 8 * 2 ** 20
 

@@ -14,7 +14,6 @@ import { FsError } from '../errors'
 import { NAME_MAX } from '../image/format'
 import type { Image } from '../image/read'
 import { inTarOrder } from '../pack/tar-order'
-import { loadDecoder } from '../xz/block'
 import { ArchiveReader } from './archive'
 import { encodeDirents } from './dirents'
 import { child, entries, isDir, name, NONE, ROOT, TableBuilder, type Table } from './table'
@@ -142,12 +141,7 @@ export class Tree {
     if (idleFrom === undefined) this.#whole()
     else
       idleFrom.then(
-        () =>
-          setImmediate(() => {
-            this.#whole()
-            // The next idle turn: the first read of a header should not wait for the decoder's code.
-            if (this.archive !== undefined) setImmediate(loadDecoder)
-          }),
+        () => setImmediate(() => this.#whole()),
         () => undefined, // the caller never got going: nothing to build for
       )
   }

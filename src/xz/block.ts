@@ -1,10 +1,11 @@
-// Decoding one .xz block on its own: parse its Block Header, hand its Compressed Data to lzma-native's
-// raw LZMA2 decoder and, optionally, verify the block's Check. Blocks are independent (each starts with
+// Decoding one .xz block on its own: parse its Block Header, hand its Compressed Data to the native
+// addon's raw LZMA2 decoder (src/native/xz_decode.c, the system's liblzma on the thread pool) and,
+// optionally, verify the block's Check. Blocks are independent (each starts with
 // an LZMA2 dictionary reset), which is what lets a reader seek by block.
 import { createHash } from 'node:crypto'
-import { endianness } from 'node:os'
 import { crc32 } from './crc32'
 import { XzFormatError } from '../errors'
+import { loadBinding, type Lzma2Result } from '../native/binding'
 import { VliReader, XZ_CHECK, checkSize, type XzBlock } from './xz-index'
 
 const FILTER_LZMA2 = 0x21
@@ -101,152 +102,41 @@ export function checkBlock(buf: Buffer, block: XzBlock): { dictSize: number; che
 export async function decodeBlock(buf: Buffer, block: XzBlock, opts: DecodeOptions = {}): Promise<Buffer> {
   const where = `block ${block.index} at byte ${block.fileOffset}`
   const { dictSize, checkAt, end } = checkBlock(buf, block)
-  let out: Buffer
-  let consumed: number
-  try {
-    ;({ out, consumed } = await rawDecode(
-      buf.subarray(block.dataOffset, block.dataOffset + block.dataSize),
-      dictSize,
-      block.uncompressedSize,
-    ))
-  } catch (e) {
-    throw new XzFormatError(`xz: ${where}: LZMA2 data: ${(e as Error).message}`, e)
-  }
+  const stored = buf.subarray(checkAt, end)
+  // CRC32 and CRC64 are computed beside the decode, on the pool thread; SHA-256 (rare: xz --check=sha256) here.
+  const inThread = opts.verify && (block.check === XZ_CHECK.crc32 || block.check === XZ_CHECK.crc64)
+  if (opts.verify && !inThread && block.check !== XZ_CHECK.none && block.check !== XZ_CHECK.sha256)
+    fail(`check ID ${block.check} is reserved: cannot verify it`)
+  const out = Buffer.allocUnsafeSlow(block.uncompressedSize)
+  const r = await decodeLzma2(
+    buf.subarray(block.dataOffset, block.dataOffset + block.dataSize),
+    dictSize,
+    out,
+    inThread ? block.check : XZ_CHECK.none,
+  )
+  if (r.error !== undefined) fail(`${where}: LZMA2 data: ${r.error}`)
   // The decoder stops at LZMA2's end marker and ignores what follows; the spec wants the sizes to match.
-  if (consumed !== block.dataSize)
-    fail(`${where}: LZMA2 data ends after ${consumed} bytes, the index says ${block.dataSize}`)
-  if (out.length !== block.uncompressedSize)
-    fail(`${where}: decoded ${out.length} bytes, the index says ${block.uncompressedSize}`)
-  if (opts.verify && !checkMatches(block.check, out, buf.subarray(checkAt, end)))
-    fail(`${where}: check (${checkName(block.check)}) mismatch`)
+  if (r.consumed !== block.dataSize)
+    fail(`${where}: LZMA2 data ends after ${r.consumed} bytes, the index says ${block.dataSize}`)
+  if (r.produced !== block.uncompressedSize)
+    fail(`${where}: decoded ${r.produced} bytes, the index says ${block.uncompressedSize}`)
+  if (opts.verify) {
+    const ok = inThread ? r.check.equals(stored) : verifyHere(block.check, out, stored)
+    if (!ok) fail(`${where}: check (${checkName(block.check)}) mismatch`)
+  }
   return out
 }
 
-/**
- * lzma-native, loaded at the first decode or by loadDecoder: a mount that is only stat'ed or read flat
- * never pays for it (16 ms and 1.4 MB of anonymous memory, most of it its copy of readable-stream).
- */
-let decoder: typeof import('lzma-native') | undefined
-
-/**
- * Load the decoder now rather than at the first decode. The daemon does it in its first idle turn
- * after ready when it serves the kheaders/ view: the first read of a header on a fresh mount then
- * pays only for its block (time to first byte, docs/benchmarks.md §4.3).
- */
-export function loadDecoder(): typeof import('lzma-native') {
-  decoder ??= require('lzma-native') as typeof import('lzma-native')
-  return decoder
-}
-
-function rawDecode(data: Buffer, dictSize: number, outSize: number): Promise<{ out: Buffer; consumed: number }> {
-  const lzma = loadDecoder()
-  // Asynchronous (libuv thread pool): the `synchronous` option saved 1-5 ms/MiB but blocks the event loop.
-  const dec = lzma.createStream('rawDecoder', { filters: [{ id: lzma.FILTER_LZMA2, options: { dictSize } }] })
-  return new Promise((resolve, reject) => {
-    // The decoder hands over 64 KiB chunks; copying each into the block as it arrives (rather than
-    // concatenating at the end) never holds the block twice.
-    const out = Buffer.allocUnsafe(outSize)
-    let n = 0
-    dec.on('data', (c: Buffer) => {
-      if (n + c.length > outSize)
-        return dec.destroy(new XzFormatError(`xz: decodes to more than the ${outSize} bytes the index says`))
-      n += c.copy(out, n)
-    })
-    dec.once('end', () => resolve({ out: n === outSize ? out : out.subarray(0, n), consumed: dec.totalIn() }))
-    dec.once('error', reject)
-    dec.end(data)
-  })
+/** The native decoder (src/native/xz_decode.c) as a promise. */
+function decodeLzma2(data: Buffer, dictSize: number, out: Buffer, check: number): Promise<Lzma2Result> {
+  const binding = loadBinding()
+  return new Promise((resolve) => binding.decodeLzma2(data, dictSize, out, check, resolve))
 }
 
 function checkName(id: number): string {
   return Object.entries(XZ_CHECK).find(([, v]) => v === id)?.[0] ?? `ID ${id}`
 }
 
-function checkMatches(id: number, data: Buffer, stored: Buffer): boolean {
-  switch (id) {
-    case XZ_CHECK.none:
-      return true
-    case XZ_CHECK.crc32:
-      return crc32(data) === stored.readUInt32LE(0)
-    case XZ_CHECK.crc64:
-      return crc64(data).equals(stored)
-    case XZ_CHECK.sha256:
-      return createHash('sha256').update(data).digest().equals(stored)
-    default:
-      return fail(`check ID ${id} is reserved: cannot verify it`)
-  }
-}
-
-// CRC-64/XZ (ECMA-182 polynomial, reflected: 0xC96C5795D7870F42) in two 32-bit halves: BigInt took 64 ms/MiB.
-// Sliced by 8 (table t gives the CRC of a byte followed by t zero bytes), reading the data as 32-bit
-// words: ~1 ms/MiB against 3.6–4 ms byte by byte. It runs on the daemon's main thread at every decode,
-// where a walk of the view (35 blocks) spent 200 ms in it.
-const POLY_HI = 0xc96c5795
-const POLY_LO = 0xd7870f42
-const T_LO = new Uint32Array(8 * 256)
-const T_HI = new Uint32Array(8 * 256)
-for (let i = 0; i < 256; i++) {
-  let lo = i
-  let hi = 0
-  for (let k = 0; k < 8; k++) {
-    const xor = lo & 1
-    lo = (lo >>> 1) | ((hi & 1) << 31)
-    hi >>>= 1
-    if (xor) {
-      lo ^= POLY_LO
-      hi ^= POLY_HI
-    }
-  }
-  T_LO[i] = lo
-  T_HI[i] = hi
-}
-for (let i = 256; i < 8 * 256; i++) {
-  const lo = T_LO[i - 256]
-  const hi = T_HI[i - 256]
-  T_LO[i] = ((lo >>> 8) | (hi << 24)) ^ T_LO[lo & 0xff]
-  T_HI[i] = (hi >>> 8) ^ T_HI[lo & 0xff]
-}
-/** Words are read in the machine's order; the tables are for little endian. */
-const WORDS = endianness() === 'LE'
-
-/** CRC-64 of `data` as .xz stores it: 8 bytes, little endian. */
-export function crc64(data: Uint8Array): Buffer {
-  let lo = 0xffffffff
-  let hi = 0xffffffff
-  let i = 0
-  if (WORDS && (data.byteOffset & 3) === 0 && data.length >= 8) {
-    const w = new Uint32Array(data.buffer, data.byteOffset, (data.length >>> 3) * 2)
-    for (let k = 0; k < w.length; k += 2) {
-      const a = lo ^ w[k]
-      const b = hi ^ w[k + 1]
-      lo =
-        T_LO[1792 + (a & 0xff)] ^
-        T_LO[1536 + ((a >>> 8) & 0xff)] ^
-        T_LO[1280 + ((a >>> 16) & 0xff)] ^
-        T_LO[1024 + (a >>> 24)] ^
-        T_LO[768 + (b & 0xff)] ^
-        T_LO[512 + ((b >>> 8) & 0xff)] ^
-        T_LO[256 + ((b >>> 16) & 0xff)] ^
-        T_LO[b >>> 24]
-      hi =
-        T_HI[1792 + (a & 0xff)] ^
-        T_HI[1536 + ((a >>> 8) & 0xff)] ^
-        T_HI[1280 + ((a >>> 16) & 0xff)] ^
-        T_HI[1024 + (a >>> 24)] ^
-        T_HI[768 + (b & 0xff)] ^
-        T_HI[512 + ((b >>> 8) & 0xff)] ^
-        T_HI[256 + ((b >>> 16) & 0xff)] ^
-        T_HI[b >>> 24]
-    }
-    i = w.length * 4
-  }
-  for (; i < data.length; i++) {
-    const t = (lo ^ data[i]) & 0xff
-    lo = ((lo >>> 8) | (hi << 24)) ^ T_LO[t]
-    hi = (hi >>> 8) ^ T_HI[t]
-  }
-  const out = Buffer.alloc(8)
-  out.writeUInt32LE(~lo >>> 0, 0)
-  out.writeUInt32LE(~hi >>> 0, 4)
-  return out
+function verifyHere(id: number, data: Buffer, stored: Buffer): boolean {
+  return id === XZ_CHECK.none || createHash('sha256').update(data).digest().equals(stored)
 }

@@ -59,12 +59,12 @@ t.test(
     )
     t.equal(absent.stdout.trim(), '', `no ${ABSENT.join(', ')} in the root`)
     const present = await b.run(
-      'for l in /bin/sh /bin/tar /bin/umount; do readlink $l; done; for c in node fusermount; do command -v $c; done; ls /usr/lib/libfuse.so.2; for l in /sbin /bin /lib; do readlink $l; done',
+      'for l in /bin/sh /bin/tar /bin/umount; do readlink $l; done; for c in node fusermount; do command -v $c; done; ls /usr/lib/libfuse.so.2 /usr/lib/liblzma.so.5; for l in /sbin /bin /lib; do readlink $l; done',
     )
     t.equal(
       present.stdout.trim().split('\n').join(' '),
-      '/usr/bin/busybox /usr/bin/busybox /usr/bin/busybox /usr/bin/node /usr/bin/fusermount /usr/lib/libfuse.so.2 usr/sbin usr/bin usr/lib',
-      'busybox applets as links, node, fusermount, libfuse 2; /sbin, /bin, /lib link into /usr',
+      '/usr/bin/busybox /usr/bin/busybox /usr/bin/busybox /usr/bin/node /usr/bin/fusermount /usr/lib/libfuse.so.2 /usr/lib/liblzma.so.5 usr/sbin usr/bin usr/lib',
+      'busybox applets as links, node, fusermount, libfuse 2, liblzma; /sbin, /bin, /lib link into /usr',
     )
 
     // The image where `kheadersfs mount` looks for the running release, and the mountpoint.

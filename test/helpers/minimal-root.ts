@@ -1,5 +1,5 @@
 // A minimal arm64 root like a Yocto or Buildroot image's: busybox with its applets as links, glibc,
-// node with the libraries it links, libfuse 2 and fusermount, and nothing else (no dpkg, apt, perl or
+// node with the libraries it links, libfuse 2, liblzma and fusermount, and nothing else (no dpkg, apt, perl or
 // python). Made from the trixie arm64 board: the packages are installed there once (a cached layer,
 // see layerRoot), then the ELF closure of the programs (DT_NEEDED, resolved in the multiarch library
 // dirs) is copied into a fresh directory, flat into /usr/lib as an embedded image lays it out, with
@@ -37,8 +37,11 @@ const MINIMAL_SOURCE: Layer = { name: 'minimal-src', packages: ['nodejs', 'libfu
 /** The programs of the image; their libraries and libfuse's follow from DT_NEEDED. */
 const PROGRAMS = ['/usr/bin/node', '/usr/bin/busybox', '/usr/bin/fusermount3']
 const LIB_DIRS = ['/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib', '/usr/lib']
-/** Libraries loaded by name rather than through a program's DT_NEEDED: the FUSE addon's libfuse.so.2. */
-const EXTRA_LIBS = ['libfuse.so.2']
+/**
+ * Libraries loaded by name rather than through a program's DT_NEEDED: the addon's libfuse.so.2 and
+ * liblzma.so.5 (Yocto and Buildroot images have liblzma whenever xz, kmod or systemd is in them).
+ */
+const EXTRA_LIBS = ['libfuse.so.2', 'liblzma.so.5']
 /** The CA bundle Debian's node reads at every start (it warns without it); an image has one too. */
 const DATA = ['/etc/ssl/certs/ca-certificates.crt']
 /** What a Yocto/Buildroot image lacks; Debian's busybox has dpkg and dpkg-deb applets, removed. */

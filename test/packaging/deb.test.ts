@@ -29,6 +29,17 @@ const pkgOf = (target: Target): { arch: Arch; version: string } =>
   target === 'armhf-time32' ? { arch: 'armhf', version: `${VERSION}~deb12` } : { arch: target, version: VERSION }
 const deb = (target: Target): string =>
   path.join(ROOT, 'build', 'packages', `kheadersfs_${pkgOf(target).version}_${pkgOf(target).arch}.deb`)
+/** The Debian packages that provide each shared library the addons may need. */
+const LIBRARY_PACKAGES: Record<string, string[]> = {
+  'libfuse.so.2': ['libfuse2', 'libfuse2t64'],
+  'liblzma.so.5': ['liblzma5'],
+  'libc.so.6': ['libc6'],
+  'libm.so.6': ['libc6'],
+  'libpthread.so.0': ['libc6'],
+  'libstdc++.so.6': ['libstdc++6'],
+  'libgcc_s.so.1': ['libgcc-s1'],
+}
+
 /** Depends' libfuse 2 alternatives: the armhf builds each take only the library of their time_t ABI. */
 const FUSE_LIB: Record<Target, { want: string; never?: string }> = {
   amd64: { want: 'libfuse2t64 | libfuse2' },
@@ -218,6 +229,25 @@ t.test(
           if (target === 'armhf') t.ok(t64.length > 0, `the addons use the 64-bit time_t ABI: ${t64.join(' ')}`)
           else t.same(t64, [], 'the addons use the 32-bit time_t ABI (no time64 glibc imports)')
         }
+        // Every library the addons load is a package Depends names (a library missing at run time is
+        // a mount that fails on the board, not at install).
+        const needed = new Set(
+          all
+            .filter((rel) => rel.endsWith('.node'))
+            .flatMap((rel) =>
+              [
+                ...execFileSync('readelf', ['-d', path.join(x, rel)], { encoding: 'utf8' }).matchAll(
+                  /\(NEEDED\).*\[(.+)\]/g,
+                ),
+              ].map((m) => m[1]),
+            ),
+        )
+        t.ok(needed.has('liblzma.so.5') && needed.has('libfuse.so.2'), 'the addon links liblzma.so.5 and libfuse.so.2')
+        const unmet = [...needed].filter((so) => {
+          const pkgs = LIBRARY_PACKAGES[so]
+          return pkgs === undefined || !deps.some((g) => g.some((d) => pkgs.includes(d.split(' ')[0])))
+        })
+        t.same(unmet, [], `Depends covers every DT_NEEDED library (${[...needed].join(', ')})`)
         t.match(
           execFileSync(
             'sh',

@@ -3,7 +3,8 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { xzBuffer } from '../../src/pack/xz'
-import { crc64, decodeBlock, lzma2DictSize, parseBlockHeader } from '../../src/xz/block'
+import { loadBinding, type Lzma2Result } from '../../src/native/binding'
+import { decodeBlock, lzma2DictSize, parseBlockHeader } from '../../src/xz/block'
 import { XZ_CHECK, parseXzIndex, type XzBlock } from '../../src/xz/xz-index'
 import { headerText } from '../helpers/header-text'
 import { tmpDir } from '../helpers/tmp'
@@ -108,18 +109,31 @@ t.test('LZMA2 dictionary property byte', async (t) => {
     t.throws(() => lzma2DictSize(Buffer.from(bad)), { name: 'XzFormatError', message: /invalid LZMA2 properties/ })
 })
 
-t.test('CRC-64/XZ matches the check value xz stores', async (t) => {
-  t.equal(crc64(Buffer.from('123456789')).readBigUInt64LE(0), 0x995dc9bbdf1939fan, 'standard check value')
-  t.equal(crc64(Buffer.alloc(0)).readBigUInt64LE(0), 0n)
-  // Words where the data is 4-byte aligned, bytes where not or at the tail: the same CRC either way.
-  const data = headerText(70_000)
-  for (const n of [1, 7, 8, 9, 15, 16, 17, 4096, 65_537]) {
-    const unaligned = Buffer.alloc(n + 1).fill(0xaa)
-    data.copy(unaligned, 1, 0, n)
-    const aligned = new Uint8Array(n)
-    aligned.set(data.subarray(0, n))
-    t.same(crc64(unaligned.subarray(1)), crc64(aligned), `${n} bytes, at an odd address and aligned`)
+/** Block `b` of `file` through the native decoder alone, asking for check `check`. */
+const nativeDecode = (file: Buffer, b: XzBlock, check: number): Promise<Lzma2Result> =>
+  new Promise((resolve) =>
+    loadBinding().decodeLzma2(
+      file.subarray(b.dataOffset, b.dataOffset + b.dataSize),
+      1 << 20,
+      Buffer.alloc(b.uncompressedSize),
+      check,
+      resolve,
+    ),
+  )
+
+t.test("the decoder's CRC-64 and CRC32 are the check values xz stores", async (t) => {
+  for (const [check, id, standard] of [
+    ['crc64', XZ_CHECK.crc64, 0x995dc9bbdf1939fan],
+    ['crc32', XZ_CHECK.crc32, 0xcbf43926n],
+  ] as const) {
+    const file = xz(['-T1', `--check=${check}`], Buffer.from('123456789'))
+    const r = await nativeDecode(file, parseXzIndex(file).blocks[0], id)
+    const sum = check === 'crc64' ? r.check.readBigUInt64LE(0) : BigInt(r.check.readUInt32LE(0))
+    t.equal(sum, standard, `${check} of "123456789": the standard check value`)
   }
+  const none = xz(['-T1', '--check=none'], Buffer.from('123456789'))
+  t.equal((await nativeDecode(none, parseXzIndex(none).blocks[0], XZ_CHECK.none)).check.length, 0, 'no check: none')
+
   const file = xz(['-6', '--block-size=64KiB', '-T1'])
   const f = path.join(tmpDir(t), 'f.xz')
   writeFileSync(f, file)
@@ -131,11 +145,39 @@ t.test('CRC-64/XZ matches the check value xz stores', async (t) => {
   const ix = parseXzIndex(file)
   t.equal(rows.length, ix.blocks.length)
   for (const [i, b] of ix.blocks.entries()) {
-    const crc = crc64(slice(INPUT, b))
+    const crc = (await nativeDecode(file, b, XZ_CHECK.crc64)).check
     // xz prints the CRC as a number; the file stores it little endian.
     t.equal(crc.readBigUInt64LE(0).toString(16).padStart(16, '0'), rows[i][10], `block ${i}`)
     t.ok(crc.equals(file.subarray(b.fileOffset + b.totalSize - 8, b.fileOffset + b.totalSize)), `block ${i} as stored`)
   }
+})
+
+t.test('the native decoder reports what went wrong, and never writes past its buffer', async (t) => {
+  const file = xz(['-6', '--block-size=64KiB', '-T1'])
+  const b = parseXzIndex(file).blocks[1]
+  const data = file.subarray(b.dataOffset, b.dataOffset + b.dataSize)
+  const run = (input: Buffer, outSize: number) =>
+    new Promise<Lzma2Result & { guard: Buffer }>((resolve) => {
+      // The output is a view into a larger buffer: bytes past it must stay as they were.
+      const whole = Buffer.alloc(outSize + 64, 0x5a)
+      loadBinding().decodeLzma2(input, 1 << 20, whole.subarray(0, outSize), 0, (r) =>
+        resolve({ ...r, guard: whole.subarray(outSize) }),
+      )
+    })
+  const ok = await run(data, b.uncompressedSize)
+  t.same([ok.error, ok.consumed, ok.produced], [undefined, b.dataSize, b.uncompressedSize], 'whole block')
+  const short = await run(data, b.uncompressedSize - 1)
+  t.match(short.error, /more bytes than the index says/, 'one byte too small')
+  t.ok(
+    short.guard.every((x) => x === 0x5a),
+    'nothing written past the buffer',
+  )
+  t.match((await run(data.subarray(0, 1000), b.uncompressedSize)).error, /truncated/, 'cut data')
+  const bad = Buffer.from(data)
+  bad.fill(0xff, 10, 30)
+  t.match((await run(bad, b.uncompressedSize)).error, /corrupt data|truncated|more bytes/, 'changed data')
+  t.throws(() => loadBinding().decodeLzma2(data, 4096, 'x' as unknown as Buffer, 0, () => undefined), TypeError)
+  t.match(loadBinding().liblzmaVersion, /^5\.\d+\.\d+/, 'liblzma 5')
 })
 
 t.test('filter chains other than LZMA2 alone are rejected', async (t) => {
