@@ -88,14 +88,12 @@ static void complete(napi_env env, napi_status status, void *data) {
   napi_get_undefined(env, &undefined);
   napi_create_object(env, &result);
   napi_value v;
-  if (status != napi_ok) {
-    napi_create_string_utf8(env, "the decode was cancelled", NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, result, "error", v);
-  } else if (j->overflow) {
-    napi_create_string_utf8(env, "decodes to more bytes than the index says", NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, result, "error", v);
-  } else if (j->ret != LZMA_STREAM_END) {
-    napi_create_string_utf8(env, describe(j->ret), NAPI_AUTO_LENGTH, &v);
+  const char *error = status != napi_ok             ? "the decode was cancelled"
+                      : j->overflow                 ? "decodes to more bytes than the index says"
+                      : j->ret != LZMA_STREAM_END   ? describe(j->ret)
+                                                    : NULL;
+  if (error != NULL) {
+    napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, result, "error", v);
   }
   napi_create_double(env, (double) j->consumed, &v);

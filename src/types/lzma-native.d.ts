@@ -17,7 +17,7 @@ declare module 'lzma-native' {
     totalIn(): number
   }
   export function createStream(
-    coder: 'easyEncoder' | 'streamEncoder' | 'autoDecoder' | 'streamDecoder' | 'rawDecoder',
+    coder: 'easyEncoder' | 'streamEncoder' | 'autoDecoder' | 'streamDecoder',
     options?: StreamOptions,
   ): LzmaStream
   export function createCompressor(options?: StreamOptions): Transform
