@@ -38,6 +38,28 @@ export interface Binding {
   replyBuf(s: Session, id: number, data: Buffer): void
   replyReadlink(s: Session, id: number, target: Buffer): void
   replyStatfs(s: Session, id: number, blocks: number, files: number, namemax: number): void
+  /** Answer lookups, getattr and readdir from these arrays of a whole node table (serve/table.ts) from now on. */
+  serveTable(
+    s: Session,
+    mode: Uint32Array,
+    size: Float64Array,
+    parent: Int32Array,
+    nameStart: Uint32Array,
+    nameLength: Uint32Array,
+    names: Uint8Array,
+    slots: Int32Array,
+    firstChild: Int32Array,
+    nextSibling: Int32Array,
+  ): void
+  /**
+   * Answer reads of view files (nodes from `firstView` on) from published blocks from now on: `offset`
+   * per node of the table, `start` each block's first byte in the tar and then its end, `touched` one
+   * per block, set at each read answered so.
+   */
+  serveBlocks(s: Session, offset: Float64Array, firstView: number, start: Float64Array, touched: Uint32Array): void
+  /** Reads may be answered from `data`, block `block`'s bytes, until it is retracted. */
+  publishBlock(s: Session, block: number, data: Buffer): void
+  retractBlock(s: Session, block: number): void
   stats(s: Session): SessionStats
   threads(): number
   /** xz_decode.c: raw LZMA2 `data` decoded into `out` on the thread pool; `check` 1 (CRC32) or 4 (CRC64) sums it. */
@@ -62,6 +84,8 @@ export interface SessionStats {
   /** Times every slot was taken and the reading thread left requests in the kernel for a while. */
   waited: number
   slots: number
+  /** Requests the binding answered itself (from the table and published blocks), never dispatched. */
+  answered: { lookup: number; getattr: number; read: number; readdir: number }
 }
 
 /** Where node-gyp builds the binding, from dist/src/native (a checkout, the npm package, the .deb's app). */

@@ -5,7 +5,7 @@
 // whose compressed bytes were changed is answered EIO, never with wrong bytes.
 import { decodeBlock } from '../xz/block'
 import { findBlocks, type XzIndex } from '../xz/xz-index'
-import { BlockCache, type CacheStats } from './block-cache'
+import { BlockCache, type BlockSharer, type CacheStats } from './block-cache'
 
 const EMPTY = Buffer.alloc(0)
 
@@ -36,6 +36,20 @@ export class ArchiveReader {
       ),
     )
     return parts.length === 1 ? parts[0] : Buffer.concat(parts)
+  }
+
+  /** Each block's first byte in the tar, then the tar's end (what a sharer locates reads with). */
+  blockStarts(): Float64Array {
+    const blocks = this.index.blocks
+    const starts = new Float64Array(blocks.length + 1)
+    blocks.forEach((b, i) => (starts[i] = b.uncompressedOffset))
+    starts[blocks.length] = this.index.uncompressedSize
+    return starts
+  }
+
+  /** Share the cached blocks with `sharer` (the FUSE binding answers reads from them itself). */
+  share(sharer: BlockSharer): void {
+    this.cache.share(sharer)
   }
 
   stats(): CacheStats {

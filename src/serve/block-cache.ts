@@ -3,6 +3,10 @@
 // users (fair-queue.ts), so the memory in use is at most the bound plus `concurrency` blocks in
 // flight, however much is read and by whom. Evicted blocks are handed to a Reclaimer, so dead blocks
 // do not pile up awaiting V8.
+//
+// The blocks held may also be shared with the FUSE binding (share()), which answers reads of cached
+// blocks on its own thread. Those hits never reach this cache, so eviction gives a second chance: a
+// block the binding read since it was last looked at moves to the recent end instead of going.
 import { FairQueue, type QueueStats, type Ticket } from './fair-queue'
 import { Reclaimer } from './reclaim'
 
@@ -22,11 +26,20 @@ export interface CacheStats {
   queue: QueueStats
 }
 
+/** Another reader of the cached blocks: it may use a block from publish() until retract(). */
+export interface BlockSharer {
+  publish(block: number, data: Buffer): void
+  retract(block: number): void
+  /** Per block: non-zero when the sharer read it since the cache last cleared it. */
+  readonly touched: Uint32Array
+}
+
 export class BlockCache {
   private readonly entries = new Map<number, Buffer>() // insertion order = LRU order
   private readonly pending = new Map<number, { promise: Promise<Buffer>; ticket: Ticket }>()
   private readonly queue: FairQueue
   private bytes = 0
+  private sharer: BlockSharer | undefined
   private readonly counts = { hits: 0, misses: 0, decodes: 0, evictions: 0 }
 
   constructor(
@@ -72,6 +85,12 @@ export class BlockCache {
     return p
   }
 
+  /** Share the blocks held now and from now on with `sharer`, until each is evicted. */
+  share(sharer: BlockSharer): void {
+    this.sharer = sharer
+    for (const [block, data] of this.entries) sharer.publish(block, data)
+  }
+
   stats(): CacheStats {
     return {
       bytes: this.bytes,
@@ -87,13 +106,30 @@ export class BlockCache {
     // A block larger than the whole bound is served but not kept (the daemon refuses such a bound).
     if (data.length > this.boundBytes) return this.reclaimer.discard(data.length)
     while (this.bytes + data.length > this.boundBytes) {
-      const [oldest, old] = this.entries.entries().next().value as [number, Buffer]
+      const oldest = this.leastRecent()
+      const old = this.entries.get(oldest)!
       this.entries.delete(oldest)
+      this.sharer?.retract(oldest)
       this.bytes -= old.length
       this.counts.evictions++
       this.reclaimer.discard(old.length)
     }
     this.entries.set(block, data)
     this.bytes += data.length
+    this.sharer?.publish(block, data)
+  }
+
+  /** The least recently used block, after moving those the sharer read since to the recent end. */
+  private leastRecent(): number {
+    const touched = this.sharer?.touched
+    // Each block moves at most once: after a full round, the oldest goes whatever was read.
+    for (let round = this.entries.size; round > 0; round--) {
+      const [oldest, data] = this.entries.entries().next().value as [number, Buffer]
+      if (touched === undefined || touched[oldest] === 0) return oldest
+      touched[oldest] = 0
+      this.entries.delete(oldest)
+      this.entries.set(oldest, data)
+    }
+    return this.entries.keys().next().value as number
   }
 }

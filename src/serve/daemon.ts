@@ -109,6 +109,12 @@ async function start(opts: DaemonOptions, log: Logger, ready: Promise<void>): Pr
   const counts: Record<string, number> = {}
   tellStep(opts.readyFd, `mounting at ${opts.mountpoint}`)
   const mounted = mount(opts, tree, log, counts)
+  // Once the view's table is whole the binding answers lookups, and reads of cached blocks, itself.
+  tree.whenWhole((table) => {
+    mounted.answerFrom(table)
+    const archive = tree.archive
+    if (archive !== undefined) archive.share(mounted.shareBlocks(table.offset, tree.viewFrom, archive.blockStarts()))
+  })
   try {
     await readable(opts.mountpoint)
     const mountMs = performance.now() - t1
@@ -375,10 +381,17 @@ function handleSignals(s: DaemonSession): void {
   process.on('SIGUSR1', () => logStats(s))
 }
 
+/** Requests served by kind: the dispatcher's counts plus what the binding answered from the table. */
+function opsServed(s: DaemonSession): Record<string, number> {
+  const ops = { ...s.counts }
+  for (const [op, n] of Object.entries(s.mounted.stats().answered)) if (n > 0) ops[op] = (ops[op] ?? 0) + n
+  return ops
+}
+
 function logStats(s: DaemonSession): void {
   s.log.info(
     {
-      ops: s.counts,
+      ops: opsServed(s),
       cache: s.tree.archive?.stats(),
       requests: s.mounted.stats(),
       threads: threadCount(),

@@ -4,6 +4,8 @@
 // once no file of the mount is open any more.
 import { encodeOsPath } from '../os-path'
 import { loadBinding, type Dispatch, type SessionStats } from '../native/binding'
+import type { BlockSharer } from './block-cache'
+import type { Table } from './table'
 
 /** The binding's request kinds (enum in kheadersfs_fuse.c). */
 export const OP = { lookup: 1, getattr: 2, readlink: 3, read: 4, readdir: 5, statfs: 6 } as const
@@ -32,6 +34,16 @@ export interface Mounted {
   detach(): { errno: number; message: string }
   /** Resolves when the kernel ended the session (unmounted and no file open). */
   ended: Promise<number>
+  /**
+   * From now on the binding answers lookups and getattr of directories and files, and listings, from
+   * `table` on its reading thread; the dispatcher still gets the rest. `table` must be whole and never change.
+   */
+  answerFrom(table: Table): void
+  /**
+   * After answerFrom: the binding also answers reads of view files (nodes from `firstView` on, `offset`
+   * per node) whose blocks (`starts`: ArchiveReader.blockStarts) are published to the returned sharer.
+   */
+  shareBlocks(offset: Float64Array, firstView: number, starts: Float64Array): BlockSharer
   stats(): SessionStats
 }
 
@@ -85,7 +97,18 @@ export function mountFuse(
     statfs: (id, blocks, files, namemax) => b.replyStatfs(s, id, blocks, files, namemax),
   }
   to.dispatch = create(replies, m.name)
-  return { detach: () => b.unmount(bytes, true), ended, stats: () => b.stats(s) }
+  const answerFrom = (t: Table): void =>
+    b.serveTable(s, t.mode, t.size, t.parent, t.nameStart, t.nameLength, t.names, t.slots, t.firstChild, t.nextSibling)
+  const shareBlocks = (offset: Float64Array, firstView: number, starts: Float64Array): BlockSharer => {
+    const touched = new Uint32Array(starts.length - 1)
+    b.serveBlocks(s, offset, firstView, starts, touched)
+    return {
+      publish: (block, data) => b.publishBlock(s, block, data),
+      retract: (block) => b.retractBlock(s, block),
+      touched,
+    }
+  }
+  return { detach: () => b.unmount(bytes, true), ended, answerFrom, shareBlocks, stats: () => b.stats(s) }
 }
 
 /** Threads of this process now (for the daemon's stats). */

@@ -129,6 +129,9 @@ export class Tree {
   readonly #viewId: number
   /** Set until the view's entries are in #table; dropped then, with the file records it holds. */
   #buildView: (() => Table) | undefined
+  /** The view's first node: nodes below are the root and its flat files. */
+  readonly viewFrom: number
+  readonly #onWhole: Array<(table: Table) => void> = []
 
   constructor(parts: { mtime: Date; bytes: number; archive?: ArchiveReader; table: Table; view?: DeferredView }) {
     this.mtime = parts.mtime
@@ -136,6 +139,7 @@ export class Tree {
     this.archive = parts.archive
     this.#table = parts.table
     this.#viewId = parts.view?.id ?? NONE
+    this.viewFrom = parts.table.count
     this.#buildView = parts.view?.build
     const idleFrom = parts.view?.idleFrom
     if (idleFrom === undefined) this.#whole()
@@ -144,6 +148,15 @@ export class Tree {
         () => setImmediate(() => this.#whole()),
         () => undefined, // the caller never got going: nothing to build for
       )
+  }
+
+  /**
+   * `fn` gets the whole table (the view's entries in it) once it is built: now if it is, else when the
+   * view is first needed or the daemon is first idle. It never changes after.
+   */
+  whenWhole(fn: (table: Table) => void): void {
+    if (this.#buildView === undefined) fn(this.#table)
+    else this.#onWhole.push(fn)
   }
 
   /** Number of paths, the root included (statfs's file count). */
@@ -162,6 +175,7 @@ export class Tree {
     if (build !== undefined) {
       this.#buildView = undefined
       this.#table = build()
+      for (const fn of this.#onWhole.splice(0)) fn(this.#table)
     }
     return this.#table
   }

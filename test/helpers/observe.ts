@@ -117,7 +117,10 @@ export function logErrors(runDir: string): string[] {
  * block cache, RSS).
  */
 export interface DaemonStats {
+  /** Requests served by kind, by JavaScript and by the binding together. */
   ops: Record<string, number>
+  /** The binding's own counts: requests in flight, and those it answered from the table itself. */
+  requests?: { answered?: { lookup: number; getattr: number; read: number; readdir: number } }
   /** Absent when the mount serves no kheaders/ view (view=off). */
   cache?: CacheStats
   rssBytes: number

@@ -1,8 +1,8 @@
 // The decoded-block cache: LRU order, its byte bound, one decode per block in flight, the decode
-// concurrency limit, and that every discarded block reaches the reclaimer (and a real collection
-// then returns its memory).
+// concurrency limit, sharing its blocks with the binding, and that every discarded block reaches the
+// reclaimer (and a real collection then returns its memory).
 import t from 'tap'
-import { BlockCache } from '../../src/serve/block-cache'
+import { BlockCache, type BlockSharer } from '../../src/serve/block-cache'
 import { Reclaimer } from '../../src/serve/reclaim'
 
 /** A reclaimer that records what it was told instead of collecting. */
@@ -65,6 +65,54 @@ t.test('keeps the most recently used blocks within the byte bound and evicts the
   t.same(d.calls, [1, 2, 3, 4, 2], 'the evicted block 2 is decoded again')
   // Each eviction discards the evicted block; a decode leaves no garbage (it fills the block in place).
   t.same(r.seen, [100, 100], 'the 2 evictions reached the reclaimer')
+})
+
+/** A sharer (the binding's part) that records what it was given and can mark blocks as read. */
+function recordingSharer(blocks: number): BlockSharer & { held: Map<number, Buffer>; log: string[] } {
+  const held = new Map<number, Buffer>()
+  const log: string[] = []
+  return {
+    held,
+    log,
+    touched: new Uint32Array(blocks),
+    publish: (b, data) => {
+      held.set(b, data)
+      log.push(`+${b}`)
+    },
+    retract: (b) => {
+      held.delete(b)
+      log.push(`-${b}`)
+    },
+  }
+}
+
+t.test('shared blocks: published while held, retracted before eviction, read ones get a second chance', async (t) => {
+  const d = decoder(100)
+  const c = new BlockCache(300, d.decode, 8, new Recording())
+  const load = async (b: number): Promise<void> => {
+    const p = c.get(b)
+    d.release()
+    await p
+  }
+  await load(1)
+  const s = recordingSharer(10)
+  c.share(s)
+  t.same(s.log, ['+1'], 'what the cache holds already is published at once')
+  await load(2)
+  await load(3)
+  t.same([...s.held.keys()], [1, 2, 3], 'each new block is published')
+  // Block 1 is the oldest, but the sharer read it (without asking the cache): 2 goes instead.
+  s.touched[1] = 1
+  await load(4)
+  t.same(s.log, ['+1', '+2', '+3', '-2', '+4'], 'the block that goes is retracted before the new one is published')
+  t.equal(s.touched[1], 0, 'the second chance is used up')
+  t.same([...s.held.keys()].sort(), [1, 3, 4], 'the sharer holds exactly what the cache holds')
+  t.equal(s.held.get(4)![0], 4, 'with its bytes')
+  // Every block read since: after one round each, the oldest goes anyway (the bound holds).
+  for (const b of [1, 3, 4]) s.touched[b] = 1
+  await load(5)
+  t.same([...s.held.keys()].sort(), [1, 4, 5], 'one block went: 3, still the oldest after a full round')
+  t.equal(c.stats().bytes, 300, 'the byte bound holds')
 })
 
 t.test('concurrent reads of one block share a single decode; decodes run at most `concurrency` at once', async (t) => {

@@ -190,6 +190,20 @@ t.test('tree', async (t) => {
     t.ok(counted.viewBuilt)
   })
 
+  t.test('whenWhole: the whole table, once, when the view is built (what the binding answers from)', async (t) => {
+    const lazy = buildTree(image, { view: true, cacheBytes: 0, idleFrom: new Promise(() => undefined) })
+    const got: number[] = []
+    lazy.whenWhole((table) => got.push(table.count))
+    t.same(got, [], 'not before the view is built')
+    lazy.lookup('/kheaders/include/linux/link.h')
+    t.same(got, [lazy.count], 'the table with the view, at its build')
+    lazy.lookup('/kheaders/Makefile')
+    t.same(got, [lazy.count], 'once only')
+    const eager = buildTree(image, { view: true, cacheBytes: 0 })
+    eager.whenWhole((table) => got.push(table.count))
+    t.same(got, [lazy.count, eager.count], 'at once for a tree already whole')
+  })
+
   t.test('lookup of a missing path: the errno tmpfs gives, decided at the first missing component', async (t) => {
     const tree = buildTree(image, { view: true, cacheBytes: 0 })
     const fails = (p: string, code: keyof typeof errno, why: string): void => {
