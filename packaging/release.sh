@@ -46,7 +46,8 @@ NPM=$ROOT/build/npm
 rm -rf "$NPM"
 mkdir -p "$NPM"
 git archive --format=tar "$REV" README.md LICENSE CHANGELOG.md mount systemd docs/kheadersfs.1.md docs/image-format.md docs/design.md \
-  src/native/kheadersfs_fuse.c src/native/xz_decode.c src/native/xz_decode.h src/native/binding.gyp | tar -x -C "$NPM"
+  src/native/kheadersfs_fuse.c src/native/answers.c src/native/channel.c src/native/session.h \
+  src/native/xz_decode.c src/native/xz_decode.h src/native/binding.gyp | tar -x -C "$NPM"
 git show "$REV:package.json" >"$ROOT/build/package.release.json"
 node packaging/metadata.js "$ROOT/build/package.release.json" --json >"$NPM/package.json"
 cp -r build/tsc/dist "$NPM/dist"

@@ -6,7 +6,7 @@
   "targets": [
     {
       "target_name": "kheadersfs_fuse",
-      "sources": ["kheadersfs_fuse.c", "xz_decode.c"],
+      "sources": ["kheadersfs_fuse.c", "answers.c", "channel.c", "xz_decode.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse liblzma)"],
       "libraries": ["<!@(pkg-config --libs fuse liblzma)"]
     }

@@ -8,138 +8,21 @@
 // in the kernel, so memory is bounded too. Nothing is kept per open file or directory: readdir is
 // answered by offset from the JavaScript table, open and opendir keep no handle.
 //
-// What needs no decision is answered here, without JavaScript: open/opendir (kernel cache kept),
-// release, forget, EROFS for every operation that would change something, and, once JavaScript has
-// handed over the whole node table (serveTable), lookups and getattr of directories and files.
-#define FUSE_USE_VERSION 26
-#define NAPI_VERSION 8
-#define _GNU_SOURCE
-
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <fuse_lowlevel.h>
-#include <node_api.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/uio.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+// What needs no decision is answered on the reading thread, without JavaScript: open/opendir (or
+// ENOSYS, so the kernel stops asking), release, forget, EROFS for every operation that would change
+// something, and, from the table and blocks JavaScript hands over, lookups, getattr, listings and
+// reads of cached blocks (answers.c). /dev/fuse is read through a channel of our own (channel.c).
+#include "session.h"
 #include "xz_decode.h"
 
+#include <dirent.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+
 extern char **environ;
-
-/** Requests in flight at most (each ~300 bytes); more wait in the kernel. */
-#define SLOTS 2048
-#define NAME_MAX_BYTES 255
-#define END_MARK ((void *) (intptr_t) -1)
-
-enum { OP_LOOKUP = 1, OP_GETATTR = 2, OP_READLINK = 3, OP_READ = 4, OP_READDIR = 5, OP_STATFS = 6 };
-
-typedef struct {
-  fuse_req_t req;
-  uint32_t gen;
-  int busy;
-  int next; // free list
-  int op;
-  uint32_t uid;
-  fuse_ino_t ino;
-  uint64_t off;
-  size_t size;
-  uint32_t namelen;
-  char name[NAME_MAX_BYTES + 1];
-} slot_t;
-
-/**
- * The packed node table (src/serve/table.ts), once it is whole: the typed arrays' memory, kept alive by
- * references the main thread holds. Lookups and getattr of directories and regular files are answered
- * from it on the reading thread, without a trip through JavaScript (a walk of the view makes one
- * lookup per file).
- */
-typedef struct {
-  uint32_t count;
-  const uint32_t *mode;
-  const double *size;
-  const int32_t *parent;
-  const uint32_t *name_start;
-  const uint32_t *name_length;
-  const uint8_t *names;
-  size_t names_len;
-  const int32_t *slots;
-  uint32_t mask;
-  const int32_t *first_child; // children as linked lists, in readdir order
-  const int32_t *next_sibling;
-} table_t;
-
-#define TABLE_ARRAYS 9
-/** The cookie after a directory's last entry (serve/dirents.ts). */
-#define END_COOKIE 0xffffffffu
-/** Largest readdir answer made here; the kernel asks for a page or a few. */
-#define DIRBUF_BYTES (128 * 1024)
-
-/**
- * The view's decoded blocks that JavaScript's block cache holds now (serve/block-cache.ts): a read of a
- * view file whose bytes are all in published blocks is answered here, straight from them. JavaScript
- * publishes a block when it caches it and retracts it before it lets it go; a reference keeps each
- * published Buffer alive meanwhile, and table_lock keeps it from being retracted during a reply.
- */
-typedef struct {
-  uint32_t count;
-  const double *start;      // count + 1: each block's first byte in the uncompressed tar, then the end
-  const double *offset;     // per node: where a view file's bytes start in the tar
-  uint32_t first_view;      // nodes below are the root's own (flat files in JavaScript's memory)
-  uint32_t *touched;        // per block: set at each read answered here; the cache clears it (its LRU)
-  const uint8_t **data;     // per block: the published bytes, or NULL
-  napi_ref *refs;
-  napi_ref keep[3];         // offset, start and touched, alive as long as the session
-} blocks_t;
-
-/** Most blocks one read may span and still be answered here (reads are at most 128 KiB). */
-#define READ_IOV 8
-
-typedef struct {
-  struct fuse_session *se;
-  struct fuse_chan *ch;
-  char *mountpoint;
-  pthread_t thread;
-  int thread_started;
-  napi_threadsafe_function tsfn;
-  napi_ref on_end;
-  napi_ref name_buf; // the Buffer over `name` below, handed to every lookup
-  char name[NAME_MAX_BYTES + 1];
-  pthread_mutex_t lock;
-  pthread_cond_t freed;
-  int free_head;
-  int in_use;
-  int peak;
-  int waited; // times the reading thread waited for a free slot
-  int ended;  // main thread: the session is over, late replies are dropped
-  int loop_result;
-  time_t mtime;
-  double attr_timeout;
-  double entry_timeout;
-  double negative_timeout;
-  int no_open; // the kernel opens files and directories itself (see ll_init)
-  pthread_mutex_t table_lock; // the table is set once from the main thread, read on the reading thread
-  int has_table;
-  table_t table;
-  napi_ref table_refs[TABLE_ARRAYS];
-  blocks_t blocks;                // count 0 until serveBlocks
-  char *dirbuf;                   // the reading thread's readdir answers (DIRBUF_BYTES)
-  uint64_t c_lookups, c_getattrs, c_reads, c_readdirs; // answered here, under table_lock
-  slot_t slots[SLOTS];
-} session_t;
-
-static void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mode, double size);
 
 // ---- the reading thread -------------------------------------------------------------------------
 
@@ -176,140 +59,14 @@ static void enqueue(fuse_req_t req, int op, fuse_ino_t ino, uint64_t off, size_t
   napi_call_threadsafe_function(s->tsfn, (void *) (intptr_t) i, napi_tsfn_blocking);
 }
 
-/** FNV-1a of the name's bytes, seeded with the parent: table.ts's hash, bit for bit. */
-static uint32_t name_hash(int32_t parent, const uint8_t *bytes, size_t n) {
-  uint32_t h = 0x811c9dc5u ^ ((uint32_t) (parent + 1) * 0x9e3779b1u);
-  for (size_t i = 0; i < n; i++) h = (h ^ bytes[i]) * 0x01000193u;
-  return h;
-}
-
-/** A node whose attributes the table holds whole: a directory or a regular file (a link's size is its target's length, which JavaScript keeps). */
-static int plain(const table_t *t, int32_t id) {
-  uint32_t type = t->mode[id] & S_IFMT;
-  return type == S_IFDIR || type == S_IFREG;
-}
-
-/**
- * Answer a lookup from the table; 0 when JavaScript must (no table yet, a parent that is not a known
- * directory, a link found): it answers those, and its errors, as before.
- */
-static int table_lookup(session_t *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
-  struct fuse_entry_param e;
-  memset(&e, 0, sizeof(e));
-  size_t n = strlen(name);
-  pthread_mutex_lock(&s->table_lock);
-  const table_t *t = &s->table;
-  if (!s->has_table || parent == 0 || parent > t->count || n > NAME_MAX_BYTES) goto js;
-  int32_t dir = (int32_t) (parent - 1);
-  if ((t->mode[dir] & S_IFMT) != S_IFDIR) goto js;
-  int32_t found = -1;
-  for (uint32_t i = name_hash(dir, (const uint8_t *) name, n) & t->mask;; i = (i + 1) & t->mask) {
-    int32_t id = t->slots[i] - 1;
-    if (id < 0) break;
-    if (t->parent[id] != dir || t->name_length[id] != n) continue;
-    if (t->name_start[id] + n <= t->names_len && memcmp(t->names + t->name_start[id], name, n) == 0) {
-      found = id;
-      break;
-    }
-  }
-  if (found >= 0 && !plain(t, found)) goto js;
-  if (found < 0) {
-    e.entry_timeout = s->negative_timeout; // "no such name", remembered by the kernel
-  } else {
-    uint32_t mode = t->mode[found];
-    e.ino = (fuse_ino_t) found + 1;
-    e.generation = 1;
-    e.attr_timeout = s->attr_timeout;
-    e.entry_timeout = s->entry_timeout;
-    fill_attr(s, &e.attr, e.ino, mode, S_ISDIR(mode) ? 0 : t->size[found]);
-  }
-  s->c_lookups++;
-  pthread_mutex_unlock(&s->table_lock);
-  fuse_reply_entry(req, &e);
-  return 1;
-js:
-  pthread_mutex_unlock(&s->table_lock);
-  return 0;
-}
-
-/** Answer a getattr from the table; 0 when JavaScript must. */
-static int table_getattr(session_t *s, fuse_req_t req, fuse_ino_t ino) {
-  struct stat st;
-  pthread_mutex_lock(&s->table_lock);
-  const table_t *t = &s->table;
-  if (!s->has_table || ino == 0 || ino > t->count || !plain(t, (int32_t) (ino - 1))) {
-    pthread_mutex_unlock(&s->table_lock);
-    return 0;
-  }
-  uint32_t mode = t->mode[ino - 1];
-  fill_attr(s, &st, ino, mode, S_ISDIR(mode) ? 0 : t->size[ino - 1]);
-  s->c_getattrs++;
-  pthread_mutex_unlock(&s->table_lock);
-  fuse_reply_attr(req, &st, s->attr_timeout);
-  return 1;
-}
-
-/**
- * Answer a read of a view file whose bytes are all in published blocks; 0 when JavaScript must (a flat
- * file, a block to decode, anything but a regular file of the view).
- */
-static int table_read(session_t *s, fuse_req_t req, fuse_ino_t ino, size_t size, uint64_t off) {
-  pthread_mutex_lock(&s->table_lock);
-  const table_t *t = &s->table;
-  const blocks_t *b = &s->blocks;
-  if (!s->has_table || b->count == 0 || ino <= b->first_view || ino > t->count) goto js;
-  uint32_t id = (uint32_t) (ino - 1);
-  if ((t->mode[id] & S_IFMT) != S_IFREG) goto js;
-  double file_size = t->size[id];
-  if ((double) off >= file_size || size == 0) {
-    s->c_reads++;
-    fuse_reply_buf(req, NULL, 0); // past the end: 0 bytes, never an error (as kernel/kheaders.c)
-    pthread_mutex_unlock(&s->table_lock);
-    return 1;
-  }
-  double pos = b->offset[id] + (double) off;
-  if (!(pos >= b->start[0])) goto js;
-  double end = pos + ((double) size < file_size - (double) off ? (double) size : file_size - (double) off);
-  if (end > b->start[b->count]) goto js;
-  // The block holding `pos`: the last whose start is at or before it.
-  uint32_t lo = 0, hi = b->count;
-  while (hi - lo > 1) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (b->start[mid] <= pos) lo = mid;
-    else hi = mid;
-  }
-  struct iovec iov[READ_IOV];
-  int n = 0;
-  for (uint32_t k = lo; pos < end; k++) {
-    if (k >= b->count || n == READ_IOV || b->data[k] == NULL) goto js;
-    double stop = end < b->start[k + 1] ? end : b->start[k + 1];
-    iov[n].iov_base = (void *) (b->data[k] + (size_t) (pos - b->start[k]));
-    iov[n].iov_len = (size_t) (stop - pos);
-    n++;
-    pos = stop;
-  }
-  for (int i = 0; i < n; i++) {
-    uint32_t k = lo + (uint32_t) i;
-    __atomic_store_n(&b->touched[k], 1, __ATOMIC_RELAXED);
-  }
-  s->c_reads++;
-  // Under the lock: the blocks cannot be retracted (and let go) while the kernel copies them.
-  fuse_reply_iov(req, iov, n);
-  pthread_mutex_unlock(&s->table_lock);
-  return 1;
-js:
-  pthread_mutex_unlock(&s->table_lock);
-  return 0;
-}
-
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  if (table_lookup(fuse_req_userdata(req), req, parent, name)) return;
+  if (answer_lookup(fuse_req_userdata(req), req, parent, name)) return;
   enqueue(req, OP_LOOKUP, parent, 0, 0, name);
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void) fi;
-  if (table_getattr(fuse_req_userdata(req), req, ino)) return;
+  if (answer_getattr(fuse_req_userdata(req), req, ino)) return;
   enqueue(req, OP_GETATTR, ino, 0, 0, NULL);
 }
 
@@ -323,54 +80,13 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     fuse_reply_err(req, EINVAL);
     return;
   }
-  if (table_read(fuse_req_userdata(req), req, ino, size, (uint64_t) off)) return;
+  if (answer_read(fuse_req_userdata(req), req, ino, size, (uint64_t) off)) return;
   enqueue(req, OP_READ, ino, (uint64_t) off, size, NULL);
-}
-
-/**
- * Answer a readdir from the table, as serve/dirents.ts does (the cookie is the next entry's node
- * number, END_COOKIE after the last); 0 when JavaScript must.
- */
-static int table_readdir(session_t *s, fuse_req_t req, fuse_ino_t ino, size_t size, uint64_t cookie) {
-  if (s->dirbuf == NULL && (s->dirbuf = malloc(DIRBUF_BYTES)) == NULL) return 0;
-  pthread_mutex_lock(&s->table_lock);
-  const table_t *t = &s->table;
-  if (!s->has_table || ino == 0 || ino > t->count || (t->mode[ino - 1] & S_IFMT) != S_IFDIR) {
-    pthread_mutex_unlock(&s->table_lock);
-    return 0;
-  }
-  int32_t dir = (int32_t) (ino - 1), c = -1;
-  if (cookie == 0) c = t->first_child[dir];
-  else if (cookie < t->count && t->parent[cookie] == dir) c = (int32_t) cookie;
-  if (size > DIRBUF_BYTES) size = DIRBUF_BYTES;
-  size_t p = 0;
-  char name[NAME_MAX_BYTES + 1];
-  struct stat st;
-  memset(&st, 0, sizeof(st));
-  // At most count entries: a table is never cyclic, and this stays so even if one were.
-  for (uint32_t seen = 0; c >= 0 && (uint32_t) c < t->count && seen < t->count; seen++) {
-    uint32_t n = t->name_length[c];
-    if (n > NAME_MAX_BYTES || t->name_start[c] + n > t->names_len) break;
-    memcpy(name, t->names + t->name_start[c], n);
-    name[n] = 0;
-    int32_t next = t->next_sibling[c];
-    st.st_ino = (ino_t) c + 1;
-    st.st_mode = t->mode[c] & S_IFMT;
-    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
-    if (p + need > size) break;
-    fuse_add_direntry(req, s->dirbuf + p, size - p, name, &st, next < 0 ? END_COOKIE : (off_t) next);
-    p += need;
-    c = next;
-  }
-  s->c_readdirs++;
-  pthread_mutex_unlock(&s->table_lock);
-  fuse_reply_buf(req, s->dirbuf, p);
-  return 1;
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void) fi;
-  if (off >= 0 && table_readdir(fuse_req_userdata(req), req, ino, size, (uint64_t) off)) return;
+  if (off >= 0 && answer_readdir(fuse_req_userdata(req), req, ino, size, (uint64_t) off)) return;
   enqueue(req, OP_READDIR, ino, (uint64_t) off, size, NULL);
 }
 
@@ -521,15 +237,8 @@ static void *loop(void *arg) {
 
 // ---- the main thread ----------------------------------------------------------------------------
 
-#define CHECK(env, call)                                                                                   \
-  do {                                                                                                     \
-    if ((call) != napi_ok) {                                                                               \
-      napi_throw_error(env, NULL, "kheadersfs_fuse: " #call " failed");                                    \
-      return NULL;                                                                                         \
-    }                                                                                                      \
-  } while (0)
 
-static napi_value number(napi_env env, double v) {
+napi_value number(napi_env env, double v) {
   napi_value out;
   napi_create_double(env, v, &out);
   return out;
@@ -576,11 +285,20 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
     finish(env, s);
     return;
   }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  if (data == TABLE_MARK) {
+    // Not a request: the reading thread waits for the whole table (table_wait); serveTable answers.
+    napi_value argv[7];
+    argv[0] = number(env, OP_TABLE);
+    for (int k = 1; k < 7; k++) argv[k] = number(env, 0);
+    napi_call_function(env, undefined, dispatch, 7, argv, NULL);
+    return;
+  }
   int i = (int) (intptr_t) data;
   slot_t *sl = &s->slots[i];
   if (sl->namelen > 0) memcpy(s->name, sl->name, sl->namelen);
-  napi_value argv[7], undefined;
-  napi_get_undefined(env, &undefined);
+  napi_value argv[7];
   argv[0] = number(env, sl->op);
   argv[1] = number(env, (double) sl->gen * SLOTS + i);
   argv[2] = number(env, (double) sl->ino);
@@ -622,14 +340,14 @@ static slot_t *claim(napi_env env, session_t *s, napi_value idv, int *dropped) {
   return sl;
 }
 
-static session_t *session_of(napi_env env, napi_value v) {
+session_t *session_of(napi_env env, napi_value v) {
   session_t *s = NULL;
   if (napi_get_value_external(env, v, (void **) &s) != napi_ok || s == NULL)
     napi_throw_type_error(env, NULL, "kheadersfs_fuse: not a session");
   return s;
 }
 
-static void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mode, double size) {
+void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mode, double size) {
   memset(st, 0, sizeof(*st));
   st->st_ino = ino;
   st->st_mode = mode;
@@ -656,7 +374,7 @@ static void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mo
   slot_t *sl = claim(env, s, argv[1], &dropped);                                                           \
   if (sl == NULL) return NULL;
 
-static double arg_double(napi_env env, napi_value v) {
+double arg_double(napi_env env, napi_value v) {
   double d = 0;
   napi_get_value_double(env, v, &d);
   return d;
@@ -816,6 +534,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->attr_timeout = s->entry_timeout = s->negative_timeout = arg_double(env, argv[3]);
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->table_lock, NULL);
+  pthread_cond_init(&s->table_ready, NULL);
   pthread_cond_init(&s->freed, NULL);
   for (int i = 0; i < SLOTS; i++) s->slots[i].next = i + 1 < SLOTS ? i + 1 : -1;
   s->free_head = 0;
@@ -836,6 +555,17 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   open_fds(after, sizeof(after));
   for (size_t fd = 3; fd < sizeof(after); fd++)
     if (after[fd] && !before[fd]) fcntl((int) fd, F_SETFD, fcntl((int) fd, F_GETFD) | FD_CLOEXEC);
+
+  // Our own channel on the same connection (READDIRPLUS: channel.c).
+  struct fuse_chan *own = channel_open(s, s->ch);
+  if (own == NULL) {
+    fuse_unmount(mp, s->ch);
+    free(mp);
+    free(s);
+    napi_throw_error(env, "EMOUNT", "cannot open the FUSE channel");
+    return NULL;
+  }
+  s->ch = own;
 
   char *largv[] = {"kheadersfs", NULL};
   struct fuse_args largs = FUSE_ARGS_INIT(1, largv);
@@ -878,176 +608,6 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   CHECK(env, napi_set_named_property(env, out, "session", result));
   CHECK(env, napi_set_named_property(env, out, "name", name_buf));
   return out;
-}
-
-/** The data of typed array `v`, which must be of `type` and hold `want` elements (0: any number). */
-static const void *array_of(napi_env env, napi_value v, napi_typedarray_type type, size_t want, size_t *length) {
-  napi_typedarray_type got;
-  size_t n = 0;
-  void *data = NULL;
-  if (napi_get_typedarray_info(env, v, &got, &n, &data, NULL, NULL) != napi_ok || got != type ||
-      (want > 0 && n != want)) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveTable: an array of the wrong type or length");
-    return NULL;
-  }
-  *length = n;
-  return data;
-}
-
-/**
- * serveTable(session, mode: Uint32Array, size: Float64Array, parent: Int32Array, nameStart: Uint32Array,
- *            nameLength: Uint32Array, names: Uint8Array, slots: Int32Array, firstChild: Int32Array,
- *            nextSibling: Int32Array): from now on lookups, getattr and readdir are answered from these
- * (a whole table, never changed again) on the reading thread. Once per session.
- */
-static napi_value serve_table(napi_env env, napi_callback_info info) {
-  size_t argc = 1 + TABLE_ARRAYS;
-  napi_value argv[1 + TABLE_ARRAYS];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 + TABLE_ARRAYS) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveTable needs 10 arguments");
-    return NULL;
-  }
-  session_t *s = session_of(env, argv[0]);
-  if (s == NULL) return NULL;
-  table_t t;
-  size_t count = 0, n = 0, slots = 0;
-  if ((t.mode = array_of(env, argv[1], napi_uint32_array, 0, &count)) == NULL) return NULL;
-  if ((t.size = array_of(env, argv[2], napi_float64_array, count, &n)) == NULL) return NULL;
-  if ((t.parent = array_of(env, argv[3], napi_int32_array, count, &n)) == NULL) return NULL;
-  if ((t.name_start = array_of(env, argv[4], napi_uint32_array, count, &n)) == NULL) return NULL;
-  if ((t.name_length = array_of(env, argv[5], napi_uint32_array, count, &n)) == NULL) return NULL;
-  if ((t.names = array_of(env, argv[6], napi_uint8_array, 0, &t.names_len)) == NULL) return NULL;
-  if ((t.slots = array_of(env, argv[7], napi_int32_array, 0, &slots)) == NULL) return NULL;
-  if ((t.first_child = array_of(env, argv[8], napi_int32_array, count, &n)) == NULL) return NULL;
-  if ((t.next_sibling = array_of(env, argv[9], napi_int32_array, count, &n)) == NULL) return NULL;
-  if (slots == 0 || (slots & (slots - 1)) != 0 || slots < count) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveTable: slots must be a power of two above the count");
-    return NULL;
-  }
-  t.count = (uint32_t) count;
-  t.mask = (uint32_t) slots - 1;
-  napi_ref refs[TABLE_ARRAYS];
-  for (int i = 0; i < TABLE_ARRAYS; i++) CHECK(env, napi_create_reference(env, argv[1 + i], 1, &refs[i]));
-  pthread_mutex_lock(&s->table_lock);
-  int had = s->has_table;
-  if (!had) {
-    memcpy(s->table_refs, refs, sizeof(refs));
-    s->table = t;
-    s->has_table = 1;
-  }
-  pthread_mutex_unlock(&s->table_lock);
-  if (had) {
-    for (int i = 0; i < TABLE_ARRAYS; i++) napi_delete_reference(env, refs[i]);
-    napi_throw_error(env, NULL, "kheadersfs_fuse: serveTable: the session has its table already");
-  }
-  return NULL;
-}
-
-/**
- * serveBlocks(session, offset: Float64Array, firstView: number, start: Float64Array, touched: Uint32Array):
- * from now on reads of view files (nodes from firstView on, `offset` per node of the table) whose bytes
- * are in published blocks are answered on the reading thread. `start` holds each block's first byte in
- * the uncompressed tar and then its end; `touched` (one per block) is set at each such read.
- */
-static napi_value serve_blocks(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveBlocks needs 5 arguments");
-    return NULL;
-  }
-  session_t *s = session_of(env, argv[0]);
-  if (s == NULL) return NULL;
-  pthread_mutex_lock(&s->table_lock);
-  int ready = s->has_table && s->blocks.count == 0;
-  uint32_t nodes = s->table.count;
-  pthread_mutex_unlock(&s->table_lock);
-  if (!ready) {
-    napi_throw_error(env, NULL, "kheadersfs_fuse: serveBlocks: needs a table, and only once");
-    return NULL;
-  }
-  blocks_t b;
-  size_t n = 0, count = 0;
-  if ((b.offset = array_of(env, argv[1], napi_float64_array, nodes, &n)) == NULL) return NULL;
-  b.first_view = (uint32_t) arg_double(env, argv[2]);
-  if ((b.start = array_of(env, argv[3], napi_float64_array, 0, &count)) == NULL) return NULL;
-  if (count < 2) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveBlocks: no blocks");
-    return NULL;
-  }
-  b.count = (uint32_t) count - 1;
-  if ((b.touched = (uint32_t *) array_of(env, argv[4], napi_uint32_array, b.count, &n)) == NULL) return NULL;
-  for (uint32_t k = 0; k < b.count; k++)
-    if (!(b.start[k] < b.start[k + 1])) {
-      napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveBlocks: block starts must increase");
-      return NULL;
-    }
-  b.data = calloc(b.count, sizeof(*b.data));
-  b.refs = calloc(b.count, sizeof(*b.refs));
-  CHECK(env, napi_create_reference(env, argv[1], 1, &b.keep[0]));
-  CHECK(env, napi_create_reference(env, argv[3], 1, &b.keep[1]));
-  CHECK(env, napi_create_reference(env, argv[4], 1, &b.keep[2]));
-  pthread_mutex_lock(&s->table_lock);
-  s->blocks = b;
-  pthread_mutex_unlock(&s->table_lock);
-  return NULL;
-}
-
-/** The block number argument, or -1 (a TypeError thrown) when it is not one of the session's. */
-static int64_t block_arg(napi_env env, session_t *s, napi_value v) {
-  double k = arg_double(env, v);
-  if (!(k >= 0 && k < s->blocks.count) || k != (double) (uint32_t) k) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: no such block");
-    return -1;
-  }
-  return (int64_t) k;
-}
-
-/** publishBlock(session, block, data: Buffer): reads may be answered from `data` until it is retracted. */
-static napi_value publish_block(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc < 3 ? NULL : session_of(env, argv[0]);
-  if (s == NULL) return NULL;
-  int64_t k = block_arg(env, s, argv[1]);
-  if (k < 0) return NULL;
-  void *data = NULL;
-  size_t length = 0;
-  if (napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok ||
-      (double) length != s->blocks.start[k + 1] - s->blocks.start[k]) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: publishBlock: not the block's bytes");
-    return NULL;
-  }
-  napi_ref ref;
-  CHECK(env, napi_create_reference(env, argv[2], 1, &ref));
-  pthread_mutex_lock(&s->table_lock);
-  napi_ref old = s->blocks.refs[k];
-  s->blocks.refs[k] = ref;
-  s->blocks.data[k] = data;
-  pthread_mutex_unlock(&s->table_lock);
-  if (old != NULL) napi_delete_reference(env, old);
-  return NULL;
-}
-
-/** retractBlock(session, block): no read is answered from the block's bytes any more. */
-static napi_value retract_block(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc < 2 ? NULL : session_of(env, argv[0]);
-  if (s == NULL) return NULL;
-  int64_t k = block_arg(env, s, argv[1]);
-  if (k < 0) return NULL;
-  pthread_mutex_lock(&s->table_lock); // waits for a reply being written from the block
-  napi_ref old = s->blocks.refs[k];
-  s->blocks.refs[k] = NULL;
-  s->blocks.data[k] = NULL;
-  pthread_mutex_unlock(&s->table_lock);
-  if (old != NULL) napi_delete_reference(env, old);
-  return NULL;
 }
 
 /**
@@ -1183,16 +743,13 @@ static napi_value init(napi_env env, napi_value exports) {
     {"replyReadlink", NULL, reply_readlink, NULL, NULL, NULL, napi_default, NULL},
     {"replyStatfs", NULL, reply_statfs, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
-    {"serveTable", NULL, serve_table, NULL, NULL, NULL, napi_default, NULL},
-    {"serveBlocks", NULL, serve_blocks, NULL, NULL, NULL, napi_default, NULL},
-    {"publishBlock", NULL, publish_block, NULL, NULL, NULL, napi_default, NULL},
-    {"retractBlock", NULL, retract_block, NULL, NULL, NULL, napi_default, NULL},
     {"threads", NULL, threads, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value v;
   napi_create_uint32(env, SLOTS, &v);
   napi_set_named_property(env, exports, "SLOTS", v);
+  answers_init(env, exports);
   xz_decode_init(env, exports);
   return exports;
 }

@@ -7,8 +7,8 @@ import { loadBinding, type Dispatch, type SessionStats } from '../native/binding
 import type { BlockSharer } from './block-cache'
 import type { Table } from './table'
 
-/** The binding's request kinds (enum in kheadersfs_fuse.c). */
-export const OP = { lookup: 1, getattr: 2, readlink: 3, read: 4, readdir: 5, statfs: 6 } as const
+/** The binding's request kinds (enum in kheadersfs_fuse.c); `table` asks for the whole table, answering nothing. */
+export const OP = { lookup: 1, getattr: 2, readlink: 3, read: 4, readdir: 5, statfs: 6, table: 7 } as const
 
 /** Answers to a request; each request gets exactly one. */
 export interface Replies {

@@ -87,6 +87,10 @@ export function createDispatch(
           (files) => reply.statfs(id, Math.ceil(tree.bytes / 4096), files, NAME_MAX),
           fail,
         )
+      case OP.table:
+        // Not a request: a listing waits in the binding for the whole table (the view's entries in it),
+        // which building it hands over (serve/daemon.ts). Nothing to answer.
+        return tree.buildView()
       default:
         return fail(constants.errno.ENOSYS) // not a request this dispatcher knows
     }

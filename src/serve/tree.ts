@@ -164,6 +164,11 @@ export class Tree {
     return this.#whole().count
   }
 
+  /** Build the view's table now if it is not yet (whenWhole's callbacks run). */
+  buildView(): void {
+    this.#whole()
+  }
+
   /** Whether the view's table is built yet (for tests: no answer depends on it). */
   get viewBuilt(): boolean {
     return this.#buildView === undefined

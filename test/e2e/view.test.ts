@@ -54,22 +54,22 @@ t.test(
     t.test('lookups, stat and readdir answer from the index: a full walk decodes nothing', async (t) => {
       const before = await daemonStats(m)
       let entries = 0
+      let links = 0
       walkTree(view, (rel) => {
-        lstatSync(path.join(view, rel))
+        if (lstatSync(path.join(view, rel)).isSymbolicLink()) links++
         entries++
       })
       const after = await daemonStats(m)
       t.ok(entries > 5000, `${entries} entries walked`)
       t.equal(after.cache!.decodes, before.cache!.decodes, 'no block decoded by stat and readdir')
-      // Once the view is built the binding answers lookups of directories and files, and listings, from
-      // the table on its own thread (links, whose size JavaScript keeps, still go through the dispatcher).
+      // The binding lists directories with READDIRPLUS, each entry with what a lookup would answer, so
+      // the kernel looks up only links (whose size JavaScript keeps); it answers the listings from the
+      // table on its own thread.
       const answered = (s: typeof after, op: 'lookup' | 'readdir'): number => s.requests?.answered?.[op] ?? 0
       const lookups = (after.ops.lookup ?? 0) - (before.ops.lookup ?? 0)
-      t.ok(lookups >= entries, `${lookups} lookups for ${entries} entries`)
-      t.ok(
-        answered(after, 'lookup') - answered(before, 'lookup') >= lookups - 10,
-        `${answered(after, 'lookup') - answered(before, 'lookup')} of them answered without JavaScript`,
-      )
+      t.ok(links > 0, `${links} links among them`)
+      // The links, and kheaders/ itself (the walk's start, in a root not listed yet).
+      t.ok(lookups <= links + 1, `${lookups} lookups for ${entries} entries: the listings carried the rest`)
       const listings = (after.ops.readdir ?? 0) - (before.ops.readdir ?? 0)
       t.ok(listings > 100, `${listings} readdir requests`)
       t.equal(answered(after, 'readdir') - answered(before, 'readdir'), listings, 'all answered without JavaScript')
@@ -128,8 +128,9 @@ t.test(
       const names = readdirSync(big)
       const after = await daemonStats(m)
       t.ok(names.length > 1000, `${names.length} entries`)
-      // FUSE dirents: 24 bytes + the name, padded to 8; the kernel asks for 4 KiB at a time.
-      const bytes = names.reduce((n, name) => n + ((24 + Buffer.byteLength(name) + 7) & ~7), 0)
+      // READDIRPLUS entries: 152 bytes (the entry's attributes, then a dirent) + the name, padded to 8;
+      // the kernel asks for 4 KiB at a time or more.
+      const bytes = names.reduce((n, name) => n + ((152 + Buffer.byteLength(name) + 7) & ~7), 0)
       const calls = (after.ops.readdir ?? 0) - (before.ops.readdir ?? 0)
       // The kernel asks for at least a page at a time (more for a large getdents buffer): never a
       // request per entry, never a listing copied whole per handle.
