@@ -86,6 +86,8 @@ export interface SessionStats {
   slots: number
   /** Requests the binding answered itself (from the table and published blocks), never dispatched. */
   answered: { lookup: number; getattr: number; read: number; readdir: number }
+  /** OPEN and OPENDIR requests received: on kernels from 5.1 one of each, answered ENOSYS, and no more. */
+  opens: number
 }
 
 /** Where node-gyp builds the binding, from dist/src/native (a checkout, the npm package, the .deb's app). */

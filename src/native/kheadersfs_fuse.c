@@ -115,6 +115,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void) ino;
   session_t *s = fuse_req_userdata(req);
+  __atomic_add_fetch(&s->opens, 1, __ATOMIC_RELAXED);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
     fuse_reply_err(req, EROFS);
     return;
@@ -131,6 +132,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void) ino;
   session_t *s = fuse_req_userdata(req);
+  __atomic_add_fetch(&s->opens, 1, __ATOMIC_RELAXED);
   if (s->no_open) {
     fuse_reply_err(req, ENOSYS);
     return;
@@ -611,8 +613,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 }
 
 /**
- * stats(session) → { inFlight, peak, waited, slots, answered: { lookup, getattr, read, readdir } }: requests in
- * flight now and at most, waits for a slot, and the requests answered without JavaScript.
+ * stats(session) → { inFlight, peak, waited, slots, answered: { lookup, getattr, read, readdir }, opens }:
+ * requests in flight now and at most, waits for a slot, the requests answered without JavaScript, and
+ * the OPEN and OPENDIR requests the kernel sent.
  */
 static napi_value stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -640,6 +643,7 @@ static napi_value stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, answered, "read", number(env, reads));
   napi_set_named_property(env, answered, "readdir", number(env, readdirs));
   napi_set_named_property(env, out, "answered", answered);
+  napi_set_named_property(env, out, "opens", number(env, (double) __atomic_load_n(&s->opens, __ATOMIC_RELAXED)));
   return out;
 }
 

@@ -134,6 +134,7 @@ typedef struct {
   blocks_t blocks;                // count 0 until serveBlocks
   char *dirbuf;                   // the reading thread's readdir answers (DIRBUF_BYTES)
   uint64_t c_lookups, c_getattrs, c_reads, c_readdirs; // answered here, under table_lock
+  uint64_t opens; // OPEN and OPENDIR requests received (atomic: the reading thread counts, stats reads)
   slot_t slots[SLOTS];
 } session_t;
 

@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { parseImage } from '../../src/image/read'
@@ -84,6 +85,10 @@ t.test(
       const fromBinding = (after.requests?.answered?.read ?? 0) - (before.requests?.answered?.read ?? 0)
       const reads = (after.ops.read ?? 0) - (before.ops.read ?? 0)
       t.ok(fromBinding > reads / 2, `${fromBinding} of ${reads} reads answered without JavaScript`)
+      // Kernels from 5.1 stopped sending OPEN at the mount's first (tar -xf above), answered ENOSYS.
+      const [major, minor] = os.release().split('.').map(Number)
+      if (major > 5 || (major === 5 && minor >= 1))
+        t.equal((after.requests?.opens ?? -1) - (before.requests?.opens ?? 0), 0, 'not one OPEN for all those files')
       t.equal(got.size, want.size, `${want.size} entries in both`)
       t.same(digestDiff(want, got).slice(0, 10), [], 'no difference')
       t.ok(

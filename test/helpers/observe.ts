@@ -120,7 +120,7 @@ export interface DaemonStats {
   /** Requests served by kind, by JavaScript and by the binding together. */
   ops: Record<string, number>
   /** The binding's own counts: requests in flight, and those it answered from the table itself. */
-  requests?: { answered?: { lookup: number; getattr: number; read: number; readdir: number } }
+  requests?: { answered?: { lookup: number; getattr: number; read: number; readdir: number }; opens?: number }
   /** Absent when the mount serves no kheaders/ view (view=off). */
   cache?: CacheStats
   rssBytes: number
