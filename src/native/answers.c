@@ -1,8 +1,8 @@
 // What the reading thread answers itself, without a trip through JavaScript (docs/design.md, "Two
 // requests per file"): once JavaScript has handed over the whole node table (serveTable), lookups,
-// getattr and listings of directories and files; once the block cache shares its blocks
-// (serveBlocks, publishBlock, retractBlock), reads of view files whose bytes are all in them. The
-// answers are the JavaScript dispatcher's (serve/ops.ts, table.ts, dirents.ts), bit for bit.
+// getattr and listings (READDIRPLUS, read by channel.c) of directories and files; once the block cache
+// shares its blocks (serveBlocks, publishBlock, retractBlock), reads of view files whose bytes are all
+// in them. The answers are the JavaScript dispatcher's (serve/ops.ts, table.ts, dirents.ts), bit for bit.
 #include "session.h"
 
 /** FNV-1a of the name's bytes, seeded with the parent: table.ts's hash, bit for bit. */
@@ -12,10 +12,18 @@ static uint32_t name_hash(int32_t parent, const uint8_t *bytes, size_t n) {
   return h;
 }
 
-/** A node whose attributes the table holds whole: a directory or a regular file (a link's size is its target's length, which JavaScript keeps). */
+/**
+ * A node whose attributes the table holds whole: a directory or a regular file (a link's size is its
+ * target's length, which JavaScript keeps).
+ */
 static int plain(const table_t *t, int32_t id) {
   uint32_t type = t->mode[id] & S_IFMT;
   return type == S_IFDIR || type == S_IFREG;
+}
+
+/** The directory node of inode `ino`, or -1 when it is not a directory of the table. */
+static int32_t directory(const table_t *t, fuse_ino_t ino) {
+  return ino == 0 || ino > t->count || (t->mode[ino - 1] & S_IFMT) != S_IFDIR ? -1 : (int32_t) (ino - 1);
 }
 
 /**
@@ -28,9 +36,9 @@ int answer_lookup(session_t *s, fuse_req_t req, fuse_ino_t parent, const char *n
   size_t n = strlen(name);
   pthread_mutex_lock(&s->table_lock);
   const table_t *t = &s->table;
-  if (!s->has_table || parent == 0 || parent > t->count || n > NAME_MAX_BYTES) goto js;
-  int32_t dir = (int32_t) (parent - 1);
-  if ((t->mode[dir] & S_IFMT) != S_IFDIR) goto js;
+  if (!s->has_table || n > NAME_MAX_BYTES) goto js;
+  int32_t dir = directory(t, parent);
+  if (dir < 0) goto js;
   int32_t found = -1;
   for (uint32_t i = name_hash(dir, (const uint8_t *) name, n) & t->mask;; i = (i + 1) & t->mask) {
     int32_t id = t->slots[i] - 1;
@@ -132,65 +140,9 @@ js:
 }
 
 /**
- * Answer a readdir from the table, as serve/dirents.ts does (the cookie is the next entry's node
- * number, END_COOKIE after the last); 0 when JavaScript must.
+ * One READDIRPLUS entry at `buf`: what a LOOKUP of it would answer, then the struct fuse_dirent that
+ * serve/dirents.ts encodes for READDIR. Its size, or 0 when it does not fit in `room`.
  */
-int answer_readdir(session_t *s, fuse_req_t req, fuse_ino_t ino, size_t size, uint64_t cookie) {
-  if (s->dirbuf == NULL && (s->dirbuf = malloc(DIRBUF_BYTES)) == NULL) return 0;
-  pthread_mutex_lock(&s->table_lock);
-  const table_t *t = &s->table;
-  if (!s->has_table || ino == 0 || ino > t->count || (t->mode[ino - 1] & S_IFMT) != S_IFDIR) {
-    pthread_mutex_unlock(&s->table_lock);
-    return 0;
-  }
-  int32_t dir = (int32_t) (ino - 1), c = -1;
-  if (cookie == 0) c = t->first_child[dir];
-  else if (cookie < t->count && t->parent[cookie] == dir) c = (int32_t) cookie;
-  if (size > DIRBUF_BYTES) size = DIRBUF_BYTES;
-  size_t p = 0;
-  char name[NAME_MAX_BYTES + 1];
-  struct stat st;
-  memset(&st, 0, sizeof(st));
-  // At most count entries: a table is never cyclic, and this stays so even if one were.
-  for (uint32_t seen = 0; c >= 0 && (uint32_t) c < t->count && seen < t->count; seen++) {
-    uint32_t n = t->name_length[c];
-    if (n > NAME_MAX_BYTES || t->name_start[c] + n > t->names_len) break;
-    memcpy(name, t->names + t->name_start[c], n);
-    name[n] = 0;
-    int32_t next = t->next_sibling[c];
-    st.st_ino = (ino_t) c + 1;
-    st.st_mode = t->mode[c] & S_IFMT;
-    size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
-    if (p + need > size) break;
-    fuse_add_direntry(req, s->dirbuf + p, size - p, name, &st, next < 0 ? END_COOKIE : (off_t) next);
-    p += need;
-    c = next;
-  }
-  s->c_readdirs++;
-  pthread_mutex_unlock(&s->table_lock);
-  fuse_reply_buf(req, s->dirbuf, p);
-  return 1;
-}
-
-/**
- * With table_lock held: 1 once the whole table is here. A listing before the view's table is built
- * (it is built after ready, off the path to it) asks JavaScript to build it now and waits for it.
- */
-static int table_wait(session_t *s) {
-  if (s->has_table) return 1;
-  if (!s->table_wanted) {
-    s->table_wanted = 1;
-    napi_call_threadsafe_function(s->tsfn, TABLE_MARK, napi_tsfn_nonblocking);
-  }
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 30;
-  while (!s->has_table)
-    if (pthread_cond_timedwait(&s->table_ready, &s->table_lock, &until) == ETIMEDOUT) break;
-  return s->has_table;
-}
-
-/** One entry of a READDIRPLUS answer at `buf`: its size, or 0 when it does not fit in `room`. */
 static size_t put_direntplus(session_t *s, const table_t *t, char *buf, size_t room, int32_t c, uint64_t next) {
   uint32_t n = t->name_length[c];
   size_t size = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET_DIRENTPLUS + n);
@@ -222,28 +174,18 @@ static size_t put_direntplus(session_t *s, const table_t *t, char *buf, size_t r
   return size;
 }
 
-/** A READDIRPLUS request (`len` bytes at `in`), answered from the table as table_readdir answers READDIR. */
-void answer_readdirplus(session_t *s, struct fuse_chan *ch, const struct fuse_in_header *in, size_t len) {
-  if (len < sizeof(*in) + sizeof(struct fuse_read_in)) return raw_reply(ch, in->unique, EIO, NULL, 0);
-  if (s->dirbuf == NULL && (s->dirbuf = malloc(DIRBUF_BYTES)) == NULL)
-    return raw_reply(ch, in->unique, ENOMEM, NULL, 0);
-  const struct fuse_read_in *arg = (const struct fuse_read_in *) (in + 1);
-  size_t size = arg->size < DIRBUF_BYTES ? arg->size : DIRBUF_BYTES;
-  uint64_t ino = in->nodeid, cookie = arg->offset;
-  pthread_mutex_lock(&s->table_lock);
-  if (!table_wait(s)) {
-    pthread_mutex_unlock(&s->table_lock);
-    return raw_reply(ch, in->unique, EIO, NULL, 0);
-  }
-  const table_t *t = &s->table;
-  if (ino == 0 || ino > t->count || (t->mode[ino - 1] & S_IFMT) != S_IFDIR) {
-    pthread_mutex_unlock(&s->table_lock);
-    return raw_reply(ch, in->unique, ENOTDIR, NULL, 0);
-  }
-  int32_t dir = (int32_t) (ino - 1), c = -1;
+/**
+ * With table_lock held: the READDIRPLUS entries of directory `dir` from `cookie` on (0: the first;
+ * each entry carries the next one's node as its cookie, END_COOKIE after the last, as serve/dirents.ts
+ * does) written into s->dirbuf, as many as fit in `size` bytes. Returns the bytes written.
+ */
+static size_t list(session_t *s, const table_t *t, int32_t dir, uint64_t cookie, size_t size) {
+  int32_t c = -1;
   if (cookie == 0) c = t->first_child[dir];
   else if (cookie < t->count && t->parent[cookie] == dir) c = (int32_t) cookie;
+  if (size > DIRBUF_BYTES) size = DIRBUF_BYTES;
   size_t p = 0;
+  // At most count entries: a table is never cyclic, and this stays so even if one were.
   for (uint32_t seen = 0; c >= 0 && (uint32_t) c < t->count && seen < t->count; seen++) {
     if (t->name_length[c] > NAME_MAX_BYTES || t->name_start[c] + t->name_length[c] > t->names_len) break;
     int32_t next = t->next_sibling[c];
@@ -253,6 +195,45 @@ void answer_readdirplus(session_t *s, struct fuse_chan *ch, const struct fuse_in
     c = next;
   }
   s->c_readdirs++;
+  return p;
+}
+
+/**
+ * With table_lock held: 1 once the whole table is here. A listing before the view's table is built
+ * (it is built after ready, off the path to it) asks JavaScript to build it now and waits for it.
+ */
+static int table_wait(session_t *s) {
+  if (s->has_table) return 1;
+  if (!s->table_wanted) {
+    s->table_wanted = 1;
+    napi_call_threadsafe_function(s->tsfn, TABLE_MARK, napi_tsfn_nonblocking);
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  while (!s->has_table)
+    if (pthread_cond_timedwait(&s->table_ready, &s->table_lock, &until) == ETIMEDOUT) break;
+  return s->has_table;
+}
+
+/**
+ * A READDIRPLUS request (`len` bytes at `in`), answered from the table. Once the kernel lists with
+ * READDIRPLUS it sends no READDIR; without it (kernels before 3.9) JavaScript answers READDIR.
+ */
+void answer_readdirplus(session_t *s, struct fuse_chan *ch, const struct fuse_in_header *in, size_t len) {
+  if (len < sizeof(*in) + sizeof(struct fuse_read_in)) return raw_reply(ch, in->unique, EIO, NULL, 0);
+  const struct fuse_read_in *arg = (const struct fuse_read_in *) (in + 1);
+  pthread_mutex_lock(&s->table_lock);
+  if (!table_wait(s)) {
+    pthread_mutex_unlock(&s->table_lock);
+    return raw_reply(ch, in->unique, EIO, NULL, 0);
+  }
+  int32_t dir = directory(&s->table, in->nodeid);
+  if (dir < 0) {
+    pthread_mutex_unlock(&s->table_lock);
+    return raw_reply(ch, in->unique, ENOTDIR, NULL, 0);
+  }
+  size_t p = list(s, &s->table, dir, arg->offset, arg->size);
   pthread_mutex_unlock(&s->table_lock);
   raw_reply(ch, in->unique, 0, s->dirbuf, p);
 }

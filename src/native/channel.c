@@ -52,7 +52,7 @@ static int chan_receive(struct fuse_chan **chp, char *buf, size_t size) {
 static int chan_send(struct fuse_chan *ch, const struct iovec iov[], size_t count) {
   if (iov == NULL) return 0;
   session_t *s = fuse_chan_data(ch);
-  struct iovec amended[4];
+  struct iovec amended[2];
   uint32_t init[16];
   const struct fuse_out_header *out = iov[0].iov_base;
   if (s->init_unique != 0 && count == 2 && iov[0].iov_len == sizeof(*out) && out->unique == s->init_unique) {
@@ -62,7 +62,6 @@ static int chan_send(struct fuse_chan *ch, const struct iovec iov[], size_t coun
         (s->kernel_flags & FUSE_DO_READDIRPLUS)) {
       memcpy(init, iov[1].iov_base, iov[1].iov_len);
       init[3] |= FUSE_DO_READDIRPLUS;
-      s->readdirplus = 1;
       amended[0] = iov[0];
       amended[1] = (struct iovec){init, iov[1].iov_len};
       iov = amended;

@@ -86,7 +86,6 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void) fi;
-  if (off >= 0 && answer_readdir(fuse_req_userdata(req), req, ino, size, (uint64_t) off)) return;
   enqueue(req, OP_READDIR, ino, (uint64_t) off, size, NULL);
 }
 

@@ -124,7 +124,6 @@ typedef struct {
   int no_open; // the kernel opens files and directories itself (see ll_init)
   uint64_t init_unique;   // the kernel's INIT request, whose reply the channel amends (chan_send)
   uint32_t kernel_flags;  // what the kernel offered in it
-  int readdirplus;        // the kernel was told to list with READDIRPLUS
   int table_wanted;       // the reading thread asked JavaScript for the whole table
   pthread_cond_t table_ready;
   pthread_mutex_t table_lock; // the table is set once from the main thread, read on the reading thread
@@ -132,7 +131,7 @@ typedef struct {
   table_t table;
   napi_ref table_refs[TABLE_ARRAYS];
   blocks_t blocks;                // count 0 until serveBlocks
-  char *dirbuf;                   // the reading thread's readdir answers (DIRBUF_BYTES)
+  _Alignas(8) char dirbuf[DIRBUF_BYTES]; // the reading thread's listings (answers.c)
   uint64_t c_lookups, c_getattrs, c_reads, c_readdirs; // answered here, under table_lock
   uint64_t opens; // OPEN and OPENDIR requests received (atomic: the reading thread counts, stats reads)
   slot_t slots[SLOTS];
@@ -155,7 +154,6 @@ void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mode, dou
 int answer_lookup(session_t *s, fuse_req_t req, fuse_ino_t parent, const char *name);
 int answer_getattr(session_t *s, fuse_req_t req, fuse_ino_t ino);
 int answer_read(session_t *s, fuse_req_t req, fuse_ino_t ino, size_t size, uint64_t off);
-int answer_readdir(session_t *s, fuse_req_t req, fuse_ino_t ino, size_t size, uint64_t cookie);
 void answer_readdirplus(session_t *s, struct fuse_chan *ch, const struct fuse_in_header *in, size_t len);
 /** Adds serveTable, serveBlocks, publishBlock and retractBlock to exports. */
 void answers_init(napi_env env, napi_value exports);
