@@ -259,14 +259,8 @@ static const void *array_of(napi_env env, napi_value v, napi_typedarray_type typ
  * (a whole table, never changed again) on the reading thread. Once per session.
  */
 static napi_value serve_table(napi_env env, napi_callback_info info) {
-  size_t argc = 1 + TABLE_ARRAYS;
   napi_value argv[1 + TABLE_ARRAYS];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 + TABLE_ARRAYS) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveTable needs 10 arguments");
-    return NULL;
-  }
-  session_t *s = session_of(env, argv[0]);
+  session_t *s = session_args(env, info, 1 + TABLE_ARRAYS, argv, "serveTable");
   if (s == NULL) return NULL;
   table_t t;
   size_t count = 0, n = 0, slots = 0;
@@ -310,14 +304,8 @@ static napi_value serve_table(napi_env env, napi_callback_info info) {
  * the uncompressed tar and then its end; `touched` (one per block) is set at each such read.
  */
 static napi_value serve_blocks(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: serveBlocks needs 5 arguments");
-    return NULL;
-  }
-  session_t *s = session_of(env, argv[0]);
+  session_t *s = session_args(env, info, 5, argv, "serveBlocks");
   if (s == NULL) return NULL;
   pthread_mutex_lock(&s->table_lock);
   int ready = s->has_table && s->blocks.count == 0;
@@ -366,10 +354,8 @@ static int64_t block_arg(napi_env env, session_t *s, napi_value v) {
 
 /** publishBlock(session, block, data: Buffer): reads may be answered from `data` until it is retracted. */
 static napi_value publish_block(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc < 3 ? NULL : session_of(env, argv[0]);
+  session_t *s = session_args(env, info, 3, argv, "publishBlock");
   if (s == NULL) return NULL;
   int64_t k = block_arg(env, s, argv[1]);
   if (k < 0) return NULL;
@@ -393,10 +379,8 @@ static napi_value publish_block(napi_env env, napi_callback_info info) {
 
 /** retractBlock(session, block): no read is answered from the block's bytes any more. */
 static napi_value retract_block(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = argc < 2 ? NULL : session_of(env, argv[0]);
+  session_t *s = session_args(env, info, 2, argv, "retractBlock");
   if (s == NULL) return NULL;
   int64_t k = block_arg(env, s, argv[1]);
   if (k < 0) return NULL;

@@ -341,9 +341,19 @@ static slot_t *claim(napi_env env, session_t *s, napi_value idv, int *dropped) {
   return sl;
 }
 
-session_t *session_of(napi_env env, napi_value v) {
+int args_of(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *what) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= n) return 1;
+  char message[96];
+  snprintf(message, sizeof(message), "kheadersfs_fuse: %s needs %zu argument%s", what, n, n == 1 ? "" : "s");
+  napi_throw_type_error(env, NULL, message);
+  return 0;
+}
+
+session_t *session_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *what) {
   session_t *s = NULL;
-  if (napi_get_value_external(env, v, (void **) &s) != napi_ok || s == NULL)
+  if (!args_of(env, info, n, argv, what)) return NULL;
+  if (napi_get_value_external(env, argv[0], (void **) &s) != napi_ok || s == NULL)
     napi_throw_type_error(env, NULL, "kheadersfs_fuse: not a session");
   return s;
 }
@@ -362,14 +372,8 @@ void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mode, dou
 }
 
 #define ARGS(n)                                                                                            \
-  size_t argc = n;                                                                                         \
   napi_value argv[n];                                                                                      \
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                                        \
-  if (argc < n) {                                                                                          \
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: missing arguments");                              \
-    return NULL;                                                                                           \
-  }                                                                                                        \
-  session_t *s = session_of(env, argv[0]);                                                                 \
+  session_t *s = session_args(env, info, n, argv, "a reply");                                              \
   if (s == NULL) return NULL;                                                                              \
   int dropped;                                                                                             \
   slot_t *sl = claim(env, s, argv[1], &dropped);                                                           \
@@ -513,13 +517,8 @@ static void finalize_session(napi_env env, void *data, void *hint) {
  * thread. Throws when libfuse refuses (its reason is on stderr, the daemon's log).
  */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "kheadersfs_fuse: mount needs 6 arguments");
-    return NULL;
-  }
+  if (!args_of(env, info, 6, argv, "mount")) return NULL;
   char *mp = path_arg(env, argv[0]);
   if (mp == NULL) return NULL;
   char opts[1024];
@@ -617,10 +616,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
  * the OPEN and OPENDIR requests the kernel sent.
  */
 static napi_value stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session_t *s = session_of(env, argv[0]);
+  session_t *s = session_args(env, info, 1, argv, "stats");
   if (s == NULL) return NULL;
   pthread_mutex_lock(&s->lock);
   int in_use = s->in_use, peak = s->peak, waited = s->waited;
@@ -652,9 +649,8 @@ static napi_value stats(napi_env env, napi_callback_info info) {
  * locale. errno 0 is success; EBUSY means files are open.
  */
 static napi_value js_unmount(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!args_of(env, info, 2, argv, "unmount")) return NULL;
   char *mp = path_arg(env, argv[0]);
   if (mp == NULL) return NULL;
   bool lazy = false;

@@ -147,7 +147,10 @@ typedef struct {
   } while (0)
 napi_value number(napi_env env, double v);
 double arg_double(napi_env env, napi_value v);
-session_t *session_of(napi_env env, napi_value v);
+/** Fetches the `n` arguments of a call to `what` into argv; 0 (a TypeError thrown) when there are fewer. */
+int args_of(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *what);
+/** args_of, then the session its first argument is; NULL (a TypeError thrown) when either fails. */
+session_t *session_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *what);
 void fill_attr(session_t *s, struct stat *st, fuse_ino_t ino, uint32_t mode, double size);
 
 // answers.c: each returns 0 when JavaScript must answer instead.
