@@ -118,36 +118,40 @@ target_debs() {
   fi
   echo "$dir"
 }
+# dev_link DIR PKG SONAME LINK: DIR/lib holding LINK, the unversioned name the linker wants, to the
+# SONAME.* library PKG unpacked in DIR/x; prints DIR/lib. The packages' own links do not serve:
+# libfuse-dev is not downloaded, and liblzma-dev's link is absolute (/lib/TRIPLET/...).
+dev_link() {
+  local so
+  so=$(find "$1/x" -name "$3.*" -type f | head -n 1)
+  [ -n "$so" ] || die "$2:$DEB_ARCH has no $3.*"
+  mkdir -p "$1/lib"
+  ln -sfn "$so" "$1/lib/$4"
+  echo "$1/lib"
+}
 if [ "$ARCH" = amd64 ]; then
   PKG_CONFIG_LIBDIR_TARGET=
 else
   FUSE_DIR=$(target_debs libfuse2 "$LIBFUSE_VER" libfuse2)
-  so=$(find "$FUSE_DIR/x" -name 'libfuse.so.2.*' -type f | head -n 1)
-  [ -n "$so" ] || die "libfuse2:$DEB_ARCH has no libfuse.so.2.*"
-  # The linker wants libfuse.so, which only libfuse-dev has (the host's is used for the headers).
-  ln -sfn "$(basename "$so")" "$(dirname "$so")/libfuse.so"
+  FUSE_LIB=$(dev_link "$FUSE_DIR" libfuse2 libfuse.so.2 libfuse.so) || exit 1
   cat >"$PC/fuse.pc" <<EOF
 Name: fuse
 Description: libfuse2 for $DEB_ARCH (headers from the host's libfuse-dev)
 Version: ${LIBFUSE_VER%%-*}
-Libs: -L$(dirname "$so") -lfuse -pthread
+Libs: -L$FUSE_LIB -lfuse -pthread
 Cflags: -I/usr/include/fuse -D_FILE_OFFSET_BITS=64
 EOF
   # liblzma-dev:ARCH brings lzma.h and the liblzma.so link. Its headers are copied alone: -I/usr/include
   # would put the host's libc headers before the cross compiler's.
   LZMA_DIR=$(target_debs liblzma "$LIBLZMA_VER" liblzma5 liblzma-dev)
-  # Its liblzma.so is an absolute link (/lib/TRIPLET/liblzma.so.5.*): a link of our own to the library.
-  so=$(find "$LZMA_DIR/x" -name 'liblzma.so.5.*' -type f | head -n 1)
-  [ -n "$so" ] || die "liblzma5:$DEB_ARCH has no liblzma.so.5.*"
-  mkdir -p "$LZMA_DIR/lib"
-  ln -sfn "$so" "$LZMA_DIR/lib/liblzma.so"
+  LZMA_LIB=$(dev_link "$LZMA_DIR" liblzma5 liblzma.so.5 liblzma.so) || exit 1
   mkdir -p "$WORK/lzma-include"
   cp -r "$LZMA_DIR/x/usr/include/lzma.h" "$LZMA_DIR/x/usr/include/lzma" "$WORK/lzma-include/"
   cat >"$PC/liblzma.pc" <<EOF
 Name: liblzma
 Description: liblzma for $DEB_ARCH
 Version: ${LIBLZMA_VER%%-*}
-Libs: -L$LZMA_DIR/lib -llzma
+Libs: -L$LZMA_LIB -llzma
 Cflags: -I$WORK/lzma-include
 EOF
   PKG_CONFIG_LIBDIR_TARGET=$PC
